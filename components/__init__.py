@@ -1,0 +1,1 @@
+"""cdn-prefetch: keep declared CDN prefetch sets warm, and honest about it."""

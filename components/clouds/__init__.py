@@ -1,0 +1,1 @@
+"""Cloud adapters: one per CDN, all behind the small interface in ``base``."""

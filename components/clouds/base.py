@@ -1,0 +1,82 @@
+"""The one small interface every CDN adapter implements: quota, submit, history.
+
+Each cloud's quirks (time formats, status spellings, paging, filters) stay inside its adapter;
+what comes out is the shared status model, so reconcile logic never knows which cloud it is.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Iterator, Mapping, Optional, Sequence
+
+from ..status import Observation
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Live prefetch quota of one destination."""
+
+    batch: int       # most URLs one submit may carry
+    daily: int       # daily cap
+    available: int   # what is left today
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """One submit call: the task id, and which URLs the cloud refused at once (url -> reason)."""
+
+    task_id: str
+    accepted: tuple[str, ...]
+    rejected: Mapping[str, str] = field(default_factory=dict)
+
+
+class CloudError(Exception):
+    """A cloud call failed. The message names the cloud, the action and the cloud's code; never a credential."""
+
+    def __init__(self, cloud: str, action: str, code: str, message: str, request_id: Optional[str] = None):
+        self.cloud, self.action, self.code, self.request_id = cloud, action, code, request_id
+        suffix = f" (RequestId {request_id})" if request_id else ""
+        super().__init__(f"{cloud} {action} failed: {code}: {message}{suffix}")
+
+
+class MalformedResponse(CloudError):
+    """The cloud answered, but not in the documented shape."""
+
+    def __init__(self, cloud: str, action: str, field_name: str, detail: str):
+        super().__init__(cloud, action, "MalformedResponse", f"field {field_name}: {detail}")
+        self.field_name = field_name
+
+
+class CloudAdapter(ABC):
+    """Talks to one CDN on behalf of one destination scope (e.g. an EdgeOne zone)."""
+
+    cloud: str
+    #: Longest time span one history query may cover.
+    max_window: timedelta
+
+    @abstractmethod
+    def quota(self) -> Quota:
+        """Live batch size and remaining daily prefetch quota."""
+
+    @abstractmethod
+    def submit(self, urls: Sequence[str]) -> SubmitResult:
+        """Submit one batch (len(urls) <= quota().batch). Not idempotent: never call blindly twice."""
+
+    @abstractmethod
+    def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
+        """Every prefetch row created in [since, until], all pages, as normalised observations."""
+
+    def describe_scope(self) -> str:
+        """Short human name of the destination for messages, e.g. ``edgeone zone zone-abc``."""
+        return self.cloud
+
+
+def windows(since: datetime, until: datetime, span: timedelta) -> Iterator[tuple[datetime, datetime]]:
+    """Split [since, until] into consecutive windows of at most ``span`` (clouds cap query spans)."""
+    start = since
+    while start < until:
+        end = min(start + span, until)
+        yield start, end
+        start = end

@@ -1,0 +1,295 @@
+"""Load prefetch-set declarations (YAML/JSON), validate them against schemas/, normalise targets.
+
+Every problem in every file is collected and reported at once, each with file, line, JSON path,
+what is wrong and how to fix it, so a user fixes a broken declaration in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import jsonschema
+import yaml
+
+from .durations import parse_duration
+from .urls import InvalidUrl, normalize_url
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "prefetch-set.schema.json"
+DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
+# Clouds whose adapter ships in this version; the schema already describes all three.
+SUPPORTED_PROVIDERS = ("edgeone",)
+SCOPE_KEYS = {
+    "edgeone": ("zone", "mode"),
+    "tencent-cdn": ("area",),
+    "ucloud": ("domainId", "projectId"),
+}
+
+PathPart = Union[str, int]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one declaration file."""
+
+    file: str
+    line: Optional[int]
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class DeclarationError(Exception):
+    """Declarations are invalid; str() lists every problem, one per line, for the preview to print."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in prefetch-set declarations:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+
+
+@dataclass(frozen=True)
+class PrefetchSetDeclaration:
+    """A validated, normalised prefetch set."""
+
+    name: str
+    source: str
+    provider: str
+    scope: Mapping[str, str]
+    targets: tuple[str, ...]
+    freshness: str = "24h"
+    wait: str = "10m"
+    description: str = ""
+    duplicates: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def freshness_delta(self) -> timedelta:
+        return parse_duration(self.freshness)
+
+    @property
+    def wait_delta(self) -> timedelta:
+        return parse_duration(self.wait)
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    with SCHEMA_PATH.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def load_sets(sets_dir: Union[str, Path]) -> list[PrefetchSetDeclaration]:
+    """Load every declaration file in ``sets_dir`` (sorted by name); raise DeclarationError listing all problems."""
+    folder = Path(sets_dir)
+    if not folder.is_dir():
+        raise DeclarationError(
+            [Problem(str(folder), None, "", "the prefetch-sets folder does not exist; create it, or point "
+                     "stack config cdn-prefetch:setsDir at the folder that holds your sets")]
+        )
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in DECLARATION_SUFFIXES)
+    if not files:
+        raise DeclarationError(
+            [Problem(str(folder), None, "", "no prefetch sets found (*.yaml, *.yml, *.json); add one, e.g. "
+                     "copy the example in the README")]
+        )
+    problems: list[Problem] = []
+    sets: list[PrefetchSetDeclaration] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        decl, file_problems = parse_file(path)
+        problems.extend(file_problems)
+        if decl is None:
+            continue
+        if decl.name in seen:
+            problems.append(Problem(str(path), None, "name", f"set name {decl.name!r} is also used by "
+                                    f"{seen[decl.name]}; give each set a unique name"))
+            continue
+        seen[decl.name] = str(path)
+        sets.append(decl)
+    if problems:
+        raise DeclarationError(problems)
+    return sets
+
+
+def parse_file(path: Path) -> tuple[Optional[PrefetchSetDeclaration], list[Problem]]:
+    """Parse and validate one file; returns the declaration or the problems (never raises for bad content)."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Problem(file, None, "", f"cannot read the file ({exc}); save it as UTF-8 text")]
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        what = getattr(exc, "problem", None) or str(exc)
+        return None, [Problem(file, line, "", f"not valid YAML/JSON ({what}); fix the syntax at this line")]
+    return parse_document(data, node, file=file, default_name=path.stem)
+
+
+def parse_document(
+    data: Any, node: Optional[yaml.Node], *, file: str, default_name: str
+) -> tuple[Optional[PrefetchSetDeclaration], list[Problem]]:
+    """Validate one parsed document; ``node`` (the YAML node tree) supplies line numbers."""
+    lines = _LineFinder(node)
+    problems = [Problem(file, line, path, msg) for path, line, msg in lines.duplicate_keys()]
+    if data is None:
+        return None, problems + [Problem(file, 1, "", "the file is empty; a set needs at least provider and targets")]
+    if not isinstance(data, dict):
+        return None, problems + [Problem(file, lines.line(()), "", "a set must be a mapping of keys "
+                                         "(provider, targets, ...), not a list or a single value")]
+    validator = jsonschema.Draft202012Validator(load_schema())
+    for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
+        if error.validator in ("allOf", "if"):
+            continue  # their sub-errors are reported on their own
+        parts = tuple(error.absolute_path)
+        if error.validator == "additionalProperties":
+            allowed = ", ".join(sorted(k for k in load_schema()["properties"] if k != "$schema"))
+            for extra in sorted(set(error.instance) - set(load_schema()["properties"])):
+                key_path = parts + (extra,)
+                problems.append(Problem(file, lines.line(key_path), json_path(key_path),
+                                        f"unknown key {extra!r}; allowed keys are: {allowed}"))
+            continue
+        problems.append(Problem(file, lines.line(parts), json_path(parts), _message(error)))
+    if problems:
+        return None, sorted(problems, key=lambda p: p.line or 0)
+
+    provider = data["provider"]
+    if provider not in SUPPORTED_PROVIDERS:
+        return None, [Problem(file, lines.line(("provider",)), "provider",
+                              f"provider {provider!r} is not available in this version yet "
+                              f"(available: {', '.join(SUPPORTED_PROVIDERS)})")]
+    name = data.get("name", default_name)
+    if "name" not in data and not _valid_name(name):
+        problems.append(Problem(file, None, "name", f"the file name {default_name!r} is not a valid set name; "
+                                "add a 'name:' key (lower-case letters, digits, dashes)"))
+    targets: list[str] = []
+    duplicates: list[str] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(data.get("targets", [])):
+        try:
+            url = normalize_url(raw)
+        except InvalidUrl as exc:
+            problems.append(Problem(file, lines.line(("targets", index)), json_path(("targets", index)), str(exc)))
+            continue
+        if url in seen:
+            duplicates.append(url)
+            continue
+        seen.add(url)
+        targets.append(url)
+    if problems:
+        return None, problems
+    defaults = load_schema()["properties"]
+    scope = {key: str(data.get(key, defaults[key].get("default"))) for key in SCOPE_KEYS[provider]
+             if key in data or "default" in defaults[key]}
+    return PrefetchSetDeclaration(
+        name=name,
+        source=file,
+        provider=provider,
+        scope=scope,
+        targets=tuple(targets),
+        freshness=data.get("freshness", defaults["freshness"]["default"]),
+        wait=data.get("wait", defaults["wait"]["default"]),
+        description=data.get("description", ""),
+        duplicates=tuple(duplicates),
+    ), []
+
+
+def json_path(parts: Iterable[PathPart]) -> str:
+    """``("targets", 2)`` -> ``targets[2]``: the location format used in every message."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _valid_name(name: str) -> bool:
+    return bool(re.match(load_schema()["properties"]["name"]["pattern"], name))
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """Turn a jsonschema error into what is wrong + how to fix it, in the user's terms."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    hint = schema.get("description", "")
+    kind = error.validator
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        props = load_schema()["properties"]
+        return f"missing required key {missing!r}: {props.get(missing, {}).get('description', '')}".rstrip(": ")
+    if kind == "enum":
+        choices = ", ".join(str(c) for c in error.validator_value)
+        return f"{error.instance!r} is not allowed; use one of: {choices}"
+    if kind == "type":
+        return f"expected {error.validator_value}, got {_type_name(error.instance)}" + (f" ({hint})" if hint else "")
+    if kind == "pattern":
+        expected = hint[:1].lower() + hint[1:] if hint else f"text matching {error.validator_value}"
+        return f"{error.instance!r} is not valid; expected {expected.rstrip('.')}"
+    if error.schema is False or kind == "false":
+        key = error.absolute_path[-1] if error.absolute_path else "this key"
+        return f"key {key!r} does not apply to this provider; remove it"
+    return f"{error.message}" + (f" ({hint})" if hint else "")
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )
+
+
+class _LineFinder:
+    """Maps JSON paths to 1-based line numbers in the YAML node tree (JSON is YAML too)."""
+
+    def __init__(self, root: Optional[yaml.Node]):
+        self.root = root
+
+    def line(self, parts: Sequence[PathPart]) -> Optional[int]:
+        """Line of the deepest node on the path: a mapping entry's key, or a list item."""
+        node, found = self.root, self.root
+        if node is None:
+            return None
+        for part in parts:
+            child = None
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                        child, found = value, key
+                        break
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+                child = found = node.value[part]
+            if child is None:
+                break
+            node = child
+        return found.start_mark.line + 1
+
+    def duplicate_keys(self) -> list[tuple[str, int, str]]:
+        """YAML silently keeps the last of two equal keys; a declaration must not."""
+        out: list[tuple[str, int, str]] = []
+
+        def walk(node: yaml.Node, parts: tuple[PathPart, ...]) -> None:
+            if isinstance(node, yaml.MappingNode):
+                seen: set[str] = set()
+                for key, value in node.value:
+                    name = getattr(key, "value", None)
+                    if isinstance(name, str):
+                        if name in seen:
+                            out.append((json_path(parts + (name,)), key.start_mark.line + 1,
+                                        f"key {name!r} appears twice; keep one"))
+                        seen.add(name)
+                        walk(value, parts + (name,))
+            elif isinstance(node, yaml.SequenceNode):
+                for index, item in enumerate(node.value):
+                    walk(item, parts + (index,))
+
+        if self.root is not None:
+            walk(self.root, ())
+        return out

@@ -1,0 +1,85 @@
+"""Pure reconcile: declared targets + observed history -> per-target status + what to submit.
+
+No I/O here: the provider feeds it what the clouds said, so every rule is tested without servers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Iterable, Mapping, Sequence
+
+from .durations import format_duration
+from .status import Observation, TargetState, TargetStatus
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The reconcile result for one set on one destination."""
+
+    statuses: Mapping[str, TargetStatus]
+    to_submit: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def in_flight(self) -> list[str]:
+        return [u for u, s in self.statuses.items() if s.state.in_flight]
+
+    @property
+    def drifted(self) -> list[TargetStatus]:
+        return [s for s in self.statuses.values() if s.state is not TargetState.WARM]
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.drifted
+
+
+def latest_by_url(observations: Iterable[Observation]) -> dict[str, Observation]:
+    """Keep, per URL, the most recently created task (ties: the later-changed row wins).
+
+    The newest task decides: a failure followed by a successful retry is warm, and a success
+    followed by a failed re-prefetch is failed.
+    """
+    latest: dict[str, Observation] = {}
+    for obs in observations:
+        best = latest.get(obs.url)
+        if best is None or (obs.created, obs.at) > (best.created, best.at):
+            latest[obs.url] = obs
+    return latest
+
+
+def assess(
+    targets: Iterable[str],
+    observations: Iterable[Observation],
+    *,
+    now: datetime,
+    freshness: timedelta,
+) -> dict[str, TargetStatus]:
+    """Verdict per declared target, in declaration order; observations of other URLs are ignored."""
+    latest = latest_by_url(observations)
+    result: dict[str, TargetStatus] = {}
+    for url in targets:
+        obs = latest.get(url)
+        if obs is None:
+            result[url] = TargetStatus(url, TargetState.MISSING, reason="never submitted")
+            continue
+        state = obs.state
+        reason = obs.reason
+        if state is TargetState.WARM and now - obs.at > freshness:
+            state = TargetState.EXPIRED
+            reason = f"last warmed more than {format_duration(freshness)} ago"
+        result[url] = TargetStatus(url, state, obs.task_id, obs.at, reason, obs.raw_status)
+    return result
+
+
+def plan(
+    targets: Sequence[str],
+    observations: Iterable[Observation],
+    *,
+    now: datetime,
+    freshness: timedelta,
+) -> Plan:
+    """Assess, then choose exactly the targets that need a new task (never one still in flight)."""
+    statuses = assess(targets, observations, now=now, freshness=freshness)
+    to_submit = tuple(u for u, s in statuses.items() if s.state.needs_submit)
+    return Plan(statuses, to_submit)
+

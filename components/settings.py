@@ -1,0 +1,111 @@
+"""The provider's config contract: endpoints per cloud and credentials, from stack config or the environment.
+
+Read in the dynamic provider's ``configure()`` (the engine sends it the whole stack config), never
+passed as resource inputs, so credentials stay out of state, outputs and logs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+from urllib.parse import urlsplit
+
+PROJECT = "cdn-prefetch"
+CLOUDS = ("edgeone", "tencent-cdn", "ucloud")
+SANDBOX = "sandbox"
+DEFAULT_SANDBOX_DB = ".sandbox/sandbox.db"
+
+
+class ConfigError(ValueError):
+    """Stack config is wrong; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a cloud's API is: the real cloud (default), the embedded sandbox, or an explicit URL."""
+
+    kind: str                 # "default" | "sandbox" | "url"
+    scheme: str = "https"
+    netloc: str = ""          # host[:port] for "url"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.netloc}"
+
+
+@dataclass(frozen=True)
+class TencentCredentials:
+    """SecretId/SecretKey(/token). repr hides the secret parts so they never reach a log or error."""
+
+    secret_id: str
+    secret_key: str = field(repr=False)
+    token: Optional[str] = field(default=None, repr=False)
+    source: str = "config"
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    endpoints: Mapping[str, Endpoint]
+    tencent: Optional[TencentCredentials]
+    sandbox_db: str = DEFAULT_SANDBOX_DB
+
+    def endpoint(self, cloud: str) -> Endpoint:
+        return self.endpoints.get(cloud, Endpoint("default"))
+
+
+def parse_endpoint(key: str, value: object) -> Endpoint:
+    """``sandbox`` or an http(s) URL; anything else is a config error naming the key."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"stack config {key} must be 'sandbox' or a URL such as http://127.0.0.1:8787")
+    text = value.strip()
+    if text == SANDBOX:
+        return Endpoint(SANDBOX)
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(
+            f"stack config {key} = {text!r} is not an endpoint; use 'sandbox' or a URL such as "
+            "http://127.0.0.1:8787 (scheme, host and port only)"
+        )
+    return Endpoint("url", parts.scheme, parts.netloc)
+
+
+def settings_from_config(get: Callable[[str], Optional[str]], env: Mapping[str, str]) -> ProviderSettings:
+    """Build settings from namespaced config keys (``get("cdn-prefetch:endpoints")``) and the environment."""
+    endpoints: dict[str, Endpoint] = {}
+    raw = get(f"{PROJECT}:endpoints")
+    if raw not in (None, ""):
+        try:
+            table = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            table = raw
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"stack config {PROJECT}:endpoints must be a map from cloud ({', '.join(CLOUDS)}) to "
+                "'sandbox' or a URL"
+            )
+        for cloud, value in table.items():
+            if cloud not in CLOUDS:
+                raise ConfigError(
+                    f"stack config {PROJECT}:endpoints has unknown cloud {cloud!r}; use {', '.join(CLOUDS)}"
+                )
+            endpoints[cloud] = parse_endpoint(f"{PROJECT}:endpoints.{cloud}", value)
+    secret_id = get("tencentcloud:secretId")
+    secret_key = get("tencentcloud:secretKey")
+    token = get("tencentcloud:securityToken") or None
+    source = "config"
+    if not (secret_id or secret_key):
+        secret_id, secret_key = env.get("TENCENTCLOUD_SECRET_ID"), env.get("TENCENTCLOUD_SECRET_KEY")
+        token = env.get("TENCENTCLOUD_SECURITY_TOKEN") or None
+        source = "environment"
+    tencent = None
+    if secret_id or secret_key:
+        if not (secret_id and secret_key):
+            missing = "secretKey" if secret_id else "secretId"
+            raise ConfigError(
+                f"Tencent Cloud credentials from the {source} are incomplete: {missing} is missing; set "
+                "both tencentcloud:secretId and tencentcloud:secretKey (pulumi config set --secret ...) "
+                "or both TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+            )
+        tencent = TencentCredentials(secret_id.strip(), secret_key.strip(), token, source)
+    return ProviderSettings(endpoints, tencent, get(f"{PROJECT}:sandboxDb") or DEFAULT_SANDBOX_DB)

@@ -1,0 +1,111 @@
+"""One status model for every cloud, and the plain words a reviewer reads in a preview."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Optional
+
+
+class TargetState(str, Enum):
+    """Where a declared target stands. Only WARM is in sync; every other state is drift."""
+
+    QUEUED = "queued"        # accepted by the cloud, not started
+    RUNNING = "running"      # prefetch in progress
+    WARM = "warm"            # last prefetch succeeded within the set's freshness
+    FAILED = "failed"        # last prefetch failed, was canceled, rejected, or the origin answered 4xx/5xx
+    TIMED_OUT = "timed_out"  # last prefetch timed out at the cloud
+    EXPIRED = "expired"      # last success is older than the set's freshness
+    MISSING = "missing"      # never submitted (no task found in history or state)
+    UNKNOWN = "unknown"      # the cloud answered a status we do not recognise (raw value kept)
+
+    @property
+    def in_flight(self) -> bool:
+        """A task is still working on it: submitting again would duplicate it."""
+        return self in (TargetState.QUEUED, TargetState.RUNNING)
+
+    @property
+    def needs_submit(self) -> bool:
+        """`up` re-submits exactly these. UNKNOWN is included: we cannot prove it warm."""
+        return self in (
+            TargetState.FAILED,
+            TargetState.TIMED_OUT,
+            TargetState.EXPIRED,
+            TargetState.MISSING,
+            TargetState.UNKNOWN,
+        )
+
+
+ALL_STATES: tuple[TargetState, ...] = tuple(TargetState)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One history row about one URL, already normalised by a cloud adapter."""
+
+    url: str
+    task_id: str
+    state: TargetState
+    created: datetime
+    updated: Optional[datetime] = None
+    reason: Optional[str] = None
+    raw_status: Optional[str] = None
+
+    @property
+    def at(self) -> datetime:
+        """When the row last changed: the finish time for finished tasks."""
+        return self.updated or self.created
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """The verdict on one declared target."""
+
+    url: str
+    state: TargetState
+    task_id: Optional[str] = None
+    at: Optional[datetime] = None
+    reason: Optional[str] = None
+    raw_status: Optional[str] = None
+
+    def describe(self) -> str:
+        """Plain words for previews and reports, e.g. ``failed: origin returned HTTP 502 (task j1, 2026-11-23 10:00:00Z)``."""
+        if self.state is TargetState.WARM:
+            return "warm"
+        words = {
+            TargetState.QUEUED: "queued",
+            TargetState.RUNNING: "running",
+            TargetState.FAILED: "failed",
+            TargetState.TIMED_OUT: "timed out",
+            TargetState.EXPIRED: "expired",
+            TargetState.MISSING: "missing",
+            TargetState.UNKNOWN: "unknown",
+        }[self.state]
+        detail = self.reason
+        if self.state is TargetState.UNKNOWN and self.raw_status is not None:
+            detail = f"cloud reported status {self.raw_status!r}" + (f", {self.reason}" if self.reason else "")
+        context = []
+        if self.task_id:
+            context.append(f"task {self.task_id}")
+        if self.at is not None:
+            context.append(format_time(self.at))
+        text = words
+        if detail:
+            text += f": {detail}"
+        if context:
+            text += f" ({', '.join(context)})"
+        return text
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, second precision, ISO 8601 with Z: the one time format of outputs and previews."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Inverse of format_time (accepts any ISO 8601 with offset or Z)."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value

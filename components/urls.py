@@ -1,0 +1,41 @@
+"""URL normalisation: one spelling per target, so duplicates collapse and history rows match."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class InvalidUrl(ValueError):
+    """A declared target that cannot be prefetched; the message says why and how to fix it."""
+
+
+def normalize_url(raw: str) -> str:
+    """Lower-case scheme and host, drop userinfo, fragment and default port; keep path and query.
+
+    Prefetch APIs key their history by the URL string, so two spellings of one object would be
+    two targets; normalising both the declaration and the history rows makes them meet.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidUrl("empty URL; give a full http:// or https:// URL")
+    text = raw.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidUrl(f"{text!r} is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise InvalidUrl(
+            f"{text!r} is not an http(s) URL; CDN prefetch only takes http:// or https:// URLs"
+        )
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise InvalidUrl(f"{text!r} has no host; write it as https://host/path")
+    if any(c.isspace() for c in text):
+        raise InvalidUrl(f"{text!r} contains whitespace; percent-encode it (space is %20)")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
