@@ -150,8 +150,8 @@ def parse_document(
                                          "(provider, targets, ...), not a list or a single value")]
     validator = jsonschema.Draft202012Validator(load_schema())
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        if error.validator in ("allOf", "if"):
-            continue  # their sub-errors are reported on their own
+        if error.validator in ("allOf", "if", None, "false"):
+            continue  # sub-errors are reported on their own; misplaced scope keys just below
         parts = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = ", ".join(sorted(k for k in load_schema()["properties"] if k != "$schema"))
@@ -161,10 +161,15 @@ def parse_document(
                                         f"unknown key {extra!r}; allowed keys are: {allowed}"))
             continue
         problems.append(Problem(file, lines.line(parts), json_path(parts), _message(error)))
+    provider = data.get("provider")
+    if provider in SCOPE_KEYS:
+        foreign = {k for other, keys in SCOPE_KEYS.items() if other != provider for k in keys} - set(SCOPE_KEYS[provider])
+        for key in sorted(foreign & set(data)):
+            problems.append(Problem(file, lines.line((key,)), key,
+                                    f"key {key!r} does not apply to provider {provider}; remove it"))
     if problems:
         return None, sorted(problems, key=lambda p: p.line or 0)
 
-    provider = data["provider"]
     if provider not in SUPPORTED_PROVIDERS:
         return None, [Problem(file, lines.line(("provider",)), "provider",
                               f"provider {provider!r} is not available in this version yet "
@@ -234,9 +239,6 @@ def _message(error: jsonschema.ValidationError) -> str:
     if kind == "pattern":
         expected = hint[:1].lower() + hint[1:] if hint else f"text matching {error.validator_value}"
         return f"{error.instance!r} is not valid; expected {expected.rstrip('.')}"
-    if error.schema is False or kind == "false":
-        key = error.absolute_path[-1] if error.absolute_path else "this key"
-        return f"key {key!r} does not apply to this provider; remove it"
     return f"{error.message}" + (f" ({hint})" if hint else "")
 
 

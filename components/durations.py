@@ -25,12 +25,16 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """Inverse of parse_duration, for messages (``timedelta(hours=24)`` -> ``24h``)."""
+    """Inverse of parse_duration, for messages (``timedelta(hours=24)`` -> ``24h``, 7 days -> ``7d``).
+
+    Days are used only from two days up, because people write a day as ``24h``.
+    """
     seconds = int(delta.total_seconds())
     if seconds == 0:
         return "0s"
     parts = []
-    for unit, size in _UNITS.items():
+    units = _UNITS if seconds >= 2 * _UNITS["d"] else {k: v for k, v in _UNITS.items() if k != "d"}
+    for unit, size in units.items():
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count}{unit}")

@@ -1,0 +1,130 @@
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from components.declarations import DeclarationError, load_schema, load_sets
+
+GOOD = """\
+provider: edgeone
+zone: zone-abc123
+targets:
+  - https://static.example.com/a.js
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(folder: Path) -> list:
+    with pytest.raises(DeclarationError) as info:
+        load_sets(folder)
+    return info.value.problems
+
+
+def test_schema_is_valid_draft_2020_12():
+    jsonschema.Draft202012Validator.check_schema(load_schema())
+    assert load_schema()["$schema"].endswith("2020-12/schema")
+
+
+def test_valid_set_is_normalised_with_defaults(tmp_path):
+    write(tmp_path, "site.yaml", GOOD + "  - HTTPS://Static.Example.com/a.js#top\n  - https://static.example.com/b.js\n")
+    [decl] = load_sets(tmp_path)
+    assert decl.name == "site"
+    assert decl.provider == "edgeone"
+    assert decl.scope == {"zone": "zone-abc123", "mode": "default"}
+    assert decl.targets == ("https://static.example.com/a.js", "https://static.example.com/b.js")
+    assert decl.duplicates == ("https://static.example.com/a.js",)
+    assert (decl.freshness, decl.wait) == ("24h", "10m")
+
+
+def test_json_declarations_are_accepted(tmp_path):
+    write(tmp_path, "api.json", json.dumps({"name": "api", "provider": "edgeone", "zone": "zone-x1",
+                                            "targets": ["https://api.example.com/v1/spec.json"], "wait": "0s"}))
+    [decl] = load_sets(tmp_path)
+    assert decl.name == "api" and decl.wait == "0s"
+
+
+def test_three_mistakes_give_three_messages_with_file_and_line(tmp_path):
+    path = write(tmp_path, "broken.yaml", """\
+provider: edgeone
+zone: zone-abc123
+targets:
+  - https://static.example.com/a.js
+  - ftp://static.example.com/b.js
+freshness: 24 hours
+colour: blue
+""")
+    problems = problems_of(tmp_path)
+    assert len(problems) == 3
+    by_path = {p.path: p for p in problems}
+    assert set(by_path) == {"targets[1]", "freshness", "colour"}
+    assert all(p.file == str(path) for p in problems)
+    assert by_path["targets[1]"].line == 5 and "http" in by_path["targets[1]"].message
+    assert by_path["freshness"].line == 6 and "24h" in by_path["freshness"].message
+    assert by_path["colour"].line == 7 and "unknown key 'colour'" in by_path["colour"].message
+    text = str(DeclarationError(problems))
+    assert text.startswith("3 problems in prefetch-set declarations:")
+    assert f"{path}:5: targets[1]:" in text and "Traceback" not in text
+
+
+def test_problems_from_every_file_are_reported_together(tmp_path):
+    write(tmp_path, "a.yaml", "provider: edgeone\ntargets: [https://x.example.com/]\n")
+    write(tmp_path, "b.yaml", "provider: akamai\nzone: zone-a\ntargets: []\n")
+    problems = problems_of(tmp_path)
+    assert [(Path(p.file).name, p.path) for p in problems] == [("a.yaml", ""), ("b.yaml", "provider")]
+    assert "missing required key 'zone'" in problems[0].message
+    assert "use one of: edgeone, tencent-cdn, ucloud" in problems[1].message
+
+
+def test_scope_keys_of_another_provider_are_refused(tmp_path):
+    write(tmp_path, "x.yaml", GOOD + "area: overseas\n")
+    [problem] = problems_of(tmp_path)
+    assert problem.path == "area" and "does not apply" in problem.message and problem.line == 5
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    write(tmp_path, "x.yaml", "provider: edgeone\ntargets:\n  - [unclosed\n")
+    [problem] = problems_of(tmp_path)
+    assert problem.line is not None and "not valid YAML" in problem.message
+
+
+def test_duplicate_yaml_keys_are_an_error_not_silently_last_wins(tmp_path):
+    write(tmp_path, "x.yaml", GOOD + "zone: zone-other\n")
+    [problem] = problems_of(tmp_path)
+    assert problem.path == "zone" and problem.line == 5 and "appears twice" in problem.message
+
+
+def test_set_names_must_be_unique_across_files(tmp_path):
+    write(tmp_path, "a.yaml", "name: web\n" + GOOD)
+    write(tmp_path, "b.yaml", "name: web\n" + GOOD)
+    [problem] = problems_of(tmp_path)
+    assert "also used by" in problem.message and problem.file.endswith("b.yaml")
+
+
+def test_missing_folder_and_empty_folder_say_what_to_do(tmp_path):
+    [missing] = problems_of(tmp_path / "nope")
+    assert "does not exist" in missing.message and "cdn-prefetch:setsDir" in missing.message
+    [empty] = problems_of(tmp_path)
+    assert "no prefetch sets found" in empty.message
+
+
+def test_document_that_is_not_a_mapping(tmp_path):
+    write(tmp_path, "x.yaml", "- https://a.example.com/\n")
+    [problem] = problems_of(tmp_path)
+    assert "must be a mapping" in problem.message and problem.line == 1
+
+
+def test_provider_not_yet_shipped_is_a_clear_error(tmp_path):
+    write(tmp_path, "x.yaml", "provider: ucloud\ndomainId: ucdn-abc\ntargets: [https://a.example.com/x]\n")
+    [problem] = problems_of(tmp_path)
+    assert "not available in this version" in problem.message and problem.line == 1
+
+
+def test_example_set_in_the_repo_is_valid():
+    sets = load_sets(Path(__file__).resolve().parent.parent / "prefetch-sets")
+    assert sets and all(s.targets for s in sets)
