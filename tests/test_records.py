@@ -1,0 +1,73 @@
+from datetime import datetime, timedelta, timezone
+
+from components.reconcile import plan
+from components.records import (
+    DRIFTED_LIST_LIMIT,
+    SetInputs,
+    audit_entry,
+    build_outputs,
+    prior_observations,
+    refreshed_inputs,
+    targets_digest,
+)
+from components.status import Observation, TargetState
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+A, B, C = (f"https://cdn.example.com/{x}.js" for x in "abc")
+INPUTS = SetInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"}, (A, B, C), "24h", "10m")
+
+
+def sample_plan():
+    rows = [Observation(A, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4)),
+            Observation(B, "j1", TargetState.FAILED, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+                        "originPullFailed: origin returned HTTP 502")]
+    return plan(INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24))
+
+
+def test_inputs_mark_every_target_warm_as_the_desired_state():
+    assert INPUTS.to_props()["targets"] == {A: "warm", B: "warm", C: "warm"}
+    assert SetInputs.from_props(INPUTS.to_props()) == INPUTS
+
+
+def test_refreshed_inputs_differ_from_desired_only_at_drifted_targets():
+    live = refreshed_inputs(INPUTS, sample_plan())
+    desired = INPUTS.to_props()
+    changed = {k for k in desired["targets"] if live["targets"][k] != desired["targets"][k]}
+    assert changed == {B, C}
+    assert live["targets"][B] == "failed: originPullFailed: origin returned HTTP 502 (task j1, 2026-11-23T11:56:00Z)"
+    assert live["targets"][C] == "missing: never submitted"
+    assert {k: v for k, v in live.items() if k != "targets"} == {k: v for k, v in desired.items() if k != "targets"}
+
+
+def test_outputs_summarise_counts_ratio_and_drift():
+    outs = build_outputs(INPUTS, sample_plan(), verified_at=NOW, submitted=[{"task_id": "j1", "at": "x", "count": 3}])
+    summary = outs["summary"]
+    assert summary["total"] == 3 and summary["counts"]["warm"] == 1 and summary["counts"]["failed"] == 1
+    assert summary["counts"]["missing"] == 1 and summary["warm_ratio"] == 0.3333 and summary["in_sync"] is False
+    assert summary["verified_at"] == "2026-11-23T12:00:00Z"
+    assert summary["digest"] == targets_digest([C, A, B])
+    assert [d["url"] for d in outs["drifted"]] == [B, C] and outs["drifted_total"] == 2
+    assert outs["observed"][B][:2] == ["failed", "j1"] and C not in outs["observed"]
+
+
+def test_drift_list_is_bounded_but_the_total_is_not():
+    targets = tuple(f"https://cdn.example.com/{i}" for i in range(DRIFTED_LIST_LIMIT + 5))
+    inputs = SetInputs("big", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "0s")
+    outs = build_outputs(inputs, plan(targets, [], now=NOW, freshness=timedelta(hours=1)), verified_at=NOW, submitted=[])
+    assert len(outs["drifted"]) == DRIFTED_LIST_LIMIT and outs["drifted_total"] == DRIFTED_LIST_LIMIT + 5
+
+
+def test_prior_observations_round_trip_and_skip_garbage():
+    outs = build_outputs(INPUTS, sample_plan(), verified_at=NOW, submitted=[])
+    outs["observed"]["https://junk"] = ["not-a-state", "x", "y"]
+    prior = {o.url: o for o in prior_observations(outs)}
+    assert set(prior) == {A, B}
+    assert prior[B].state is TargetState.FAILED and prior[B].task_id == "j1"
+
+
+def test_audit_entry_collects_every_task_id_once():
+    outs = build_outputs(INPUTS, sample_plan(), verified_at=NOW,
+                         submitted=[{"task_id": "j1", "at": "t", "count": 2}, {"task_id": "j0", "at": "t", "count": 1}])
+    entry = audit_entry(outs)
+    assert entry["provider"] == "edgeone" and entry["scope"] == {"zone": "zone-a", "mode": "default"}
+    assert entry["task_ids"] == ["j1", "j0"]

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from components.settings import ConfigError, TencentCredentials, parse_endpoint, settings_from_config
+
+
+def getter(table):
+    return lambda key: table.get(key)
+
+
+def test_endpoints_accept_sandbox_and_urls():
+    settings = settings_from_config(getter({"cdn-prefetch:endpoints": json.dumps(
+        {"edgeone": "sandbox", "tencent-cdn": "http://127.0.0.1:8787", "ucloud": "https://api.ucloud.cn"})}), {})
+    assert settings.endpoint("edgeone").kind == "sandbox"
+    assert (settings.endpoint("tencent-cdn").scheme, settings.endpoint("tencent-cdn").netloc) == ("http", "127.0.0.1:8787")
+    assert settings.endpoint("ucloud").url == "https://api.ucloud.cn"
+
+
+def test_no_endpoint_means_the_real_cloud():
+    assert settings_from_config(getter({}), {}).endpoint("edgeone").kind == "default"
+
+
+@pytest.mark.parametrize("table, words", [
+    ({"cdn-prefetch:endpoints": json.dumps({"akamai": "sandbox"})}, "unknown cloud 'akamai'"),
+    ({"cdn-prefetch:endpoints": json.dumps({"edgeone": "ftp://x"})}, "cdn-prefetch:endpoints.edgeone"),
+    ({"cdn-prefetch:endpoints": json.dumps({"edgeone": "http://h:1/some/path"})}, "scheme, host and port only"),
+    ({"cdn-prefetch:endpoints": "[1, 2]"}, "must be a map"),
+    ({"tencentcloud:secretId": "id-only"}, "secretKey is missing"),
+])
+def test_config_mistakes_name_the_key_and_the_fix(table, words):
+    with pytest.raises(ConfigError, match=words):
+        settings_from_config(getter(table), {})
+
+
+def test_credentials_from_config_win_over_environment():
+    settings = settings_from_config(getter({"tencentcloud:secretId": "cfg-id", "tencentcloud:secretKey": "cfg-key"}),
+                                    {"TENCENTCLOUD_SECRET_ID": "env-id", "TENCENTCLOUD_SECRET_KEY": "env-key"})
+    assert (settings.tencent.secret_id, settings.tencent.source) == ("cfg-id", "config")
+
+
+def test_credentials_fall_back_to_environment():
+    settings = settings_from_config(getter({}), {"TENCENTCLOUD_SECRET_ID": "env-id", "TENCENTCLOUD_SECRET_KEY": "env-key",
+                                                 "TENCENTCLOUD_SECURITY_TOKEN": "tok"})
+    assert (settings.tencent.secret_id, settings.tencent.token, settings.tencent.source) == ("env-id", "tok", "environment")
+
+
+def test_secret_parts_never_show_in_repr():
+    creds = TencentCredentials("visible-id", "very-secret-key", "very-secret-token")
+    assert "very-secret" not in repr(creds) and "visible-id" in repr(creds)
+
+
+def test_bare_host_port_is_https():
+    assert parse_endpoint("k", "teo.intl.tencentcloudapi.com").url == "https://teo.intl.tencentcloudapi.com"
