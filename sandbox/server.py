@@ -1,0 +1,265 @@
+"""The HTTP side: a threaded server on loopback that parses, dispatches, logs and answers.
+
+Every answer is HTTP 200 with `Content-Type: application/json` exactly: the Tencent SDK only looks
+for `Response.Error` under that exact value (cdn-apis.md §5.1), and a non-200 would surface as an
+opaque `ServerNetworkError`. Unexpected crashes become an `InternalError` body, never a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import sys
+import threading
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Callable, Mapping
+
+from . import tencent, teo
+from .store import SandboxStore
+from .wire import Env, HttpRequest, Reply
+
+SANDBOX_SECRET_ID = "sandbox-secret-id"
+SANDBOX_SECRET_KEY = "sandbox-secret-key"
+"""The built-in credential pair. Deliberately unlike a real `AKID...` key, so it is never mistaken for one."""
+
+TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (teo.SERVICE,)}
+"""Emulated Tencent services by credential-scope name. A new service is one module + one entry here."""
+
+PROTOCOLS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest, Env], Reply]]] = [
+    (tencent.claims, lambda req, env: tencent.handle(req, env, TENCENT_SERVICES)),
+    # UCloud (form body with `Action` + `PublicKey`, SHA1 `Signature`) will be a second entry.
+]
+"""Wire protocols, tried in order; the first whose `claims` accepts a request handles it."""
+
+
+def _check_loopback(host: str) -> None:
+    """The sandbox accepts the well-known credential pair: it must never be reachable from outside."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the sandbox only binds loopback addresses (127.0.0.1, ::1, localhost); got {host!r}")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], env: Env) -> None:
+        self.env = env
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def close_connections(self) -> None:
+        """Drop idle keep-alive connections so a stopped sandbox really stops answering."""
+        with self.connections_lock:
+            for conn in list(self.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the SDK reuses its connection
+    disable_nagle_algorithm = True  # else headers + body in two writes cost a 40 ms delayed ACK
+    server_version = "cdn-prefetch-sandbox"
+    timeout = 60  # idle keep-alive connections are closed after this
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        """Quiet: the request log in SQLite is the record (`python -m sandbox log`)."""
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        env = self.server.env
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        if chunked or length < 0 or length > tencent.MAX_BODY_BYTES:
+            self.close_connection = True  # we will not read the body, so the stream is unusable
+            if length > tencent.MAX_BODY_BYTES:
+                reply = _error_reply("RequestSizeLimitExceeded", f"The request body exceeds {tencent.MAX_BODY_BYTES} bytes.")
+            else:
+                reply = _error_reply("InvalidParameter", "Send the body with a valid Content-Length (no chunked encoding).")
+        else:
+            body = self.rfile.read(length) if length else b""
+            path, _, query = self.path.partition("?")
+            req = HttpRequest(
+                method=self.command,
+                path=path,
+                query=query,
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+                client=self.client_address[0],
+            )
+            try:
+                reply = self._dispatch(req, env)
+            except Exception:  # a sandbox bug: answer like the cloud would, keep the trace for us
+                traceback.print_exc(file=sys.stderr)
+                reply = _error_reply("InternalError", "Internal error in the sandbox (see its stderr).")
+                reply.action = req.headers.get("x-tc-action")
+        try:
+            env.store.log_request(
+                service=reply.service, action=reply.action, params=reply.params,
+                error_code=reply.error_code, error_message=reply.error_message,
+                request_id=reply.request_id, method=self.command, secret_id=reply.secret_id,
+            )
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+        self._send(reply)
+
+    @staticmethod
+    def _dispatch(req: HttpRequest, env: Env) -> Reply:
+        for claims, handle in PROTOCOLS:
+            if claims(req):
+                return handle(req, env)
+        # Nothing recognisable: answer as API 3.0 would (an Authorization error), not with a 404.
+        return PROTOCOLS[0][1](req, env)
+
+    def _send(self, reply: Reply) -> None:
+        payload = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")  # exactly this; see module docstring
+        self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed HTTP or an unsupported method: still answer 200 + JSON, like the gateway."""
+        self.close_connection = True
+        self._send(_error_reply("UnsupportedRequestMethod" if code == 501 else "InvalidParameter",
+                                message or f"HTTP error {code}"))
+
+
+def _error_reply(code: str, message: str) -> Reply:
+    request_id = str(uuid.uuid4())
+    return Reply(body=tencent.error_body(code, message, request_id), request_id=request_id,
+                 error_code=code, error_message=message)
+
+
+class Sandbox:
+    """A local emulator of the cloud prefetch APIs, serving in a daemon thread.
+
+    Usage: `with Sandbox(tmp_path / "sb.db") as sb:` then point the SDK at it with
+    `HttpProfile(protocol="http", endpoint=sb.endpoint)` and the SANDBOX_SECRET_* pair.
+    Port 0 (the default) picks a free port; `sb.store` steers it (rules, settings, log).
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        credentials: dict[str, str] | None = None,
+        progress_seconds: float | None = None,
+    ) -> None:
+        _check_loopback(host)
+        self.host = host
+        self._requested_port = int(port)
+        self.store = SandboxStore(db_path)
+        self.credentials = dict(credentials) if credentials is not None else {SANDBOX_SECRET_ID: SANDBOX_SECRET_KEY}
+        if progress_seconds is not None:
+            # Settings live in the db so another process (or the CLI) sees and can change them.
+            self.store.set_setting("progress_seconds", progress_seconds)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Sandbox:
+        if self._server is not None:
+            return self
+        env = Env(store=self.store, credentials=self.credentials)
+        self._server = _Server((self.host, self._requested_port), env)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"sandbox:{self.port}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the CLI's `serve`)."""
+        self.start()
+        assert self._thread is not None
+        try:
+            while self._thread.is_alive():
+                self._thread.join(timeout=0.5)
+        finally:
+            self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def port(self) -> int:
+        if self._server is not None:
+            return int(self._server.server_address[1])
+        if self._requested_port:
+            return self._requested_port
+        raise RuntimeError("the sandbox is not started, so its ephemeral port is not known yet")
+
+    @property
+    def endpoint(self) -> str:
+        """host:port without a scheme, as the Tencent SDK's HttpProfile(endpoint=...) wants it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self.running else "stopped"
+        return f"Sandbox({self.store.path!r}, {where})"

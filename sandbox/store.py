@@ -1,0 +1,515 @@
+"""SQLite persistence for the sandbox: tasks, rules, settings, quota usage and the request log.
+
+Everything lives in one file so that a test (or the CLI) can steer a sandbox running inside another
+process, e.g. the one the Pulumi provider host starts, just by opening the same path. Every
+operation opens its own short-lived connection: that is safe across threads and processes (WAL +
+busy timeout) and keeps no state that could go stale between processes.
+
+Task status is not stored: it is computed from time (`processing` until `finish`, then the outcome
+fixed at creation), so progress needs no background worker and survives restarts for free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+OUTCOMES: tuple[str, ...] = ("success", "failed", "timeout", "canceled", "rejected")
+"""What a rule can make of a target. `rejected` = refused at submit time (FailedList), no task."""
+
+DEFAULT_FAILURES: dict[str, tuple[str, str]] = {
+    # outcome -> (FailType, FailMessage); FailType values are the ones EdgeOne documents.
+    "failed": ("originPullFailed", "origin returned HTTP 502"),
+    "timeout": ("taskFailed", "prefetch timed out"),
+    "canceled": ("taskFailed", "prefetch task canceled"),
+    "rejected": ("", "target rejected by a sandbox rule"),
+}
+
+BEIJING_OFFSET_SECONDS = 8 * 3600  # daily quotas reset at midnight UTC+8
+
+
+@dataclass(frozen=True)
+class _Setting:
+    kind: Callable[[Any], float | int]
+    default: float | int
+    minimum: float
+    help: str
+
+
+SETTINGS: dict[str, _Setting] = {
+    "progress_seconds": _Setting(float, 1.0, 0.0, "seconds a new task stays `processing`"),
+    "prefetch_batch": _Setting(int, 1000, 1, "most targets accepted in one submit"),
+    "prefetch_daily": _Setting(int, 10000, 0, "targets accepted per zone per Beijing-time day"),
+    "rate_limit_per_second": _Setting(int, 20, 1, "requests per (secret id, service, action) per second"),
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL,            -- "teo", later "cdn", "ucdn"
+    scope TEXT NOT NULL,              -- what quotas and queries are per: ZoneId, area, DomainId
+    kind TEXT NOT NULL,               -- "prefetch" (room for "purge")
+    job_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    host TEXT NOT NULL,               -- lowercase hostname of target, for domain filters
+    created REAL NOT NULL,
+    finish REAL NOT NULL,             -- `processing` until then, then `outcome`
+    outcome TEXT NOT NULL,
+    fail_type TEXT NOT NULL,
+    fail_message TEXT NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}'  -- service-specific fields (JSON)
+);
+CREATE INDEX IF NOT EXISTS tasks_by_scope ON tasks (service, scope, created);
+CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks (service, job_id);
+CREATE TABLE IF NOT EXISTS rules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pattern TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    fail_type TEXT,
+    fail_message TEXT,
+    delay_seconds REAL
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL, scope TEXT NOT NULL, kind TEXT NOT NULL,
+    at REAL NOT NULL, count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_by_scope ON usage (service, scope, kind, at);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    service TEXT, action TEXT, method TEXT, secret_id TEXT,
+    params TEXT,                      -- JSON of the decoded parameters, NULL if undecodable
+    error_code TEXT, error_message TEXT,
+    request_id TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A steering rule: targets matching `pattern` (fnmatch, case-sensitive) get `outcome`."""
+
+    id: int
+    pattern: str
+    outcome: str
+    fail_type: str | None
+    fail_message: str | None
+    delay_seconds: float | None
+
+    def matches(self, url: str) -> bool:
+        return fnmatchcase(url, self.pattern)
+
+    def failure(self) -> tuple[str, str]:
+        """(FailType, FailMessage) for this outcome: the rule's own, else the outcome's default."""
+        default_type, default_message = DEFAULT_FAILURES.get(self.outcome, ("", ""))
+        return (
+            default_type if self.fail_type is None else self.fail_type,
+            default_message if self.fail_message is None else self.fail_message,
+        )
+
+
+def pick_rule(rules: Sequence[Rule], url: str) -> Rule | None:
+    """The rule deciding `url`: the most recently added match wins (so a rule can override)."""
+    for rule in sorted(rules, key=lambda r: r.id, reverse=True):
+        if rule.matches(url):
+            return rule
+    return None
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """One task row to insert; everything about its future is decided at submit time."""
+
+    target: str
+    host: str
+    finish: float
+    outcome: str
+    fail_type: str = ""
+    fail_message: str = ""
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    id: int
+    service: str
+    scope: str
+    kind: str
+    job_id: str
+    target: str
+    host: str
+    created: float
+    finish: float
+    outcome: str
+    fail_type: str
+    fail_message: str
+    extra: dict[str, Any]
+
+    def status(self, now: float) -> str:
+        return "processing" if now < self.finish else self.outcome
+
+    def updated(self, now: float) -> float:
+        """Finish time once finished, else creation time (nothing has changed yet)."""
+        return self.finish if now >= self.finish else self.created
+
+
+class QuotaExceeded(Exception):
+    """Raised by create_tasks when the submit would pass the daily limit; nothing was written."""
+
+    def __init__(self, used: int, requested: int, limit: int) -> None:
+        super().__init__(f"daily quota exceeded: {used} used + {requested} requested > {limit}")
+        self.used, self.requested, self.limit = used, requested, limit
+
+
+def beijing_day_bounds(now: float) -> tuple[float, float]:
+    """[start, end) of the UTC+8 calendar day containing `now`, as Unix seconds."""
+    day = math.floor((now + BEIJING_OFFSET_SECONDS) / 86400)
+    start = day * 86400 - BEIJING_OFFSET_SECONDS
+    return float(start), float(start + 86400)
+
+
+class SandboxStore:
+    """All sandbox state in one SQLite file; every method is safe to call from any thread/process."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(db_path)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent in the file; readers never block writers
+            db.execute("BEGIN IMMEDIATE")
+            # executescript() would commit on its own; run the statements inside our transaction.
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                db.execute(statement)
+            db.execute("COMMIT")
+
+    def __repr__(self) -> str:
+        return f"SandboxStore({self.path!r})"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.row_factory = sqlite3.Row
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (IMMEDIATE), so read-check-write is atomic."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # ----- rules ---------------------------------------------------------------------------------
+
+    def add_rule(
+        self,
+        pattern: str,
+        outcome: str,
+        *,
+        fail_type: str | None = None,
+        fail_message: str | None = None,
+        delay_seconds: float | None = None,
+    ) -> Rule:
+        """Steer targets matching `pattern`; later-added rules win over earlier ones."""
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("pattern must be a non-empty fnmatch glob, e.g. '*/broken/*'")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}; got {outcome!r}")
+        if outcome == "success" and (fail_type is not None or fail_message is not None):
+            raise ValueError("fail_type/fail_message make no sense with outcome 'success'")
+        if delay_seconds is not None:
+            delay_seconds = float(delay_seconds)
+            if not math.isfinite(delay_seconds) or delay_seconds < 0:
+                raise ValueError(f"delay_seconds must be a finite number >= 0; got {delay_seconds!r}")
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO rules (pattern, outcome, fail_type, fail_message, delay_seconds) VALUES (?,?,?,?,?)",
+                (pattern, outcome, fail_type, fail_message, delay_seconds),
+            )
+            rule_id = int(cur.lastrowid or 0)
+        return Rule(rule_id, pattern, outcome, fail_type, fail_message, delay_seconds)
+
+    def clear_rules(self) -> None:
+        """Forget every rule. Existing tasks keep the outcome they were created with."""
+        with self._write() as db:
+            db.execute("DELETE FROM rules")
+
+    def rule_objects(self) -> list[Rule]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM rules ORDER BY id").fetchall()
+        return [
+            Rule(r["id"], r["pattern"], r["outcome"], r["fail_type"], r["fail_message"], r["delay_seconds"])
+            for r in rows
+        ]
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Rules in the order they were added (the last matching one wins)."""
+        return [asdict(r) for r in self.rule_objects()]
+
+    # ----- settings ------------------------------------------------------------------------------
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Set one of SETTINGS; strings are accepted (the CLI passes them). ValueError if invalid."""
+        spec = SETTINGS.get(key)
+        if spec is None:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+        converted = _convert(key, spec, value)
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(converted)),
+            )
+
+    def get_setting(self, key: str) -> float | int:
+        spec = SETTINGS.get(key)
+        if spec is None:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return spec.default if row is None else spec.kind(json.loads(row["value"]))
+
+    def settings(self) -> dict[str, float | int]:
+        """Every setting with its effective value (defaults included)."""
+        with self._connect() as db:
+            stored = {r["key"]: json.loads(r["value"]) for r in db.execute("SELECT key, value FROM settings")}
+        return {k: (s.kind(stored[k]) if k in stored else s.default) for k, s in SETTINGS.items()}
+
+    # ----- tasks and quota -----------------------------------------------------------------------
+
+    def create_tasks(
+        self,
+        service: str,
+        scope: str,
+        job_id: str,
+        tasks: Sequence[NewTask],
+        *,
+        now: float,
+        daily_limit: int | None = None,
+        kind: str = "prefetch",
+    ) -> None:
+        """Insert tasks and charge them to today's quota, atomically.
+
+        Raises QuotaExceeded (writing nothing) if `daily_limit` would be passed: two concurrent
+        submits can never both squeeze under the limit.
+        """
+        with self._write() as db:
+            if daily_limit is not None and tasks:
+                used = self._used_today(db, service, scope, kind, now)
+                if used + len(tasks) > daily_limit:
+                    raise QuotaExceeded(used, len(tasks), daily_limit)
+            db.executemany(
+                "INSERT INTO tasks (service, scope, kind, job_id, target, host, created, finish, outcome,"
+                " fail_type, fail_message, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (service, scope, kind, job_id, t.target, t.host, now, t.finish, t.outcome,
+                     t.fail_type, t.fail_message, json.dumps(t.extra or {}))
+                    for t in tasks
+                ],
+            )
+            if tasks:
+                db.execute(
+                    "INSERT INTO usage (service, scope, kind, at, count) VALUES (?,?,?,?,?)",
+                    (service, scope, kind, now, len(tasks)),
+                )
+
+    def used_today(self, service: str, scope: str, *, now: float, kind: str = "prefetch") -> int:
+        """Targets charged to `scope` during the current Beijing-time (UTC+8) day."""
+        with self._connect() as db:
+            return self._used_today(db, service, scope, kind, now)
+
+    @staticmethod
+    def _used_today(db: sqlite3.Connection, service: str, scope: str, kind: str, now: float) -> int:
+        start, end = beijing_day_bounds(now)
+        row = db.execute(
+            "SELECT COALESCE(SUM(count), 0) FROM usage"
+            " WHERE service = ? AND scope = ? AND kind = ? AND at >= ? AND at < ?",
+            (service, scope, kind, start, end),
+        ).fetchone()
+        return int(row[0])
+
+    def query_tasks(
+        self,
+        service: str,
+        scope: str | None,
+        *,
+        now: float,
+        start: int | None = None,
+        end: int | None = None,
+        job_id: str | None = None,
+        target: str | None = None,
+        statuses: Iterable[str] | None = None,
+        hosts: Iterable[str] | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[int, list[StoredTask]]:
+        """(total matching, one page), newest first (ties: later insert first).
+
+        `start`/`end` are whole Unix seconds, inclusive, compared with the creation time truncated
+        to the second: what the API renders is what it filters on.
+        """
+        where: list[str] = ["service = ?"]
+        args: list[Any] = [service]
+        if scope is not None:
+            where.append("scope = ?")
+            args.append(scope)
+        if start is not None:
+            where.append("created >= ?")
+            args.append(start)
+        if end is not None:
+            where.append("created < ?")
+            args.append(end + 1)
+        if job_id is not None:
+            where.append("job_id = ?")
+            args.append(job_id)
+        if target is not None:
+            where.append("target = ?")
+            args.append(target)
+        if statuses is not None:
+            wanted = list(statuses)
+            where.append(f"(CASE WHEN finish > ? THEN 'processing' ELSE outcome END) IN ({_marks(wanted)})")
+            args.extend([now, *wanted])
+        if hosts is not None:
+            wanted = [h.lower() for h in hosts]
+            where.append(f"host IN ({_marks(wanted)})")
+            args.extend(wanted)
+        sql_where = " AND ".join(where)
+        with self._connect() as db:
+            total = int(db.execute(f"SELECT COUNT(*) FROM tasks WHERE {sql_where}", args).fetchone()[0])
+            rows = db.execute(
+                f"SELECT * FROM tasks WHERE {sql_where} ORDER BY created DESC, id DESC LIMIT ? OFFSET ?",
+                [*args, -1 if limit is None else limit, offset],
+            ).fetchall()
+        return total, [_task(r) for r in rows]
+
+    def tasks(self, service: str | None = None) -> list[StoredTask]:
+        """Every task row in insertion order (for tests and debugging)."""
+        with self._connect() as db:
+            if service is None:
+                rows = db.execute("SELECT * FROM tasks ORDER BY id").fetchall()
+            else:
+                rows = db.execute("SELECT * FROM tasks WHERE service = ? ORDER BY id", (service,)).fetchall()
+        return [_task(r) for r in rows]
+
+    def age(self, seconds: float) -> None:
+        """Pretend `seconds` have passed for existing tasks and quota usage (no sleeping in tests)."""
+        seconds = float(seconds)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number >= 0; got {seconds!r}")
+        with self._write() as db:
+            db.execute("UPDATE tasks SET created = created - ?, finish = finish - ?", (seconds, seconds))
+            db.execute("UPDATE usage SET at = at - ?", (seconds,))
+
+    # ----- request log ---------------------------------------------------------------------------
+
+    def log_request(
+        self,
+        *,
+        service: str | None,
+        action: str | None,
+        params: Any,
+        error_code: str | None,
+        request_id: str,
+        error_message: str | None = None,
+        method: str | None = None,
+        secret_id: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO requests (at, service, action, method, secret_id, params, error_code,"
+                " error_message, request_id) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    time.time() if at is None else at, service, action, method, secret_id,
+                    None if params is None else json.dumps(params, ensure_ascii=False, default=str),
+                    error_code, error_message, request_id,
+                ),
+            )
+
+    def requests(self, action: str | None = None, service: str | None = None) -> list[dict[str, Any]]:
+        """The request log in arrival order: time, service, action, params, error_code, request_id…"""
+        where: list[str] = []
+        args: list[Any] = []
+        if action is not None:
+            where.append("action = ?")
+            args.append(action)
+        if service is not None:
+            where.append("service = ?")
+            args.append(service)
+        sql = "SELECT * FROM requests" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
+        with self._connect() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [
+            {
+                "id": r["id"],
+                "time": r["at"],
+                "service": r["service"],
+                "action": r["action"],
+                "method": r["method"],
+                "secret_id": r["secret_id"],
+                "params": None if r["params"] is None else json.loads(r["params"]),
+                "error_code": r["error_code"],
+                "error_message": r["error_message"],
+                "request_id": r["request_id"],
+            }
+            for r in rows
+        ]
+
+    def clear_requests(self) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM requests")
+
+    def reset(self) -> None:
+        """Drop tasks, rules, quota usage and the log. Settings are kept (they are configuration)."""
+        with self._write() as db:
+            for table in ("tasks", "rules", "usage", "requests"):
+                db.execute(f"DELETE FROM {table}")
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """SQL placeholders for an IN list; an empty list matches nothing."""
+    return ",".join("?" * len(values)) if values else "NULL"
+
+
+def _convert(key: str, spec: _Setting, value: Any) -> float | int:
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must be a number; got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number; got {value!r}") from None
+    if not math.isfinite(number) or number < spec.minimum:
+        raise ValueError(f"{key} must be >= {spec.minimum:g}; got {value!r}")
+    if spec.kind is int:
+        if number != int(number):
+            raise ValueError(f"{key} must be a whole number; got {value!r}")
+        return int(number)
+    return number
+
+
+def _task(r: sqlite3.Row) -> StoredTask:
+    return StoredTask(
+        id=r["id"], service=r["service"], scope=r["scope"], kind=r["kind"], job_id=r["job_id"],
+        target=r["target"], host=r["host"], created=r["created"], finish=r["finish"],
+        outcome=r["outcome"], fail_type=r["fail_type"], fail_message=r["fail_message"],
+        extra=json.loads(r["extra"] or "{}"),
+    )

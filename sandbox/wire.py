@@ -1,0 +1,72 @@
+"""What every emulated protocol shares: the parsed HTTP request, the reply, the rate limiter.
+
+A protocol module (Tencent API 3.0 today, UCloud later) turns an `HttpRequest` into a `Reply`;
+the server does the HTTP plumbing, JSON encoding and request logging, so protocols stay testable
+without sockets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Mapping
+
+from .store import SandboxStore
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str  # "GET" / "POST"
+    path: str  # without the query string
+    query: str  # raw query string, exactly as received (it is signed as is)
+    headers: Mapping[str, str]  # lowercase names
+    body: bytes
+    client: str = ""
+
+
+@dataclass
+class Reply:
+    """A JSON body to send with HTTP 200, plus what the request log should record about it."""
+
+    body: dict[str, Any]
+    request_id: str
+    service: str | None = None
+    action: str | None = None
+    params: Any = None
+    secret_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class RateLimiter:
+    """Sliding one-second window per key, in memory (limits are per sandbox process, like a gateway)."""
+
+    def __init__(self, window_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._window = window_seconds
+        self._clock = clock
+        self._hits: dict[Hashable, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: Hashable, limit: int) -> bool:
+        """Admit and count one request, or refuse it. Refused requests do not count."""
+        now = self._clock()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - self._window:
+                hits.popleft()
+            if len(hits) >= limit:
+                return False
+            hits.append(now)
+            return True
+
+
+@dataclass
+class Env:
+    """What a protocol handler may use: the store, the accepted credentials, the limiter, a clock."""
+
+    store: SandboxStore
+    credentials: Mapping[str, str]
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    clock: Callable[[], float] = time.time

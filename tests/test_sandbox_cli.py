@@ -1,0 +1,118 @@
+"""`python -m sandbox`: the commands act on a db file, serve speaks to the SDK, mistakes are messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.teo.v20220901 import models, teo_client
+
+from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox, SandboxStore
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = str(REPO / "venv" / "bin" / "python") if (REPO / "venv" / "bin" / "python").exists() else sys.executable
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([PYTHON, "-m", "sandbox", *args], cwd=REPO, capture_output=True, text=True, timeout=30)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def teo(endpoint: str) -> teo_client.TeoClient:
+    http = HttpProfile(protocol="http", endpoint=endpoint, reqTimeout=10)
+    return teo_client.TeoClient(credential.Credential(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY), "",
+                                ClientProfile(httpProfile=http))
+
+
+def create(client: teo_client.TeoClient, *targets: str) -> models.CreatePrefetchTaskResponse:
+    req = models.CreatePrefetchTaskRequest()
+    req.from_json_string(json.dumps({"ZoneId": "zone-cli", "Targets": list(targets)}))
+    return client.CreatePrefetchTask(req)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+def test_rule_add_steers_a_running_sandbox_and_log_shows_calls(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    out = cli("rule", "add", "*/broken/*", "rejected", "--message", "not in zone", "--db", db).stdout
+    assert "*/broken/*" in out and "rejected" in out
+    cli("rule", "add", "*/slow", "timeout", "--delay", "0", "--db", db)
+    listed = cli("rule", "list", "--db", db).stdout.splitlines()
+    assert listed[0].startswith("#1 */broken/* rejected") and "not in zone" in listed[0]
+    assert listed[1].startswith("#2 */slow timeout")
+
+    with Sandbox(db) as box:
+        resp = create(teo(box.endpoint), "https://c.example.com/broken/a", "https://c.example.com/ok")
+    assert [(f.Reason, f.Targets) for f in resp.FailedList] == [("not in zone", ["https://c.example.com/broken/a"])]
+
+    lines = cli("log", "--db", db).stdout.splitlines()
+    assert len(lines) == 1
+    assert " teo CreatePrefetchTask OK " in lines[0] and resp.RequestId in lines[0]
+    assert "https://c.example.com/ok" in lines[0]
+    assert cli("log", "--action", "DescribePrefetchTasks", "--db", db).stdout == ""
+    entry = json.loads(cli("log", "--json", "--db", db).stdout)
+    assert entry["params"]["ZoneId"] == "zone-cli"
+
+    cli("rule", "clear", "--db", db)
+    assert SandboxStore(db).rules() == []
+
+
+def test_set_age_reset_settings(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    assert cli("--db", db, "set", "prefetch_daily", "50").stdout.strip() == "prefetch_daily = 50"
+    store = SandboxStore(db)
+    assert store.get_setting("prefetch_daily") == 50
+    assert "prefetch_daily = 50" in cli("settings", "--db", db).stdout
+    store.add_rule("*", "failed")
+    with Sandbox(db) as box:
+        create(teo(box.endpoint), "https://c.example.com/a")
+    (before,) = store.tasks()
+    cli("age", "120", "--db", db)
+    (after,) = store.tasks()
+    assert before.created - after.created == pytest.approx(120)
+    cli("reset", "--db", db)
+    assert (store.tasks(), store.rules(), store.requests()) == ([], [], [])
+
+
+def test_user_mistakes_are_messages_not_tracebacks(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    for args in (["rule", "add", "*", "exploded", "--db", db], ["set", "prefetch_batch", "many", "--db", db],
+                 ["set", "colour", "1", "--db", db], ["age", "-5", "--db", db], ["age", "soon", "--db", db],
+                 ["log", "--db", str(tmp_path / "missing.db")], ["serve", "--host", "0.0.0.0", "--db", db]):
+        proc = cli(*args, check=False)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "error:" in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+
+
+def test_serve_prints_url_and_credentials_and_answers(tmp_path: Path) -> None:
+    db = str(tmp_path / "served.db")
+    proc = subprocess.Popen([PYTHON, "-m", "sandbox", "serve", "--port", "0", "--db", db, "--progress-seconds", "0"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert SANDBOX_SECRET_ID in line and SANDBOX_SECRET_KEY in line
+        url = line.split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        resp = create(teo(url.removeprefix("http://")), "https://c.example.com/served")
+        assert len(resp.JobId) == 12
+        assert SandboxStore(db).get_setting("progress_seconds") == 0.0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err
