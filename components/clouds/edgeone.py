@@ -44,10 +44,11 @@ def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
 
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> teo_client.TeoClient:
     """A TeoClient for the real cloud or an explicit endpoint; no SDK retryer (it duplicates submits)."""
-    http = HttpProfile(reqTimeout=timeout)
-    if endpoint.kind != "default":
-        http.protocol = endpoint.scheme
-        http.endpoint = endpoint.netloc
+    if endpoint.kind == "default":
+        http = HttpProfile(reqTimeout=timeout)
+    else:
+        # protocol must be given to the constructor (it picks the scheme there); endpoint is host:port.
+        http = HttpProfile(protocol=endpoint.scheme, endpoint=endpoint.netloc, reqTimeout=timeout)
     cred = credential.Credential(creds.secret_id, creds.secret_key, creds.token)
     return teo_client.TeoClient(cred, "", ClientProfile(httpProfile=http))
 

@@ -1,0 +1,119 @@
+"""The EdgeOne adapter through the official teo SDK against the sandbox (real wire protocol and limits)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from components.clouds.base import CloudError
+from components.clouds.edgeone import EdgeOneAdapter, make_client, map_status
+from components.ratelimit import SlidingWindowLimiter
+from components.settings import Endpoint, TencentCredentials
+from components.status import TargetState
+from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
+
+ZONE = "zone-2o0i4xfimj9g"
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def sb(tmp_path):
+    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.0) as box:
+        yield box
+
+
+def adapter(sb, key=SANDBOX_SECRET_KEY, limiter=None):
+    client = make_client(Endpoint("url", "http", sb.endpoint), TencentCredentials(SANDBOX_SECRET_ID, key))
+    return EdgeOneAdapter(client, ZONE, limiter=limiter or SlidingWindowLimiter(20))
+
+
+def now():
+    return datetime.now(timezone.utc)
+
+
+def test_quota_reads_the_live_batch_and_remaining_daily_quota(sb):
+    sb.store.set_setting("prefetch_batch", 7)
+    sb.store.set_setting("prefetch_daily", 50)
+    a = adapter(sb)
+    a.submit(["https://static.example.com/a.js"])
+    quota = a.quota()
+    assert (quota.batch, quota.daily, quota.available) == (7, 50, 49)
+
+
+def test_submit_and_history_round_trip_with_failures_mapped(sb):
+    sb.store.add_rule("*/bad.js", "failed", fail_type="originPullFailed", fail_message="origin returned HTTP 502")
+    sb.store.add_rule("*/slow.js", "timeout")
+    sb.store.add_rule("*/gone.js", "rejected")
+    urls = [f"https://static.example.com/{n}.js" for n in ("ok", "bad", "slow", "gone")]
+    a = adapter(sb)
+    result = a.submit(urls)
+    assert result.accepted == tuple(urls[:3])
+    assert set(result.rejected) == {urls[3]}
+    rows = {o.url: o for o in a.history(now() - timedelta(hours=1), now())}
+    assert set(rows) == set(urls[:3])
+    assert rows[urls[0]].state is TargetState.WARM and rows[urls[0]].task_id == result.task_id
+    assert rows[urls[1]].state is TargetState.FAILED
+    assert rows[urls[1]].reason == "originPullFailed: origin returned HTTP 502"
+    assert rows[urls[2]].state is TargetState.TIMED_OUT
+
+
+def test_history_reads_every_page(sb):
+    sb.store.set_setting("prefetch_batch", 1000)
+    a = adapter(sb)
+    urls = [f"https://static.example.com/p/{i}.js" for i in range(2500)]
+    for i in range(0, 2500, 1000):
+        a.submit(urls[i:i + 1000])
+    sb.store.clear_requests()
+    rows = list(a.history(now() - timedelta(hours=1), now()))
+    assert sorted(o.url for o in rows) == sorted(urls)
+    pages = sb.store.requests(action="DescribePrefetchTasks")
+    assert [r["params"]["Limit"] for r in pages] == [1000, 1000, 1000]
+    assert [r["params"]["Offset"] for r in pages] == [0, 1000, 2000]
+
+
+def test_history_over_more_than_seven_days_is_split_into_windows_the_api_accepts(sb):
+    a = adapter(sb)
+    a.submit(["https://static.example.com/old.js"])
+    sb.store.age(9 * 86400)
+    a.submit(["https://static.example.com/new.js"])
+    sb.store.clear_requests()
+    rows = {o.url for o in a.history(now() - timedelta(days=10), now())}
+    assert rows == {"https://static.example.com/old.js", "https://static.example.com/new.js"}
+    calls = sb.store.requests(action="DescribePrefetchTasks")
+    assert len(calls) == 2 and all(c["error_code"] is None for c in calls)
+
+
+def test_cloud_errors_name_cloud_action_and_code_without_the_key(sb):
+    a = adapter(sb, key="wrong-secret-key-123")
+    with pytest.raises(CloudError) as info:
+        a.quota()
+    message = str(info.value)
+    assert message.startswith("edgeone DescribeContentQuota failed: AuthFailure.SignatureFailure")
+    assert "wrong-secret-key-123" not in message
+
+
+def test_client_side_limiter_keeps_bursts_under_the_sandbox_limit(sb):
+    a = adapter(sb, limiter=SlidingWindowLimiter(20))
+    for _ in range(45):
+        a.quota()
+    assert all(r["error_code"] is None for r in sb.store.requests(action="DescribeContentQuota"))
+
+
+def test_without_the_limiter_the_sandbox_enforces_the_real_limit(sb):
+    a = adapter(sb, limiter=SlidingWindowLimiter(1000))
+    with pytest.raises(CloudError, match="RequestLimitExceeded"):
+        for _ in range(45):
+            a.quota()
+
+
+@pytest.mark.parametrize("raw, state", [("processing", TargetState.RUNNING), ("Success", TargetState.WARM),
+                                        ("FAILED", TargetState.FAILED), ("timeout", TargetState.TIMED_OUT),
+                                        ("canceled", TargetState.FAILED), ("invalid", TargetState.FAILED),
+                                        ("paused", TargetState.UNKNOWN), (None, TargetState.UNKNOWN)])
+def test_status_mapping_is_case_insensitive_and_never_crashes(raw, state):
+    assert map_status(raw)[0] is state
