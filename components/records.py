@@ -54,7 +54,8 @@ class SetInputs:
         return cls(
             set=props["set"],
             destination=dict(props["destination"]),
-            targets=tuple(props["targets"]),
+            # A map crosses gRPC as a protobuf Struct, which keeps no order: sort, for deterministic batches.
+            targets=tuple(sorted(props["targets"])),
             freshness=props["freshness"],
             wait=props["wait"],
         )

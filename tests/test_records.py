@@ -27,6 +27,8 @@ def sample_plan():
 def test_inputs_mark_every_target_warm_as_the_desired_state():
     assert INPUTS.to_props()["targets"] == {A: "warm", B: "warm", C: "warm"}
     assert SetInputs.from_props(INPUTS.to_props()) == INPUTS
+    shuffled = {**INPUTS.to_props(), "targets": {C: "warm", A: "warm", B: "warm"}}
+    assert SetInputs.from_props(shuffled).targets == (A, B, C)  # gRPC Structs keep no order
 
 
 def test_refreshed_inputs_differ_from_desired_only_at_drifted_targets():
