@@ -26,9 +26,12 @@ DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 SUPPORTED_PROVIDERS = ("edgeone",)
 SCOPE_KEYS = {
     "edgeone": ("zone", "mode"),
-    "tencent-cdn": ("area",),
+    "tencent-cdn": ("area", "userAgent", "layer", "parseM3U8", "headers"),
     "ucloud": ("domainId", "projectId"),
 }
+# The scope key that tells two destinations of one provider apart (and names the resource).
+IDENTITY_KEY = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
+ALL_SCOPE_KEYS = frozenset(k for keys in SCOPE_KEYS.values() for k in keys)
 
 PathPart = Union[str, int]
 
@@ -58,13 +61,32 @@ class DeclarationError(Exception):
 
 
 @dataclass(frozen=True)
+class DestinationDeclaration:
+    """One CDN destination of a set: provider plus its scope (zone, area or domain, and options)."""
+
+    provider: str
+    scope: Mapping[str, Any]
+
+    @property
+    def identity(self) -> str:
+        return str(self.scope[IDENTITY_KEY[self.provider]])
+
+    @property
+    def label(self) -> str:
+        """Stable, unique within a set; names the dynamic resource: ``edgeone-zone-abc``."""
+        return f"{self.provider}-{self.identity}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, **self.scope}
+
+
+@dataclass(frozen=True)
 class PrefetchSetDeclaration:
     """A validated, normalised prefetch set."""
 
     name: str
     source: str
-    provider: str
-    scope: Mapping[str, str]
+    destinations: tuple[DestinationDeclaration, ...]
     targets: tuple[str, ...]
     freshness: str = "24h"
     wait: str = "10m"
@@ -150,8 +172,8 @@ def parse_document(
                                          "(provider, targets, ...), not a list or a single value")]
     validator = jsonschema.Draft202012Validator(load_schema())
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        if error.validator in ("allOf", "if", None, "false"):
-            continue  # sub-errors are reported on their own; misplaced scope keys just below
+        if error.validator in ("allOf", "if", None, "false", "oneOf", "$ref"):
+            continue  # sub-errors are reported on their own; the checks below say the rest plainly
         parts = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             allowed = ", ".join(sorted(k for k in load_schema()["properties"] if k != "$schema"))
@@ -161,19 +183,43 @@ def parse_document(
                                         f"unknown key {extra!r}; allowed keys are: {allowed}"))
             continue
         problems.append(Problem(file, lines.line(parts), json_path(parts), _message(error)))
-    provider = data.get("provider")
-    if provider in SCOPE_KEYS:
-        foreign = {k for other, keys in SCOPE_KEYS.items() if other != provider for k in keys} - set(SCOPE_KEYS[provider])
-        for key in sorted(foreign & set(data)):
-            problems.append(Problem(file, lines.line((key,)), key,
-                                    f"key {key!r} does not apply to provider {provider}; remove it"))
+    has_provider, has_destinations = "provider" in data, "destinations" in data
+    if has_provider == has_destinations:
+        problems.append(Problem(file, lines.line(("destinations",) if has_destinations else ()), "",
+                                "give the CDN destination either with top-level 'provider' (and its zone, area "
+                                "or domainId) or as a 'destinations' list, not both" if has_provider else
+                                "missing the CDN destination: add 'provider' (edgeone, tencent-cdn or ucloud) "
+                                "with its zone, area or domainId, or a 'destinations' list"))
+    elif has_provider:
+        problems.extend(_foreign_scope_keys(data, (), file, lines))
+    else:
+        for index, item in enumerate(data.get("destinations") or []):
+            if isinstance(item, dict):
+                problems.extend(_foreign_scope_keys(item, ("destinations", index), file, lines))
+        problems.extend(Problem(file, lines.line(("destinations",)), "destinations",
+                                f"key {key!r} belongs inside a destination, not beside 'destinations'; move it")
+                        for key in sorted(ALL_SCOPE_KEYS & set(data)))
     if problems:
         return None, sorted(problems, key=lambda p: p.line or 0)
 
-    if provider not in SUPPORTED_PROVIDERS:
-        return None, [Problem(file, lines.line(("provider",)), "provider",
-                              f"provider {provider!r} is not available in this version yet "
-                              f"(available: {', '.join(SUPPORTED_PROVIDERS)})")]
+    raw_destinations = [data] if has_provider else data["destinations"]
+    destinations: list[DestinationDeclaration] = []
+    for index, raw in enumerate(raw_destinations):
+        where: tuple[PathPart, ...] = () if has_provider else ("destinations", index)
+        provider = raw["provider"]
+        if provider not in SUPPORTED_PROVIDERS:
+            problems.append(Problem(file, lines.line(where + ("provider",)), json_path(where + ("provider",)),
+                                    f"provider {provider!r} is not available in this version yet "
+                                    f"(available: {', '.join(SUPPORTED_PROVIDERS)})"))
+            continue
+        destination = DestinationDeclaration(provider, _scope(provider, raw))
+        if any(d.label == destination.label for d in destinations):
+            problems.append(Problem(file, lines.line(where), json_path(where) or "provider",
+                                    f"destination {destination.label} is listed twice; keep one"))
+            continue
+        destinations.append(destination)
+    if problems:
+        return None, problems
     name = data.get("name", default_name)
     if "name" not in data and not _valid_name(name):
         problems.append(Problem(file, None, "name", f"the file name {default_name!r} is not a valid set name; "
@@ -195,19 +241,39 @@ def parse_document(
     if problems:
         return None, problems
     defaults = load_schema()["properties"]
-    scope = {key: str(data.get(key, defaults[key].get("default"))) for key in SCOPE_KEYS[provider]
-             if key in data or "default" in defaults[key]}
     return PrefetchSetDeclaration(
         name=name,
         source=file,
-        provider=provider,
-        scope=scope,
+        destinations=tuple(destinations),
         targets=tuple(targets),
         freshness=data.get("freshness", defaults["freshness"]["default"]),
         wait=data.get("wait", defaults["wait"]["default"]),
         description=data.get("description", ""),
         duplicates=tuple(duplicates),
     ), []
+
+
+def _scope(provider: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The provider's scope keys as declared, with the schema's defaults filled in."""
+    defs = load_schema()["$defs"]
+    scope: dict[str, Any] = {}
+    for key in SCOPE_KEYS[provider]:
+        if key in raw:
+            scope[key] = raw[key]
+        elif "default" in defs[key]:
+            scope[key] = defs[key]["default"]
+    return scope
+
+
+def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,
+                        lines: "_LineFinder") -> list[Problem]:
+    """Scope keys of another provider (e.g. an EdgeOne 'zone' on a UCloud destination)."""
+    provider = mapping.get("provider")
+    if provider not in SCOPE_KEYS:
+        return []
+    foreign = (ALL_SCOPE_KEYS - set(SCOPE_KEYS[provider])) & set(mapping)
+    return [Problem(file, lines.line(where + (key,)), json_path(where + (key,)),
+                    f"key {key!r} does not apply to provider {provider}; remove it") for key in sorted(foreign)]
 
 
 def json_path(parts: Iterable[PathPart]) -> str:
@@ -229,8 +295,9 @@ def _message(error: jsonschema.ValidationError) -> str:
     kind = error.validator
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        props = load_schema()["properties"]
-        return f"missing required key {missing!r}: {props.get(missing, {}).get('description', '')}".rstrip(": ")
+        schema = load_schema()
+        described = schema["properties"].get(missing) or schema["$defs"].get(missing) or {}
+        return f"missing required key {missing!r}: {described.get('description', '')}".rstrip(": ")
     if kind == "enum":
         choices = ", ".join(str(c) for c in error.validator_value)
         return f"{error.instance!r} is not allowed; use one of: {choices}"

@@ -39,17 +39,21 @@ class PrefetchSet(pulumi.ComponentResource):
 
     def __init__(self, declaration: PrefetchSetDeclaration, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("cdnprefetch:index:PrefetchSet", declaration.name, None, opts)
-        inputs = SetInputs.from_declaration(declaration)
-        self.destination = Destination(
-            f"{declaration.name}-{declaration.provider}", inputs, pulumi.ResourceOptions(parent=self)
-        )
-        outputs = pulumi.Output.all(**{key: getattr(self.destination, key) for key in
-                                       ("destination", *COMPUTED_OUTPUTS)})
-        self.audit = outputs.apply(lambda outs: {
+        self.destinations = [
+            Destination(f"{declaration.name}-{dest.label}", SetInputs.from_declaration(declaration, dest),
+                        pulumi.ResourceOptions(parent=self))
+            for dest in declaration.destinations
+        ]
+        entries = [
+            pulumi.Output.all(**{key: getattr(resource, key) for key in ("destination", *COMPUTED_OUTPUTS)})
+            .apply(audit_entry)
+            for resource in self.destinations
+        ]
+        self.audit = pulumi.Output.all(*entries).apply(lambda done: {
             "source": declaration.source,
             "description": declaration.description,
             "targets": len(declaration.targets),
-            "destinations": [audit_entry(outs)],
+            "destinations": list(done),
         })
         self.register_outputs({"audit": self.audit})
 

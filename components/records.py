@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .declarations import PrefetchSetDeclaration
+from .declarations import DestinationDeclaration, PrefetchSetDeclaration
 from .reconcile import Plan
 from .status import ALL_STATES, Observation, TargetState, TargetStatus, format_time, parse_time
 
@@ -27,7 +27,7 @@ class SetInputs:
     """The dynamic resource's inputs, typed."""
 
     set: str
-    destination: Mapping[str, str]
+    destination: Mapping[str, Any]
     targets: tuple[str, ...]
     freshness: str
     wait: str
@@ -46,8 +46,8 @@ class SetInputs:
         }
 
     @classmethod
-    def from_declaration(cls, decl: PrefetchSetDeclaration) -> "SetInputs":
-        return cls(decl.name, {"provider": decl.provider, **decl.scope}, decl.targets, decl.freshness, decl.wait)
+    def from_declaration(cls, decl: PrefetchSetDeclaration, destination: DestinationDeclaration) -> "SetInputs":
+        return cls(decl.name, destination.as_dict(), decl.targets, decl.freshness, decl.wait)
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> "SetInputs":

@@ -35,8 +35,9 @@ def test_valid_set_is_normalised_with_defaults(tmp_path):
     write(tmp_path, "site.yaml", GOOD + "  - HTTPS://Static.Example.com/a.js#top\n  - https://static.example.com/b.js\n")
     [decl] = load_sets(tmp_path)
     assert decl.name == "site"
-    assert decl.provider == "edgeone"
-    assert decl.scope == {"zone": "zone-abc123", "mode": "default"}
+    [dest] = decl.destinations
+    assert (dest.provider, dest.scope, dest.label) == ("edgeone", {"zone": "zone-abc123", "mode": "default"},
+                                                       "edgeone-zone-abc123")
     assert decl.targets == ("https://static.example.com/a.js", "https://static.example.com/b.js")
     assert decl.duplicates == ("https://static.example.com/a.js",)
     assert (decl.freshness, decl.wait) == ("24h", "10m")
@@ -128,3 +129,56 @@ def test_provider_not_yet_shipped_is_a_clear_error(tmp_path):
 def test_example_set_in_the_repo_is_valid():
     sets = load_sets(Path(__file__).resolve().parent.parent / "prefetch-sets")
     assert sets and all(s.targets for s in sets)
+
+
+def test_several_destinations_for_one_set(tmp_path, monkeypatch):
+    monkeypatch.setattr("components.declarations.SUPPORTED_PROVIDERS", ("edgeone", "tencent-cdn", "ucloud"))
+    write(tmp_path, "multi.yaml", """\
+destinations:
+  - provider: edgeone
+    zone: zone-abc123
+  - provider: tencent-cdn
+    area: overseas
+    parseM3U8: true
+    headers: [{name: X-Warm, value: "1"}]
+  - provider: ucloud
+    domainId: ucdn-abc
+targets: [https://static.example.com/a.js]
+""")
+    [decl] = load_sets(tmp_path)
+    assert [d.label for d in decl.destinations] == ["edgeone-zone-abc123", "tencent-cdn-overseas", "ucloud-ucdn-abc"]
+    assert decl.destinations[1].scope == {"area": "overseas", "parseM3U8": True,
+                                          "headers": [{"name": "X-Warm", "value": "1"}]}
+
+
+def test_destination_problems_name_the_list_item(tmp_path):
+    path = write(tmp_path, "multi.yaml", """\
+destinations:
+  - provider: edgeone
+    zone: zone-abc123
+  - provider: edgeone
+    zone: zone-abc123
+    area: global
+targets: [https://static.example.com/a.js]
+""")
+    [problem] = problems_of(tmp_path)
+    assert (problem.line, problem.path) == (6, "destinations[1].area")
+    assert "does not apply to provider edgeone" in problem.message
+
+
+def test_the_same_destination_twice_is_an_error(tmp_path):
+    write(tmp_path, "multi.yaml", "destinations:\n  - {provider: edgeone, zone: zone-a}\n"
+                                  "  - {provider: edgeone, zone: zone-a}\ntargets: [https://a.example.com/x]\n")
+    [problem] = problems_of(tmp_path)
+    assert "edgeone-zone-a is listed twice" in problem.message and problem.path == "destinations[1]"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("targets: [https://a.example.com/x]\n", "missing the CDN destination"),
+    ("provider: edgeone\nzone: zone-a\ndestinations: [{provider: edgeone, zone: zone-b}]\n"
+     "targets: [https://a.example.com/x]\n", "not both"),
+])
+def test_provider_and_destinations_are_exclusive(tmp_path, text, words):
+    write(tmp_path, "x.yaml", text)
+    problems = problems_of(tmp_path)
+    assert any(words in p.message for p in problems)
