@@ -45,10 +45,20 @@ class TencentCredentials:
 
 
 @dataclass(frozen=True)
+class UCloudCredentials:
+    """PublicKey/PrivateKey; repr hides the private key."""
+
+    public_key: str
+    private_key: str = field(repr=False)
+    source: str = "config"
+
+
+@dataclass(frozen=True)
 class ProviderSettings:
     endpoints: Mapping[str, Endpoint]
     tencent: Optional[TencentCredentials]
     sandbox_db: str = DEFAULT_SANDBOX_DB
+    ucloud: Optional[UCloudCredentials] = None
 
     def endpoint(self, cloud: str) -> Endpoint:
         return self.endpoints.get(cloud, Endpoint("default"))
@@ -108,4 +118,21 @@ def settings_from_config(get: Callable[[str], Optional[str]], env: Mapping[str, 
                 "or both TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
             )
         tencent = TencentCredentials(secret_id.strip(), secret_key.strip(), token, source)
-    return ProviderSettings(endpoints, tencent, get(f"{PROJECT}:sandboxDb") or DEFAULT_SANDBOX_DB)
+    return ProviderSettings(endpoints, tencent, get(f"{PROJECT}:sandboxDb") or DEFAULT_SANDBOX_DB,
+                            _ucloud_credentials(get, env))
+
+
+def _ucloud_credentials(get: Callable[[str], Optional[str]], env: Mapping[str, str]) -> Optional[UCloudCredentials]:
+    public, private, source = get("ucloud:publicKey"), get("ucloud:privateKey"), "config"
+    if not (public or private):
+        public, private, source = env.get("UCLOUD_PUBLIC_KEY"), env.get("UCLOUD_PRIVATE_KEY"), "environment"
+    if not (public or private):
+        return None
+    if not (public and private):
+        missing = "privateKey" if public else "publicKey"
+        raise ConfigError(
+            f"UCloud credentials from the {source} are incomplete: {missing} is missing; set both "
+            "ucloud:publicKey and ucloud:privateKey (pulumi config set --secret ...) or both "
+            "UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY"
+        )
+    return UCloudCredentials(public.strip(), private.strip(), source)

@@ -7,21 +7,17 @@ per history query, Limit <= 1000, ``FailedList`` partial success, status spellin
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Optional, Sequence
 
-from tencentcloud.common import credential
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models, teo_client
 
 from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
 from ..settings import Endpoint, TencentCredentials
 from ..status import Observation, TargetState, parse_time
 from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, CloudError, MalformedResponse, Quota, SubmitResult, windows
+from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows
+from .tencent import TencentCaller, client_profile, sdk_credential
 
 CLOUD = "edgeone"
 PAGE_LIMIT = 1000  # documented maximum
@@ -43,14 +39,7 @@ def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
 
 
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> teo_client.TeoClient:
-    """A TeoClient for the real cloud or an explicit endpoint; no SDK retryer (it duplicates submits)."""
-    if endpoint.kind == "default":
-        http = HttpProfile(reqTimeout=timeout)
-    else:
-        # protocol must be given to the constructor (it picks the scheme there); endpoint is host:port.
-        http = HttpProfile(protocol=endpoint.scheme, endpoint=endpoint.netloc, reqTimeout=timeout)
-    cred = credential.Credential(creds.secret_id, creds.secret_key, creds.token)
-    return teo_client.TeoClient(cred, "", ClientProfile(httpProfile=http))
+    return teo_client.TeoClient(sdk_credential(creds), "", client_profile(endpoint, timeout))
 
 
 class EdgeOneAdapter(CloudAdapter):
@@ -62,20 +51,10 @@ class EdgeOneAdapter(CloudAdapter):
         self.client = client
         self.zone = zone
         self.mode = mode
-        self.limiter = limiter
+        self._call = TencentCaller(CLOUD, client, models, limiter)
 
     def describe_scope(self) -> str:
         return f"edgeone zone {self.zone}"
-
-    def _call(self, action: str, params: dict[str, Any]) -> Any:
-        request = getattr(models, f"{action}Request")()
-        request.from_json_string(json.dumps(params))
-        self.limiter.acquire((CLOUD, action))
-        try:
-            return getattr(self.client, action)(request)
-        except TencentCloudSDKException as exc:
-            raise CloudError(CLOUD, action, exc.get_code() or "Error", exc.get_message() or "",
-                             exc.get_request_id()) from None
 
     def quota(self) -> Quota:
         resp = self._call("DescribeContentQuota", {"ZoneId": self.zone})

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..settings import ConfigError, Endpoint, ProviderSettings, TencentCredentials
+from ..settings import ConfigError, Endpoint, ProviderSettings, TencentCredentials, UCloudCredentials
 from .base import CloudAdapter
 
 _SANDBOXES: dict[str, Any] = {}
@@ -47,11 +47,45 @@ def tencent_connection(cloud: str, settings: ProviderSettings) -> tuple[Endpoint
     return endpoint, settings.tencent
 
 
-def adapter_for(destination: Mapping[str, str], settings: ProviderSettings) -> CloudAdapter:
+def ucloud_connection(settings: ProviderSettings) -> tuple[Endpoint, UCloudCredentials]:
+    """Endpoint and key pair for UCloud; the sandbox always gets its own built-in pair."""
+    endpoint = settings.endpoint("ucloud")
+    if endpoint.kind == "sandbox":
+        from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
+
+        box = embedded_sandbox(settings.sandbox_db)
+        return Endpoint("url", "http", box.endpoint), UCloudCredentials(
+            SANDBOX_UCLOUD_PUBLIC_KEY, SANDBOX_UCLOUD_PRIVATE_KEY, "sandbox")
+    if settings.ucloud is None:
+        raise ConfigError(
+            "no UCloud credentials: run `pulumi config set --secret ucloud:publicKey ...` and "
+            "`pulumi config set --secret ucloud:privateKey ...`, or set UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY; "
+            "or set cdn-prefetch:endpoints.ucloud to 'sandbox' to try it locally"
+        )
+    return endpoint, settings.ucloud
+
+
+def adapter_for(destination: Mapping[str, Any], settings: ProviderSettings) -> CloudAdapter:
+    """The adapter for one destination (``{"provider": ..., <scope keys>}``)."""
     cloud = destination.get("provider")
     if cloud == "edgeone":
-        from .edgeone import EdgeOneAdapter, make_client
+        from . import edgeone
 
         endpoint, creds = tencent_connection(cloud, settings)
-        return EdgeOneAdapter(make_client(endpoint, creds), destination["zone"], destination.get("mode", "default"))
-    raise ConfigError(f"provider {cloud!r} is not available in this version yet (available: edgeone)")
+        return edgeone.EdgeOneAdapter(edgeone.make_client(endpoint, creds), destination["zone"],
+                                      destination.get("mode", "default"))
+    if cloud == "tencent-cdn":
+        from . import tencent_cdn
+
+        endpoint, creds = tencent_connection(cloud, settings)
+        return tencent_cdn.TencentCdnAdapter(
+            tencent_cdn.make_client(endpoint, creds), destination.get("area", "mainland"),
+            user_agent=destination.get("userAgent"), layer=destination.get("layer"),
+            parse_m3u8=bool(destination.get("parseM3U8", False)), headers=destination.get("headers") or ())
+    if cloud == "ucloud":
+        from . import ucloud
+
+        endpoint, ucreds = ucloud_connection(settings)
+        project = destination.get("projectId")
+        return ucloud.UCloudAdapter(ucloud.make_client(endpoint, ucreds, project), destination["domainId"], project)
+    raise ConfigError(f"unknown provider {cloud!r}; use edgeone, tencent-cdn or ucloud")

@@ -1,0 +1,188 @@
+"""UCloud UCDN adapter: PrefetchNewUcdnDomainCache, DescribeNewUcdnPrefetchCacheTask,
+GetUcdnDomainPrefetchRefreshState, through the official ``ucloud-sdk-python3`` client.
+
+Quirks kept here: errors come as HTTP 200 with a RetCode; at most one submit every 10 s; one
+history row per *task* with the URLs nested in ``UrlLists``; times in Unix seconds; the status
+``unknow`` (sic); the SDK's request logging is silenced (it logs every parameter) and lists are
+always passed as lists (a string would be sent one character per element).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Optional, Sequence
+
+import requests
+from ucloud.core import exc as uexc
+from ucloud.services.ucdn.client import UCDNClient
+
+from ..ratelimit import SlidingWindowLimiter
+from ..settings import Endpoint, UCloudCredentials
+from ..status import Observation, TargetState
+from ..urls import InvalidUrl, normalize_url
+from .base import CloudAdapter, CloudError, MalformedResponse, Quota, SubmitResult, windows
+
+CLOUD = "ucloud"
+DEFAULT_BASE_URL = "https://api.ucloud.cn"
+BATCH = 1000            # UrlList.N per call
+SUBMIT_INTERVAL = 10.0  # seconds between submits, per account
+TASK_PAGE = 100         # tasks per history page (each task nests its URLs)
+STATUS_MAP = {
+    "wait": (TargetState.QUEUED, None),
+    "process": (TargetState.RUNNING, None),
+    "success": (TargetState.WARM, None),
+    "failure": (TargetState.FAILED, None),
+    "unknow": (TargetState.UNKNOWN, None),
+}
+# One submit per 10 s and a polite 20/s for the rest, per account, shared by the whole process.
+SUBMIT_LIMITER = SlidingWindowLimiter(limit=1, window=SUBMIT_INTERVAL, margin=0.2)
+CALL_LIMITER = SlidingWindowLimiter(limit=20, window=1.0)
+
+_SDK_LOGGER = logging.getLogger("cdn_prefetch.ucloud_sdk")
+_SDK_LOGGER.setLevel(logging.CRITICAL)  # the SDK logs every request's parameters at INFO
+_SDK_LOGGER.propagate = False
+
+
+def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
+    if not isinstance(raw, str):
+        return TargetState.UNKNOWN, None
+    return STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
+
+
+def make_client(endpoint: Endpoint, creds: UCloudCredentials, project_id: Optional[str] = None,
+                timeout: int = 30) -> UCDNClient:
+    config: dict[str, Any] = {
+        "base_url": DEFAULT_BASE_URL if endpoint.kind == "default" else endpoint.url,
+        "public_key": creds.public_key,
+        "private_key": creds.private_key,
+        "max_retries": 0,  # its retries are immediate and retry permanent errors; we decide ourselves
+        "timeout": timeout,
+    }
+    if project_id:
+        config["project_id"] = project_id
+    return UCDNClient(config, logger=_SDK_LOGGER)
+
+
+class UCloudAdapter(CloudAdapter):
+    cloud = CLOUD
+    # No maximum span is documented; 7-day windows keep each answer modest.
+    max_window = timedelta(days=7)
+
+    def __init__(self, client: UCDNClient, domain_id: str, project_id: Optional[str] = None,
+                 submit_limiter: SlidingWindowLimiter = SUBMIT_LIMITER,
+                 call_limiter: SlidingWindowLimiter = CALL_LIMITER):
+        self.client, self.domain_id, self.project_id = client, domain_id, project_id
+        self.submit_limiter, self.call_limiter = submit_limiter, call_limiter
+        self.account = getattr(getattr(client, "credential", None), "public_key", "")
+
+    def describe_scope(self) -> str:
+        return f"ucloud domain {self.domain_id}"
+
+    def _call(self, action: str, method: str, params: dict[str, Any], limiter: SlidingWindowLimiter) -> dict:
+        if self.project_id:
+            params["ProjectId"] = self.project_id
+        limiter.acquire((CLOUD, self.account, action))
+        try:
+            resp = getattr(self.client, method)(params)
+        except uexc.RetCodeException as error:
+            raise CloudError(CLOUD, action, f"RetCode {error.code}", error.message or "",
+                             getattr(error, "request_uuid", None)) from None
+        except uexc.HTTPStatusException as error:
+            raise CloudError(CLOUD, action, f"HTTP {error.status_code}", "the API answered an HTTP error") from None
+        except uexc.UCloudException as error:
+            raise CloudError(CLOUD, action, type(error).__name__, str(error)) from None
+        except requests.RequestException as error:
+            raise CloudError(CLOUD, action, "ConnectionError", type(error).__name__) from None
+        if not isinstance(resp, dict):
+            raise MalformedResponse(CLOUD, action, "(body)", f"expected a JSON object, got {type(resp).__name__}")
+        return resp
+
+    def quota(self) -> Quota:
+        action = "GetUcdnDomainPrefetchRefreshState"
+        resp = self._call(action, "get_ucdn_domain_prefetch_refresh_state", {"DomainId": self.domain_id},
+                          self.call_limiter)
+        # The documented example uses QuotaCount/SubmitCount; the field table PrefetchQuota/SubmitPrefetchCount.
+        quota = _first(resp, "PrefetchQuota", "QuotaCount")
+        used = _first(resp, "SubmitPrefetchCount", "SubmitCount")
+        for name, value in (("PrefetchQuota", quota), ("SubmitPrefetchCount", used)):
+            if not isinstance(value, int) or value < 0:
+                raise MalformedResponse(CLOUD, action, name, f"expected a non-negative integer, got {value!r}")
+        return Quota(BATCH, quota, max(0, quota - used))
+
+    def submit(self, urls: Sequence[str]) -> SubmitResult:
+        url_list = [str(u) for u in urls]  # never a bare string: the SDK would send one character each
+        resp = self._call("PrefetchNewUcdnDomainCache", "prefetch_new_ucdn_domain_cache", {"UrlList": url_list},
+                          self.submit_limiter)
+        task_id = resp.get("TaskId")
+        if not isinstance(task_id, str) or not task_id:
+            raise MalformedResponse(CLOUD, "PrefetchNewUcdnDomainCache", "TaskId",
+                                    f"expected a task id, got {task_id!r}")
+        return SubmitResult(task_id, tuple(url_list), {})
+
+    def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
+        action = "DescribeNewUcdnPrefetchCacheTask"
+        for start, end in windows(since, until, self.max_window):
+            offset = 0
+            while True:
+                resp = self._call(action, "describe_new_ucdn_prefetch_cache_task", {
+                    "BeginTime": int(start.timestamp()),
+                    "EndTime": int(end.timestamp()) + (1 if end.microsecond else 0),
+                    "Offset": offset,
+                    "Limit": TASK_PAGE,
+                }, self.call_limiter)
+                total = resp.get("TotalCount", 0)
+                tasks = resp.get("TaskList") or []
+                if not isinstance(total, int) or not isinstance(tasks, list):
+                    raise MalformedResponse(CLOUD, action, "TotalCount/TaskList",
+                                            "expected an integer count and a list of tasks")
+                for task in tasks:
+                    yield from _task_observations(task)
+                offset += len(tasks)
+                if not tasks or offset >= total:
+                    break
+
+
+def _task_observations(task: Any) -> Iterator[Observation]:
+    action = "DescribeNewUcdnPrefetchCacheTask"
+    if not isinstance(task, dict):
+        raise MalformedResponse(CLOUD, action, "TaskList[]", f"expected an object, got {type(task).__name__}")
+    task_id = task.get("TaskId")
+    if not isinstance(task_id, str) or not task_id:
+        raise MalformedResponse(CLOUD, action, "TaskList[].TaskId", f"expected a task id, got {task_id!r}")
+    task_created = _unix(task.get("CreateTime"), "TaskList[].CreateTime", required=True)
+    urls = task.get("UrlLists") or []
+    if not isinstance(urls, list):
+        raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists", "expected a list")
+    for item in urls:
+        if not isinstance(item, dict) or not isinstance(item.get("Url"), str):
+            raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
+        raw = item.get("Status") if item.get("Status") is not None else task.get("Status")
+        state, reason = map_status(raw)
+        created = _unix(item.get("CreateTime"), "TaskList[].UrlLists[].CreateTime", required=False) or task_created
+        finished = _unix(item.get("FinishTime"), "TaskList[].UrlLists[].FinishTime", required=False)
+        if state is TargetState.RUNNING and isinstance(item.get("Progress"), int):
+            reason = f"{item['Progress']}% done"
+        try:
+            url = normalize_url(item["Url"])
+        except InvalidUrl:
+            url = item["Url"]
+        yield Observation(url, task_id, state, created, finished, reason, raw if isinstance(raw, str) else None)
+
+
+def _unix(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
+    if value in (None, 0, ""):
+        if required:
+            raise MalformedResponse(CLOUD, "DescribeNewUcdnPrefetchCacheTask", field_name, "missing")
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise MalformedResponse(CLOUD, "DescribeNewUcdnPrefetchCacheTask", field_name,
+                                f"expected Unix seconds, got {value!r}")
+    return datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def _first(resp: dict, *names: str) -> Any:
+    for name in names:
+        if name in resp and resp[name] is not None:
+            return resp[name]
+    return None
