@@ -111,7 +111,9 @@ class UCloudAdapter(CloudAdapter):
         return Quota(BATCH, quota, max(0, quota - used))
 
     def submit(self, urls: Sequence[str]) -> SubmitResult:
-        url_list = [str(u) for u in urls]  # never a bare string: the SDK would send one character each
+        if isinstance(urls, str):
+            raise TypeError("submit() takes a list of URLs, not one string")  # the SDK would send it char by char
+        url_list = [str(u) for u in urls]
         resp = self._call("PrefetchNewUcdnDomainCache", "prefetch_new_ucdn_domain_cache", {"UrlList": url_list},
                           self.submit_limiter)
         task_id = resp.get("TaskId")

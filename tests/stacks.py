@@ -1,0 +1,96 @@
+"""A deployed stack of the real project for end-to-end tests: a sets folder, a sandbox, the engine.
+
+Shared by the end-to-end tests of every cloud. The sandbox's request log is the evidence of what
+was submitted; the engine (tests/engine.py) drives the real provider host as the CLI would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+
+from sandbox import Sandbox
+from tests.engine import Engine
+
+PROJECT = Path(__file__).resolve().parent.parent
+SECRET_ID = "test-secret-id-e2e"
+SECRET_KEY = "TestSecretKey-must-never-leak-7f3a9c"
+UCLOUD_PUBLIC = "test-ucloud-public-e2e"
+UCLOUD_PRIVATE = "TestUCloudPrivate-must-never-leak-4b1d"
+ZONE = "zone-2o0i4xfimj9g"
+UCLOUD_DOMAIN = "ucdn-e2etest"
+HOST = "static.example.com"
+
+# What a destination of each cloud looks like, and how its submits show in the sandbox log.
+DESTINATIONS = {
+    "edgeone": {"provider": "edgeone", "zone": ZONE},
+    "tencent-cdn": {"provider": "tencent-cdn", "area": "mainland"},
+    "ucloud": {"provider": "ucloud", "domainId": UCLOUD_DOMAIN},
+}
+SUBMIT_ACTIONS = {"edgeone": ("CreatePrefetchTask", "Targets"), "tencent-cdn": ("PushUrlsCache", "Urls"),
+                  "ucloud": ("PrefetchNewUcdnDomainCache", "UrlList")}
+SERVICES = {"edgeone": "teo", "tencent-cdn": "cdn", "ucloud": "ucloud"}
+
+
+def resource_name(set_name: str, destination: dict[str, Any]) -> str:
+    identity = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}[destination["provider"]]
+    return f"{set_name}-{destination['provider']}-{destination[identity]}"
+
+
+def start_sandbox(db: Path, progress_seconds: float = 0.3) -> Sandbox:
+    box = Sandbox(db, credentials={SECRET_ID: SECRET_KEY}, ucloud_credentials={UCLOUD_PUBLIC: UCLOUD_PRIVATE},
+                  progress_seconds=progress_seconds).start()
+    box.store.add_ucloud_domain(UCLOUD_DOMAIN, HOST)
+    return box
+
+
+class Stack:
+    """One stack of the real project against one sandbox."""
+
+    def __init__(self, tmp_path: Path, sandbox: Optional[Sandbox], *, endpoints: Optional[dict] = None,
+                 extra_config: Optional[dict] = None, credentials: bool = True):
+        self.sets = tmp_path / "sets"
+        self.sets.mkdir(exist_ok=True)
+        self.sandbox = sandbox
+        config: dict[str, Any] = {
+            "cdn-prefetch:setsDir": str(self.sets),
+            "cdn-prefetch:endpoints": endpoints or {c: sandbox.url for c in DESTINATIONS},
+            **(extra_config or {}),
+        }
+        secret_keys: list[str] = []
+        if credentials:
+            config.update({"tencentcloud:secretId": SECRET_ID, "tencentcloud:secretKey": SECRET_KEY,
+                           "ucloud:publicKey": UCLOUD_PUBLIC, "ucloud:privateKey": UCLOUD_PRIVATE})
+            secret_keys = ["tencentcloud:secretId", "tencentcloud:secretKey", "ucloud:publicKey", "ucloud:privateKey"]
+        self.engine = Engine(PROJECT, config, secret_keys=secret_keys, env={"NO_PROXY": "127.0.0.1,localhost"})
+
+    def declare(self, urls: Sequence[str], *, name: str = "web", destinations: Sequence[dict] = (DESTINATIONS["edgeone"],),
+                freshness: str = "24h", wait: str = "30s") -> None:
+        doc: dict[str, Any] = {"name": name, "freshness": freshness, "wait": wait}
+        doc.update(destinations[0] if len(destinations) == 1 else {"destinations": [dict(d) for d in destinations]})
+        doc["targets"] = list(urls)
+        (self.sets / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def submits(self, cloud: str = "edgeone") -> list[list[str]]:
+        """Sorted targets of every accepted submit to ``cloud`` since the log was last cleared."""
+        action, key = SUBMIT_ACTIONS[cloud]
+        return [sorted(r["params"][key]) for r in self.sandbox.store.requests(action=action)
+                if r["error_code"] is None]
+
+    def rejected_requests(self) -> list[dict]:
+        """Requests the sandbox refused (limits, signatures, parameters): tests expect none."""
+        return [r for r in self.sandbox.store.requests() if r["error_code"] is not None]
+
+    def outputs(self, resource: str) -> dict:
+        [state] = [s for s in self.engine.state.values() if s.urn.endswith("::" + resource)]
+        return state.outputs
+
+
+def target_diff(step) -> dict:
+    return {path: entry for path, entry in step.diff.items() if path.startswith("targets[")}
+
+
+def path_of(url: str) -> str:
+    return f'targets["{url}"]'
