@@ -33,10 +33,14 @@ class SubmitResult:
 
 
 class CloudError(Exception):
-    """A cloud call failed. The message names the cloud, the action and the cloud's code; never a credential."""
+    """A cloud call failed. The message names the cloud, the action and the cloud's code; never a credential.
 
-    def __init__(self, cloud: str, action: str, code: str, message: str, request_id: Optional[str] = None):
-        self.cloud, self.action, self.code, self.request_id = cloud, action, code, request_id
+    ``kind`` classifies it for the retry policy: throttled | transient | quota | auth | invalid | malformed | other.
+    """
+
+    def __init__(self, cloud: str, action: str, code: str, message: str, request_id: Optional[str] = None,
+                 kind: str = "other"):
+        self.cloud, self.action, self.code, self.request_id, self.kind = cloud, action, code, request_id, kind
         suffix = f" (RequestId {request_id})" if request_id else ""
         super().__init__(f"{cloud} {action} failed: {code}: {message}{suffix}")
 
@@ -45,7 +49,7 @@ class MalformedResponse(CloudError):
     """The cloud answered, but not in the documented shape."""
 
     def __init__(self, cloud: str, action: str, field_name: str, detail: str):
-        super().__init__(cloud, action, "MalformedResponse", f"field {field_name}: {detail}")
+        super().__init__(cloud, action, "MalformedResponse", f"field {field_name}: {detail}", kind="malformed")
         self.field_name = field_name
 
 

@@ -16,8 +16,38 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from ..ratelimit import SlidingWindowLimiter
+from ..retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from ..settings import Endpoint, TencentCredentials
 from .base import CloudError
+
+# Actions that change something at the cloud: never re-sent blindly after an ambiguous failure.
+SUBMIT_ACTIONS = frozenset({"CreatePrefetchTask", "PushUrlsCache"})
+THROTTLE_CODES = frozenset({"UnauthorizedOperation.OperationTooOften", "LimitExceeded.CdnHostOpTooOften"})
+QUOTA_CODES = frozenset({"LimitExceeded.DailyQuota", "LimitExceeded.BatchQuota",
+                         "LimitExceeded.CdnPushExceedDayLimit", "LimitExceeded.CdnPushExceedBatchLimit"})
+HINTS = {
+    "auth": "check the credentials (tencentcloud:secretId/secretKey or TENCENTCLOUD_SECRET_ID/KEY), their CAM "
+            "permissions, and this machine's clock",
+    "quota": "the prefetch quota is used up for today; wait for it to reset or ask Tencent Cloud to raise it",
+}
+
+
+def classify(code: str) -> str:
+    """The retry class of a Tencent error code (see retry.py)."""
+    if code in THROTTLE_CODES or code.startswith("RequestLimitExceeded"):
+        return "throttled"
+    if code in ("ClientNetworkError", "ServerNetworkError") or code.startswith("InternalError"):
+        return "transient"
+    if code in QUOTA_CODES:
+        return "quota"
+    if code.startswith(("AuthFailure", "UnauthorizedOperation")):
+        return "auth"
+    if code.startswith(("InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidAction",
+                        "NoSuchVersion", "ResourceNotFound", "ResourceUnavailable")):
+        return "invalid"
+    if code in ("JSONDecodeError", "KeyError"):
+        return "malformed"
+    return "other"
 
 
 def client_profile(endpoint: Endpoint, timeout: int = 30) -> ClientProfile:
@@ -37,16 +67,25 @@ def sdk_credential(creds: TencentCredentials) -> credential.Credential:
 class TencentCaller:
     """Calls one action of one SDK client under the shared rate limiter, translating SDK errors."""
 
-    def __init__(self, cloud: str, client: Any, models: ModuleType, limiter: SlidingWindowLimiter):
-        self.cloud, self.client, self.models, self.limiter = cloud, client, models, limiter
+    def __init__(self, cloud: str, client: Any, models: ModuleType, limiter: SlidingWindowLimiter,
+                 policy: RetryPolicy = DEFAULT_POLICY):
+        self.cloud, self.client, self.models, self.limiter, self.policy = cloud, client, models, limiter, policy
 
     def __call__(self, action: str, params: dict[str, Any]) -> Any:
         request = getattr(self.models, f"{action}Request")()
         request.from_json_string(json.dumps(params))
-        self.limiter.acquire((self.cloud, action))
         method: Callable[[Any], Any] = getattr(self.client, action)
-        try:
-            return method(request)
-        except TencentCloudSDKException as exc:
-            raise CloudError(self.cloud, action, exc.get_code() or "Error", exc.get_message() or "",
-                             exc.get_request_id()) from None
+
+        def once() -> Any:
+            self.limiter.acquire((self.cloud, action))
+            try:
+                return method(request)
+            except TencentCloudSDKException as exc:
+                code = exc.get_code() or "Error"
+                kind = classify(code)
+                message = exc.get_message() or ""
+                if kind in HINTS:
+                    message = f"{message} ({HINTS[kind]})" if message else HINTS[kind]
+                raise CloudError(self.cloud, action, code, message, exc.get_request_id(), kind) from None
+
+        return call_with_retry(once, read_only=action not in SUBMIT_ACTIONS, policy=self.policy)

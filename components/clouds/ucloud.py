@@ -18,6 +18,7 @@ from ucloud.core import exc as uexc
 from ucloud.services.ucdn.client import UCDNClient
 
 from ..ratelimit import SlidingWindowLimiter
+from ..retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from ..settings import Endpoint, UCloudCredentials
 from ..status import Observation, TargetState
 from ..urls import InvalidUrl, normalize_url
@@ -38,6 +39,22 @@ STATUS_MAP = {
 # One submit per 10 s and a polite 20/s for the rest, per account, shared by the whole process.
 SUBMIT_LIMITER = SlidingWindowLimiter(limit=1, window=SUBMIT_INTERVAL, margin=0.2)
 CALL_LIMITER = SlidingWindowLimiter(limit=20, window=1.0)
+
+THROTTLE_RETCODES = frozenset({150, 153})   # service unavailable, request throttled
+TRANSIENT_RETCODES = frozenset({110, 130})  # API timed out, gateway error
+AUTH_RETCODES = frozenset({170, 171, 172, 174, 293, 294, 295, 299})
+SUBMIT_ACTION = "PrefetchNewUcdnDomainCache"
+
+
+def classify_retcode(code: int) -> str:
+    if code in THROTTLE_RETCODES:
+        return "throttled"
+    if code in TRANSIENT_RETCODES:
+        return "transient"
+    if code in AUTH_RETCODES:
+        return "auth"
+    return "invalid"
+
 
 _SDK_LOGGER = logging.getLogger("cdn_prefetch.ucloud_sdk")
 _SDK_LOGGER.setLevel(logging.CRITICAL)  # the SDK logs every request's parameters at INFO
@@ -71,9 +88,9 @@ class UCloudAdapter(CloudAdapter):
 
     def __init__(self, client: UCDNClient, domain_id: str, project_id: Optional[str] = None,
                  submit_limiter: SlidingWindowLimiter = SUBMIT_LIMITER,
-                 call_limiter: SlidingWindowLimiter = CALL_LIMITER):
+                 call_limiter: SlidingWindowLimiter = CALL_LIMITER, policy: RetryPolicy = DEFAULT_POLICY):
         self.client, self.domain_id, self.project_id = client, domain_id, project_id
-        self.submit_limiter, self.call_limiter = submit_limiter, call_limiter
+        self.submit_limiter, self.call_limiter, self.policy = submit_limiter, call_limiter, policy
         self.account = getattr(getattr(client, "credential", None), "public_key", "")
 
     def describe_scope(self) -> str:
@@ -82,18 +99,31 @@ class UCloudAdapter(CloudAdapter):
     def _call(self, action: str, method: str, params: dict[str, Any], limiter: SlidingWindowLimiter) -> dict:
         if self.project_id:
             params["ProjectId"] = self.project_id
+        submit = action == SUBMIT_ACTION
+        return call_with_retry(lambda: self._call_once(action, method, params, limiter), read_only=not submit,
+                               policy=self.policy, min_delay=limiter.window if submit else 0.0)
+
+    def _call_once(self, action: str, method: str, params: dict[str, Any], limiter: SlidingWindowLimiter) -> dict:
         limiter.acquire((CLOUD, self.account, action))
         try:
             resp = getattr(self.client, method)(params)
         except uexc.RetCodeException as error:
-            raise CloudError(CLOUD, action, f"RetCode {error.code}", error.message or "",
-                             getattr(error, "request_uuid", None)) from None
+            kind = classify_retcode(error.code)
+            hint = (" (check ucloud:publicKey/privateKey or UCLOUD_PUBLIC_KEY/UCLOUD_PRIVATE_KEY and the key's "
+                    "UCDN permissions)") if kind == "auth" else ""
+            raise CloudError(CLOUD, action, f"RetCode {error.code}", (error.message or "") + hint,
+                             getattr(error, "request_uuid", None), kind) from None
         except uexc.HTTPStatusException as error:
-            raise CloudError(CLOUD, action, f"HTTP {error.status_code}", "the API answered an HTTP error") from None
+            kind = "throttled" if error.status_code == 429 else "transient" if error.status_code >= 500 else "other"
+            raise CloudError(CLOUD, action, f"HTTP {error.status_code}", "the API answered an HTTP error",
+                             kind=kind) from None
+        except uexc.InvalidResponseException:
+            raise CloudError(CLOUD, action, "InvalidResponse", "the API answered something that is not JSON",
+                             kind="malformed") from None
         except uexc.UCloudException as error:
             raise CloudError(CLOUD, action, type(error).__name__, str(error)) from None
         except requests.RequestException as error:
-            raise CloudError(CLOUD, action, "ConnectionError", type(error).__name__) from None
+            raise CloudError(CLOUD, action, "ConnectionError", type(error).__name__, kind="transient") from None
         if not isinstance(resp, dict):
             raise MalformedResponse(CLOUD, action, "(body)", f"expected a JSON object, got {type(resp).__name__}")
         return resp
