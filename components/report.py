@@ -1,0 +1,408 @@
+"""``python -m components.report``: the drift report, with no Pulumi CLI and no Pulumi state.
+
+Reads the stack's config file (``Pulumi.<stack>.yaml``, with the defaults declared in
+``Pulumi.yaml``), loads the declarations, and reads every set's live status on every destination
+through the same adapters and reconcile code the provider uses (``adapter_for`` +
+``DestinationSync.observe()``). Read-only: it never submits. The report itself is built and
+rendered by the pure ``components/render.py``; this module does the I/O.
+
+Encrypted config values (``{secure: ...}``) cannot be decrypted without the Pulumi CLI, so they
+count as absent: credentials then come from the environment (``TENCENTCLOUD_SECRET_ID`` /
+``TENCENTCLOUD_SECRET_KEY``; UCloud: ``UCLOUD_PUBLIC_KEY`` / ``UCLOUD_PRIVATE_KEY``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence, TextIO
+
+import yaml
+
+from .clouds.base import CloudError
+from .clouds.factory import adapter_for
+from .declarations import DeclarationError, PrefetchSetDeclaration, load_sets
+from .records import SetInputs
+from .render import (  # re-exported: the report's public API lives here
+    EXIT_DRIFT,
+    EXIT_ERROR,
+    EXIT_WARM,
+    FORMATS,
+    MARKDOWN_MAX_ROWS,
+    DestinationReport,
+    DriftedTarget,
+    Observed,
+    Report,
+    build_report,
+    render_json,
+    render_markdown,
+    render_table,
+    report_dict,
+    summary_line,
+)
+from .settings import CLOUDS, PROJECT, SANDBOX, ConfigError, ProviderSettings, parse_endpoint, settings_from_config
+from .sync import DestinationSync, utcnow
+
+__all__ = [
+    "EXIT_DRIFT", "EXIT_ERROR", "EXIT_WARM", "DestinationReport", "DriftedTarget", "Observed", "Report",
+    "StackConfig", "build_report", "load_stack_config", "main", "observe", "render_json", "render_markdown",
+    "render_table", "report_dict",
+]
+
+DEFAULT_STACK = "dev"
+DEFAULT_SETS_DIR = "prefetch-sets"
+TENCENT_CLOUDS = ("edgeone", "tencent-cdn")
+# Credential keys that only make sense as a pair: if one is encrypted, the whole group is read from the env.
+CREDENTIAL_GROUPS = (
+    ("tencentcloud:secretId", "tencentcloud:secretKey", "tencentcloud:securityToken"),
+    ("ucloud:publicKey", "ucloud:privateKey"),
+)
+CREDENTIAL_ENV_HINT = ("TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY in the environment "
+                       "(UCloud: UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY)")
+
+USAGE_EPILOG = """\
+exit status:
+  0  every target is warm
+  2  drift: at least one target is not warm (failed, timed out, expired, missing, unknown,
+     or still queued/running)
+  1  error: invalid declarations or config, a cloud call failed, or anything unexpected
+
+Credentials are read from the stack file only when stored in plain text; encrypted values
+({secure: ...}) need the Pulumi CLI, so the report reads TENCENTCLOUD_SECRET_ID and
+TENCENTCLOUD_SECRET_KEY (UCloud: UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY) from the environment.
+"""
+
+
+# -- stack config -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's config as the program would see it, minus what only the Pulumi CLI can decrypt."""
+
+    values: Mapping[str, Any]          # namespaced key -> value, Pulumi.yaml defaults applied
+    project_dir: Path
+    stack_file: Optional[Path]         # None: no stack file, defaults only
+    encrypted: tuple[str, ...] = ()    # keys treated as absent because they are {secure: ...}
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc}); fix the syntax") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path} ({exc})") from None
+
+
+def _namespaced(key: Any, project: str) -> str:
+    key = str(key)
+    return key if ":" in key else f"{project}:{key}"
+
+
+def stack_file_path(project_dir: Path, stack: str) -> Path:
+    """``Pulumi.<stack>.yaml`` (or ``.yml``); a fully qualified ``org/project/stack`` uses its last part."""
+    name = stack.rsplit("/", 1)[-1]
+    for suffix in (".yaml", ".yml"):
+        candidate = project_dir / f"Pulumi.{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return project_dir / f"Pulumi.{name}.yaml"
+
+
+def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
+    """Defaults (and values) declared in Pulumi.yaml's ``config:``, overlaid with ``Pulumi.<stack>.yaml``."""
+    project_file = project_dir / "Pulumi.yaml"
+    if not project_file.is_file():
+        raise ConfigError(f"no Pulumi.yaml in {project_dir}; run the report from the project root (or pass --cwd)")
+    project_doc = _read_yaml(project_file) or {}
+    if not isinstance(project_doc, dict):
+        raise ConfigError(f"{project_file}: expected a mapping with name, runtime and config")
+    project = str(project_doc.get("name") or PROJECT)
+    values: dict[str, Any] = {}
+    for key, spec in (project_doc.get("config") or {}).items():
+        if isinstance(spec, dict):
+            for field_name in ("value", "default"):
+                if field_name in spec:
+                    values[_namespaced(key, project)] = spec[field_name]
+                    break
+        elif spec is not None:
+            values[_namespaced(key, project)] = spec  # short form: `key: value`
+    path = stack_file_path(project_dir, stack)
+    encrypted: list[str] = []
+    stack_file: Optional[Path] = None
+    if path.is_file():
+        stack_file = path
+        doc = _read_yaml(path) or {}
+        config = doc.get("config") if isinstance(doc, dict) else None
+        if config is not None and not isinstance(config, dict):
+            raise ConfigError(f"{path}: 'config' must be a mapping of namespaced keys (cdn-prefetch:setsDir: ...)")
+        for key, value in (config or {}).items():
+            name = _namespaced(key, project)
+            cleaned = _strip_secure(value, name, encrypted)
+            if cleaned is _ABSENT:
+                values.pop(name, None)
+            else:
+                values[name] = cleaned
+    for group in CREDENTIAL_GROUPS:
+        if any(key in encrypted for key in group):
+            for key in group:  # one source per credential pair: the environment
+                values.pop(key, None)
+    return StackConfig(values, project_dir, stack_file, tuple(encrypted))
+
+
+_ABSENT = object()
+
+
+def _strip_secure(value: Any, name: str, encrypted: list[str]) -> Any:
+    """Drop ``{secure: ...}`` values (anywhere in a structured value), remembering their keys."""
+    if _is_secure(value):
+        encrypted.append(name)
+        return _ABSENT
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            cleaned = _strip_secure(item, f"{name}.{key}", encrypted)
+            if cleaned is not _ABSENT:
+                out[key] = cleaned
+        return out
+    if isinstance(value, list):
+        return [item for item in (_strip_secure(v, f"{name}[{i}]", encrypted) for i, v in enumerate(value))
+                if item is not _ABSENT]
+    return value
+
+
+def parse_endpoint_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``--endpoint CLOUD=VALUE`` flags -> {cloud: value}; raises ConfigError naming the bad flag."""
+    overrides: dict[str, str] = {}
+    for item in items:
+        cloud, sep, value = item.partition("=")
+        cloud, value = cloud.strip(), value.strip()
+        if not sep or cloud not in CLOUDS:
+            raise ConfigError(f"--endpoint {item!r}: write CLOUD=VALUE with CLOUD one of {', '.join(CLOUDS)}, "
+                              "e.g. --endpoint edgeone=http://127.0.0.1:8787 or --endpoint edgeone=sandbox")
+        try:
+            parse_endpoint(cloud, value)
+        except ConfigError:
+            raise ConfigError(f"--endpoint {cloud}={value!r} is not an endpoint; use 'sandbox' or a URL such as "
+                              "http://127.0.0.1:8787 (scheme, host and port only)") from None
+        overrides[cloud] = value
+    return overrides
+
+
+def config_getter(config: StackConfig, endpoint_overrides: Mapping[str, str]) -> Callable[[str], Optional[str]]:
+    """``get(key)`` for settings_from_config: values as Pulumi's Config.get returns them (text / JSON text)."""
+
+    def get(key: str) -> Optional[str]:
+        value = config.get(key)
+        if key == f"{PROJECT}:endpoints" and endpoint_overrides:
+            table = value
+            if isinstance(table, str):
+                try:
+                    table = json.loads(table)
+                except json.JSONDecodeError:
+                    pass
+            if table in (None, ""):
+                table = {}
+            if isinstance(table, dict):
+                value = {**table, **endpoint_overrides}
+        if key == f"{PROJECT}:sandboxDb" and isinstance(value, str) and value:
+            value = str(_under(config.project_dir, value))
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (dict, list)):
+            return json.dumps(value)
+        return str(value)
+
+    return get
+
+
+def _under(base: Path, value: str) -> Path:
+    """Paths in stack config are relative to the project folder (the program's working directory)."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def check_credentials(declarations: Sequence[PrefetchSetDeclaration], settings: ProviderSettings,
+                      config: StackConfig) -> None:
+    """Fail before any call when a real cloud is used without credentials, saying where the report looks."""
+    for decl in declarations:
+        for dest in decl.destinations:
+            cloud = dest.provider
+            if cloud in TENCENT_CLOUDS and settings.endpoint(cloud).kind != SANDBOX and settings.tencent is None:
+                message = (f"no Tencent Cloud credentials for {cloud} (set {decl.name}): the report reads them from "
+                           f"{CREDENTIAL_ENV_HINT}, or from plain-text tencentcloud:secretId and "
+                           "tencentcloud:secretKey in the stack file")
+                if config.encrypted:
+                    where = config.stack_file.name if config.stack_file else "the stack file"
+                    message += (f"; {where} holds {', '.join(config.encrypted)} encrypted ({{secure: ...}}), which "
+                                "only the Pulumi CLI can decrypt, so export them in the environment instead")
+                message += f"; or try it locally with --endpoint {cloud}=sandbox"
+                raise ConfigError(message)
+
+
+# -- observe ----------------------------------------------------------------------------------------
+def observe(declarations: Sequence[PrefetchSetDeclaration], settings: ProviderSettings,
+            log: TextIO) -> list[Observed]:
+    """Every set on every destination, read-only; a failed cloud call is recorded and the rest still read."""
+    results: list[Observed] = []
+    for decl in declarations:
+        for dest in decl.destinations:
+            try:
+                adapter = adapter_for(dest.as_dict(), settings)
+                result = DestinationSync(adapter, SetInputs.from_declaration(decl, dest), log=log).observe()
+            except CloudError as exc:
+                log.write(f"report: set {decl.name} on {dest.label}: {exc}\n")
+                results.append(Observed(decl, dest, error=str(exc)))
+                continue
+            results.append(Observed(decl, dest, result.plan, result.verified_at))
+    return results
+
+
+def select_sets(declarations: Sequence[PrefetchSetDeclaration], names: Sequence[str]) -> list[PrefetchSetDeclaration]:
+    if not names:
+        return list(declarations)
+    known = {d.name for d in declarations}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--set: no set named {', '.join(repr(n) for n in unknown)}; "
+                          f"the declared sets are: {', '.join(sorted(known))}")
+    return [d for d in declarations if d.name in names]
+
+
+# -- command line -----------------------------------------------------------------------------------
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse would exit 2, which means "drift" here.
+        raise UsageError(message)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m components.report",
+        description="Report drift of the declared prefetch sets: reads each target's live status from the "
+                    "clouds' task history (read-only, no Pulumi CLI or state needed). Run from the project root.",
+        epilog=USAGE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--stack", default=DEFAULT_STACK,
+                        help="stack whose Pulumi.<stack>.yaml supplies the config (default: %(default)s)")
+    parser.add_argument("--sets-dir", metavar="DIR",
+                        help="folder of prefetch-set declarations (default: cdn-prefetch:setsDir, else prefetch-sets)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: %(default)s)")
+    parser.add_argument("--set", dest="sets", action="extend", nargs="+", default=[], metavar="NAME",
+                        help="report only these sets (repeatable)")
+    parser.add_argument("--endpoint", dest="endpoints", action="append", default=[], metavar="CLOUD=VALUE",
+                        help="override cdn-prefetch:endpoints for one cloud: 'sandbox' or a URL (repeatable), "
+                             "e.g. edgeone=http://127.0.0.1:8787")
+    parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    parser.add_argument("--max-rows", type=_count, metavar="N",
+                        help=f"drifted targets listed per destination in table and markdown "
+                             f"(default: all in table, {MARKDOWN_MAX_ROWS} in markdown; 0 = all)")
+    parser.add_argument("--cwd", "-C", metavar="DIR", help="project folder (default: the current directory)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
+    return parser
+
+
+def render(report: Report, fmt: str, max_rows: Optional[int]) -> str:
+    if fmt == "json":
+        return render_json(report)
+    if fmt == "markdown":
+        return render_markdown(report, max_rows=MARKDOWN_MAX_ROWS if max_rows is None else max_rows)
+    return render_table(report, max_rows=max_rows)
+
+
+def main(argv: Optional[Sequence[str]] = None, *, env: Optional[Mapping[str, str]] = None,
+         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+    """Run the report; returns the exit status (0 warm, 2 drift, 1 error)."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    environ = os.environ if env is None else env
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        err.write(parser.format_usage())
+        err.write(f"{parser.prog}: error: {exc}\n")
+        return EXIT_ERROR
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        return _run(args, environ, out, err)
+    except DeclarationError as exc:
+        err.write(f"{exc}\n")
+    except ConfigError as exc:
+        err.write(f"report: {exc}\n")
+    except CloudError as exc:
+        err.write(f"report: {exc}\n")
+    except KeyboardInterrupt:
+        err.write("report: interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns anything into a clean exit 1
+        if args.debug:
+            traceback.print_exc(file=err)
+        else:
+            err.write(f"report: unexpected error: {type(exc).__name__}: {exc}\n"
+                      "run with --debug for the traceback\n")
+    return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    project_dir = Path(args.cwd) if args.cwd else Path.cwd()
+    overrides = parse_endpoint_overrides(args.endpoints)
+    config = load_stack_config(project_dir, args.stack)
+    if config.stack_file is not None:
+        err.write(f"report: stack config from {config.stack_file}\n")
+    else:
+        err.write(f"report: no {stack_file_path(project_dir, args.stack).name} in {project_dir}; using the "
+                  "defaults in Pulumi.yaml, credentials from the environment, and the real clouds"
+                  f"{' except --endpoint overrides' if overrides else ''}\n")
+    settings = settings_from_config(config_getter(config, overrides), environ)
+    if args.sets_dir:
+        sets_dir = Path(args.sets_dir)
+    else:
+        configured = config.get(f"{PROJECT}:setsDir")
+        sets_dir = _under(project_dir, configured if isinstance(configured, str) and configured else DEFAULT_SETS_DIR)
+    declarations = select_sets(load_sets(sets_dir), args.sets)
+    check_credentials(declarations, settings, config)
+    report = build_report(observe(declarations, settings, err), stack=args.stack, generated_at=utcnow())
+    text = render(report, args.format, args.max_rows)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        err.write(f"report: {summary_line(report)}; wrote {args.output}\n")
+    else:
+        out.write(text)
+        out.flush()
+    return report.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
