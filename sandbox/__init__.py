@@ -1,10 +1,20 @@
 """A local emulator of the cloud prefetch APIs: the product's default backend and every test's.
 
-It speaks the real wire protocol (Tencent API 3.0 with TC3-HMAC-SHA256 today), so the official SDKs
-work against it unchanged; its state is one SQLite file that tests and the CLI steer directly.
+It speaks the real wire protocols (Tencent API 3.0 with TC3-HMAC-SHA256 for EdgeOne and CDN, and
+UCloud's SHA1-signed RetCode API for UCDN), so the official SDKs work against it unchanged; its state
+is one SQLite file that tests and the CLI steer directly.
 """
 
-from .server import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
+from .server import (
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SANDBOX_UCLOUD_PRIVATE_KEY,
+    SANDBOX_UCLOUD_PUBLIC_KEY,
+    Sandbox,
+)
 from .store import SandboxStore
 
-__all__ = ["Sandbox", "SandboxStore", "SANDBOX_SECRET_ID", "SANDBOX_SECRET_KEY"]
+__all__ = [
+    "Sandbox", "SandboxStore", "SANDBOX_SECRET_ID", "SANDBOX_SECRET_KEY",
+    "SANDBOX_UCLOUD_PUBLIC_KEY", "SANDBOX_UCLOUD_PRIVATE_KEY",
+]

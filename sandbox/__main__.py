@@ -9,8 +9,15 @@ import sys
 from datetime import datetime, timezone
 from typing import Sequence
 
-from .server import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, TENCENT_SERVICES, Sandbox
-from .store import OUTCOMES, SETTINGS, SandboxStore
+from .server import (
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SANDBOX_UCLOUD_PRIVATE_KEY,
+    SANDBOX_UCLOUD_PUBLIC_KEY,
+    TENCENT_SERVICES,
+    Sandbox,
+)
+from .store import OUTCOMES, SERVICES, SETTINGS, SandboxStore
 
 DEFAULT_DB = os.path.join(".sandbox", "sandbox.db")
 DEFAULT_PORT = 8787
@@ -40,14 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--fail-type", help="FailType to report (default depends on the outcome)")
     add.add_argument("--message", help="FailMessage (or FailedList Reason for 'rejected')")
     add.add_argument("--delay", type=float, metavar="S", help="seconds the task stays processing")
+    add.add_argument("--service", choices=SERVICES, help="only on this cloud (default: every cloud)")
     rule_sub.add_parser("list", parents=[db_parent], help="list rules in order")
     rule_sub.add_parser("clear", parents=[db_parent], help="remove every rule (existing tasks keep their outcome)")
 
     log = sub.add_parser("log", parents=[db_parent], help="print the request log, one line per request")
     log.add_argument("--action", help="only this action, e.g. CreatePrefetchTask")
-    log.add_argument("--service", help="only this service, e.g. teo")
+    log.add_argument("--service", choices=SERVICES, help="only this service")
     log.add_argument("--full", action="store_true", help="do not shorten parameters")
     log.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    domain = sub.add_parser("ucloud-domain", help="declare UCloud DomainIds (for the quota call)")
+    domain_sub = domain.add_subparsers(dest="domain_command", required=True, metavar="ACTION")
+    domain_add = domain_sub.add_parser("add", parents=[db_parent], help="map a DomainId to its hostname")
+    domain_add.add_argument("domain_id", metavar="DOMAIN_ID", help="e.g. ucdn-abc123")
+    domain_add.add_argument("host", metavar="HOST", help="e.g. static.example.com")
+    domain_sub.add_parser("list", parents=[db_parent], help="list declared domains")
 
     age = sub.add_parser("age", parents=[db_parent], help="pretend SECONDS have passed for existing tasks")
     age.add_argument("seconds", type=float)
@@ -76,8 +91,9 @@ def _run(args: argparse.Namespace) -> int:
         sandbox.start()
         services = ", ".join(f"{s.name} {s.version}" for s in TENCENT_SERVICES.values())
         print(
-            f"sandbox serving {services} at {sandbox.url}  SecretId={SANDBOX_SECRET_ID} "
-            f"SecretKey={SANDBOX_SECRET_KEY}  db={args.db}  (Ctrl-C to stop)",
+            f"sandbox serving {services}, ucloud ucdn at {sandbox.url}  SecretId={SANDBOX_SECRET_ID} "
+            f"SecretKey={SANDBOX_SECRET_KEY}  PublicKey={SANDBOX_UCLOUD_PUBLIC_KEY} "
+            f"PrivateKey={SANDBOX_UCLOUD_PRIVATE_KEY}  db={args.db}  (Ctrl-C to stop)",
             flush=True,
         )
         try:
@@ -90,19 +106,33 @@ def _run(args: argparse.Namespace) -> int:
         if args.rule_command == "add":
             rule = SandboxStore(args.db).add_rule(
                 args.pattern, args.outcome, fail_type=args.fail_type,
-                fail_message=args.message, delay_seconds=args.delay,
+                fail_message=args.message, delay_seconds=args.delay, service=args.service,
             )
-            print(f"rule #{rule.id}: {rule.pattern} -> {rule.outcome}")
+            where = f" (on {rule.service} only)" if rule.service else ""
+            print(f"rule #{rule.id}: {rule.pattern} -> {rule.outcome}{where}")
         elif args.rule_command == "list":
             rules = _existing_store(args.db).rules()
             if not rules:
                 print("no rules: every target succeeds")
             for r in rules:
-                extras = [f"{k}={r[k]!r}" for k in ("fail_type", "fail_message", "delay_seconds") if r[k] is not None]
+                keys = ("fail_type", "fail_message", "delay_seconds", "service")
+                extras = [f"{k}={r[k]!r}" for k in keys if r[k] is not None]
                 print(" ".join([f"#{r['id']}", r["pattern"], r["outcome"], *extras]))
         else:
             SandboxStore(args.db).clear_rules()
             print("rules cleared")
+        return 0
+
+    if args.command == "ucloud-domain":
+        if args.domain_command == "add":
+            SandboxStore(args.db).add_ucloud_domain(args.domain_id, args.host)
+            print(f"ucloud domain {args.domain_id} -> {args.host.strip().lower()}")
+        else:
+            domains = _existing_store(args.db).ucloud_domains()
+            if not domains:
+                print("no ucloud domains: GetUcdnDomainPrefetchRefreshState answers 'domain not found'")
+            for domain_id, host in domains.items():
+                print(f"{domain_id} {host}")
         return 0
 
     if args.command == "log":

@@ -19,20 +19,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Callable, Mapping
 
-from . import tencent, teo
+from . import cdn, tencent, teo, ucloud
 from .store import SandboxStore
 from .wire import Env, HttpRequest, Reply
 
 SANDBOX_SECRET_ID = "sandbox-secret-id"
 SANDBOX_SECRET_KEY = "sandbox-secret-key"
 """The built-in credential pair. Deliberately unlike a real `AKID...` key, so it is never mistaken for one."""
+SANDBOX_UCLOUD_PUBLIC_KEY = "sandbox-public-key"
+SANDBOX_UCLOUD_PRIVATE_KEY = "sandbox-private-key"
+"""The built-in UCloud key pair (PublicKey, PrivateKey)."""
 
-TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (teo.SERVICE,)}
+TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (teo.SERVICE, cdn.SERVICE)}
 """Emulated Tencent services by credential-scope name. A new service is one module + one entry here."""
 
 PROTOCOLS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest, Env], Reply]]] = [
     (tencent.claims, lambda req, env: tencent.handle(req, env, TENCENT_SERVICES)),
-    # UCloud (form body with `Action` + `PublicKey`, SHA1 `Signature`) will be a second entry.
+    (ucloud.claims, ucloud.handle),  # `Action` + `PublicKey` + SHA1 `Signature` parameters
 ]
 """Wire protocols, tried in order; the first whose `claims` accepts a request handles it."""
 
@@ -149,6 +152,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")  # exactly this; see module docstring
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -170,9 +175,10 @@ def _error_reply(code: str, message: str) -> Reply:
 class Sandbox:
     """A local emulator of the cloud prefetch APIs, serving in a daemon thread.
 
-    Usage: `with Sandbox(tmp_path / "sb.db") as sb:` then point the SDK at it with
-    `HttpProfile(protocol="http", endpoint=sb.endpoint)` and the SANDBOX_SECRET_* pair.
-    Port 0 (the default) picks a free port; `sb.store` steers it (rules, settings, log).
+    Usage: `with Sandbox(tmp_path / "sb.db") as sb:` then point the Tencent SDK at it with
+    `HttpProfile(protocol="http", endpoint=sb.endpoint)` and the SANDBOX_SECRET_* pair, or the
+    UCloud SDK with `{"base_url": sb.url}` and the SANDBOX_UCLOUD_* pair; every service shares the
+    port and the db. Port 0 (the default) picks a free port; `sb.store` steers it (rules, settings, log).
     """
 
     def __init__(
@@ -182,12 +188,17 @@ class Sandbox:
         port: int = 0,
         credentials: dict[str, str] | None = None,
         progress_seconds: float | None = None,
+        ucloud_credentials: dict[str, str] | None = None,
     ) -> None:
         _check_loopback(host)
         self.host = host
         self._requested_port = int(port)
         self.store = SandboxStore(db_path)
         self.credentials = dict(credentials) if credentials is not None else {SANDBOX_SECRET_ID: SANDBOX_SECRET_KEY}
+        self.ucloud_credentials = (
+            dict(ucloud_credentials) if ucloud_credentials is not None
+            else {SANDBOX_UCLOUD_PUBLIC_KEY: SANDBOX_UCLOUD_PRIVATE_KEY}
+        )
         if progress_seconds is not None:
             # Settings live in the db so another process (or the CLI) sees and can change them.
             self.store.set_setting("progress_seconds", progress_seconds)
@@ -197,7 +208,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         if self._server is not None:
             return self
-        env = Env(store=self.store, credentials=self.credentials)
+        env = Env(store=self.store, credentials=self.credentials, ucloud_credentials=self.ucloud_credentials)
         self._server = _Server((self.host, self._requested_port), env)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

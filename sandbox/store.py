@@ -21,14 +21,23 @@ from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-OUTCOMES: tuple[str, ...] = ("success", "failed", "timeout", "canceled", "rejected")
-"""What a rule can make of a target. `rejected` = refused at submit time (FailedList), no task."""
+OUTCOMES: tuple[str, ...] = ("success", "failed", "timeout", "canceled", "invalid", "unknown", "rejected")
+"""What a rule can make of a target, in neutral words; each service renders them in its own vocabulary.
+
+`invalid` = the origin answered 4xx/5xx; `unknown` = the cloud lost track (UCloud's `unknow`);
+`rejected` = refused at submit time (EdgeOne: FailedList; CDN and UCloud: the whole call fails).
+"""
+
+SERVICES: tuple[str, ...] = ("teo", "cdn", "ucloud")
+"""Names the sandbox uses for its emulated services: in the task table, the request log and rules."""
 
 DEFAULT_FAILURES: dict[str, tuple[str, str]] = {
     # outcome -> (FailType, FailMessage); FailType values are the ones EdgeOne documents.
     "failed": ("originPullFailed", "origin returned HTTP 502"),
     "timeout": ("taskFailed", "prefetch timed out"),
     "canceled": ("taskFailed", "prefetch task canceled"),
+    "invalid": ("originPullFailed", "origin returned HTTP 404"),
+    "unknown": ("taskFailed", "prefetch status unknown"),
     "rejected": ("", "target rejected by a sandbox rule"),
 }
 
@@ -48,13 +57,20 @@ SETTINGS: dict[str, _Setting] = {
     "prefetch_batch": _Setting(int, 1000, 1, "most targets accepted in one submit"),
     "prefetch_daily": _Setting(int, 10000, 0, "targets accepted per zone per Beijing-time day"),
     "rate_limit_per_second": _Setting(int, 20, 1, "requests per (secret id, service, action) per second"),
+    "cdn_push_batch": _Setting(int, 500, 1, "most URLs in one Tencent CDN PushUrlsCache"),
+    "cdn_push_daily_mainland": _Setting(int, 1000, 0, "CDN prefetch URLs per Beijing-time day, mainland"),
+    "cdn_push_daily_overseas": _Setting(int, 1000, 0, "CDN prefetch URLs per Beijing-time day, overseas"),
+    "cdn_history_days": _Setting(int, 30, 1, "days of CDN push history DescribePushTasks returns"),
+    "ucloud_prefetch_interval": _Setting(float, 10.0, 0.0, "seconds between UCloud prefetch submits, per account"),
+    "ucloud_prefetch_batch": _Setting(int, 1000, 1, "most URLs in one UCloud PrefetchNewUcdnDomainCache"),
+    "ucloud_prefetch_daily": _Setting(int, 500, 0, "UCloud prefetch URLs per domain per Beijing-time day"),
 }
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    service TEXT NOT NULL,            -- "teo", later "cdn", "ucdn"
-    scope TEXT NOT NULL,              -- what quotas and queries are per: ZoneId, area, DomainId
+    service TEXT NOT NULL,            -- "teo", "cdn", "ucloud"
+    scope TEXT NOT NULL,              -- what queries are per: ZoneId (teo), Area (cdn), PublicKey (ucloud)
     kind TEXT NOT NULL,               -- "prefetch" (room for "purge")
     job_id TEXT NOT NULL,
     target TEXT NOT NULL,
@@ -74,12 +90,14 @@ CREATE TABLE IF NOT EXISTS rules (
     outcome TEXT NOT NULL,
     fail_type TEXT,
     fail_message TEXT,
-    delay_seconds REAL
+    delay_seconds REAL,
+    service TEXT                      -- NULL: every service, else only this one
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ucloud_domains (domain_id TEXT PRIMARY KEY, host TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS usage (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    service TEXT NOT NULL, scope TEXT NOT NULL, kind TEXT NOT NULL,
+    service TEXT NOT NULL, scope TEXT NOT NULL, kind TEXT NOT NULL,  -- scope: ZoneId, area, host
     at REAL NOT NULL, count INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_by_scope ON usage (service, scope, kind, at);
@@ -96,7 +114,11 @@ CREATE TABLE IF NOT EXISTS requests (
 
 @dataclass(frozen=True)
 class Rule:
-    """A steering rule: targets matching `pattern` (fnmatch, case-sensitive) get `outcome`."""
+    """A steering rule: targets matching `pattern` (fnmatch, case-sensitive) get `outcome`.
+
+    Rules are global (whichever cloud prefetches the URL) unless `service` names one cloud, so a
+    test can make one URL fail on one cloud only.
+    """
 
     id: int
     pattern: str
@@ -104,9 +126,14 @@ class Rule:
     fail_type: str | None
     fail_message: str | None
     delay_seconds: float | None
+    service: str | None = None
 
     def matches(self, url: str) -> bool:
         return fnmatchcase(url, self.pattern)
+
+    def applies(self, url: str, service: str | None) -> bool:
+        """Matches `url`, and is global or scoped to `service`."""
+        return (self.service is None or self.service == service) and self.matches(url)
 
     def failure(self) -> tuple[str, str]:
         """(FailType, FailMessage) for this outcome: the rule's own, else the outcome's default."""
@@ -117,10 +144,13 @@ class Rule:
         )
 
 
-def pick_rule(rules: Sequence[Rule], url: str) -> Rule | None:
-    """The rule deciding `url`: the most recently added match wins (so a rule can override)."""
+def pick_rule(rules: Sequence[Rule], url: str, service: str | None = None) -> Rule | None:
+    """The rule deciding `url` on `service`: the most recently added match wins (so a rule can override).
+
+    Rules scoped to another service are skipped; with `service=None` only global rules count.
+    """
     for rule in sorted(rules, key=lambda r: r.id, reverse=True):
-        if rule.matches(url):
+        if rule.applies(url, service):
             return rule
     return None
 
@@ -161,13 +191,38 @@ class StoredTask:
         """Finish time once finished, else creation time (nothing has changed yet)."""
         return self.finish if now >= self.finish else self.created
 
+    def progress(self, now: float) -> int:
+        """Percent done: rises linearly with time while processing (at most 99), 100 once finished."""
+        if now >= self.finish:
+            return 100
+        span = self.finish - self.created
+        return max(0, min(99, int(100 * (now - self.created) / span))) if span > 0 else 0
+
+
+@dataclass(frozen=True)
+class Charge:
+    """Quota one submit spends: `count` targets against `scope`'s daily `limit` (None: uncapped)."""
+
+    scope: str
+    count: int
+    limit: int | None = None
+
 
 class QuotaExceeded(Exception):
     """Raised by create_tasks when the submit would pass the daily limit; nothing was written."""
 
-    def __init__(self, used: int, requested: int, limit: int) -> None:
-        super().__init__(f"daily quota exceeded: {used} used + {requested} requested > {limit}")
-        self.used, self.requested, self.limit = used, requested, limit
+    def __init__(self, used: int, requested: int, limit: int, scope: str | None = None) -> None:
+        where = f" for {scope}" if scope is not None else ""
+        super().__init__(f"daily quota exceeded{where}: {used} used + {requested} requested > {limit}")
+        self.used, self.requested, self.limit, self.scope = used, requested, limit, scope
+
+
+class SubmitTooSoon(Exception):
+    """Raised by create_tasks when the scope submitted less than `min_interval` ago; nothing was written."""
+
+    def __init__(self, last: float, retry_after: float) -> None:
+        super().__init__(f"the previous submit was {last!r}; retry in {retry_after:.3f} s")
+        self.last, self.retry_after = last, retry_after
 
 
 def beijing_day_bounds(now: float) -> tuple[float, float]:
@@ -190,6 +245,10 @@ class SandboxStore:
             # executescript() would commit on its own; run the statements inside our transaction.
             for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 db.execute(statement)
+            # Files written before rules could be scoped to a service: add the column in place.
+            columns = {row[1] for row in db.execute("PRAGMA table_info(rules)")}
+            if "service" not in columns:
+                db.execute("ALTER TABLE rules ADD COLUMN service TEXT")
             db.execute("COMMIT")
 
     def __repr__(self) -> str:
@@ -228,8 +287,14 @@ class SandboxStore:
         fail_type: str | None = None,
         fail_message: str | None = None,
         delay_seconds: float | None = None,
+        service: str | None = None,
     ) -> Rule:
-        """Steer targets matching `pattern`; later-added rules win over earlier ones."""
+        """Steer targets matching `pattern`; later-added rules win over earlier ones.
+
+        `service` ("teo", "cdn", "ucloud") limits the rule to that cloud; None applies it everywhere.
+        """
+        if service is not None and service not in SERVICES:
+            raise ValueError(f"service must be one of {', '.join(SERVICES)} (or None for all); got {service!r}")
         if not isinstance(pattern, str) or not pattern:
             raise ValueError("pattern must be a non-empty fnmatch glob, e.g. '*/broken/*'")
         if outcome not in OUTCOMES:
@@ -242,11 +307,12 @@ class SandboxStore:
                 raise ValueError(f"delay_seconds must be a finite number >= 0; got {delay_seconds!r}")
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO rules (pattern, outcome, fail_type, fail_message, delay_seconds) VALUES (?,?,?,?,?)",
-                (pattern, outcome, fail_type, fail_message, delay_seconds),
+                "INSERT INTO rules (pattern, outcome, fail_type, fail_message, delay_seconds, service)"
+                " VALUES (?,?,?,?,?,?)",
+                (pattern, outcome, fail_type, fail_message, delay_seconds, service),
             )
             rule_id = int(cur.lastrowid or 0)
-        return Rule(rule_id, pattern, outcome, fail_type, fail_message, delay_seconds)
+        return Rule(rule_id, pattern, outcome, fail_type, fail_message, delay_seconds, service)
 
     def clear_rules(self) -> None:
         """Forget every rule. Existing tasks keep the outcome they were created with."""
@@ -257,7 +323,8 @@ class SandboxStore:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM rules ORDER BY id").fetchall()
         return [
-            Rule(r["id"], r["pattern"], r["outcome"], r["fail_type"], r["fail_message"], r["delay_seconds"])
+            Rule(r["id"], r["pattern"], r["outcome"], r["fail_type"], r["fail_message"], r["delay_seconds"],
+                 r["service"])
             for r in rows
         ]
 
@@ -294,6 +361,36 @@ class SandboxStore:
             stored = {r["key"]: json.loads(r["value"]) for r in db.execute("SELECT key, value FROM settings")}
         return {k: (s.kind(stored[k]) if k in stored else s.default) for k, s in SETTINGS.items()}
 
+    # ----- UCloud domains ------------------------------------------------------------------------
+
+    def add_ucloud_domain(self, domain_id: str, host: str) -> None:
+        """Declare a UCloud DomainId and its hostname (GetUcdnDomainPrefetchRefreshState needs it).
+
+        UCloud quotas are per domain while URLs only name a host, so this is the link between the two.
+        Adding an existing id re-points it. Domains are configuration: `reset()` keeps them.
+        """
+        if not isinstance(domain_id, str) or not domain_id.strip():
+            raise ValueError("domain_id must be a non-empty string, e.g. 'ucdn-abc123'")
+        if not isinstance(host, str) or not host.strip() or "/" in host or " " in host.strip():
+            raise ValueError(f"host must be a bare hostname such as 'static.example.com'; got {host!r}")
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO ucloud_domains (domain_id, host) VALUES (?, ?) "
+                "ON CONFLICT(domain_id) DO UPDATE SET host = excluded.host",
+                (domain_id.strip(), host.strip().lower()),
+            )
+
+    def ucloud_domains(self) -> dict[str, str]:
+        """DomainId -> hostname, sorted by DomainId."""
+        with self._connect() as db:
+            rows = db.execute("SELECT domain_id, host FROM ucloud_domains ORDER BY domain_id").fetchall()
+        return {r["domain_id"]: r["host"] for r in rows}
+
+    def ucloud_domain_host(self, domain_id: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT host FROM ucloud_domains WHERE domain_id = ?", (domain_id,)).fetchone()
+        return None if row is None else str(row["host"])
+
     # ----- tasks and quota -----------------------------------------------------------------------
 
     def create_tasks(
@@ -306,17 +403,32 @@ class SandboxStore:
         now: float,
         daily_limit: int | None = None,
         kind: str = "prefetch",
+        charges: Sequence[Charge] | None = None,
+        min_interval: float | None = None,
     ) -> None:
         """Insert tasks and charge them to today's quota, atomically.
 
-        Raises QuotaExceeded (writing nothing) if `daily_limit` would be passed: two concurrent
-        submits can never both squeeze under the limit.
+        By default the whole submit is charged to `scope` against `daily_limit`; `charges` replaces
+        that when quota is kept elsewhere (a CDN `global` push spends both areas, UCloud counts per
+        host). Raises QuotaExceeded (writing nothing) if any limit would be passed, and SubmitTooSoon
+        if `scope` created tasks less than `min_interval` seconds ago: two concurrent submits can
+        never both squeeze under a limit.
         """
+        if charges is None:
+            charges = [Charge(scope, len(tasks), daily_limit)]
         with self._write() as db:
-            if daily_limit is not None and tasks:
-                used = self._used_today(db, service, scope, kind, now)
-                if used + len(tasks) > daily_limit:
-                    raise QuotaExceeded(used, len(tasks), daily_limit)
+            if min_interval:
+                row = db.execute(
+                    "SELECT MAX(created) FROM tasks WHERE service = ? AND scope = ? AND kind = ?",
+                    (service, scope, kind),
+                ).fetchone()
+                if row[0] is not None and now - float(row[0]) < min_interval:
+                    raise SubmitTooSoon(float(row[0]), min_interval - (now - float(row[0])))
+            for charge in charges:
+                if charge.limit is not None and charge.count:
+                    used = self._used_today(db, service, charge.scope, kind, now)
+                    if used + charge.count > charge.limit:
+                        raise QuotaExceeded(used, charge.count, charge.limit, charge.scope)
             db.executemany(
                 "INSERT INTO tasks (service, scope, kind, job_id, target, host, created, finish, outcome,"
                 " fail_type, fail_message, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -326,11 +438,18 @@ class SandboxStore:
                     for t in tasks
                 ],
             )
-            if tasks:
-                db.execute(
-                    "INSERT INTO usage (service, scope, kind, at, count) VALUES (?,?,?,?,?)",
-                    (service, scope, kind, now, len(tasks)),
-                )
+            db.executemany(
+                "INSERT INTO usage (service, scope, kind, at, count) VALUES (?,?,?,?,?)",
+                [(service, c.scope, kind, now, c.count) for c in charges if c.count],
+            )
+
+    def last_submit(self, service: str, scope: str, *, kind: str = "prefetch") -> float | None:
+        """Creation time of `scope`'s newest task (its last accepted submit), or None."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT MAX(created) FROM tasks WHERE service = ? AND scope = ? AND kind = ?", (service, scope, kind)
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def used_today(self, service: str, scope: str, *, now: float, kind: str = "prefetch") -> int:
         """Targets charged to `scope` during the current Beijing-time (UTC+8) day."""
@@ -356,6 +475,7 @@ class SandboxStore:
         start: int | None = None,
         end: int | None = None,
         job_id: str | None = None,
+        job_ids: Iterable[str] | None = None,
         target: str | None = None,
         statuses: Iterable[str] | None = None,
         hosts: Iterable[str] | None = None,
@@ -365,7 +485,8 @@ class SandboxStore:
         """(total matching, one page), newest first (ties: later insert first).
 
         `start`/`end` are whole Unix seconds, inclusive, compared with the creation time truncated
-        to the second: what the API renders is what it filters on.
+        to the second: what the API renders is what it filters on. `statuses` are the sandbox's own
+        states (`processing` or an outcome); each service translates its vocabulary into them.
         """
         where: list[str] = ["service = ?"]
         args: list[Any] = [service]
@@ -381,6 +502,10 @@ class SandboxStore:
         if job_id is not None:
             where.append("job_id = ?")
             args.append(job_id)
+        if job_ids is not None:
+            wanted_jobs = list(job_ids)
+            where.append(f"job_id IN ({_marks(wanted_jobs)})")
+            args.extend(wanted_jobs)
         if target is not None:
             where.append("target = ?")
             args.append(target)
@@ -411,7 +536,11 @@ class SandboxStore:
         return [_task(r) for r in rows]
 
     def age(self, seconds: float) -> None:
-        """Pretend `seconds` have passed for existing tasks and quota usage (no sleeping in tests)."""
+        """Pretend `seconds` have passed for existing tasks and quota usage (no sleeping in tests).
+
+        Every service's rows move together; UCloud's last-submit time is derived from its tasks,
+        so it moves too.
+        """
         seconds = float(seconds)
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"seconds must be a finite number >= 0; got {seconds!r}")
@@ -479,7 +608,7 @@ class SandboxStore:
             db.execute("DELETE FROM requests")
 
     def reset(self) -> None:
-        """Drop tasks, rules, quota usage and the log. Settings are kept (they are configuration)."""
+        """Drop tasks, rules, quota usage and the log. Settings and UCloud domains are kept (configuration)."""
         with self._write() as db:
             for table in ("tasks", "rules", "usage", "requests"):
                 db.execute(f"DELETE FROM {table}")

@@ -8,6 +8,10 @@ Behaviour follows cdn-apis.md §2. Choices where the docs leave it open:
   `InvalidParameter.ParameterError` rather than a silent guess at the zone.
 - `Limit` outside 1..1000 and a negative `Offset` are `InvalidParameter.ParameterError`.
 - Quotas: `Mode=edge` shares the normal prefetch quota (the real separate edge quota is not emulated).
+- Outcomes EdgeOne's Task.Status has no word for: a rule outcome `invalid` (origin answered 4xx/5xx)
+  is reported as Status `failed` with FailType `originPullFailed`, and `unknown` as `failed` with
+  FailType `taskFailed`; the `statuses` filter `failed` finds both. The filter value `invalid`
+  (documented for the filter only, "origin returned non-2xx") finds exactly the `invalid` rows.
 """
 
 from __future__ import annotations
@@ -33,6 +37,17 @@ MAX_FILTER_VALUES = 20
 STATUSES = ("processing", "success", "failed", "timeout", "canceled", "invalid")
 PURGE_BATCH, PURGE_DAILY = 1000, 10000  # purge is not emulated; its quota is reported as untouched
 _JOB_ID_ALPHABET = string.ascii_lowercase + string.digits
+REPORTED_STATUS = {"invalid": "failed", "unknown": "failed"}
+"""Sandbox outcomes rendered differently in Task.Status (all others are EdgeOne words already)."""
+FILTER_STATES: dict[str, tuple[str, ...]] = {
+    "processing": ("processing",),
+    "success": ("success",),
+    "failed": ("failed", "invalid", "unknown"),
+    "timeout": ("timeout",),
+    "canceled": ("canceled",),
+    "invalid": ("invalid",),
+}
+"""A `statuses` filter value -> the sandbox states it finds."""
 
 
 def new_job_id() -> str:
@@ -101,7 +116,7 @@ def create_prefetch_task(params: Params, ctx: Context) -> dict[str, Any]:
     rejected: dict[str, list[str]] = {}
     tasks: list[NewTask] = []
     for target in targets:
-        rule = pick_rule(rules, target)
+        rule = pick_rule(rules, target, SERVICE_NAME)
         outcome = rule.outcome if rule else "success"
         fail_type, fail_message = rule.failure() if rule and outcome != "success" else ("", "")
         if outcome == "rejected":
@@ -157,7 +172,8 @@ def describe_prefetch_tasks(params: Params, ctx: Context) -> dict[str, Any]:
             unknown = [v for v in values if v not in STATUSES]
             if unknown:
                 raise ApiError(PARAMETER_ERROR, f"Unknown status {unknown[0]!r}; allowed: {', '.join(STATUSES)}.")
-            query["statuses"] = [v for v in values if v in query.get("statuses", values)]
+            states = {state for v in values for state in FILTER_STATES[v]}
+            query["statuses"] = [v for v in sorted(states) if v in query.get("statuses", states)]
         elif name == "domains":
             wanted = [v.lower() for v in values]
             query["hosts"] = [v for v in wanted if v in query.get("hosts", wanted)]
@@ -188,6 +204,7 @@ def describe_prefetch_tasks(params: Params, ctx: Context) -> dict[str, Any]:
     tasks = []
     for row in rows:
         status = row.status(ctx.now)
+        status = REPORTED_STATUS.get(status, status)
         failed = status not in ("processing", "success")
         tasks.append(
             {

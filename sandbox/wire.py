@@ -1,6 +1,6 @@
 """What every emulated protocol shares: the parsed HTTP request, the reply, the rate limiter.
 
-A protocol module (Tencent API 3.0 today, UCloud later) turns an `HttpRequest` into a `Reply`;
+A protocol module (Tencent API 3.0, UCloud) turns an `HttpRequest` into a `Reply`;
 the server does the HTTP plumbing, JSON encoding and request logging, so protocols stay testable
 without sockets.
 """
@@ -38,6 +38,7 @@ class Reply:
     secret_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (UCloud's request uuid)
 
 
 class RateLimiter:
@@ -67,6 +68,7 @@ class Env:
     """What a protocol handler may use: the store, the accepted credentials, the limiter, a clock."""
 
     store: SandboxStore
-    credentials: Mapping[str, str]
+    credentials: Mapping[str, str]  # Tencent SecretId -> SecretKey
     limiter: RateLimiter = field(default_factory=RateLimiter)
     clock: Callable[[], float] = time.time
+    ucloud_credentials: Mapping[str, str] = field(default_factory=dict)  # UCloud PublicKey -> PrivateKey

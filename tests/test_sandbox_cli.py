@@ -15,7 +15,14 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models, teo_client
 
-from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox, SandboxStore
+from sandbox import (
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SANDBOX_UCLOUD_PRIVATE_KEY,
+    SANDBOX_UCLOUD_PUBLIC_KEY,
+    Sandbox,
+    SandboxStore,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / "venv" / "bin" / "python") if (REPO / "venv" / "bin" / "python").exists() else sys.executable
@@ -92,7 +99,10 @@ def test_user_mistakes_are_messages_not_tracebacks(tmp_path: Path) -> None:
     db = str(tmp_path / "cli.db")
     for args in (["rule", "add", "*", "exploded", "--db", db], ["set", "prefetch_batch", "many", "--db", db],
                  ["set", "colour", "1", "--db", db], ["age", "-5", "--db", db], ["age", "soon", "--db", db],
-                 ["log", "--db", str(tmp_path / "missing.db")], ["serve", "--host", "0.0.0.0", "--db", db]):
+                 ["log", "--db", str(tmp_path / "missing.db")], ["serve", "--host", "0.0.0.0", "--db", db],
+                 ["rule", "add", "*", "failed", "--service", "aws", "--db", db],
+                 ["ucloud-domain", "add", "ucdn-x", "http://a.example.com/", "--db", db],
+                 ["ucloud-domain", "list", "--db", str(tmp_path / "missing.db")]):
         proc = cli(*args, check=False)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert "error:" in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
@@ -107,6 +117,7 @@ def test_serve_prints_url_and_credentials_and_answers(tmp_path: Path) -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert SANDBOX_SECRET_ID in line and SANDBOX_SECRET_KEY in line
+        assert f"PublicKey={SANDBOX_UCLOUD_PUBLIC_KEY}" in line and f"PrivateKey={SANDBOX_UCLOUD_PRIVATE_KEY}" in line
         url = line.split(" at ", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
         resp = create(teo(url.removeprefix("http://")), "https://c.example.com/served")
@@ -116,3 +127,48 @@ def test_serve_prints_url_and_credentials_and_answers(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_service_scoped_rules_domains_and_log_filter(tmp_path: Path) -> None:
+    import logging
+
+    from tencentcloud.cdn.v20180606 import cdn_client
+    from tencentcloud.cdn.v20180606 import models as cdn_models
+    from ucloud.services.ucdn.client import UCDNClient
+
+    db = str(tmp_path / "cli.db")
+    cli("rule", "add", "*/x.js", "unknown", "--db", db)
+    out = cli("rule", "add", "*/x.js", "invalid", "--service", "cdn", "--delay", "0", "--db", db).stdout
+    assert "(on cdn only)" in out  # added later, so it wins over the global rule, on cdn only
+    listed = cli("rule", "list", "--db", db).stdout.splitlines()
+    assert "service" not in listed[0] and "service='cdn'" in listed[1]
+    assert cli("ucloud-domain", "list", "--db", db).stdout.startswith("no ucloud domains")
+    assert cli("ucloud-domain", "add", "ucdn-abc", "Static.Example.com", "--db", db).stdout.strip() == \
+        "ucloud domain ucdn-abc -> static.example.com"
+    assert cli("ucloud-domain", "list", "--db", db).stdout.strip() == "ucdn-abc static.example.com"
+
+    quiet = logging.getLogger("tests.cli.ucloud")
+    quiet.setLevel(logging.ERROR)
+    with Sandbox(db) as box:
+        http = HttpProfile(protocol="http", endpoint=box.endpoint, reqTimeout=10)
+        cdn = cdn_client.CdnClient(credential.Credential(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY), "",
+                                   ClientProfile(httpProfile=http))
+        req = cdn_models.PushUrlsCacheRequest()
+        req.from_json_string(json.dumps({"Urls": ["https://static.example.com/x.js"]}))
+        cdn.PushUrlsCache(req)
+        ucdn = UCDNClient({"base_url": box.url, "public_key": SANDBOX_UCLOUD_PUBLIC_KEY,
+                           "private_key": SANDBOX_UCLOUD_PRIVATE_KEY, "max_retries": 0, "timeout": 10}, logger=quiet)
+        ucdn.prefetch_new_ucdn_domain_cache({"UrlList": ["https://static.example.com/x.js"]})
+        state = ucdn.get_ucdn_domain_prefetch_refresh_state({"DomainId": "ucdn-abc"})
+        create(teo(box.endpoint), "https://static.example.com/x.js")
+    assert state["SubmitPrefetchCount"] == 1
+    assert {t.service: t.outcome for t in SandboxStore(db).tasks()} == {
+        "cdn": "invalid", "ucloud": "unknown", "teo": "unknown"}
+
+    ucloud_lines = cli("log", "--service", "ucloud", "--db", db).stdout.splitlines()
+    assert [line.split()[1:4] for line in ucloud_lines] == [
+        ["ucloud", "PrefetchNewUcdnDomainCache", "OK"], ["ucloud", "GetUcdnDomainPrefetchRefreshState", "OK"]]
+    assert "https://static.example.com/x.js" in ucloud_lines[0] and "Signature" not in ucloud_lines[0]
+    assert [line.split()[2] for line in cli("log", "--service", "cdn", "--db", db).stdout.splitlines()] == [
+        "PushUrlsCache"]
+    assert len(cli("log", "--service", "teo", "--db", db).stdout.splitlines()) == 1

@@ -49,7 +49,10 @@ def test_bad_rules_are_refused(store: SandboxStore, args: tuple[str, str], kwarg
 
 def test_settings_defaults_types_and_validation(store: SandboxStore) -> None:
     assert store.settings() == {"progress_seconds": 1.0, "prefetch_batch": 1000, "prefetch_daily": 10000,
-                                "rate_limit_per_second": 20}
+                                "rate_limit_per_second": 20, "cdn_push_batch": 500,
+                                "cdn_push_daily_mainland": 1000, "cdn_push_daily_overseas": 1000,
+                                "cdn_history_days": 30, "ucloud_prefetch_interval": 10.0,
+                                "ucloud_prefetch_batch": 1000, "ucloud_prefetch_daily": 500}
     store.set_setting("progress_seconds", "0.25")
     store.set_setting("prefetch_batch", "2000")
     store.set_setting("prefetch_daily", 0)
@@ -139,3 +142,71 @@ def test_another_process_sees_and_steers_the_same_file(store: SandboxStore) -> N
     assert out.stdout.strip() == "2"
     assert [r["outcome"] for r in store.rules()] == ["timeout"]
     assert store.get_setting("progress_seconds") == 5.0
+
+
+def test_rules_can_be_scoped_to_one_service(store: SandboxStore) -> None:
+    store.add_rule("*/x.js", "failed")
+    store.add_rule("*/x.js", "invalid", service="cdn")
+    store.add_rule("*/x.js", "unknown", service="ucloud")
+    rules = store.rule_objects()
+    url = "https://a.example.com/x.js"
+    assert [getattr(pick_rule(rules, url, s), "outcome") for s in ("teo", "cdn", "ucloud", None)] == [
+        "failed", "invalid", "unknown", "failed"]
+    assert [r["service"] for r in store.rules()] == [None, "cdn", "ucloud"]
+    assert rules[1].failure() == ("originPullFailed", "origin returned HTTP 404")
+    with pytest.raises(ValueError, match="service"):
+        store.add_rule("*", "failed", service="aws")
+
+
+def test_old_files_gain_the_rule_service_column(tmp_path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the rules table as the first sandbox release wrote it
+        db.execute("CREATE TABLE rules (id INTEGER PRIMARY KEY AUTOINCREMENT, pattern TEXT NOT NULL,"
+                   " outcome TEXT NOT NULL, fail_type TEXT, fail_message TEXT, delay_seconds REAL)")
+        db.execute("INSERT INTO rules (pattern, outcome) VALUES ('*/old', 'failed')")
+    store = SandboxStore(path)
+    assert [(r["pattern"], r["service"]) for r in store.rules()] == [("*/old", None)]
+    assert store.add_rule("*/new", "timeout", service="teo").service == "teo"
+
+
+def test_charges_last_submit_and_interval(store: SandboxStore) -> None:
+    from sandbox.store import Charge, SubmitTooSoon
+
+    assert store.last_submit("ucloud", "pk") is None
+    store.create_tasks("ucloud", "pk", "T1", _tasks(3), now=1000.0,
+                       charges=[Charge("a.example.com", 2, 5), Charge("b.example.com", 1, 5)], min_interval=10)
+    assert store.last_submit("ucloud", "pk") == 1000.0
+    assert (store.used_today("ucloud", "a.example.com", now=1000.0),
+            store.used_today("ucloud", "b.example.com", now=1000.0)) == (2, 1)
+    with pytest.raises(SubmitTooSoon) as soon:
+        store.create_tasks("ucloud", "pk", "T2", _tasks(1), now=1004.0, min_interval=10)
+    assert soon.value.retry_after == pytest.approx(6.0)
+    with pytest.raises(QuotaExceeded) as info:
+        store.create_tasks("ucloud", "pk", "T3", _tasks(4), now=1010.0, charges=[Charge("a.example.com", 4, 5)])
+    assert (info.value.scope, info.value.used, info.value.limit) == ("a.example.com", 2, 5)
+    store.create_tasks("ucloud", "other-pk", "T4", _tasks(1), now=1004.0, min_interval=10)  # per scope
+    assert len(store.tasks("ucloud")) == 4
+    store.age(10)
+    assert store.last_submit("ucloud", "pk") == 990.0
+
+
+def test_ucloud_domains_are_configuration(store: SandboxStore) -> None:
+    store.add_ucloud_domain("ucdn-a", "Static.Example.com")
+    store.add_ucloud_domain("ucdn-b", "b.example.com")
+    store.add_ucloud_domain("ucdn-b", "c.example.com")  # re-pointed
+    assert store.ucloud_domains() == {"ucdn-a": "static.example.com", "ucdn-b": "c.example.com"}
+    assert store.ucloud_domain_host("ucdn-zzz") is None
+    for bad in (("", "a.example.com"), ("ucdn-x", ""), ("ucdn-x", "http://a.example.com/")):
+        with pytest.raises(ValueError):
+            store.add_ucloud_domain(*bad)
+    store.reset()
+    assert store.ucloud_domain_host("ucdn-a") == "static.example.com"
+
+
+def test_progress_rises_then_reaches_100() -> None:
+    from sandbox.store import StoredTask
+
+    task = StoredTask(1, "cdn", "mainland", "prefetch", "j", "u", "h", 1000.0, 1010.0, "failed", "", "", {})
+    assert [task.progress(t) for t in (1000.0, 1002.5, 1009.99, 1010.0)] == [0, 25, 99, 100]

@@ -163,6 +163,27 @@ def test_rules_decide_outcomes_and_latest_rule_wins(sb: Sandbox) -> None:
     assert sorted(t.Target for t in failed_only.Tasks) == [f"{base}/fail/a.js", f"{base}/slow/b.js"]
 
 
+def test_invalid_and_unknown_outcomes_are_reported_as_failed(sb: Sandbox) -> None:
+    sb.store.add_rule("*/404", "invalid", delay_seconds=0)
+    sb.store.add_rule("*/lost", "unknown", delay_seconds=0)
+    sb.store.add_rule("*/ok", "success", delay_seconds=0)
+    cli = client(sb)
+    base = "https://v.example.com"
+    job = call(cli, "CreatePrefetchTask", ZoneId=ZONE, Targets=[f"{base}/404", f"{base}/lost", f"{base}/ok"]).JobId
+    got = {u.removeprefix(base): (t.Status, t.FailType, t.FailMessage) for u, t in by_job(cli, job).items()}
+    assert got == {"/404": ("failed", "originPullFailed", "origin returned HTTP 404"),
+                   "/lost": ("failed", "taskFailed", "prefetch status unknown"), "/ok": ("success", "", "")}
+
+    def targets(*statuses: str) -> list[str]:
+        resp = call(cli, "DescribePrefetchTasks", ZoneId=ZONE, **window(),
+                    Filters=[{"Name": "statuses", "Values": list(statuses)}])
+        return sorted(t.Target.removeprefix(base) for t in resp.Tasks)
+
+    assert targets("failed") == ["/404", "/lost"]
+    assert targets("invalid") == ["/404"]  # the filter-only status: origin answered non-2xx
+    assert targets("invalid", "success") == ["/404", "/ok"]
+
+
 def test_all_targets_rejected_still_returns_a_job_and_uses_no_quota(sb: Sandbox) -> None:
     sb.store.add_rule("*", "rejected")
     cli = client(sb)
