@@ -47,13 +47,18 @@ def tencent_connection(cloud: str, settings: ProviderSettings) -> tuple[Endpoint
     return endpoint, settings.tencent
 
 
-def ucloud_connection(settings: ProviderSettings) -> tuple[Endpoint, UCloudCredentials]:
+def ucloud_connection(settings: ProviderSettings, domain_ids: tuple[str, ...] = ()) -> tuple[Endpoint, UCloudCredentials]:
     """Endpoint and key pair for UCloud; the sandbox always gets its own built-in pair."""
     endpoint = settings.endpoint("ucloud")
     if endpoint.kind == "sandbox":
         from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
 
         box = embedded_sandbox(settings.sandbox_db)
+        for domain_id in domain_ids:
+            # The sandbox needs to know a domain before it reports its quota; a new user's example
+            # domain is registered on first use (its usage is counted under a placeholder host).
+            if box.store.ucloud_domain_host(domain_id) is None:
+                box.store.add_ucloud_domain(domain_id, f"{domain_id}.sandbox.invalid")
         return Endpoint("url", "http", box.endpoint), UCloudCredentials(
             SANDBOX_UCLOUD_PUBLIC_KEY, SANDBOX_UCLOUD_PRIVATE_KEY, "sandbox")
     if settings.ucloud is None:
@@ -85,7 +90,7 @@ def adapter_for(destination: Mapping[str, Any], settings: ProviderSettings) -> C
     if cloud == "ucloud":
         from . import ucloud
 
-        endpoint, ucreds = ucloud_connection(settings)
+        endpoint, ucreds = ucloud_connection(settings, (destination["domainId"],))
         project = destination.get("projectId")
         return ucloud.UCloudAdapter(ucloud.make_client(endpoint, ucreds, project), destination["domainId"], project)
     raise ConfigError(f"unknown provider {cloud!r}; use edgeone, tencent-cdn or ucloud")
