@@ -9,79 +9,44 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from components.clouds.edgeone import EdgeOneAdapter, make_client
 from components.settings import Endpoint, TencentCredentials
-from sandbox import Sandbox, SandboxStore
-from tests.engine import Engine, EngineError
+from sandbox import SandboxStore
+from tests.engine import EngineError
+from tests.stacks import (
+    DESTINATIONS, PROJECT, SECRET_ID, SECRET_KEY, ZONE, Stack, path_of, resource_name, start_sandbox, target_diff,
+)
 
-PROJECT = Path(__file__).resolve().parent.parent
-ZONE = "zone-2o0i4xfimj9g"
-SECRET_ID = "test-secret-id-e2e"
-SECRET_KEY = "TestSecretKey-must-never-leak-7f3a9c"
-RESOURCE = f"web-edgeone-{ZONE}"
+RESOURCE = resource_name("web", DESTINATIONS["edgeone"])
 URLS = [f"https://static.example.com/assets/{i:02d}.js" for i in range(50)]
 FAILED = URLS[3:6]
 TIMED_OUT = URLS[10:12]
 
 
-def set_yaml(urls, *, freshness="24h", wait="30s", name="web"):
-    lines = [f"name: {name}", "provider: edgeone", f"zone: {ZONE}", f"freshness: {freshness}", f"wait: {wait}",
-             "targets:"] + [f"  - {u}" for u in urls]
-    return "\n".join(lines) + "\n"
-
-
-class Stack:
-    """One stack of the real project: a sets folder, a sandbox, and the engine stand-in."""
-
-    def __init__(self, tmp_path: Path, sandbox: Sandbox, endpoints=None, extra_config=None):
-        self.sets = tmp_path / "sets"
-        self.sets.mkdir()
-        self.sandbox = sandbox
-        config = {
-            "cdn-prefetch:setsDir": str(self.sets),
-            "cdn-prefetch:endpoints": endpoints or {"edgeone": sandbox.url},
-            "tencentcloud:secretId": SECRET_ID,
-            "tencentcloud:secretKey": SECRET_KEY,
-            **(extra_config or {}),
-        }
-        self.engine = Engine(PROJECT, config, secret_keys=["tencentcloud:secretId", "tencentcloud:secretKey"],
-                             env={"NO_PROXY": "127.0.0.1,localhost"})
+class EdgeOneStack(Stack):
+    """The shared stack helper, with an EdgeOne-only declaration and outputs of the one resource."""
 
     def declare(self, urls, **kwargs):
-        (self.sets / "web.yaml").write_text(set_yaml(urls, **kwargs))
+        super().declare(urls, destinations=[DESTINATIONS["edgeone"]], **kwargs)
 
-    def submits(self):
-        """Targets of every CreatePrefetchTask the sandbox accepted since the last clear."""
-        return [sorted(r["params"]["Targets"]) for r in self.sandbox.store.requests(action="CreatePrefetchTask")
-                if r["error_code"] is None]
-
-    def outputs(self):
-        [state] = [s for s in self.engine.state.values() if s.urn.endswith("::" + RESOURCE)]
-        return state.outputs
+    def outputs(self, resource=RESOURCE):
+        return super().outputs(resource)
 
 
 @pytest.fixture
 def sandbox(tmp_path):
-    with Sandbox(tmp_path / "sandbox.db", credentials={SECRET_ID: SECRET_KEY}, progress_seconds=0.3) as box:
-        yield box
+    box = start_sandbox(tmp_path / "sandbox.db")
+    yield box
+    box.stop()
 
 
 @pytest.fixture
 def stack(tmp_path, sandbox):
-    return Stack(tmp_path, sandbox)
-
-
-def target_diff(step):
-    return {path: entry for path, entry in step.diff.items() if path.startswith("targets[")}
-
-
-def path_of(url):
-    return f'targets["{url}"]'
+    return EdgeOneStack(tmp_path, sandbox)
 
 
 def test_drift_shows_target_by_target_and_up_resubmits_exactly_those(stack, sandbox):
@@ -218,7 +183,7 @@ def test_tasks_submitted_without_saved_state_are_found_and_not_resubmitted(stack
 
 def test_three_declaration_mistakes_fail_the_preview_with_three_clear_messages(stack):
     (stack.sets / "web.yaml").write_text(
-        "provider: edgeone\nzone: zone-2o0i4xfimj9g\ntargets:\n  - ftp://static.example.com/a.js\n"
+        f"provider: edgeone\nzone: {ZONE}\ntargets:\n  - ftp://static.example.com/a.js\n"
         "freshness: 24 hours\ncolour: blue\n")
     with pytest.raises(EngineError) as info:
         stack.engine.preview()
@@ -264,10 +229,8 @@ def test_a_submit_the_cloud_refuses_fails_up_and_loses_nothing(stack, sandbox):
 
 def test_the_embedded_sandbox_endpoint_needs_no_server_and_no_account(tmp_path):
     db = tmp_path / "embedded.db"
-    stack = Stack(tmp_path, sandbox=None, endpoints={"edgeone": "sandbox"},
-                  extra_config={"cdn-prefetch:sandboxDb": str(db)})
-    stack.engine = Engine(PROJECT, {k: v for k, v in stack.engine.effective_config().items()
-                                    if not k.startswith("tencentcloud:")}, env={"NO_PROXY": "127.0.0.1,localhost"})
+    stack = EdgeOneStack(tmp_path, sandbox=None, endpoints={"edgeone": "sandbox"},
+                         extra_config={"cdn-prefetch:sandboxDb": str(db)}, credentials=False)
     stack.declare(URLS[:2], wait="10s")
     stack.engine.up()
     store = SandboxStore(db)
