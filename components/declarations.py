@@ -18,12 +18,13 @@ import jsonschema
 import yaml
 
 from .durations import parse_duration
+from .status import ContentVersion
 from .urls import InvalidUrl, normalize_url
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "prefetch-set.schema.json"
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 # Clouds whose adapter ships in this version; the schema already describes all three.
-SUPPORTED_PROVIDERS = ("edgeone",)
+SUPPORTED_PROVIDERS = ("edgeone", "tencent-cdn", "ucloud")
 SCOPE_KEYS = {
     "edgeone": ("zone", "mode"),
     "tencent-cdn": ("area", "userAgent", "layer", "parseM3U8", "headers"),
@@ -34,6 +35,8 @@ IDENTITY_KEY = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
 ALL_SCOPE_KEYS = frozenset(k for keys in SCOPE_KEYS.values() for k in keys)
 
 PathPart = Union[str, int]
+# Keys that hold secret values: never accepted in a declaration file, wherever they are put.
+_SECRET_WORDS = ("secret", "accesskey", "access_key", "password", "token", "privatekey", "private_key")
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,37 @@ class DestinationDeclaration:
 
 
 @dataclass(frozen=True)
+class OriginDeclaration:
+    """An S3-compatible bucket whose objects become targets (listed by components/origin.py)."""
+
+    bucket: str
+    public_base_url: str
+    endpoint: Optional[str] = None
+    region: Optional[str] = None
+    prefix: str = ""
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    addressing_style: str = "auto"
+    profile: Optional[str] = None
+    credentials_config: Optional[str] = None
+    must_not_be_empty: bool = False
+    line: Optional[int] = field(default=None, compare=False)  # of the `origin:` key, for messages
+
+    def describe(self) -> str:
+        """Names the origin in every message: ``origin s3://assets/static/ at http://127.0.0.1:9000``."""
+        where = f"at {self.endpoint}" if self.endpoint else "on AWS S3"
+        if self.region:
+            where += f" (region {self.region})"
+        return f"origin s3://{self.bucket}/{self.prefix} {where}"
+
+
+@dataclass(frozen=True)
 class PrefetchSetDeclaration:
-    """A validated, normalised prefetch set."""
+    """A validated, normalised prefetch set.
+
+    ``content`` is filled once the origin is listed (components/origin.py): the current version
+    of every origin-derived target, which becomes part of its desired value.
+    """
 
     name: str
     source: str
@@ -92,6 +124,8 @@ class PrefetchSetDeclaration:
     wait: str = "10m"
     description: str = ""
     duplicates: tuple[str, ...] = field(default=(), compare=False)
+    origin: Optional[OriginDeclaration] = None
+    content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
 
     @property
     def freshness_delta(self) -> timedelta:
@@ -166,23 +200,28 @@ def parse_document(
     lines = _LineFinder(node)
     problems = [Problem(file, line, path, msg) for path, line, msg in lines.duplicate_keys()]
     if data is None:
-        return None, problems + [Problem(file, 1, "", "the file is empty; a set needs at least provider and targets")]
+        return None, problems + [Problem(file, 1, "", "the file is empty; a set needs at least provider and targets "
+                                    "(or an origin)")]
     if not isinstance(data, dict):
         return None, problems + [Problem(file, lines.line(()), "", "a set must be a mapping of keys "
                                          "(provider, targets, ...), not a list or a single value")]
     validator = jsonschema.Draft202012Validator(load_schema())
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
-        if error.validator in ("allOf", "if", None, "false", "oneOf", "$ref"):
+        if error.validator in ("allOf", "anyOf", "if", None, "false", "oneOf", "$ref"):
             continue  # sub-errors are reported on their own; the checks below say the rest plainly
         parts = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
-            allowed = ", ".join(sorted(k for k in load_schema()["properties"] if k != "$schema"))
-            for extra in sorted(set(error.instance) - set(load_schema()["properties"])):
+            known = (error.schema.get("properties") or {}) if isinstance(error.schema, dict) else {}
+            allowed = ", ".join(sorted(k for k in known if k != "$schema"))
+            for extra in sorted(set(error.instance) - set(known)):
                 key_path = parts + (extra,)
                 problems.append(Problem(file, lines.line(key_path), json_path(key_path),
-                                        f"unknown key {extra!r}; allowed keys are: {allowed}"))
+                                        _unknown_key_message(extra, allowed)))
             continue
         problems.append(Problem(file, lines.line(parts), json_path(parts), _message(error)))
+    if "targets" not in data and "origin" not in data:
+        problems.append(Problem(file, lines.line(()), "", "nothing to keep warm: add 'targets' (a list of URLs), "
+                                "an 'origin' (a bucket whose objects become targets), or both"))
     has_provider, has_destinations = "provider" in data, "destinations" in data
     if has_provider == has_destinations:
         problems.append(Problem(file, lines.line(("destinations",) if has_destinations else ()), "",
@@ -238,6 +277,7 @@ def parse_document(
             continue
         seen.add(url)
         targets.append(url)
+    origin = _origin(data["origin"], file, lines, problems) if "origin" in data else None
     if problems:
         return None, problems
     defaults = load_schema()["properties"]
@@ -250,7 +290,41 @@ def parse_document(
         wait=data.get("wait", defaults["wait"]["default"]),
         description=data.get("description", ""),
         duplicates=tuple(duplicates),
+        origin=origin,
     ), []
+
+
+def _origin(raw: Mapping[str, Any], file: str, lines: "_LineFinder", problems: list[Problem]) -> OriginDeclaration:
+    """The origin as declared (already schema-valid), with URLs checked and defaults filled in."""
+    where = ("origin",)
+    base = raw["publicBaseUrl"]
+    try:
+        parsed = normalize_url(base)
+    except InvalidUrl as exc:
+        problems.append(Problem(file, lines.line(where + ("publicBaseUrl",)), "origin.publicBaseUrl", str(exc)))
+        parsed = base
+    credentials = raw.get("credentials") or {}
+    if "profile" in credentials and "config" in credentials:
+        problems.append(Problem(file, lines.line(where + ("credentials",)), "origin.credentials",
+                                "give either 'profile' (an AWS profile) or 'config' (an entry of the secret stack "
+                                "config cdn-prefetch:originCredentials), not both"))
+    defs = load_schema()["$defs"]["origin"]["properties"]
+    endpoint = raw.get("endpoint")
+    return OriginDeclaration(
+        bucket=raw["bucket"],
+        # normalize_url adds a "/" to a bare host; a key is joined with exactly one "/" later.
+        public_base_url=parsed.rstrip("/"),
+        endpoint=endpoint.rstrip("/") if endpoint else None,
+        region=raw.get("region"),
+        prefix=raw.get("prefix", defs["prefix"]["default"]),
+        include=tuple(raw.get("include", defs["include"]["default"])),
+        exclude=tuple(raw.get("exclude", defs["exclude"]["default"])),
+        addressing_style=raw.get("addressingStyle", defs["addressingStyle"]["default"]),
+        profile=credentials.get("profile"),
+        credentials_config=credentials.get("config"),
+        must_not_be_empty=raw.get("mustNotBeEmpty", defs["mustNotBeEmpty"]["default"]),
+        line=lines.line(where),
+    )
 
 
 def _scope(provider: str, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,6 +350,15 @@ def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...],
                     f"key {key!r} does not apply to provider {provider}; remove it") for key in sorted(foreign)]
 
 
+def _unknown_key_message(key: str, allowed: str) -> str:
+    folded = key.lower().replace("-", "")
+    if any(word in folded for word in _SECRET_WORDS):
+        return (f"key {key!r} would put a secret in the declaration, which is never accepted: remove it, and "
+                "give the origin's credentials with origin.credentials.config (an entry of the secret stack config "
+                "cdn-prefetch:originCredentials) or origin.credentials.profile, or use the AWS environment variables")
+    return f"unknown key {key!r}; allowed keys are: {allowed}"
+
+
 def json_path(parts: Iterable[PathPart]) -> str:
     """``("targets", 2)`` -> ``targets[2]``: the location format used in every message."""
     out = ""
@@ -295,8 +378,10 @@ def _message(error: jsonschema.ValidationError) -> str:
     kind = error.validator
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        schema = load_schema()
-        described = schema["properties"].get(missing) or schema["$defs"].get(missing) or {}
+        root = load_schema()
+        described = (schema.get("properties") or {}).get(missing) or {}
+        if "$ref" in described or not described:
+            described = root["properties"].get(missing) or root["$defs"].get(missing) or described
         return f"missing required key {missing!r}: {described.get('description', '')}".rstrip(": ")
     if kind == "enum":
         choices = ", ".join(str(c) for c in error.validator_value)

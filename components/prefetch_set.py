@@ -18,7 +18,8 @@ class Destination(Resource, module="cdnprefetch", name="Destination"):
     """A prefetch set on one CDN destination. Type ``pulumi-python:dynamic/cdnprefetch:Destination``."""
 
     observed: pulumi.Output[dict]
-    """Per target with a task: [state, task id, time, reason] of its latest task."""
+    """Per target with a task: [state, task id, time, reason] of its latest task, plus for an origin
+    target the ETag that task was submitted for."""
     submitted: pulumi.Output[list]
     """Every task this resource submitted: task id, time, number of targets."""
     summary: pulumi.Output[dict]

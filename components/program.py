@@ -1,10 +1,12 @@
-"""The Pulumi program: stack config -> declarations -> one PrefetchSet per set -> the audit output."""
+"""The Pulumi program: stack config -> declarations -> origin listings -> one PrefetchSet per set -> the audit output."""
 
 from __future__ import annotations
 
 import pulumi
+from pulumi.config import ConfigTypeError
 
-from .declarations import DeclarationError, load_sets
+from .declarations import DeclarationError, Problem, load_sets
+from .origin import OriginError, resolve_origins
 from .prefetch_set import PrefetchSet, stack_record
 
 DEFAULT_SETS_DIR = "prefetch-sets"
@@ -15,8 +17,12 @@ def main() -> None:
     sets_dir = config.get("setsDir") or DEFAULT_SETS_DIR
     try:
         declarations = load_sets(sets_dir)
-    except DeclarationError as exc:
-        # RunError: the CLI prints the message without a Python traceback.
+        # Sets with an origin get its objects as targets; the buckets are listed here, never in the provider.
+        needs_keys = any(d.origin is not None and d.origin.credentials_config for d in declarations)
+        declarations = resolve_origins(declarations, credentials_table=origin_credentials(config) if needs_keys else None,
+                                       warn=pulumi.log.warn, info=pulumi.log.info)
+    except (DeclarationError, OriginError) as exc:
+        # RunError: the CLI prints the message without a Python traceback. Nothing is registered.
         raise pulumi.RunError(str(exc)) from None
     sets = {}
     for decl in declarations:
@@ -25,3 +31,17 @@ def main() -> None:
                             f"(e.g. {decl.duplicates[0]})")
         sets[decl.name] = PrefetchSet(decl).audit
     pulumi.export("prefetch", stack_record(sets))
+
+
+def origin_credentials(config: pulumi.Config) -> object:
+    """The secret stack config ``cdn-prefetch:originCredentials`` as plain values, for listing only.
+
+    Config values are decrypted for the program; these are used here to list the buckets and never
+    become resource inputs, outputs or log text (the provider never sees them).
+    """
+    try:
+        return config.get_object("originCredentials")
+    except ConfigTypeError:  # its own message would quote the secret value
+        raise OriginError([Problem("stack config", None, "cdn-prefetch:originCredentials",
+                                   "is not valid JSON/YAML; set it as a map, e.g. pulumi config set --secret "
+                                   "--path 'originCredentials.assets.secretAccessKey' ...")]) from None

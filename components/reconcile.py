@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from .durations import format_duration
-from .status import Observation, TargetState, TargetStatus
+from .status import ContentVersion, Observation, TargetState, TargetStatus
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,18 @@ def assess(
     *,
     now: datetime,
     freshness: timedelta,
+    content: Optional[Mapping[str, ContentVersion]] = None,
 ) -> dict[str, TargetStatus]:
-    """Verdict per declared target, in declaration order; observations of other URLs are ignored."""
+    """Verdict per declared target, in declaration order; observations of other URLs are ignored.
+
+    ``content`` gives the origin's current version of origin-derived targets. A success whose task
+    was submitted for another ETag is STALE (it warmed content the origin has since replaced), even
+    within freshness. A task we have no ETag record of (submitted by an ``up`` that died before
+    saving, or before the target came from an origin) is taken to be for the current content, as
+    a URL target's success is; its verdict records that ETag, so a later change is caught.
+    """
     latest = latest_by_url(observations)
+    content = content or {}
     result: dict[str, TargetStatus] = {}
     for url in targets:
         obs = latest.get(url)
@@ -64,10 +73,16 @@ def assess(
             continue
         state = obs.state
         reason = obs.reason
+        wanted = content.get(url)
+        prefetched = obs.content or (wanted.etag if wanted else None)
         if state is TargetState.WARM and now - obs.at > freshness:
             state = TargetState.EXPIRED
             reason = f"last warmed more than {format_duration(freshness)} ago"
-        result[url] = TargetStatus(url, state, obs.task_id, obs.at, reason, obs.raw_status)
+        if state in (TargetState.WARM, TargetState.EXPIRED) and wanted and prefetched != wanted.etag:
+            state = TargetState.STALE
+            reason = (f"origin changed since last prefetch: etag {prefetched} was prefetched, "
+                      f"the origin now has etag {wanted.etag}")
+        result[url] = TargetStatus(url, state, obs.task_id, obs.at, reason, obs.raw_status, prefetched)
     return result
 
 
@@ -77,9 +92,9 @@ def plan(
     *,
     now: datetime,
     freshness: timedelta,
+    content: Optional[Mapping[str, ContentVersion]] = None,
 ) -> Plan:
     """Assess, then choose exactly the targets that need a new task (never one still in flight)."""
-    statuses = assess(targets, observations, now=now, freshness=freshness)
+    statuses = assess(targets, observations, now=now, freshness=freshness, content=content)
     to_submit = tuple(u for u, s in statuses.items() if s.state.needs_submit)
     return Plan(statuses, to_submit)
-

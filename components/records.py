@@ -7,57 +7,84 @@ Pure functions: a plan in, plain dicts out (and back), so the shape is tested wi
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from .declarations import DestinationDeclaration, PrefetchSetDeclaration
 from .reconcile import Plan
-from .status import ALL_STATES, Observation, TargetState, TargetStatus, format_time, parse_time
+from .status import ALL_STATES, ContentVersion, Observation, TargetState, TargetStatus, format_time, parse_time
 
 OUTPUTS_VERSION = 1
 WARM = TargetState.WARM.value
 # Input keys of the dynamic resource; outputs repeat them so read/delete (which get outputs) see them.
 INPUT_KEYS = ("set", "destination", "targets", "freshness", "wait")
 DRIFTED_LIST_LIMIT = 100
+# The desired value of an origin-derived target: warm, with the content the origin has now.
+_DESIRED_WITH_CONTENT = re.compile(r"^warm \(etag (\S+), (\d+) bytes\)$")
+
+
+def desired_value(content: Optional[ContentVersion]) -> str:
+    """``warm`` for a URL target; ``warm (etag 9b2cf535d3e1, 2048 bytes)`` for an origin object."""
+    return WARM if content is None else f"{WARM} ({content.marker})"
+
+
+def parse_desired(value: Any) -> Optional[ContentVersion]:
+    """Inverse of desired_value: the content version a desired value names, or None."""
+    match = _DESIRED_WITH_CONTENT.match(value) if isinstance(value, str) else None
+    return ContentVersion(match.group(1), int(match.group(2))) if match else None
 
 
 @dataclass(frozen=True)
 class SetInputs:
-    """The dynamic resource's inputs, typed."""
+    """The dynamic resource's inputs, typed.
+
+    ``content`` holds the origin's current version of each origin-derived target; URL targets
+    have none and keep the plain desired value ``warm``.
+    """
 
     set: str
     destination: Mapping[str, Any]
     targets: tuple[str, ...]
     freshness: str
     wait: str
+    content: Mapping[str, ContentVersion] = field(default_factory=dict)
 
     @property
     def provider(self) -> str:
         return self.destination["provider"]
 
     def to_props(self) -> dict[str, Any]:
+        content = self.content
         return {
             "set": self.set,
             "destination": dict(self.destination),
-            "targets": {url: WARM for url in self.targets},
+            "targets": {url: desired_value(content.get(url)) for url in self.targets},
             "freshness": self.freshness,
             "wait": self.wait,
         }
 
     @classmethod
     def from_declaration(cls, decl: PrefetchSetDeclaration, destination: DestinationDeclaration) -> "SetInputs":
-        return cls(decl.name, destination.as_dict(), decl.targets, decl.freshness, decl.wait)
+        return cls(decl.name, destination.as_dict(), decl.targets, decl.freshness, decl.wait, dict(decl.content))
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> "SetInputs":
+        targets = props["targets"]
+        content = {}
+        for url, value in targets.items():
+            version = parse_desired(value)
+            if version is not None:
+                content[url] = version
         return cls(
             set=props["set"],
             destination=dict(props["destination"]),
             # A map crosses gRPC as a protobuf Struct, which keeps no order: sort, for deterministic batches.
-            targets=tuple(sorted(props["targets"])),
+            targets=tuple(sorted(targets)),
             freshness=props["freshness"],
             wait=props["wait"],
+            content=content,
         )
 
 
@@ -95,8 +122,11 @@ def build_outputs(
     for url, status in plan.statuses.items():
         counts[status.state.value] += 1
         if status.task_id:
-            observed[url] = [status.state.value, status.task_id, format_time(status.at) if status.at else "",
-                             status.reason or ""]
+            record = [status.state.value, status.task_id, format_time(status.at) if status.at else "",
+                      status.reason or ""]
+            if status.content:
+                record.append(status.content)  # the ETag this task was submitted for
+            observed[url] = record
     total = len(plan.statuses)
     drifted = plan.drifted
     return {
@@ -131,11 +161,16 @@ def drift_entry(status: TargetStatus) -> dict[str, Any]:
 def refreshed_inputs(inputs: SetInputs, plan: Plan) -> dict[str, Any]:
     """Inputs as the live state has them: each drifted target's value becomes its status in plain words.
 
-    The engine diffs these against the program's inputs (every target ``warm``), so a preview
-    shows exactly the drifted targets, each with its live status.
+    The engine diffs these against the program's inputs (``warm``, or ``warm (etag …)`` for an
+    origin object), so a preview shows exactly the drifted targets, each with its live status. A
+    warm target keeps its desired value, content marker included: when the program then lists a
+    new ETag for it, the diff shows the old and the new content of exactly that target.
     """
     props = inputs.to_props()
-    props["targets"] = {url: plan.statuses[url].describe() for url in inputs.targets}
+    desired = props["targets"]
+    statuses = plan.statuses
+    props["targets"] = {url: desired[url] if statuses[url].state is TargetState.WARM else statuses[url].describe()
+                        for url in inputs.targets}
     return props
 
 
@@ -148,13 +183,15 @@ def prior_observations(outputs: Optional[Mapping[str, Any]]) -> list[Observation
         try:
             state_text, task_id, at_text = record[0], record[1], record[2]
             reason = record[3] if len(record) > 3 else ""
+            content = record[4] if len(record) > 4 and isinstance(record[4], str) and record[4] else None
             at = parse_time(at_text)
             state = TargetState(state_text)
         except (IndexError, TypeError, ValueError):
             continue  # an unreadable old record is no evidence; history still decides
-        if state is TargetState.EXPIRED:
-            state = TargetState.WARM  # expiry is recomputed from the time
-        result.append(Observation(url, task_id, state, at, at, reason or None, None))
+        if state in (TargetState.EXPIRED, TargetState.STALE):
+            state = TargetState.WARM  # both are recomputed: from the time, and from the ETag recorded
+            reason = ""
+        result.append(Observation(url, task_id, state, at, at, reason or None, None, content))
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -19,6 +21,7 @@ class TargetState(str, Enum):
     EXPIRED = "expired"      # last success is older than the set's freshness
     MISSING = "missing"      # never submitted (no task found in history or state)
     UNKNOWN = "unknown"      # the cloud answered a status we do not recognise (raw value kept)
+    STALE = "stale"          # last prefetch succeeded, but for content the origin has replaced since
 
     @property
     def in_flight(self) -> bool:
@@ -34,6 +37,7 @@ class TargetState(str, Enum):
             TargetState.EXPIRED,
             TargetState.MISSING,
             TargetState.UNKNOWN,
+            TargetState.STALE,
         )
 
 
@@ -41,8 +45,55 @@ ALL_STATES: tuple[TargetState, ...] = tuple(TargetState)
 
 
 @dataclass(frozen=True)
+class ContentVersion:
+    """Which content of an origin object a target stands for: its ETag (short form) and size.
+
+    ``etag`` is what staleness is judged on; ``size`` is shown to reviewers. Both travel in the
+    target's desired value (``warm (etag 9b2cf535d3e1, 2048 bytes)``), so the engine's own input
+    diff shows a target whose origin object changed.
+    """
+
+    etag: str
+    size: int
+
+    @property
+    def marker(self) -> str:
+        return f"etag {self.etag}, {self.size} bytes"
+
+    @classmethod
+    def of(cls, etag: str, size: int) -> "ContentVersion":
+        return cls(short_etag(etag), size)
+
+
+# An ETag that is a hash: MD5 hex (single-part upload), or MD5-of-parts hex plus "-<parts>" (multipart).
+_HASH_ETAG = re.compile(r"^[0-9a-fA-F]{32,}(-\d+)?$")
+SHORT_ETAG_LENGTH = 12
+
+
+def short_etag(raw: str) -> str:
+    """The ETag as targets carry it: 12 hex digits of a hash ETag, else a 12-hex digest of the whole ETag.
+
+    12 hex digits are 48 bits of a hash: two versions of one object collide with odds of about
+    1 in 3*10^14, while each of 100,000 targets costs 12 characters of state instead of 32-40.
+    An ETag that is not a hash (some S3-compatible servers answer e.g. ``<mtime>-<size>``) is
+    digested whole, since its first characters need not differ between versions.
+    """
+    text = (raw or "").strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if _HASH_ETAG.match(text):
+        return text[:SHORT_ETAG_LENGTH].lower()
+    return "h" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:SHORT_ETAG_LENGTH - 1]
+
+
+@dataclass(frozen=True)
 class Observation:
-    """One history row about one URL, already normalised by a cloud adapter."""
+    """One history row about one URL, already normalised by a cloud adapter.
+
+    ``content`` is the short ETag the task was submitted for. Clouds do not know it: it comes from
+    our own records (outputs) and submits, and stays None for tasks we have no record of.
+    """
 
     url: str
     task_id: str
@@ -51,6 +102,7 @@ class Observation:
     updated: Optional[datetime] = None
     reason: Optional[str] = None
     raw_status: Optional[str] = None
+    content: Optional[str] = None
 
     @property
     def at(self) -> datetime:
@@ -68,6 +120,7 @@ class TargetStatus:
     at: Optional[datetime] = None
     reason: Optional[str] = None
     raw_status: Optional[str] = None
+    content: Optional[str] = None  # short ETag the latest task was for (origin targets only)
 
     def describe(self) -> str:
         """Plain words for previews and reports, e.g. ``failed: origin returned HTTP 502 (task j1, 2026-11-23 10:00:00Z)``."""
@@ -81,6 +134,7 @@ class TargetStatus:
             TargetState.EXPIRED: "expired",
             TargetState.MISSING: "missing",
             TargetState.UNKNOWN: "unknown",
+            TargetState.STALE: "stale",
         }[self.state]
         detail = self.reason
         if self.state is TargetState.UNKNOWN and self.raw_status is not None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping, Optional, Sequence, TextIO
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
 from .clouds.base import CloudAdapter, CloudError
 from .durations import parse_duration
@@ -67,41 +67,54 @@ class DestinationSync:
     def observe(self, prior_outputs: Optional[Mapping[str, Any]] = None) -> SyncResult:
         """Live status of every target, from the cloud's history (and old records it no longer keeps)."""
         now = self.clock()
-        observations = self._history_with_prior(now, prior_outputs)
-        result_plan = make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness)
-        return SyncResult(result_plan, prior_submitted(prior_outputs), now)
+        observations, _ = self._history_with_prior(now, prior_outputs)
+        return SyncResult(self._plan(observations, now), prior_submitted(prior_outputs), now)
 
-    def _history_with_prior(self, now: datetime, prior_outputs: Optional[Mapping[str, Any]]) -> list[Observation]:
+    def _plan(self, observations: list[Observation], now: datetime) -> Plan:
+        return make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness,
+                         content=self.inputs.content)
+
+    def _history_with_prior(
+        self, now: datetime, prior_outputs: Optional[Mapping[str, Any]]
+    ) -> tuple[list[Observation], dict[tuple[str, str], str]]:
+        """History rows (with the ETag each of our tasks was for) plus old records the cloud no longer keeps.
+
+        Also returns what is known of task contents, keyed by (url, task id), for rows read later.
+        """
         since = now - self.freshness - HISTORY_MARGIN
-        observations = list(self.adapter.history(since, now))
-        for obs in prior_observations(prior_outputs):
+        prior = prior_observations(prior_outputs)
+        contents = {(o.url, o.task_id): o.content for o in prior if o.content}
+        observations = with_content(self.adapter.history(since, now), contents)
+        for obs in prior:
             if obs.created >= since:
                 continue  # inside the window the cloud's history is authoritative
             if obs.state.in_flight:
                 obs = Observation(obs.url, obs.task_id, TargetState.UNKNOWN, obs.created, obs.updated,
-                                  "task no longer in the cloud's history", None)
+                                  "task no longer in the cloud's history", None, obs.content)
             observations.append(obs)
-        return observations
+        return observations, contents
 
     # -- create/update --------------------------------------------------------------------------
     def converge(self, prior_outputs: Optional[Mapping[str, Any]] = None) -> SyncResult:
         """Submit exactly the targets that need it (within live quota), wait up to the set's deadline."""
         start = self.clock()
-        observations = self._history_with_prior(start, prior_outputs)
-        before = make_plan(self.inputs.targets, observations, now=start, freshness=self.freshness)
+        observations, contents = self._history_with_prior(start, prior_outputs)
+        before = self._plan(observations, start)
         submitted = prior_submitted(prior_outputs)
         new_tasks: list[SubmittedTask] = []
         if before.to_submit:
+            self._announce(before)
             fresh = self._submit(list(before.to_submit), new_tasks)
             submitted.extend(t.to_dict() for t in new_tasks)
+            contents.update({(o.url, o.task_id): o.content for o in fresh if o.content})
             pending = {o.url for o in fresh if o.state.in_flight}
-            polled = self._wait(start, pending)
+            polled = with_content(self._wait(start, pending), contents)
             # What history says about a new task replaces our own "queued" note about it.
             seen = {(o.url, o.task_id) for o in polled}
             observations.extend(o for o in fresh if (o.url, o.task_id) not in seen)
             observations.extend(polled)
         now = self.clock()
-        final = make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness)
+        final = self._plan(observations, now)
         self._report(final)
         return SyncResult(final, submitted, now, new_tasks)
 
@@ -135,11 +148,17 @@ class DestinationSync:
             self.log.write(f"set {name}: submitted {len(result.accepted)} targets as task {result.task_id}"
                            f" on {adapter.describe_scope()}\n")
             for url in result.accepted:
-                notes.append(Observation(url, result.task_id, TargetState.QUEUED, at, None, None, None))
+                notes.append(Observation(url, result.task_id, TargetState.QUEUED, at, None, None, None,
+                                         self._etag(url)))
             for url, reason in result.rejected.items():
                 notes.append(Observation(url, result.task_id, TargetState.FAILED, at, at,
-                                         f"rejected at submit: {reason}", "rejected"))
+                                         f"rejected at submit: {reason}", "rejected", self._etag(url)))
         return notes
+
+    def _etag(self, url: str) -> Optional[str]:
+        """The ETag a task submitted now is for: the origin's current one (None for URL targets)."""
+        version = self.inputs.content.get(url)
+        return version.etag if version else None
 
     def _wait(self, start: datetime, pending: set[str]) -> list[Observation]:
         """Poll history for the submitted targets until none is in flight or the deadline passes."""
@@ -171,6 +190,16 @@ class DestinationSync:
                 break
         return latest
 
+    def _announce(self, before: Plan) -> None:
+        """Say why targets are about to be submitted, e.g. ``3 targets need a prefetch (3 stale)``."""
+        counts: dict[str, int] = {}
+        for url in before.to_submit:
+            state = before.statuses[url].state.value
+            counts[state] = counts.get(state, 0) + 1
+        why = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        self.log.write(f"set {self.inputs.set}: {len(before.to_submit)} of {len(before.statuses)} targets need a "
+                       f"prefetch ({why})\n")
+
     def _report(self, final: Plan) -> None:
         drifted = final.drifted
         if drifted:
@@ -180,3 +209,11 @@ class DestinationSync:
             summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
             self.log.write(f"warning: set {self.inputs.set}: {len(drifted)} of {len(final.statuses)} targets "
                            f"not warm ({summary}); see the set's drifted output\n")
+
+
+def with_content(observations: Iterable[Observation], contents: Mapping[tuple[str, str], str]) -> list[Observation]:
+    """History rows carry no ETag: add the one our records or submits say each task was for."""
+    if not contents:
+        return list(observations)
+    return [replace(o, content=contents[(o.url, o.task_id)]) if not o.content and (o.url, o.task_id) in contents
+            else o for o in observations]

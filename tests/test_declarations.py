@@ -120,7 +120,8 @@ def test_document_that_is_not_a_mapping(tmp_path):
     assert "must be a mapping" in problem.message and problem.line == 1
 
 
-def test_provider_not_yet_shipped_is_a_clear_error(tmp_path):
+def test_provider_not_yet_shipped_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("components.declarations.SUPPORTED_PROVIDERS", ("edgeone",))
     write(tmp_path, "x.yaml", "provider: ucloud\ndomainId: ucdn-abc\ntargets: [https://a.example.com/x]\n")
     [problem] = problems_of(tmp_path)
     assert "not available in this version" in problem.message and problem.line == 1
@@ -182,3 +183,99 @@ def test_provider_and_destinations_are_exclusive(tmp_path, text, words):
     write(tmp_path, "x.yaml", text)
     problems = problems_of(tmp_path)
     assert any(words in p.message for p in problems)
+
+
+# -- origin ---------------------------------------------------------------------------------------
+ORIGIN = """\
+name: assets
+provider: edgeone
+zone: zone-abc123
+origin:
+  endpoint: http://127.0.0.1:9000/
+  region: eu-west-1
+  bucket: site-assets
+  prefix: static/
+  include: ["*.js", "*.css"]
+  exclude: ["*.map"]
+  publicBaseUrl: HTTPS://Static.Example.com/
+  credentials:
+    config: assets
+  mustNotBeEmpty: true
+"""
+
+
+def test_a_set_may_be_an_origin_bucket_instead_of_targets(tmp_path):
+    write(tmp_path, "assets.yaml", ORIGIN)
+    [decl] = load_sets(tmp_path)
+    assert decl.targets == () and decl.content == {}
+    origin = decl.origin
+    assert (origin.endpoint, origin.region, origin.bucket, origin.prefix) == (
+        "http://127.0.0.1:9000", "eu-west-1", "site-assets", "static/")
+    assert (origin.include, origin.exclude, origin.public_base_url) == (("*.js", "*.css"), ("*.map",),
+                                                                        "https://static.example.com")
+    assert (origin.credentials_config, origin.profile, origin.must_not_be_empty, origin.line) == ("assets", None, True, 4)
+    assert origin.describe() == "origin s3://site-assets/static/ at http://127.0.0.1:9000 (region eu-west-1)"
+
+
+def test_origin_defaults(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "origin: {bucket: b, publicBaseUrl: 'https://cdn.example.com/files'}\n")
+    [decl] = load_sets(tmp_path)
+    origin = decl.origin
+    assert (origin.endpoint, origin.region, origin.prefix, origin.include, origin.exclude) == (None, None, "", ("*",), ())
+    assert (origin.addressing_style, origin.must_not_be_empty) == ("auto", False)
+    assert origin.public_base_url == "https://cdn.example.com/files" and decl.targets == (
+        "https://static.example.com/a.js",)
+    assert origin.describe() == "origin s3://b/ on AWS S3"
+
+
+def test_a_set_needs_targets_or_an_origin(tmp_path):
+    write(tmp_path, "x.yaml", "provider: edgeone\nzone: zone-abc123\n")
+    [problem] = problems_of(tmp_path)
+    assert problem.line == 1 and "add 'targets'" in problem.message and "an 'origin'" in problem.message
+
+
+def test_origin_mistakes_name_the_nested_key_and_line(tmp_path):
+    write(tmp_path, "x.yaml", """\
+provider: edgeone
+zone: zone-abc123
+origin:
+  bucket: b
+  publicBaseUrl: ftp://cdn.example.com
+  include: []
+  colour: blue
+  credentials: {profile: p, config: c}
+""")
+    problems = {p.path: p for p in problems_of(tmp_path)}
+    assert set(problems) == {"origin.publicBaseUrl", "origin.include", "origin.colour"}
+    assert problems["origin.publicBaseUrl"].line == 5
+    assert problems["origin.include"].line == 6
+    colour = problems["origin.colour"]
+    assert colour.line == 7 and "unknown key 'colour'" in colour.message and "publicBaseUrl" in colour.message
+    assert "prefetch-sets" not in colour.message and "destinations" not in colour.message  # the origin's own keys
+
+
+def test_origin_missing_bucket_says_what_it_is(tmp_path):
+    write(tmp_path, "x.yaml", GOOD + "origin: {publicBaseUrl: 'https://cdn.example.com'}\n")
+    [problem] = problems_of(tmp_path)
+    assert problem.path == "origin" and problem.line == 5
+    assert problem.message.startswith("missing required key 'bucket': Bucket name")
+
+
+def test_profile_and_config_credentials_are_exclusive(tmp_path):
+    write(tmp_path, "x.yaml", GOOD + "origin: {bucket: b, publicBaseUrl: 'https://c.example.com', "
+                                     "credentials: {profile: p, config: c}}\n")
+    [problem] = problems_of(tmp_path)
+    assert problem.path == "origin.credentials" and "not both" in problem.message
+
+
+@pytest.mark.parametrize("where", ["origin.credentials", "origin", ""])
+def test_secret_values_are_never_accepted_in_a_declaration_nor_echoed(tmp_path, where):
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    origin = {"bucket": "b", "publicBaseUrl": "https://c.example.com"}
+    doc = {"provider": "edgeone", "zone": "zone-abc123", "targets": ["https://a.example.com/x"], "origin": origin}
+    holder = {"origin.credentials": origin.setdefault("credentials", {}), "origin": origin, "": doc}[where]
+    holder["secretAccessKey"] = secret
+    write(tmp_path, "x.json", json.dumps(doc))
+    [problem] = problems_of(tmp_path)
+    assert "never accepted" in problem.message and "cdn-prefetch:originCredentials" in problem.message
+    assert secret not in str(DeclarationError([problem]))

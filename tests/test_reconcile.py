@@ -1,7 +1,8 @@
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from components.reconcile import assess, latest_by_url, plan
-from components.status import Observation, TargetState, TargetStatus
+from components.status import ContentVersion, Observation, TargetState, TargetStatus, short_etag
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(hours=24)
@@ -61,3 +62,54 @@ def test_describe_says_status_reason_task_and_time_in_plain_words():
     assert TargetStatus(A, TargetState.MISSING, reason="never submitted").describe() == "missing: never submitted"
     odd = TargetStatus(A, TargetState.UNKNOWN, "j2", NOW, None, "Paused")
     assert "'Paused'" in odd.describe()
+
+
+# -- content drift (origin-derived targets) -------------------------------------------------------
+OLD, NEW = ContentVersion("9b2cf535d3e1", 10), ContentVersion("4f1e2d3c4b5a", 12)
+
+
+def with_etag(observation, etag):
+    return replace(observation, content=etag)
+
+
+def test_success_for_another_etag_is_stale_and_resubmitted():
+    rows = [with_etag(obs(A, TargetState.WARM, 10), OLD.etag), with_etag(obs(B, TargetState.WARM, 10), NEW.etag)]
+    result = plan([A, B, C], rows, now=NOW, freshness=DAY, content={A: NEW, B: NEW})
+    assert result.statuses[A].state is TargetState.STALE
+    assert result.statuses[A].reason == ("origin changed since last prefetch: etag 9b2cf535d3e1 was prefetched, "
+                                         "the origin now has etag 4f1e2d3c4b5a")
+    assert result.statuses[A].content == OLD.etag  # what the CDN holds, recorded as is
+    assert result.statuses[B].state is TargetState.WARM and result.statuses[B].content == NEW.etag
+    assert result.to_submit == (A, C)  # C is a URL target: unchanged rules
+    assert TargetState.STALE.needs_submit and not TargetState.STALE.in_flight
+
+
+def test_stale_takes_precedence_over_expired_and_never_over_in_flight_or_failed():
+    rows = [with_etag(obs(A, TargetState.WARM, 25 * 60), OLD.etag),
+            with_etag(obs(B, TargetState.RUNNING, 1), OLD.etag),
+            with_etag(obs(C, TargetState.FAILED, 10), OLD.etag)]
+    result = assess([A, B, C], rows, now=NOW, freshness=DAY, content={A: NEW, B: NEW, C: NEW})
+    assert [result[u].state for u in (A, B, C)] == [TargetState.STALE, TargetState.RUNNING, TargetState.FAILED]
+
+
+def test_a_task_without_an_etag_record_counts_for_the_current_content_and_records_it():
+    # e.g. submitted by an `up` that died before saving state: the same rule as a URL target's success
+    result = assess([A], [obs(A, TargetState.WARM, 10)], now=NOW, freshness=DAY, content={A: NEW})
+    assert result[A].state is TargetState.WARM and result[A].content == NEW.etag
+
+
+def test_stale_is_described_in_plain_words():
+    status = TargetStatus(A, TargetState.STALE, "j1", NOW, "origin changed since last prefetch: etag a was "
+                          "prefetched, the origin now has etag b", None, "a")
+    assert status.describe() == ("stale: origin changed since last prefetch: etag a was prefetched, the origin now "
+                                 "has etag b (task j1, 2026-11-23T12:00:00Z)")
+
+
+def test_short_etag_keeps_12_hex_digits_of_a_hash_and_digests_anything_else():
+    assert short_etag('"9B2CF535D3E1A8F3C0A6E4C2D1B0A9F8"') == "9b2cf535d3e1"
+    assert short_etag('"d41d8cd98f00b204e9800998ecf8427e-3"') == "d41d8cd98f00"
+    assert short_etag('W/"9b2cf535d3e1a8f3c0a6e4c2d1b0a9f8"') == "9b2cf535d3e1"
+    # not a hash (e.g. <mtime>-<size>): its first 12 characters could be shared by two versions
+    one, two = short_etag('"5f3a1b2c-1a2b"'), short_etag('"5f3a1b2c-1a2c"')
+    assert one != two and len(one) == 12 and one.startswith("h")
+    assert ContentVersion.of('"9b2cf535d3e1a8f3c0a6e4c2d1b0a9f8"', 2048).marker == "etag 9b2cf535d3e1, 2048 bytes"

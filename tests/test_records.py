@@ -6,11 +6,13 @@ from components.records import (
     SetInputs,
     audit_entry,
     build_outputs,
+    desired_value,
+    parse_desired,
     prior_observations,
     refreshed_inputs,
     targets_digest,
 )
-from components.status import Observation, TargetState
+from components.status import ContentVersion, Observation, TargetState
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 A, B, C = (f"https://cdn.example.com/{x}.js" for x in "abc")
@@ -73,3 +75,45 @@ def test_audit_entry_collects_every_task_id_once():
     entry = audit_entry(outs)
     assert entry["provider"] == "edgeone" and entry["scope"] == {"zone": "zone-a", "mode": "default"}
     assert entry["task_ids"] == ["j1", "j0"]
+
+
+# -- origin-derived targets: the content marker in inputs and the ETag in outputs -----------------
+V1, V2 = ContentVersion("9b2cf535d3e1", 2048), ContentVersion("4f1e2d3c4b5a", 2100)
+ORIGIN_INPUTS = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, (A, B, C), "24h", "10m", {A: V1, B: V1})
+
+
+def test_origin_targets_desire_warm_with_their_content_and_url_targets_plain_warm():
+    props = ORIGIN_INPUTS.to_props()
+    assert props["targets"] == {A: "warm (etag 9b2cf535d3e1, 2048 bytes)", B: "warm (etag 9b2cf535d3e1, 2048 bytes)",
+                                C: "warm"}
+    assert SetInputs.from_props(props) == ORIGIN_INPUTS
+    assert parse_desired(desired_value(V2)) == V2 and parse_desired("warm") is None
+    assert parse_desired("failed: origin returned HTTP 502 (task j1, 2026-11-23T11:56:00Z)") is None
+
+
+def test_outputs_record_the_etag_each_task_was_for_and_read_it_back():
+    rows = [Observation(A, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+                        content=V1.etag)]
+    outs = build_outputs(ORIGIN_INPUTS, plan(ORIGIN_INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24),
+                                             content=ORIGIN_INPUTS.content), verified_at=NOW, submitted=[])
+    assert outs["observed"][A] == ["warm", "j1", "2026-11-23T11:56:00Z", "", V1.etag]
+    assert outs["summary"]["counts"]["stale"] == 0 and outs["summary"]["counts"]["missing"] == 2
+    [prior] = prior_observations(outs)
+    assert (prior.url, prior.task_id, prior.content) == (A, "j1", V1.etag)
+
+
+def test_refresh_keeps_the_desired_value_of_a_warm_origin_target_and_words_a_stale_one():
+    # State says the origin had V2 when last deployed, but the last success was for V1: stale.
+    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, (A, B), "24h", "10m", {A: V2, B: V1})
+    rows = [Observation(u, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+                        content=V1.etag) for u in (A, B)]
+    live = refreshed_inputs(inputs, plan(inputs.targets, rows, now=NOW, freshness=timedelta(hours=24),
+                                         content=inputs.content))
+    assert live["targets"][B] == "warm (etag 9b2cf535d3e1, 2048 bytes)"
+    assert live["targets"][A] == ("stale: origin changed since last prefetch: etag 9b2cf535d3e1 was prefetched, the "
+                                  "origin now has etag 4f1e2d3c4b5a (task j1, 2026-11-23T11:56:00Z)")
+    # an old stale record is re-judged from its ETag, not kept as a verdict
+    outs = build_outputs(inputs, plan(inputs.targets, rows, now=NOW, freshness=timedelta(hours=24),
+                                      content=inputs.content), verified_at=NOW, submitted=[])
+    assert outs["observed"][A][0] == "stale"
+    assert {o.url: o.state for o in prior_observations(outs)} == {A: TargetState.WARM, B: TargetState.WARM}

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from components.records import SetInputs, build_outputs
-from components.status import TargetState
+from components.status import ContentVersion, TargetState
 from components.sync import DestinationSync, SubmitError
 from tests.fakes import FakeClock, FakeCloud
 
@@ -120,3 +120,49 @@ def test_history_is_read_over_freshness_plus_margin():
     make(cloud, clock, freshness="48h").observe()
     since, until = cloud.history_calls[0]
     assert until - since == timedelta(hours=72)
+
+
+# -- origin-derived targets: content drift -------------------------------------------------------
+def make_origin(cloud, clock, content, wait="1m"):
+    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, URLS, "24h", wait, content)
+    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO())
+
+
+def test_changed_origin_content_resubmits_exactly_the_changed_targets():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    v1 = {u: ContentVersion("aaaaaaaaaaaa", 10) for u in URLS}
+    first_sync = make_origin(cloud, clock, v1)
+    first = first_sync.converge()
+    outputs = build_outputs(first_sync.inputs, first.plan, verified_at=clock(), submitted=first.submitted)
+    assert {record[4] for record in outputs["observed"].values()} == {"aaaaaaaaaaaa"}
+
+    clock.now += timedelta(minutes=5)
+    v2 = {**v1, **{u: ContentVersion("bbbbbbbbbbbb", 11) for u in URLS[2:5]}}
+    seen = make_origin(cloud, clock, v2).observe(outputs)
+    assert {u for u, s in seen.plan.statuses.items() if s.state is TargetState.STALE} == set(URLS[2:5])
+
+    second_sync = make_origin(cloud, clock, v2)
+    second = second_sync.converge(outputs)
+    assert cloud.submits[1] == list(URLS[2:5])
+    assert second.plan.in_sync
+    after = build_outputs(second_sync.inputs, second.plan, verified_at=clock(), submitted=second.submitted)
+    assert {u: r[4] for u, r in after["observed"].items() if r[4] == "bbbbbbbbbbbb"}.keys() == set(URLS[2:5])
+
+    third = make_origin(cloud, clock, v2).converge(after)
+    assert len(cloud.submits) == 2 and third.plan.in_sync  # nothing new
+
+
+def test_a_task_still_running_for_old_content_is_not_submitted_again_until_it_ends():
+    clock = FakeClock()
+    cloud = FakeCloud(clock, finish_after=600)
+    v1 = {u: ContentVersion("aaaaaaaaaaaa", 10) for u in URLS}
+    sync = make_origin(cloud, clock, v1, wait="0s")
+    first = sync.converge()
+    outputs = build_outputs(sync.inputs, first.plan, verified_at=clock(), submitted=first.submitted)
+    v2 = {u: ContentVersion("bbbbbbbbbbbb", 11) for u in URLS}
+    make_origin(cloud, clock, v2, wait="0s").converge(outputs)
+    assert len(cloud.submits) == 1
+    clock.now += timedelta(minutes=11)
+    later = make_origin(cloud, clock, v2, wait="0s").observe(outputs)
+    assert {s.state for s in later.plan.statuses.values()} == {TargetState.STALE}
