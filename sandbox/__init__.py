@@ -2,7 +2,9 @@
 
 It speaks the real wire protocols (Tencent API 3.0 with TC3-HMAC-SHA256 for EdgeOne and CDN, and
 UCloud's SHA1-signed RetCode API for UCDN), so the official SDKs work against it unchanged; its state
-is one SQLite file that tests and the CLI steer directly.
+is one SQLite file that tests and the CLI steer directly: outcome rules, settings, and faults
+(`SandboxStore.add_fault`, `python -m sandbox fault ...`) that make it throttle, fail, stall, reset
+or answer garbage the way the real clouds and networks do (see `sandbox.faults`).
 """
 
 from .server import (

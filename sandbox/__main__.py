@@ -17,6 +17,7 @@ from .server import (
     TENCENT_SERVICES,
     Sandbox,
 )
+from .faults import KINDS
 from .store import OUTCOMES, SERVICES, SETTINGS, SandboxStore
 
 DEFAULT_DB = os.path.join(".sandbox", "sandbox.db")
@@ -50,6 +51,41 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--service", choices=SERVICES, help="only on this cloud (default: every cloud)")
     rule_sub.add_parser("list", parents=[db_parent], help="list rules in order")
     rule_sub.add_parser("clear", parents=[db_parent], help="remove every rule (existing tasks keep their outcome)")
+
+    fault = sub.add_parser("fault", help="inject failures: throttling, 5xx, resets, slowness, bad answers")
+    fault_sub = fault.add_subparsers(dest="fault_command", required=True, metavar="ACTION")
+    fadd = fault_sub.add_parser(
+        "add", parents=[db_parent], help="add a fault (evaluated in order; the first that fires wins)",
+        description="Add a fault. Kinds: throttle (the cloud's throttling error), http_5xx (gateway error page), "
+                    "slow (answer after --delay), reset (TCP RST, no answer), malformed_json, missing_field, "
+                    "null_field, wrong_content_type (application/json; charset=utf-8), clock_skew (TC3 "
+                    "SignatureExpire; no effect on ucloud).",
+    )
+    fadd.add_argument("kind", choices=KINDS)
+    fadd.add_argument("--service", choices=SERVICES, help="only on this cloud (default: every cloud)")
+    fadd.add_argument("--action", help="only this action, e.g. CreatePrefetchTask (default: every action)")
+    fadd.add_argument("--probability", type=float, default=1.0, metavar="P", help="chance to fire, 0..1 (default 1)")
+    fadd.add_argument("--count", type=int, metavar="N", help="fire at most N times (default: no limit)")
+    fadd.add_argument("--executed", action="store_true",
+                      help="http_5xx/slow/reset: perform the action before failing (the ambiguous failure)")
+    fadd.add_argument("--delay", type=float, metavar="S",
+                      help="slow: seconds to sleep (default 35); clock_skew: clock offset (default 600)")
+    fadd.add_argument("--status", type=int, metavar="CODE", help="http_5xx: the status (default 502)")
+    fadd.add_argument("--field", metavar="PATH",
+                      help="missing_field/null_field: e.g. Response.Tasks[].CreateTime (default: one per action)")
+    fadd.add_argument("--seed", type=int, metavar="N", help="seed of the fault's draws (default: random)")
+    fault_sub.add_parser("list", parents=[db_parent], help="list faults in evaluation order, with counters")
+    fault_sub.add_parser("clear", parents=[db_parent], help="remove every fault")
+    chaos = fault_sub.add_parser(
+        "chaos", parents=[db_parent], help="add everyday failures on every service (shares of all requests)",
+    )
+    chaos.add_argument("--throttle", type=float, default=0.3, metavar="X", help="share throttled (default 0.3)")
+    chaos.add_argument("--server-error", type=float, default=0.05, metavar="X",
+                       help="share answered HTTP 502 (default 0.05)")
+    chaos.add_argument("--reset", type=float, default=0.02, metavar="X", help="share reset (default 0.02)")
+    chaos.add_argument("--executed-share", type=float, default=0.5, metavar="X",
+                       help="share of server errors and resets that happen after the action ran (default 0.5)")
+    chaos.add_argument("--seed", type=int, default=0, metavar="N", help="seed (default 0)")
 
     log = sub.add_parser("log", parents=[db_parent], help="print the request log, one line per request")
     log.add_argument("--action", help="only this action, e.g. CreatePrefetchTask")
@@ -123,6 +159,9 @@ def _run(args: argparse.Namespace) -> int:
             print("rules cleared")
         return 0
 
+    if args.command == "fault":
+        return _fault(args)
+
     if args.command == "ucloud-domain":
         if args.domain_command == "add":
             SandboxStore(args.db).add_ucloud_domain(args.domain_id, args.host)
@@ -143,9 +182,12 @@ def _run(args: argparse.Namespace) -> int:
             params = json.dumps(entry["params"], ensure_ascii=False)
             if not args.full and len(params) > LOG_PARAMS_WIDTH:
                 params = params[: LOG_PARAMS_WIDTH - 1] + "…"
+            outcome = entry["error_code"] or ("OK" if entry["handled"] else "-")
+            if entry["fault"]:
+                outcome += f" fault={entry['fault']}#{entry['fault_id']}"
             print(
                 f"{_when(entry['time'])} {entry['service'] or '-'} {entry['action'] or '-'} "
-                f"{entry['error_code'] or 'OK'} {entry['request_id']} {params}"
+                f"{outcome} {entry['request_id']} {params}"
             )
         return 0
 
@@ -154,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"aged existing tasks by {args.seconds:g} s")
     elif args.command == "reset":
         SandboxStore(args.db).reset()
-        print("sandbox reset: tasks, rules, quota usage and log dropped (settings kept)")
+        print("sandbox reset: tasks, rules, faults, quota usage and log dropped (settings kept)")
     elif args.command == "set":
         store = SandboxStore(args.db)
         store.set_setting(args.key, args.value)
@@ -162,6 +204,52 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "settings":
         for key, value in _existing_store(args.db).settings().items():
             print(f"{key} = {value}")
+    return 0
+
+
+def _describe_fault(f: dict[str, object]) -> str:
+    parts = [f"#{f['id']}", str(f["kind"])]
+    for key in ("service", "action"):
+        parts.append(f"{key}={f[key] or '*'}")
+    parts.append(f"p={f['probability']:g}")
+    if f["count"] is not None:
+        parts.append(f"count={f['count']}")
+    if f["kind"] in ("http_5xx", "slow", "reset"):
+        parts.append("executed" if f["executed"] else "not-executed")
+    for key in ("delay_seconds", "status", "field"):
+        if f[key] is not None:
+            parts.append(f"{key}={f[key]:g}" if isinstance(f[key], float) else f"{key}={f[key]}")
+    parts.append(f"seed={f['seed']} fired={f['fired']}/{f['evaluated']}")
+    return " ".join(parts)
+
+
+def _fault(args: argparse.Namespace) -> int:
+    if args.fault_command == "add":
+        store = SandboxStore(args.db)
+        fault_id = store.add_fault(
+            args.kind, service=args.service, action=args.action, probability=args.probability, count=args.count,
+            executed=args.executed, delay_seconds=args.delay, seed=args.seed, status=args.status, field=args.field,
+        )
+        (added,) = [f for f in store.faults() if f["id"] == fault_id]
+        print(f"fault {_describe_fault(added)}")
+    elif args.fault_command == "chaos":
+        store = SandboxStore(args.db)
+        ids = store.add_chaos(
+            throttle=args.throttle, server_error=args.server_error, reset=args.reset,
+            executed_share=args.executed_share, seed=args.seed,
+        )
+        for f in store.faults():
+            if f["id"] in ids:
+                print(f"fault {_describe_fault(f)}")
+    elif args.fault_command == "list":
+        listed = _existing_store(args.db).faults()
+        if not listed:
+            print("no faults: every request is answered normally")
+        for f in listed:
+            print(_describe_fault(f))
+    else:
+        SandboxStore(args.db).clear_faults()
+        print("faults cleared")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""SQLite persistence for the sandbox: tasks, rules, settings, quota usage and the request log.
+"""SQLite persistence for the sandbox: tasks, rules, faults, settings, quota usage and the request log.
 
 Everything lives in one file so that a test (or the CLI) can steer a sandbox running inside another
 process, e.g. the one the Pulumi provider host starts, just by opening the same path. Every
@@ -20,6 +20,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from . import faults as fault_kinds
+from .faults import Fault
 
 OUTCOMES: tuple[str, ...] = ("success", "failed", "timeout", "canceled", "invalid", "unknown", "rejected")
 """What a rule can make of a target, in neutral words; each service renders them in its own vocabulary.
@@ -107,9 +110,26 @@ CREATE TABLE IF NOT EXISTS requests (
     service TEXT, action TEXT, method TEXT, secret_id TEXT,
     params TEXT,                      -- JSON of the decoded parameters, NULL if undecodable
     error_code TEXT, error_message TEXT,
-    request_id TEXT NOT NULL
+    request_id TEXT NOT NULL,
+    fault TEXT,                       -- kind of the fault that fired on this request, else NULL
+    fault_id INTEGER,
+    handled INTEGER NOT NULL DEFAULT 1  -- 0: a fault cut the request off before the API saw it
+);
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    service TEXT, action TEXT,        -- NULL: any
+    probability REAL NOT NULL,
+    count INTEGER,                    -- most firings, NULL: unlimited
+    executed INTEGER NOT NULL,
+    delay_seconds REAL, status INTEGER, field TEXT,
+    seed INTEGER NOT NULL,
+    evaluated INTEGER NOT NULL DEFAULT 0,  -- draws so far: the position in the fault's random stream
+    fired INTEGER NOT NULL DEFAULT 0
 );
 """
+_REQUEST_COLUMNS_ADDED = {"fault": "TEXT", "fault_id": "INTEGER", "handled": "INTEGER NOT NULL DEFAULT 1"}
+"""Request-log columns newer than the first db files: added in place when an older file is opened."""
 
 
 @dataclass(frozen=True)
@@ -249,6 +269,10 @@ class SandboxStore:
             columns = {row[1] for row in db.execute("PRAGMA table_info(rules)")}
             if "service" not in columns:
                 db.execute("ALTER TABLE rules ADD COLUMN service TEXT")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+            for column, declaration in _REQUEST_COLUMNS_ADDED.items():
+                if column not in columns:
+                    db.execute(f"ALTER TABLE requests ADD COLUMN {column} {declaration}")
             db.execute("COMMIT")
 
     def __repr__(self) -> str:
@@ -331,6 +355,101 @@ class SandboxStore:
     def rules(self) -> list[dict[str, Any]]:
         """Rules in the order they were added (the last matching one wins)."""
         return [asdict(r) for r in self.rule_objects()]
+
+    # ----- faults --------------------------------------------------------------------------------
+
+    def add_fault(
+        self,
+        kind: str,
+        *,
+        service: str | None = None,
+        action: str | None = None,
+        probability: float = 1.0,
+        count: int | None = None,
+        executed: bool = False,
+        delay_seconds: float | None = None,
+        seed: int | None = None,
+        status: int | None = None,
+        field: str | None = None,
+    ) -> int:
+        """Make matching requests fail like `kind` (see `sandbox.faults`); returns the fault's id.
+
+        `service`/`action` scope it (None = any). It fires with `probability`, at most `count` times;
+        its draws come from `seed` and a counter kept here, so the same seed and the same request
+        sequence give the same firings (seed None: a random one, shown by `faults()`). `executed`
+        (http_5xx, slow, reset) performs the action before failing. `delay_seconds`: slow's sleep
+        (default 35) or clock_skew's offset (default 600). `status`: http_5xx's code (default 502).
+        `field`: the dotted path missing_field/null_field hits (default: one per action).
+        """
+        values = fault_kinds.normalize(
+            kind, service=service, action=action, probability=probability, count=count, executed=executed,
+            delay_seconds=delay_seconds, status=status, field=field, seed=seed, services=SERVICES,
+        )
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO faults (kind, service, action, probability, count, executed, delay_seconds,"
+                " status, field, seed) VALUES (:kind, :service, :action, :probability, :count, :executed,"
+                " :delay_seconds, :status, :field, :seed)",
+                values,
+            )
+            return int(cur.lastrowid or 0)
+
+    def add_chaos(
+        self,
+        throttle: float = 0.3,
+        server_error: float = 0.05,
+        reset: float = 0.02,
+        executed_share: float = 0.5,
+        seed: int = 0,
+    ) -> list[int]:
+        """A background of everyday failures on every service; returns the ids of the faults added.
+
+        `throttle`, `server_error` (HTTP 502) and `reset` are shares of all requests (the stored
+        probabilities compensate for earlier faults winning); `executed_share` of the server errors
+        and resets happen after the action ran (ambiguous), the rest before (clean).
+        """
+        plan = fault_kinds.chaos_plan(
+            throttle=throttle, server_error=server_error, reset=reset, executed_share=executed_share, seed=seed,
+        )
+        return [self.add_fault(**spec) for spec in plan]
+
+    def clear_faults(self) -> None:
+        """Forget every fault (the request log keeps what they did)."""
+        with self._write() as db:
+            db.execute("DELETE FROM faults")
+
+    def fault_objects(self) -> list[Fault]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM faults ORDER BY id").fetchall()
+        return [_fault(r) for r in rows]
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Faults in evaluation (insertion) order, with their counters `evaluated` and `fired`."""
+        return [asdict(f) for f in self.fault_objects()]
+
+    def trigger_fault(self, service: str | None, action: str | None) -> Fault | None:
+        """The fault to inject into one request to (`service`, `action`), or None.
+
+        Matching faults are drawn in insertion order until one fires; every draw advances that
+        fault's counter, atomically with the decision, so concurrent requests (from any process)
+        never exceed a `count` and a run replays identically. Without a matching fault (the common
+        case) this is one read and no write.
+        """
+        if not any(f.matches(service, action) for f in self.fault_objects()):
+            return None
+        with self._write() as db:
+            rows = db.execute("SELECT * FROM faults ORDER BY id").fetchall()
+            for fault in (_fault(r) for r in rows):
+                if not fault.matches(service, action):
+                    continue
+                fired = fault_kinds.fires(fault.seed, fault.evaluated, fault.probability)
+                db.execute(
+                    "UPDATE faults SET evaluated = evaluated + 1, fired = fired + ? WHERE id = ?",
+                    (int(fired), fault.id),
+                )
+                if fired:
+                    return Fault(**{**asdict(fault), "evaluated": fault.evaluated + 1, "fired": fault.fired + 1})
+        return None
 
     # ----- settings ------------------------------------------------------------------------------
 
@@ -562,20 +681,26 @@ class SandboxStore:
         method: str | None = None,
         secret_id: str | None = None,
         at: float | None = None,
+        fault: str | None = None,
+        fault_id: int | None = None,
+        handled: bool = True,
     ) -> None:
+        """Record one request. `fault`/`fault_id`: what was injected; `handled=False`: a fault cut the
+        request off before the API saw it (so `error_code` is None although nothing was performed)."""
         with self._write() as db:
             db.execute(
                 "INSERT INTO requests (at, service, action, method, secret_id, params, error_code,"
-                " error_message, request_id) VALUES (?,?,?,?,?,?,?,?,?)",
+                " error_message, request_id, fault, fault_id, handled) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     time.time() if at is None else at, service, action, method, secret_id,
                     None if params is None else json.dumps(params, ensure_ascii=False, default=str),
-                    error_code, error_message, request_id,
+                    error_code, error_message, request_id, fault, fault_id, int(handled),
                 ),
             )
 
     def requests(self, action: str | None = None, service: str | None = None) -> list[dict[str, Any]]:
-        """The request log in arrival order: time, service, action, params, error_code, request_id…"""
+        """The request log in arrival order: time, service, action, params, error_code, request_id,
+        fault (the kind injected, else None), fault_id and handled (False: cut off by a fault)."""
         where: list[str] = []
         args: list[Any] = []
         if action is not None:
@@ -599,6 +724,9 @@ class SandboxStore:
                 "error_code": r["error_code"],
                 "error_message": r["error_message"],
                 "request_id": r["request_id"],
+                "fault": r["fault"],
+                "fault_id": r["fault_id"],
+                "handled": bool(r["handled"]),
             }
             for r in rows
         ]
@@ -608,9 +736,9 @@ class SandboxStore:
             db.execute("DELETE FROM requests")
 
     def reset(self) -> None:
-        """Drop tasks, rules, quota usage and the log. Settings and UCloud domains are kept (configuration)."""
+        """Drop tasks, rules, faults, quota usage and the log. Settings and UCloud domains are kept (configuration)."""
         with self._write() as db:
-            for table in ("tasks", "rules", "usage", "requests"):
+            for table in ("tasks", "rules", "faults", "usage", "requests"):
                 db.execute(f"DELETE FROM {table}")
 
 
@@ -633,6 +761,14 @@ def _convert(key: str, spec: _Setting, value: Any) -> float | int:
             raise ValueError(f"{key} must be a whole number; got {value!r}")
         return int(number)
     return number
+
+
+def _fault(r: sqlite3.Row) -> Fault:
+    return Fault(
+        id=r["id"], kind=r["kind"], service=r["service"], action=r["action"], probability=r["probability"],
+        count=r["count"], executed=bool(r["executed"]), delay_seconds=r["delay_seconds"], status=r["status"],
+        field=r["field"], seed=r["seed"], evaluated=r["evaluated"], fired=r["fired"],
+    )
 
 
 def _task(r: sqlite3.Row) -> StoredTask:

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from . import tc3
 from .store import SandboxStore
-from .wire import Env, HttpRequest, Reply
+from .wire import Env, HttpRequest, Identity, Reply
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API 3.0 caps request bodies at 10 MB
 
@@ -190,6 +190,22 @@ def claims(req: HttpRequest) -> bool:
     return "x-tc-action" in req.headers or req.headers.get("authorization", "").startswith("TC3-")
 
 
+def identify(req: HttpRequest) -> Identity:
+    """Service (from the credential scope), action, parameters and SecretId, without checking anything."""
+    try:
+        auth: tc3.Authorization | None = tc3.parse_authorization(req.headers.get("authorization"))
+    except tc3.Tc3Error:
+        auth = None
+    try:
+        params: dict[str, Any] | None = decode_params(req)
+    except ApiError:
+        params = None
+    return Identity(
+        service=auth.service if auth else None, action=req.headers.get("x-tc-action") or None,
+        params=params, secret_id=auth.secret_id if auth else None,
+    )
+
+
 def handle(req: HttpRequest, env: Env, services: Mapping[str, TencentService]) -> Reply:
     """Authenticate, throttle and dispatch one API 3.0 request; never raises for client mistakes."""
     now = env.clock()
@@ -210,7 +226,8 @@ def handle(req: HttpRequest, env: Env, services: Mapping[str, TencentService]) -
         if secret_key is None:
             raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct.")
         tc3.verify(
-            auth, secret_key=secret_key, timestamp_header=req.headers.get("x-tc-timestamp"), now=now,
+            auth, secret_key=secret_key, timestamp_header=req.headers.get("x-tc-timestamp"),
+            now=now + env.auth_clock_offset,
             method=req.method, path=req.path, query=req.query if req.method == "GET" else "",
             headers=req.headers, payload=req.body,
         )

@@ -44,7 +44,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import tencent
 from .store import Charge, NewTask, QuotaExceeded, SandboxStore, StoredTask, SubmitTooSoon, pick_rule
-from .wire import Env, HttpRequest, Reply
+from .wire import Env, HttpRequest, Identity, Reply
 
 SERVICE_NAME = "ucloud"
 REQUEST_UUID_HEADER = "X-UCloud-Request-Uuid"
@@ -236,6 +236,18 @@ def loggable(params: Mapping[str, str]) -> dict[str, Any]:
         return tencent.unflatten(pairs)
     except tencent.ApiError:
         return dict(pairs)
+
+
+def identify(req: HttpRequest) -> Identity:
+    """Action, loggable parameters and PublicKey, without checking anything."""
+    try:
+        params = decode(req)
+    except UCloudError:
+        return Identity(service=SERVICE_NAME, action=None)
+    return Identity(
+        service=SERVICE_NAME, action=params.get("Action") or None, params=loggable(params),
+        secret_id=params.get("PublicKey") or None,
+    )
 
 
 def handle(req: HttpRequest, env: Env) -> Reply:

@@ -26,6 +26,17 @@ class HttpRequest:
     client: str = ""
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What a request names, read before it is handled: faults match on it, and a request a fault
+    cuts off before its handler is still logged with it. Best effort: unreadable parts are None."""
+
+    service: str | None
+    action: str | None
+    params: Any = None
+    secret_id: str | None = None
+
+
 @dataclass
 class Reply:
     """A JSON body to send with HTTP 200, plus what the request log should record about it."""
@@ -72,3 +83,4 @@ class Env:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     clock: Callable[[], float] = time.time
     ucloud_credentials: Mapping[str, str] = field(default_factory=dict)  # UCloud PublicKey -> PrivateKey
+    auth_clock_offset: float = 0.0  # added to the clock for the TC3 timestamp check only (clock_skew fault)
