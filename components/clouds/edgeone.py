@@ -116,8 +116,9 @@ class EdgeOneAdapter(CloudAdapter):
 
 def _observation(task: Any) -> Optional[Observation]:
     action = "DescribePrefetchTasks"
-    if task.Type and task.Type.lower() not in ("prefetch_url", "prefetch"):
-        return None  # purge rows share the history API
+    kind = task.Type if isinstance(task.Type, str) else ""
+    if kind.lower().startswith("purge"):
+        return None  # purge rows share the history API; any other row is kept, never silently dropped
     if not isinstance(task.JobId, str) or not task.JobId:
         raise MalformedResponse(CLOUD, action, "Tasks[].JobId", f"expected a task id, got {task.JobId!r}")
     if not isinstance(task.Target, str):
@@ -125,9 +126,11 @@ def _observation(task: Any) -> Optional[Observation]:
     created = _time(task.CreateTime, "Tasks[].CreateTime", required=True)
     updated = _time(task.UpdateTime, "Tasks[].UpdateTime", required=False)
     state, reason = map_status(task.Status)
-    if state in (TargetState.FAILED, TargetState.TIMED_OUT) and (task.FailType or task.FailMessage):
-        reason = ": ".join(x for x in (task.FailType, task.FailMessage) if x)
-    return Observation(_normalize_or_raw(task.Target), task.JobId, state, created, updated, reason, task.Status)
+    details = [x for x in (task.FailType, task.FailMessage) if isinstance(x, str) and x]
+    if state in (TargetState.FAILED, TargetState.TIMED_OUT) and details:
+        reason = ": ".join(details)
+    raw = task.Status if isinstance(task.Status, str) else None
+    return Observation(_normalize_or_raw(task.Target), task.JobId, state, created, updated, reason, raw)
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
@@ -136,6 +139,8 @@ def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
             raise MalformedResponse(CLOUD, "DescribePrefetchTasks", field_name, "missing")
         return None
     try:
+        if not isinstance(value, str):
+            raise TypeError(value)
         return parse_time(value)
     except (TypeError, ValueError):
         raise MalformedResponse(CLOUD, "DescribePrefetchTasks", field_name,

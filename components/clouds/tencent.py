@@ -45,7 +45,8 @@ def classify(code: str) -> str:
     if code.startswith(("InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidAction",
                         "NoSuchVersion", "ResourceNotFound", "ResourceUnavailable")):
         return "invalid"
-    if code in ("JSONDecodeError", "KeyError"):
+    # The SDK wraps a body it cannot deserialize as an exception named after the Python error.
+    if code in ("JSONDecodeError", "KeyError", "TypeError", "AttributeError", "ValueError", "IndexError"):
         return "malformed"
     return "other"
 

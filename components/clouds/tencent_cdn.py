@@ -77,7 +77,7 @@ class TencentCdnAdapter(CloudAdapter):
                     raise MalformedResponse(CLOUD, "DescribePushQuota", f"UrlPush.{name}",
                                             f"expected a non-negative integer, got {value!r}")
                 values[name] = value
-            by_area[(item.Area or "").lower()] = Quota(values["Batch"], values["Total"], values["Available"])
+            by_area[item.Area.lower() if isinstance(item.Area, str) else ""] = Quota(values["Batch"], values["Total"], values["Available"])
         needed = AREAS if self.area == "global" else (self.area,)
         missing = [a for a in needed if a not in by_area]
         if missing:
@@ -124,9 +124,10 @@ class TencentCdnAdapter(CloudAdapter):
                     break
 
     def _observation(self, row: Any) -> Optional[Observation]:
-        area = (row.Area or "").lower()
-        # A global prefetch also warms either area; an area destination ignores the other area's rows.
-        if area and area != self.area and area != "global":
+        area = row.Area.lower() if isinstance(row.Area, str) else ""
+        # A global prefetch also warms either area; a destination ignores rows of the *other known* area.
+        # A row with an unknown area is kept: never drop what we cannot classify.
+        if area in AREAS + ("global",) and area != self.area and area != "global":
             return None
         action = "DescribePushTasks"
         if not isinstance(row.TaskId, str) or not row.TaskId:
@@ -136,13 +137,14 @@ class TencentCdnAdapter(CloudAdapter):
         created = _time(row.CreateTime, "PushLogs[].CreateTime", required=True)
         updated = _time(row.UpdateTime, "PushLogs[].UpdateTime", required=False)
         state, reason = map_status(row.Status)
-        if state is TargetState.RUNNING and isinstance(row.Percent, int):
+        if state is TargetState.RUNNING and isinstance(row.Percent, int) and not isinstance(row.Percent, bool):
             reason = f"{row.Percent}% done"
         try:
             url = normalize_url(row.Url)
         except InvalidUrl:
             url = row.Url
-        return Observation(url, row.TaskId, state, created, updated, reason, row.Status)
+        return Observation(url, row.TaskId, state, created, updated, reason,
+                           row.Status if isinstance(row.Status, str) else None)
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:

@@ -124,6 +124,9 @@ class UCloudAdapter(CloudAdapter):
             raise CloudError(CLOUD, action, type(error).__name__, str(error)) from None
         except requests.RequestException as error:
             raise CloudError(CLOUD, action, "ConnectionError", type(error).__name__, kind="transient") from None
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as error:
+            # The SDK's response schema chokes on a body of the wrong shape before we see it.
+            raise MalformedResponse(CLOUD, action, "(body)", f"not the documented shape ({type(error).__name__})") from None
         if not isinstance(resp, dict):
             raise MalformedResponse(CLOUD, action, "(body)", f"expected a JSON object, got {type(resp).__name__}")
         return resp
@@ -210,7 +213,11 @@ def _unix(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise MalformedResponse(CLOUD, "DescribeNewUcdnPrefetchCacheTask", field_name,
                                 f"expected Unix seconds, got {value!r}")
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise MalformedResponse(CLOUD, "DescribeNewUcdnPrefetchCacheTask", field_name,
+                                f"Unix seconds out of range: {value!r}") from None
 
 
 def _first(resp: dict, *names: str) -> Any:
