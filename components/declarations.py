@@ -232,7 +232,8 @@ def parse_document(
     elif has_provider:
         problems.extend(_foreign_scope_keys(data, (), file, lines))
     else:
-        for index, item in enumerate(data.get("destinations") or []):
+        listed = data.get("destinations")
+        for index, item in enumerate(listed if isinstance(listed, list) else []):
             if isinstance(item, dict):
                 problems.extend(_foreign_scope_keys(item, ("destinations", index), file, lines))
         problems.extend(Problem(file, lines.line(("destinations",)), "destinations",
@@ -343,7 +344,7 @@ def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...],
                         lines: "_LineFinder") -> list[Problem]:
     """Scope keys of another provider (e.g. an EdgeOne 'zone' on a UCloud destination)."""
     provider = mapping.get("provider")
-    if provider not in SCOPE_KEYS:
+    if not isinstance(provider, str) or provider not in SCOPE_KEYS:
         return []
     foreign = (ALL_SCOPE_KEYS - set(SCOPE_KEYS[provider])) & set(mapping)
     return [Problem(file, lines.line(where + (key,)), json_path(where + (key,)),
