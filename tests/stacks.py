@@ -9,10 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import json
+
+import jsonschema
 import yaml
 
 from sandbox import Sandbox
-from tests.engine import Engine
+from tests.engine import COMPUTED, Engine, EngineError
 
 PROJECT = Path(__file__).resolve().parent.parent
 SECRET_ID = "test-secret-id-e2e"
@@ -22,6 +25,60 @@ UCLOUD_PRIVATE = "TestUCloudPrivate-must-never-leak-4b1d"
 ZONE = "zone-2o0i4xfimj9g"
 UCLOUD_DOMAIN = "ucdn-e2etest"
 HOST = "static.example.com"
+
+# Every credential the tests hand to the product; none may ever show up in what the engine keeps or prints.
+TEST_SECRETS = (SECRET_KEY, UCLOUD_PRIVATE)
+OUTPUTS_SCHEMA = json.loads((PROJECT / "schemas" / "stack-outputs.schema.json").read_text(encoding="utf-8"))
+
+
+class LeakFound(AssertionError):
+    pass
+
+
+def scan_for_secrets(where: str, text: str, secrets: Sequence[str] = TEST_SECRETS) -> None:
+    """Fail if any test credential appears in ``text`` (state, outputs, logs or an error)."""
+    for secret in secrets:
+        if secret and secret in text:
+            raise LeakFound(f"a test credential appeared in {where}")
+
+
+def check_outputs(outputs: dict) -> None:
+    """Stack outputs validate against the published schema (unknown during a preview's update is fine)."""
+    if outputs and COMPUTED not in json.dumps(outputs):
+        jsonschema.validate(outputs, OUTPUTS_SCHEMA)
+
+
+class AuditedEngine(Engine):
+    """The engine stand-in, with every command's state, outputs, host log and error scanned for the
+    test credentials, and every command's stack outputs validated against the outputs schema."""
+
+    def _audited(self, command: str, run):
+        try:
+            result = run()
+        except EngineError as error:
+            scan_for_secrets(f"the error of `{command}`", f"{error}\n{error.details}\n{error.host_log}")
+            scan_for_secrets(f"state after a failed `{command}`", self.state_json())
+            raise
+        scan_for_secrets(f"the host log of `{command}`", result.host_log)
+        scan_for_secrets(f"the stack outputs of `{command}`", json.dumps(result.outputs))
+        scan_for_secrets(f"state after `{command}`", self.state_json())
+        scan_for_secrets(f"state after `{command}` (plain values)",
+                         json.dumps({urn: [r.inputs, r.outputs] for urn, r in self.state.items()}))
+        check_outputs(result.outputs)
+        return result
+
+    def up(self, **kwargs):
+        return self._audited("up", lambda: super(AuditedEngine, self).up(**kwargs))
+
+    def preview(self, **kwargs):
+        return self._audited("preview", lambda: super(AuditedEngine, self).preview(**kwargs))
+
+    def refresh(self, **kwargs):
+        return self._audited("refresh", lambda: super(AuditedEngine, self).refresh(**kwargs))
+
+    def destroy(self, **kwargs):
+        return self._audited("destroy", lambda: super(AuditedEngine, self).destroy(**kwargs))
+
 
 # What a destination of each cloud looks like, and how its submits show in the sandbox log.
 DESTINATIONS = {
@@ -64,7 +121,7 @@ class Stack:
             config.update({"tencentcloud:secretId": SECRET_ID, "tencentcloud:secretKey": SECRET_KEY,
                            "ucloud:publicKey": UCLOUD_PUBLIC, "ucloud:privateKey": UCLOUD_PRIVATE})
             secret_keys = ["tencentcloud:secretId", "tencentcloud:secretKey", "ucloud:publicKey", "ucloud:privateKey"]
-        self.engine = Engine(PROJECT, config, secret_keys=secret_keys, env={"NO_PROXY": "127.0.0.1,localhost"})
+        self.engine = AuditedEngine(PROJECT, config, secret_keys=secret_keys, env={"NO_PROXY": "127.0.0.1,localhost"})
 
     def declare(self, urls: Sequence[str], *, name: str = "web", destinations: Sequence[dict] = (DESTINATIONS["edgeone"],),
                 freshness: str = "24h", wait: str = "30s") -> None:
