@@ -31,7 +31,7 @@ from components.report import (
 from components.settings import ConfigError, settings_from_config
 from components.status import TargetState, TargetStatus
 from sandbox import Sandbox
-from tests.engine import Engine
+from tests.stacks import AuditedEngine as Engine  # every command audited for leaks and output shape
 
 PROJECT = Path(__file__).resolve().parent.parent
 ZONE = "zone-2o0i4xfimj9g"
