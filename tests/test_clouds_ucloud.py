@@ -123,3 +123,18 @@ def test_sdk_request_logging_is_silenced(sb, caplog):
                                         ("unknow", TargetState.UNKNOWN), ("weird", TargetState.UNKNOWN)])
 def test_status_mapping(raw, state):
     assert map_status(raw)[0] is state
+
+
+def test_more_than_a_thousand_targets_go_out_in_batches_the_sandbox_accepts(sb):
+    import io
+
+    from components.records import SetInputs
+    from components.sync import DestinationSync
+
+    sb.store.set_setting("ucloud_prefetch_daily", 5000)
+    urls = tuple(sorted(URL.format(f"b{i:04d}") for i in range(1001)))
+    inputs = SetInputs("big", {"provider": "ucloud", "domainId": DOMAIN}, urls, "24h", "0s")
+    DestinationSync(adapter(sb), inputs, log=io.StringIO()).converge()
+    log = sb.store.requests(action="PrefetchNewUcdnDomainCache")
+    assert sorted(len(r["params"]["UrlList"]) for r in log) == [1, 1000]
+    assert all(r["error_code"] is None for r in log)
