@@ -205,6 +205,11 @@ def parse_document(
     if not isinstance(data, dict):
         return None, problems + [Problem(file, lines.line(()), "", "a set must be a mapping of keys "
                                          "(provider, targets, ...), not a list or a single value")]
+    bad_keys = list(_non_text_keys(data, ()))
+    if bad_keys:  # the schema validator itself cannot handle them
+        return None, problems + [Problem(file, lines.line(where), json_path(where),
+                                         f"key {key!r} is not text; write keys as names like provider or targets")
+                                 for where, key in bad_keys]
     validator = jsonschema.Draft202012Validator(load_schema())
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         if error.validator in ("allOf", "anyOf", "if", None, "false", "oneOf", "$ref"):
@@ -358,6 +363,19 @@ def _unknown_key_message(key: str, allowed: str) -> str:
                 "give the origin's credentials with origin.credentials.config (an entry of the secret stack config "
                 "cdn-prefetch:originCredentials) or origin.credentials.profile, or use the AWS environment variables")
     return f"unknown key {key!r}; allowed keys are: {allowed}"
+
+
+def _non_text_keys(value: Any, where: tuple[PathPart, ...]) -> Iterable[tuple[tuple[PathPart, ...], Any]]:
+    """Mapping keys that are not strings (YAML allows ``1: x`` or a bare ``?``), with where they are."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if not isinstance(key, str):
+                yield where, key
+            else:
+                yield from _non_text_keys(child, where + (key,))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _non_text_keys(child, where + (index,))
 
 
 def json_path(parts: Iterable[PathPart]) -> str:

@@ -55,7 +55,8 @@ def test_generated_documents_give_problems_not_exceptions(document, as_json):
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.one_of(st.text(max_size=200), st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
                       st.sampled_from(["provider: [", "a: b: c", "- - -", "{", "targets: !!python/object:os.system x",
-                                       "provider: edgeone\nprovider: ucloud\n", "\t bad indent", "? complex key"])))
+                                       "provider: edgeone\nprovider: ucloud\n", "\t bad indent", "? complex key", "?",
+                                       "1: x", "provider: edgeone\ntargets: {2: 3}", "[? a]"])))
 def test_raw_text_gives_problems_not_exceptions(text):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "set.yaml"
