@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from .durations import parse_duration
+from .safety import policy_entries
 from .status import ContentVersion
 from .urls import InvalidUrl, normalize_url
 
@@ -26,12 +27,15 @@ DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 # Clouds whose adapter ships in this version; the schema already describes all three.
 SUPPORTED_PROVIDERS = ("edgeone", "tencent-cdn", "ucloud")
 SCOPE_KEYS = {
-    "edgeone": ("zone", "mode"),
-    "tencent-cdn": ("area", "userAgent", "layer", "parseM3U8", "headers"),
+    "edgeone": ("zone", "zoneName", "mode"),
+    "tencent-cdn": ("area", "domain", "userAgent", "layer", "parseM3U8", "headers"),
     "ucloud": ("domainId", "projectId"),
 }
 # The scope key that tells two destinations of one provider apart (and names the resource).
 IDENTITY_KEY = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
+# Reference keys: a name the program looks up with pulumi-tencentcloud's data sources
+# (components/references.py), and the scope key the lookup fills in (the reference key is then dropped).
+REFERENCE_KEYS = {"edgeone": {"zoneName": "zone"}, "tencent-cdn": {"domain": "area"}}
 ALL_SCOPE_KEYS = frozenset(k for keys in SCOPE_KEYS.values() for k in keys)
 
 PathPart = Union[str, int]
@@ -69,10 +73,22 @@ class DestinationDeclaration:
 
     provider: str
     scope: Mapping[str, Any]
+    # The set's allowPartial/safety, as the provider reads them (components/safety.py); empty if not declared.
+    policy: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def identity(self) -> str:
-        return str(self.scope[IDENTITY_KEY[self.provider]])
+        key = IDENTITY_KEY[self.provider]
+        if key not in self.scope:  # not resolved yet: named by its reference (zoneName, domain)
+            for ref, resolves in REFERENCE_KEYS.get(self.provider, {}).items():
+                if resolves == key and ref in self.scope:
+                    return str(self.scope[ref])
+        return str(self.scope[key])
+
+    @property
+    def unresolved(self) -> dict[str, str]:
+        """Reference keys still to be looked up (``{"zoneName": "example.com"}``); empty once resolved."""
+        return {ref: self.scope[ref] for ref in REFERENCE_KEYS.get(self.provider, {}) if ref in self.scope}
 
     @property
     def label(self) -> str:
@@ -80,7 +96,18 @@ class DestinationDeclaration:
         return f"{self.provider}-{self.identity}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, **self.scope}
+        return {"provider": self.provider, **self.scope, **self.policy}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A destination key that names a cloud object to look up (``zoneName``, ``domain``), and where it is."""
+
+    destination: int  # index into PrefetchSetDeclaration.destinations
+    key: str
+    value: str
+    line: Optional[int]
+    path: str  # e.g. ``zoneName`` or ``destinations[1].domain``
 
 
 @dataclass(frozen=True)
@@ -126,6 +153,12 @@ class PrefetchSetDeclaration:
     duplicates: tuple[str, ...] = field(default=(), compare=False)
     origin: Optional[OriginDeclaration] = None
     content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
+    # What the preview does when preflight finds a target's domain not ready (components/preflight.py).
+    preflight: str = "warn"
+    # zoneName/domain keys to resolve (components/references.py); empty once resolved.
+    references: tuple[Reference, ...] = field(default=(), compare=False)
+    allow_partial: bool = False
+    safety: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def freshness_delta(self) -> timedelta:
@@ -210,6 +243,8 @@ def parse_document(
         return None, problems + [Problem(file, lines.line(where), json_path(where),
                                          f"key {key!r} is not text; write keys as names like provider or targets")
                                  for where, key in bad_keys]
+    if data.get("preflight") is False:  # YAML 1.1 (PyYAML) reads a bare `off` as false; editors (YAML 1.2) do not
+        data = {**data, "preflight": "off"}
     validator = jsonschema.Draft202012Validator(load_schema())
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         if error.validator in ("allOf", "anyOf", "if", None, "false", "oneOf", "$ref"):
@@ -236,11 +271,13 @@ def parse_document(
                                 "with its zone, area or domainId, or a 'destinations' list"))
     elif has_provider:
         problems.extend(_foreign_scope_keys(data, (), file, lines))
+        problems.extend(_zone_problems(data, (), file, lines))
     else:
         listed = data.get("destinations")
         for index, item in enumerate(listed if isinstance(listed, list) else []):
             if isinstance(item, dict):
                 problems.extend(_foreign_scope_keys(item, ("destinations", index), file, lines))
+                problems.extend(_zone_problems(item, ("destinations", index), file, lines))
         problems.extend(Problem(file, lines.line(("destinations",)), "destinations",
                                 f"key {key!r} belongs inside a destination, not beside 'destinations'; move it")
                         for key in sorted(ALL_SCOPE_KEYS & set(data)))
@@ -249,6 +286,7 @@ def parse_document(
 
     raw_destinations = [data] if has_provider else data["destinations"]
     destinations: list[DestinationDeclaration] = []
+    references: list[Reference] = []
     for index, raw in enumerate(raw_destinations):
         where: tuple[PathPart, ...] = () if has_provider else ("destinations", index)
         provider = raw["provider"]
@@ -262,6 +300,8 @@ def parse_document(
             problems.append(Problem(file, lines.line(where), json_path(where) or "provider",
                                     f"destination {destination.label} is listed twice; keep one"))
             continue
+        references.extend(Reference(len(destinations), key, value, lines.line(where + (key,)),
+                                    json_path(where + (key,))) for key, value in destination.unresolved.items())
         destinations.append(destination)
     if problems:
         return None, problems
@@ -287,6 +327,10 @@ def parse_document(
     if problems:
         return None, problems
     defaults = load_schema()["properties"]
+    allow_partial, safety = bool(data.get("allowPartial", False)), dict(data.get("safety") or {})
+    policy = policy_entries(allow_partial, safety)
+    if policy:
+        destinations = [DestinationDeclaration(d.provider, d.scope, policy) for d in destinations]
     return PrefetchSetDeclaration(
         name=name,
         source=file,
@@ -297,6 +341,10 @@ def parse_document(
         description=data.get("description", ""),
         duplicates=tuple(duplicates),
         origin=origin,
+        preflight=data.get("preflight", load_schema()["$defs"]["preflight"]["default"]),
+        references=tuple(references),
+        allow_partial=allow_partial,
+        safety=safety,
     ), []
 
 
@@ -340,9 +388,25 @@ def _scope(provider: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     for key in SCOPE_KEYS[provider]:
         if key in raw:
             scope[key] = raw[key]
-        elif "default" in defs[key]:
+        elif "default" in defs[key] and not (key == "area" and "domain" in raw):  # domain supplies the area
             scope[key] = defs[key]["default"]
     return scope
+
+
+def _zone_problems(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,
+                   lines: "_LineFinder") -> list[Problem]:
+    """An EdgeOne destination names its zone by id (zone) or by site name (zoneName): exactly one of them."""
+    if mapping.get("provider") != "edgeone":
+        return []
+    has_zone, has_name = "zone" in mapping, "zoneName" in mapping
+    if has_zone and has_name:
+        return [Problem(file, lines.line(where + ("zoneName",)), json_path(where + ("zoneName",)),
+                        "give the EdgeOne zone either by id (zone) or by site name (zoneName), not both; remove one")]
+    if not (has_zone or has_name):
+        return [Problem(file, lines.line(where), json_path(where),
+                        f"missing required key 'zone': {load_schema()['$defs']['zone']['description']} "
+                        "Or name the site instead, e.g. zoneName: example.com")]
+    return []
 
 
 def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,

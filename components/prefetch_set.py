@@ -1,17 +1,165 @@
-"""The PrefetchSet component: one per declared set, one dynamic resource per destination."""
+"""The PrefetchSet component: one per prefetch set, one dynamic resource per destination.
 
-from __future__ import annotations
+One component, two ways in:
 
-from typing import Any, Optional
+* **the typed API**, from any Pulumi program (every argument but ``provider`` and ``label``
+  accepts Pulumi Inputs, so a zone id can come straight from the resource that creates it)::
 
+      zone = tencentcloud.teo.Zone("site", zone_name="example.com", ...)
+      domain = tencentcloud.teo.AccelerationDomain("static", zone_id=zone.id, ...)
+      PrefetchSet("site-assets", PrefetchSetArgs(
+                      targets=["https://static.example.com/index.html"],
+                      provider="edgeone", zone=zone.id, wait="2m"),
+                  pulumi.ResourceOptions(depends_on=[domain]))
+
+* **a YAML/JSON declaration** (components/program.py): ``PrefetchSet.from_declaration(decl)``.
+
+Both register the same dynamic resources with the same inputs (``records.SetInputs.to_props()``:
+``set``, ``destination``, ``targets`` as ``{url: desired}``, ``freshness``, ``wait``), so the
+provider cannot tell them apart. Inputs are resolved with Output.apply, so a zone id that is
+unknown during the preview of a new stack is sent as an unknown value (the engine plans a
+create), never read. The component's ``depends_on`` is handed to every dynamic resource, so
+``depends_on=[domain]`` orders the prefetch after the domain, not only after the component.
+"""
+
+import re
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any, Mapping, Optional, Sequence, TypedDict, Union
+
+try:  # Python 3.11+
+    from typing import Required
+except ImportError:  # pragma: no cover
+    from typing_extensions import Required
+
+import jsonschema
 import pulumi
 from pulumi.dynamic import Resource
 
-from .declarations import PrefetchSetDeclaration
+from . import preflight
+from .declarations import SCOPE_KEYS, SUPPORTED_PROVIDERS, PrefetchSetDeclaration, load_schema
+from .durations import parse_duration
 from .provider import PrefetchProvider
-from .records import OUTPUTS_VERSION, SetInputs, audit_entry
+from .records import OUTPUTS_VERSION, SetInputs, audit_entry, desired_value
+from .references import TencentCloudLookup
+from .status import ALL_STATES, ContentVersion
+from .urls import InvalidUrl, normalize_url
 
 COMPUTED_OUTPUTS = ("observed", "submitted", "summary", "drifted", "drifted_total")
+#: ``source`` of a set made with the typed API, in the audit record (a declaration gives its file).
+PROGRAM_SOURCE = "pulumi program"
+# Typed argument -> scope key of the declarations (and of the dynamic resource's ``destination``).
+SCOPE_ARGS = {
+    "zone": "zone", "mode": "mode", "area": "area", "user_agent": "userAgent", "layer": "layer",
+    "parse_m3u8": "parseM3U8", "headers": "headers", "domain_id": "domainId", "project_id": "projectId",
+}
+REQUIRED_SCOPE = {"edgeone": "zone", "ucloud": "domainId"}
+IDENTITY_SCOPE = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
+
+
+class PrefetchSetError(pulumi.RunError):
+    """Invalid PrefetchSet arguments. The message names the set and the argument; the CLI prints it
+    without a traceback (RunError). Deliberately not a ValueError: the SDK rewraps a ValueError raised
+    while a resource's inputs resolve into a plain ValueError, which the CLI prints with a traceback."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Typed arguments
+# ----------------------------------------------------------------------------------------------
+
+
+class _ScopeArgs(TypedDict, total=False):
+    zone: pulumi.Input[str]
+    """EdgeOne (required): the zone id, e.g. ``zone.id`` of a ``tencentcloud.teo.Zone``, or ``zone-2o0i4xfimj9g``."""
+    mode: pulumi.Input[str]
+    """EdgeOne: ``default`` prefetches to the middle tier; ``edge`` also to edge nodes (allow-listed accounts)."""
+    area: pulumi.Input[str]
+    """Tencent Cloud CDN: ``mainland`` (default), ``overseas`` or ``global`` (spends both areas' quota)."""
+    user_agent: pulumi.Input[str]
+    """Tencent Cloud CDN: User-Agent sent to the origin when prefetching."""
+    layer: pulumi.Input[str]
+    """Tencent Cloud CDN: ``middle`` prefetches to the middle tier only."""
+    parse_m3u8: pulumi.Input[bool]
+    """Tencent Cloud CDN: also prefetch the TS segments an M3U8 playlist names (default false)."""
+    headers: pulumi.Input[Sequence[pulumi.Input[Mapping[str, pulumi.Input[str]]]]]
+    """Tencent Cloud CDN: extra HTTP headers sent to the origin, ``[{"name": ..., "value": ...}]`` (at most 20)."""
+    domain_id: pulumi.Input[str]
+    """UCloud (required): the UCDN domain id, e.g. ``ucdn-abc123``."""
+    project_id: pulumi.Input[str]
+    """UCloud: the project id (needed for sub-accounts), e.g. ``org-abc123``."""
+
+
+class DestinationArgs(_ScopeArgs, total=False):
+    """One CDN destination of a set: the provider and its scope."""
+
+    provider: Required[str]
+    """``edgeone``, ``tencent-cdn`` or ``ucloud``. A plain string: it decides the resources' names."""
+    label: str
+    """Names the destination's resource (``<set>-<label>``). Default: ``<provider>-<zone, area or domain id>``
+    when that is a plain string (as for a YAML set), else ``<provider>``. Give one when two destinations
+    of one provider take their scope from Outputs."""
+
+
+class PrefetchSetArgs(_ScopeArgs, total=False):
+    """Arguments of a PrefetchSet. Give the destination either with ``provider`` and its scope
+    (``zone``, ``area``, ``domain_id``, ...) or as a ``destinations`` list."""
+
+    targets: Required[pulumi.Input[Sequence[pulumi.Input[str]]]]
+    """URLs to keep warm: full ``http://`` or ``https://`` URLs. Scheme and host are lower-cased,
+    fragments, userinfo and default ports dropped, duplicates collapsed (components/urls.py)."""
+    destinations: Sequence[DestinationArgs]
+    """Several CDN destinations for the same targets; each is reconciled and reported on its own."""
+    provider: str
+    """Single-destination shorthand: ``edgeone``, ``tencent-cdn`` or ``ucloud`` (a plain string)."""
+    label: str
+    """Single-destination shorthand: see ``DestinationArgs.label``."""
+    freshness: pulumi.Input[str]
+    """How long a successful prefetch counts as warm, e.g. ``24h`` (default), ``90s``, ``7d``, ``1h30m``."""
+    wait: pulumi.Input[str]
+    """How long ``pulumi up`` waits for submitted tasks, e.g. ``2m``; ``0s`` does not wait (default ``10m``)."""
+    description: pulumi.Input[str]
+    """Free text, copied into the audit record."""
+    preflight: pulumi.Input[str]
+    """``warn`` (default), ``error`` or ``off``: what the preview does when a target's domain is not
+    online, not accelerated in the requested area, or outside the EdgeOne zone (components/preflight.py)."""
+
+
+class SetSummary(TypedDict):
+    """The set's status over all its destinations."""
+
+    total: int
+    """Statuses counted: targets x destinations."""
+    counts: dict[str, int]
+    """Number per status (every status present)."""
+    warm_ratio: float
+    """Share of ``total`` that is warm (1.0 for an empty set)."""
+    in_sync: bool
+    """True when every target is warm on every destination."""
+    destinations: int
+    """Destinations that reported."""
+    verified_at: str
+    """The oldest of the destinations' verification times (UTC, ISO 8601); empty before any."""
+
+
+class DriftedTarget(TypedDict):
+    """A target that is not warm on one destination."""
+
+    destination: str
+    """The destination's label, e.g. ``edgeone-zone-2o0i4xfimj9g``."""
+    url: str
+    state: str
+    """Normalised status: failed, timed_out, expired, missing, queued, running, stale, unknown."""
+    status: str
+    """The status in plain words."""
+    reason: str
+    task_id: str
+    at: str
+    """Time of the task (UTC, ISO 8601), or empty."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The dynamic resource
+# ----------------------------------------------------------------------------------------------
 
 
 class Destination(Resource, module="cdnprefetch", name="Destination"):
@@ -28,35 +176,393 @@ class Destination(Resource, module="cdnprefetch", name="Destination"):
     """The first 100 targets that are not warm, with status in plain words, reason, task id and time."""
     drifted_total: pulumi.Output[int]
 
-    def __init__(self, name: str, inputs: SetInputs, opts: Optional[pulumi.ResourceOptions] = None):
-        props: dict[str, Any] = {**inputs.to_props(), **{key: None for key in COMPUTED_OUTPUTS}}
+    def __init__(self, name: str, inputs: Union[SetInputs, Mapping[str, Any]],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        # ``inputs``: SetInputs, or its to_props() shape with Pulumi Inputs as values.
+        props = inputs.to_props() if isinstance(inputs, SetInputs) else dict(inputs)
+        props.update({key: None for key in COMPUTED_OUTPUTS})
         super().__init__(PrefetchProvider(), name, props, opts)
 
 
+# ----------------------------------------------------------------------------------------------
+# Argument checks (plain values now, Outputs once they resolve)
+# ----------------------------------------------------------------------------------------------
+
+
+def _is_plain(value: Any) -> bool:
+    """No Output or awaitable anywhere inside (so it can be checked right away)."""
+    if isinstance(value, pulumi.Output) or isawaitable(value):
+        return False
+    if isinstance(value, Mapping):
+        return all(_is_plain(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return True
+
+
+def _checked(value: Any, check: Any) -> Any:
+    """``check(value)`` now for a plain value; for an Input, an Output that checks it once known."""
+    if _is_plain(value):
+        return check(value)
+    return pulumi.Output.from_input(value).apply(check)
+
+
+def _known_or_none(value: Any) -> pulumi.Output[Any]:
+    """``value`` as an Output that is always known: None while the value is unknown (a preview)."""
+    if _is_plain(value):
+        return pulumi.Output.from_input(value)
+    output = pulumi.Output.from_input(value)
+
+    async def resolve() -> Any:
+        return await output.future()  # None when the value (or part of it) is unknown
+
+    return pulumi.Output.from_input(resolve())
+
+
+def normalize_targets(set_name: str, raw: Any) -> tuple[list[str], list[str]]:
+    """Normalised, de-duplicated targets and the duplicates dropped; PrefetchSetError names every bad URL."""
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
+        raise PrefetchSetError(f"PrefetchSet {set_name!r}: targets must be a list of URLs, got {type(raw).__name__}")
+    targets: list[str] = []
+    duplicates: list[str] = []
+    problems: list[str] = []
+    for index, url in enumerate(raw):
+        try:
+            normal = normalize_url(url)
+        except InvalidUrl as exc:
+            problems.append(f"targets[{index}]: {exc}")
+            continue
+        if normal in targets:
+            duplicates.append(normal)
+        else:
+            targets.append(normal)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise PrefetchSetError(f"PrefetchSet {set_name!r}: {len(problems)} invalid target"
+                               f"{'s' if len(problems) != 1 else ''}:\n{lines}")
+    return targets, duplicates
+
+
+def _duration_check(set_name: str, arg: str) -> Any:
+    def check(value: Any) -> str:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {arg}: {exc}") from None
+        return value
+    return check
+
+
+def _scope_check(set_name: str, where: str, key: str) -> Any:
+    """Checks one scope value against its definition in schemas/prefetch-set.schema.json."""
+    definition = load_schema()["$defs"][key]
+    validator = jsonschema.Draft202012Validator(definition)
+
+    def check(value: Any) -> Any:
+        if not validator.is_valid(value):
+            if "enum" in definition:
+                hint = "use one of: " + ", ".join(str(v) for v in definition["enum"])
+            else:
+                hint = definition.get("description", "")
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {where} = {value!r} is not valid; {hint}")
+        return value
+    return check
+
+
+@dataclass
+class _Destination:
+    provider: str
+    scope: dict[str, Any]  # scope key -> plain value or Output
+    label: str
+
+    def props(self) -> dict[str, Any]:
+        return {"provider": self.provider, **self.scope}
+
+
+def _destinations_from_args(set_name: str, args: Mapping[str, Any]) -> list[_Destination]:
+    shorthand = [key for key in ("provider", "label", *SCOPE_ARGS) if args.get(key) is not None]
+    listed = args.get("destinations")
+    if listed is not None and shorthand:
+        raise PrefetchSetError(f"PrefetchSet {set_name!r}: give the destination either with provider (and its "
+                               f"zone, area or domain_id) or as destinations, not both (also given: "
+                               f"{', '.join(shorthand)})")
+    if listed is None:
+        if "provider" not in shorthand:
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: missing the CDN destination: give provider "
+                                   "(edgeone, tencent-cdn or ucloud) with its zone, area or domain_id, or destinations")
+        raw_list, prefixes = [{k: args[k] for k in shorthand}], [""]
+    else:
+        if isinstance(listed, (str, Mapping)) or not isinstance(listed, Sequence) or not listed:
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: destinations must be a non-empty list of "
+                                   "DestinationArgs")
+        raw_list, prefixes = list(listed), [f"destinations[{i}]." for i in range(len(listed))]
+    allowed = {"provider", "label", *SCOPE_ARGS}
+    out: list[_Destination] = []
+    defs = load_schema()["$defs"]
+    for raw, prefix in zip(raw_list, prefixes):
+        if not isinstance(raw, Mapping):
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix.rstrip('.')} must be a DestinationArgs mapping")
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{unknown[0]}: unknown argument; a destination "
+                                   f"takes {', '.join(sorted(allowed))}")
+        provider = raw.get("provider")
+        if provider not in SUPPORTED_PROVIDERS:
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}provider = {provider!r} is not valid; use one "
+                                   f"of: {', '.join(SUPPORTED_PROVIDERS)} (a plain string)")
+        scope: dict[str, Any] = {}
+        for arg, key in SCOPE_ARGS.items():
+            if raw.get(arg) is None:
+                continue
+            if key not in SCOPE_KEYS[provider]:
+                raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{arg} does not apply to provider "
+                                       f"{provider}; remove it")
+            scope[key] = _checked(raw[arg], _scope_check(set_name, prefix + arg, key))
+        required = REQUIRED_SCOPE.get(provider)
+        if required and required not in scope:
+            arg = next(a for a, k in SCOPE_ARGS.items() if k == required)
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{arg} is required for provider {provider}: "
+                                   f"{defs[required]['description']}")
+        for key in SCOPE_KEYS[provider]:  # the schema's defaults, as a YAML set gets them
+            if key not in scope and key in defs and "default" in defs[key]:
+                scope[key] = defs[key]["default"]
+        label = raw.get("label")
+        if label is None:
+            identity = scope.get(IDENTITY_SCOPE[provider])
+            label = f"{provider}-{identity}" if isinstance(identity, str) else provider
+        elif not isinstance(label, str) or not label:
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}label must be a non-empty plain string")
+        if any(d.label == label for d in out):
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: two destinations are both named {label!r}; give "
+                                   "each a distinct label")
+        out.append(_Destination(provider, scope, label))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The component
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Spec:
+    """What a PrefetchSet is made of, from typed args or from a declaration."""
+
+    name: str
+    source: str
+    description: Any
+    targets: Any              # plain list of normalised URLs, or Output of one
+    duplicates: Any           # plain list, or Output of one
+    destinations: list[_Destination]
+    freshness: Any
+    wait: Any
+    preflight: Any
+    content: Mapping[str, ContentVersion]
+    from_declaration: bool = False
+
+
+def _spec_from_args(name: Any, args: Any) -> _Spec:
+    if not isinstance(name, str) or not re.match(load_schema()["properties"]["name"]["pattern"], name):
+        raise PrefetchSetError(f"PrefetchSet name {name!r} is not valid: use lower-case letters, digits and dashes "
+                               "(at most 63 characters); it names the set in state and outputs")
+    if not isinstance(args, Mapping):
+        raise PrefetchSetError(f"PrefetchSet {name!r}: args must be PrefetchSetArgs (a mapping), got "
+                               f"{type(args).__name__}")
+    unknown = sorted(set(args) - set(PrefetchSetArgs.__annotations__))
+    if unknown:
+        raise PrefetchSetError(f"PrefetchSet {name!r}: unknown argument {unknown[0]!r}; PrefetchSetArgs takes "
+                               f"{', '.join(sorted(PrefetchSetArgs.__annotations__))}")
+    if args.get("targets") is None:
+        raise PrefetchSetError(f"PrefetchSet {name!r}: targets is required (a list of URLs to keep warm)")
+    defaults = load_schema()["properties"]
+    raw_targets = args["targets"]
+    if _is_plain(raw_targets):
+        targets, duplicates = normalize_targets(name, raw_targets)
+    else:
+        normalised = pulumi.Output.from_input(raw_targets).apply(lambda raw: normalize_targets(name, raw))
+        targets, duplicates = normalised.apply(lambda r: r[0]), normalised.apply(lambda r: r[1])
+    mode = args.get("preflight")
+    return _Spec(
+        name=name,
+        source=PROGRAM_SOURCE,
+        description="" if args.get("description") is None else args["description"],
+        targets=targets,
+        duplicates=duplicates,
+        destinations=_destinations_from_args(name, args),
+        freshness=_checked(_given(args, "freshness", defaults["freshness"]["default"]),
+                           _duration_check(name, "freshness")),
+        wait=_checked(_given(args, "wait", defaults["wait"]["default"]), _duration_check(name, "wait")),
+        preflight=_checked(mode, lambda m: _preflight_mode(m, name)),
+        content={},
+    )
+
+
+def _given(args: Mapping[str, Any], key: str, default: Any) -> Any:
+    return default if args.get(key) is None else args[key]
+
+
+def _preflight_mode(value: Any, set_name: str) -> str:
+    try:
+        return preflight.check_mode(value, set_name)
+    except ValueError as exc:
+        raise PrefetchSetError(str(exc)) from None
+
+
+def _spec_from_declaration(decl: PrefetchSetDeclaration) -> _Spec:
+    if decl.references:
+        unresolved = ", ".join(f"{r.path}: {r.value}" for r in decl.references)
+        raise PrefetchSetError(f"{decl.source}: set {decl.name!r} still has references to resolve ({unresolved}); "
+                               "pass it through components.references.resolve_references first")
+    return _Spec(
+        name=decl.name,
+        source=decl.source,
+        description=decl.description,
+        targets=list(decl.targets),
+        duplicates=[],  # the program reports a declaration's duplicates itself
+        destinations=[_Destination(d.provider, {k: v for k, v in d.as_dict().items() if k != "provider"}, d.label)
+                      for d in decl.destinations],
+        freshness=decl.freshness,
+        wait=decl.wait,
+        preflight=decl.preflight,
+        content=dict(decl.content),
+        from_declaration=True,
+    )
+
+
 class PrefetchSet(pulumi.ComponentResource):
-    """A declared prefetch set; ``audit`` is its entry in the stack's audit record."""
+    """A prefetch set kept warm on one or more CDN destinations (``cdnprefetch:index:PrefetchSet``).
+
+    ``PrefetchSet(name, PrefetchSetArgs(...), opts)`` from any program, or
+    ``PrefetchSet.from_declaration(decl)`` for a YAML/JSON set (``PrefetchSet(decl, opts)`` works too).
+    """
 
     audit: pulumi.Output[dict]
+    """The set's entry in the stack's audit record (schemas/stack-outputs.schema.json ``$defs.set``)."""
+    summary: pulumi.Output[SetSummary]
+    """Status over all destinations: counts, warm ratio, in sync, verification time."""
+    drifted: pulumi.Output[list[DriftedTarget]]
+    """Targets not warm, per destination (at most 100 per destination; see ``drifted_total``)."""
+    drifted_total: pulumi.Output[int]
+    """Number of (target, destination) pairs that are not warm."""
+    in_sync: pulumi.Output[bool]
+    """True when every target is warm on every destination."""
+    destinations: list[Destination]
+    """The dynamic resources, one per destination."""
 
-    def __init__(self, declaration: PrefetchSetDeclaration, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("cdnprefetch:index:PrefetchSet", declaration.name, None, opts)
-        self.destinations = [
-            Destination(f"{declaration.name}-{dest.label}", SetInputs.from_declaration(declaration, dest),
-                        pulumi.ResourceOptions(parent=self))
-            for dest in declaration.destinations
-        ]
-        entries = [
+    def __init__(self, name: Union[str, PrefetchSetDeclaration],
+                 args: Union[PrefetchSetArgs, pulumi.ResourceOptions, None] = None,
+                 opts: Optional[pulumi.ResourceOptions] = None, *,
+                 lookup: Optional[TencentCloudLookup] = None):
+        if isinstance(name, PrefetchSetDeclaration):  # PrefetchSet(declaration, opts)
+            if isinstance(args, pulumi.ResourceOptions):
+                opts = args
+            spec = _spec_from_declaration(name)
+        else:
+            spec = _spec_from_args(name, args)
+        super().__init__("cdnprefetch:index:PrefetchSet", spec.name, None, opts)
+        self._lookup = lookup or TencentCloudLookup()
+        # The children get the component's depends_on: the engine orders each step by the resource's
+        # own dependencies, so a parent's depends_on alone would not hold the prefetch back.
+        child_opts = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
+        if not spec.from_declaration:
+            pulumi.Output.from_input(spec.duplicates).apply(lambda dups: self._warn_duplicates(spec.name, dups))
+        desired = _checked(spec.targets, lambda urls: {url: desired_value(spec.content.get(url)) for url in urls})
+        endpoints = preflight.endpoints_overridden()
+        self.destinations = []
+        for dest in spec.destinations:
+            targets = desired
+            checked = self._preflight(spec, dest, endpoints)
+            if checked is not None:  # the resource waits for preflight; an error fails its registration
+                targets = pulumi.Output.all(desired, checked).apply(lambda both: both[0])
+            inputs = {"set": spec.name, "destination": dest.props(), "targets": targets,
+                      "freshness": spec.freshness, "wait": spec.wait}
+            self.destinations.append(Destination(f"{spec.name}-{dest.label}", inputs, child_opts))
+
+        labels = [d.label for d in spec.destinations]
+        per_destination = [
             pulumi.Output.all(**{key: getattr(resource, key) for key in ("destination", *COMPUTED_OUTPUTS)})
             .apply(audit_entry)
             for resource in self.destinations
         ]
-        self.audit = pulumi.Output.all(*entries).apply(lambda done: {
-            "source": declaration.source,
-            "description": declaration.description,
-            "targets": len(declaration.targets),
-            "destinations": list(done),
+        entries = pulumi.Output.all(*per_destination)
+        count = _checked(spec.targets, len)
+        self.audit = pulumi.Output.all(entries, spec.description, count).apply(lambda v: {
+            "source": spec.source,
+            "description": v[1],
+            "targets": v[2],
+            "destinations": list(v[0]),
         })
-        self.register_outputs({"audit": self.audit})
+        self.summary = pulumi.Output.all(*[r.summary for r in self.destinations]).apply(set_summary)
+        self.drifted = pulumi.Output.all(*[r.drifted for r in self.destinations]).apply(
+            lambda lists: drifted_targets(labels, lists))
+        self.drifted_total = pulumi.Output.all(*[r.drifted_total for r in self.destinations]).apply(
+            lambda totals: sum(int(t or 0) for t in totals))
+        self.in_sync = self.summary.apply(lambda s: s["in_sync"])
+        self.register_outputs({"audit": self.audit, "summary": self.summary, "drifted": self.drifted,
+                               "drifted_total": self.drifted_total, "in_sync": self.in_sync})
+
+    @classmethod
+    def from_declaration(cls, declaration: PrefetchSetDeclaration, opts: Optional[pulumi.ResourceOptions] = None, *,
+                         lookup: Optional[TencentCloudLookup] = None) -> "PrefetchSet":
+        """The component for a YAML/JSON set (references already resolved: components/references.py)."""
+        return cls(declaration, opts, lookup=lookup)
+
+    def _warn_duplicates(self, name: str, duplicates: Sequence[str]) -> None:
+        if duplicates:
+            pulumi.log.warn(f"PrefetchSet {name!r}: {len(duplicates)} duplicate targets collapsed "
+                            f"(e.g. {duplicates[0]})", resource=self)
+
+    def _preflight(self, spec: _Spec, dest: _Destination, endpoints: set[str]) -> Optional[pulumi.Output[list]]:
+        """An Output of the preflight findings (warned, or raised for ``error``); None when not checked."""
+        if not preflight.applies_to(dest.provider, endpoints):
+            return None
+        if _is_plain(spec.preflight) and (spec.preflight or preflight.DEFAULT_MODE) == "off":
+            return None
+        # A zone id still unknown (preview of a new stack) cannot be checked: preflight then passes.
+        value = _known_or_none(dest.scope.get(preflight.scope_key(dest.provider)))
+        lookup = self._lookup
+
+        def run(args: list) -> Any:
+            mode, targets, scope_value = args
+            mode = _preflight_mode(mode, spec.name)
+            if mode == "off" or scope_value is None or targets is None:
+                return []
+            return preflight.run(dest.provider, scope_value, targets, lookup, mode=mode, set_name=spec.name,
+                                 source=spec.source if spec.from_declaration else None, label=dest.label,
+                                 resource=self)
+
+        return pulumi.Output.all(spec.preflight, spec.targets, value).apply(run)
+
+
+def set_summary(summaries: Sequence[Optional[Mapping[str, Any]]]) -> SetSummary:
+    """The destinations' summaries combined (a destination without one yet is left out)."""
+    counts = {state.value: 0 for state in ALL_STATES}
+    total, reported, times = 0, 0, []
+    for summary in summaries:
+        if not summary:
+            continue
+        reported += 1
+        total += int(summary.get("total") or 0)
+        for state, number in (summary.get("counts") or {}).items():
+            counts[state] = counts.get(state, 0) + int(number or 0)
+        if summary.get("verified_at"):
+            times.append(summary["verified_at"])
+    warm = counts.get("warm", 0)
+    return {
+        "total": total,
+        "counts": counts,
+        "warm_ratio": round(warm / total, 4) if total else 1.0,
+        "in_sync": reported == len(summaries) and warm == total,
+        "destinations": reported,
+        "verified_at": min(times) if times else "",
+    }
+
+
+def drifted_targets(labels: Sequence[str],
+                    lists: Sequence[Optional[Sequence[Mapping[str, Any]]]]) -> list[DriftedTarget]:
+    """Every destination's drifted list, each entry naming its destination."""
+    return [{"destination": label, **entry}  # type: ignore[typeddict-item]
+            for label, entries in zip(labels, lists) for entry in (entries or [])]
 
 
 def stack_record(sets: dict[str, pulumi.Output[dict]]) -> pulumi.Output[dict]:

@@ -1,4 +1,5 @@
-"""The Pulumi program: stack config -> declarations -> origin listings -> one PrefetchSet per set -> the audit output."""
+"""The Pulumi program: stack config -> declarations -> references resolved -> origin listings -> one PrefetchSet
+per set (with preflight) -> the audit output."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pulumi.config import ConfigTypeError
 from .declarations import DeclarationError, Problem, load_sets
 from .origin import OriginError, resolve_origins
 from .prefetch_set import PrefetchSet, stack_record
+from .references import TencentCloudLookup, resolve_references
 
 DEFAULT_SETS_DIR = "prefetch-sets"
 
@@ -15,8 +17,12 @@ DEFAULT_SETS_DIR = "prefetch-sets"
 def main() -> None:
     config = pulumi.Config("cdn-prefetch")
     sets_dir = config.get("setsDir") or DEFAULT_SETS_DIR
+    # One lookup for the whole program: zoneName/domain references and preflight share its answers.
+    lookup = TencentCloudLookup()
     try:
         declarations = load_sets(sets_dir)
+        # zoneName/domain become zone/area through pulumi-tencentcloud's data sources (components/references.py).
+        declarations = resolve_references(declarations, lookup)
         # Sets with an origin get its objects as targets; the buckets are listed here, never in the provider.
         needs_keys = any(d.origin is not None and d.origin.credentials_config for d in declarations)
         declarations = resolve_origins(declarations, credentials_table=origin_credentials(config) if needs_keys else None,
@@ -29,7 +35,7 @@ def main() -> None:
         if decl.duplicates:
             pulumi.log.warn(f"{decl.source}: {len(decl.duplicates)} duplicate targets collapsed "
                             f"(e.g. {decl.duplicates[0]})")
-        sets[decl.name] = PrefetchSet(decl).audit
+        sets[decl.name] = PrefetchSet.from_declaration(decl, lookup=lookup).audit
     pulumi.export("prefetch", stack_record(sets))
 
 

@@ -4,6 +4,12 @@ Pickled by reference (it lives in an importable package) and stateless: no clien
 is ever an attribute at pickling time; settings are built in ``configure()`` inside the host.
 How the engine calls each method (and why ``read`` rewrites inputs): see the README, "How drift
 reaches the preview".
+
+Safety rails (``safety.py``) are checked where the engine lets us: ``read`` (a refreshed preview)
+warns when the next up would submit nothing or only part of what needs it; ``diff`` (every
+preview) warns when an update would drop too many targets; ``update``/``create`` refuse. Warnings
+are lines on stderr, which the engine shows as diagnostics. A new resource's preview makes no
+provider call that could see the quota (only ``check``): its quota is first checked by ``up``.
 """
 
 from __future__ import annotations
@@ -22,13 +28,16 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN
 
 from .clouds.factory import adapter_for
 from .declarations import SUPPORTED_PROVIDERS
 from .durations import parse_duration
 from .records import SetInputs, build_outputs, refreshed_inputs
+from .safety import CONFIG_KEY, POLICY_KEYS, Policy, RefusedChange, check_drop, parse_consent, policy_problems
 from .settings import ConfigError, ProviderSettings, settings_from_config
-from .sync import DestinationSync
+from .sync import DestinationSync, SyncResult
 
 
 class PrefetchProvider(ResourceProvider):
@@ -44,6 +53,11 @@ class PrefetchProvider(ResourceProvider):
             self._config_error: Optional[str] = None
         except ConfigError as exc:
             self._settings, self._config_error = None, str(exc)
+        try:
+            self._allow_large_changes = parse_consent(req.config.get(CONFIG_KEY))
+        except ValueError as exc:
+            self._allow_large_changes = False
+            self._config_error = "; ".join(filter(None, [self._config_error, str(exc)]))
 
     def _require_settings(self) -> ProviderSettings:
         settings = getattr(self, "_settings", None)
@@ -54,9 +68,14 @@ class PrefetchProvider(ResourceProvider):
             settings = self._settings = settings_from_config(lambda key: None, os.environ)
         return settings
 
+    def _policy(self, props: dict[str, Any]) -> Policy:
+        return Policy.from_destination(props.get("destination") or {},
+                                       allow_large_changes=getattr(self, "_allow_large_changes", False))
+
     def _sync(self, props: dict[str, Any]) -> DestinationSync:
         inputs = SetInputs.from_props(props)
-        return DestinationSync(adapter_for(inputs.destination, self._require_settings()), inputs, log=sys.stderr)
+        return DestinationSync(adapter_for(inputs.destination, self._require_settings()), inputs, log=sys.stderr,
+                               policy=self._policy(props))
 
     # -- engine calls ---------------------------------------------------------------------------
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -66,55 +85,101 @@ class PrefetchProvider(ResourceProvider):
             failures.append(CheckFailure("destination", error))
         return CheckResult(news, failures)
 
-    def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # DIFF_UNKNOWN: the engine diffs old inputs against new inputs itself and shows each changed
         # target. After a refresh the old inputs carry the live status of every drifted target.
+        # A preview runs diff, not update: say here already when the update will be refused.
+        refusal = self._drop_refusal(olds, news)
+        if refusal:
+            sys.stderr.write(f"warning: up will refuse this change: {refusal}\n")
         return DiffResult(changes=None)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         sync = self._sync(props)
         result = sync.converge(None)
-        outs = build_outputs(sync.inputs, result.plan, verified_at=result.verified_at, submitted=result.submitted)
-        return CreateResult(resource_id(sync.inputs), outs)
+        return CreateResult(resource_id(sync.inputs), outputs(sync, result))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        refusal = self._drop_refusal(olds, news)
+        if refusal:
+            raise RefusedChange(refusal)
         sync = self._sync(news)
         result = sync.converge(olds)
-        return UpdateResult(build_outputs(sync.inputs, result.plan, verified_at=result.verified_at,
-                                          submitted=result.submitted))
+        return UpdateResult(outputs(sync, result))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         sync = self._sync(props)
-        result = sync.observe(props)
-        outs = build_outputs(sync.inputs, result.plan, verified_at=result.verified_at, submitted=result.submitted)
-        return ReadResult(id_, outs, inputs=refreshed_inputs(sync.inputs, result.plan))
+        result = sync.observe(props, check_quota=True)
+        return ReadResult(id_, outputs(sync, result), inputs=refreshed_inputs(sync.inputs, result.plan))
+
+    def _drop_refusal(self, olds: dict[str, Any], news: dict[str, Any]) -> Optional[str]:
+        """The safety rail on targets removed from the declaration (olds: the old outputs, which repeat the inputs)."""
+        old_targets, new_targets = olds.get("targets"), news.get("targets")
+        if not isinstance(old_targets, dict) or not isinstance(new_targets, dict):
+            return None  # unknown during a preview, or not ours to judge (check reports bad shapes)
+        destination = news.get("destination") if isinstance(news.get("destination"), dict) else {}
+        where = f"set {news.get('set')!r} on {describe_destination(destination)}"
+        return check_drop(old_targets, new_targets, self._policy(news), where).refusal
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # A prefetch cannot be undone: deleting forgets the set and calls no cloud API.
         return None
 
 
+def outputs(sync: DestinationSync, result: SyncResult) -> dict[str, Any]:
+    """The audit outputs, plus ``quota`` when the live quota was held against what needs a prefetch."""
+    outs = build_outputs(sync.inputs, result.plan, verified_at=result.verified_at, submitted=result.submitted)
+    if result.quota is not None:
+        outs["quota"] = result.quota.to_output()
+    return outs
+
+
 def resource_id(inputs: SetInputs) -> str:
-    scope = ",".join(f"{k}={v}" for k, v in sorted(inputs.destination.items()) if k != "provider")
+    scope = ",".join(f"{k}={v}" for k, v in sorted(inputs.destination.items())
+                     if k != "provider" and k not in POLICY_KEYS)
     return f"{inputs.set}/{inputs.provider}/{scope}"
 
 
+def describe_destination(destination: dict[str, Any]) -> str:
+    """``edgeone zone zone-x``, as the adapters' describe_scope() says it, without building one."""
+    provider = destination.get("provider", "?")
+    key = {"edgeone": ("zone", "zone"), "tencent-cdn": ("area", "area"), "ucloud": ("domain", "domainId")}.get(provider)
+    return f"{provider} {key[0]} {destination.get(key[1])}" if key else str(provider)
+
+
 def check_inputs(news: dict[str, Any]) -> list[tuple[str, str]]:
-    """Shape checks for inputs that did not come through the YAML loader (typed API users)."""
+    """Shape checks for inputs that did not come through the YAML loader (typed API users).
+
+    A value unknown during a preview (e.g. a zone id from a zone created in the same up) is not
+    judged: the engine checks again with the real value before create or update.
+    """
     problems: list[tuple[str, str]] = []
-    if not isinstance(news.get("set"), str):
+    if not isinstance(news.get("set"), str) and not _unknown(news.get("set")):
         problems.append(("set", "set name must be text"))
     destination = news.get("destination")
-    if not isinstance(destination, dict) or destination.get("provider") not in SUPPORTED_PROVIDERS:
+    if _unknown(destination):
+        pass
+    elif not isinstance(destination, dict) or destination.get("provider") not in SUPPORTED_PROVIDERS:
         problems.append(("destination", f"destination.provider must be one of: {', '.join(SUPPORTED_PROVIDERS)}"))
-    elif destination["provider"] == "edgeone" and not isinstance(destination.get("zone"), str):
+    elif (destination["provider"] == "edgeone" and not isinstance(destination.get("zone"), str)
+          and not _unknown(destination.get("zone"))):
         problems.append(("destination", "an EdgeOne destination needs its zone id (destination.zone)"))
     targets = news.get("targets")
-    if not isinstance(targets, dict) or not all(isinstance(k, str) for k in targets):
+    if not _unknown(targets) and (not isinstance(targets, dict) or not all(isinstance(k, str) for k in targets)):
         problems.append(("targets", "targets must be a map from URL to 'warm'"))
     for key in ("freshness", "wait"):
+        if _unknown(news.get(key)):
+            continue
         try:
             parse_duration(news.get(key))
         except ValueError as exc:
             problems.append((key, str(exc)))
+    if isinstance(destination, dict):
+        known = {k: v for k, v in destination.items() if not _unknown(v)}
+        problems.extend(("destination", problem) for problem in policy_problems(known))
     return problems
+
+
+def _unknown(value: Any) -> bool:
+    """A value the engine does not know yet (preview): ``pulumi.output.Unknown``, or its wire sentinel."""
+    return isinstance(value, Unknown) or value == UNKNOWN

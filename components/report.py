@@ -262,6 +262,16 @@ def observe(declarations: Sequence[PrefetchSetDeclaration], settings: ProviderSe
     results: list[Observed] = []
     for decl in declarations:
         for dest in decl.destinations:
+            unresolved = getattr(dest, "unresolved", {})
+            if unresolved:
+                # Names (zoneName, domain) are looked up with pulumi-tencentcloud's data sources, which need
+                # the Pulumi engine; the report runs without it, so it says so instead of guessing.
+                named = ", ".join(f"{key}: {value}" for key, value in unresolved.items())
+                message = (f"set {decl.name!r} names its destination by {named}; the drift report cannot look names "
+                           "up: write the id (zone: zone-…, area: …) in the declaration, or use `pulumi preview`")
+                log.write(f"report: {message}\n")
+                results.append(Observed(decl, dest, error=message))
+                continue
             try:
                 adapter = adapter_for(dest.as_dict(), settings)
                 result = DestinationSync(adapter, SetInputs.from_declaration(decl, dest), log=log).observe()

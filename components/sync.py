@@ -3,6 +3,11 @@
 This is the only place that sequences cloud calls. The cloud's task history is the truth, not
 our state: every operation reads it first, so a running task is never submitted twice and tasks
 submitted by an interrupted ``up`` are found again.
+
+Submits are not idempotent. After an ambiguous submit failure (timeout, reset, 5xx, garbled
+answer: the cloud may have accepted it), history is read again for that batch before anything is
+re-sent: targets with a task we did not know before count as submitted; only the rest is sent
+again, a bounded number of times. How much one ``up`` may submit is decided in ``safety.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
-from .clouds.base import CloudAdapter, CloudError
+from .clouds.base import CloudAdapter, CloudError, SubmitResult
 from .durations import parse_duration
 from .reconcile import Plan, plan as make_plan
 from .records import SetInputs, SubmittedTask, prior_observations, prior_submitted
+from .safety import Policy, QuotaDecision, decide_quota
 from .status import Observation, TargetState
 
 # History is read this far beyond the freshness window, so a success just older than freshness
@@ -25,6 +31,19 @@ HISTORY_MARGIN = timedelta(days=1)
 POLL_FIRST = 1.0
 POLL_MAX = 15.0
 PROGRESS_EVERY = 30.0
+# A cloud clock a little off ours: history windows around our own submits are widened by this.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+# Submit errors after which the cloud may have accepted the batch (see retry.py: never re-sent blindly).
+AMBIGUOUS_KINDS = frozenset({"transient", "malformed"})
+# Sends of one batch at most: the first, and re-sends of what history shows was not accepted.
+SUBMIT_ATTEMPTS = 3
+# Pauses before each history read that looks for an ambiguously failed batch: a task may show up
+# in history a moment after it was accepted, so "not there" is concluded only after the last read.
+CONFIRM_DELAYS = (0.5, 1.0, 2.0)
+# When quota runs short and the set allows partial submission, these go first: never warmed or
+# broken before merely old.
+SUBMIT_PRIORITY = {TargetState.MISSING: 0, TargetState.FAILED: 1, TargetState.TIMED_OUT: 1,
+                   TargetState.UNKNOWN: 2, TargetState.STALE: 3, TargetState.EXPIRED: 4}
 
 
 class SubmitError(Exception):
@@ -37,6 +56,7 @@ class SyncResult:
     submitted: list[dict[str, Any]]
     verified_at: datetime
     new_tasks: list[SubmittedTask] = field(default_factory=list)
+    quota: Optional[QuotaDecision] = None  # what the quota allows for plan.to_submit, when checked
 
 
 def utcnow() -> datetime:
@@ -54,8 +74,10 @@ class DestinationSync:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         log: TextIO = sys.stderr,
+        policy: Policy = Policy(),
     ):
         self.adapter = adapter
+        self.policy = policy
         self.inputs = inputs
         self.freshness = parse_duration(inputs.freshness)
         self.wait = parse_duration(inputs.wait)
@@ -64,11 +86,35 @@ class DestinationSync:
         self.log = log
 
     # -- read -----------------------------------------------------------------------------------
-    def observe(self, prior_outputs: Optional[Mapping[str, Any]] = None) -> SyncResult:
-        """Live status of every target, from the cloud's history (and old records it no longer keeps)."""
+    def observe(self, prior_outputs: Optional[Mapping[str, Any]] = None, *, check_quota: bool = False) -> SyncResult:
+        """Live status of every target, from the cloud's history (and old records it no longer keeps).
+
+        With ``check_quota`` (the provider's ``read``, i.e. a refreshed preview), targets that need a
+        prefetch are also held against the live quota and the safety rails, and a warning line says
+        what the next ``up`` will do when it cannot submit them all.
+        """
         now = self.clock()
         observations, _ = self._history_with_prior(now, prior_outputs)
-        return SyncResult(self._plan(observations, now), prior_submitted(prior_outputs), now)
+        plan = self._plan(observations, now)
+        quota = self._outlook(plan) if check_quota and plan.to_submit else None
+        return SyncResult(plan, prior_submitted(prior_outputs), now, quota=quota)
+
+    def _where(self, quoted: bool = True) -> str:
+        name = repr(self.inputs.set) if quoted else self.inputs.set
+        return f"set {name} on {self.adapter.describe_scope()}"
+
+    def _outlook(self, plan: Plan) -> Optional[QuotaDecision]:
+        try:
+            quota = self.adapter.quota()
+        except CloudError as exc:
+            # A preview must not fail because of it: up checks the quota again before submitting.
+            self.log.write(f"warning: {self._where(False)}: could not read the prefetch quota ({exc}); the preview "
+                           "cannot say whether today's quota fits the targets that need a prefetch\n")
+            return None
+        decision = decide_quota(len(plan.to_submit), quota, self.policy, self._where())
+        for line in decision.preview_warnings(self._where(False)):
+            self.log.write(line + "\n")
+        return decision
 
     def _plan(self, observations: list[Observation], now: datetime) -> Plan:
         return make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness,
@@ -96,15 +142,25 @@ class DestinationSync:
 
     # -- create/update --------------------------------------------------------------------------
     def converge(self, prior_outputs: Optional[Mapping[str, Any]] = None) -> SyncResult:
-        """Submit exactly the targets that need it (within live quota), wait up to the set's deadline."""
+        """Submit exactly the targets that need it (within live quota and the safety rails), wait up to the deadline."""
         start = self.clock()
         observations, contents = self._history_with_prior(start, prior_outputs)
         before = self._plan(observations, start)
         submitted = prior_submitted(prior_outputs)
         new_tasks: list[SubmittedTask] = []
+        decision: Optional[QuotaDecision] = None
         if before.to_submit:
             self._announce(before)
-            fresh = self._submit(list(before.to_submit), new_tasks)
+            quota = self.adapter.quota()
+            decision = decide_quota(len(before.to_submit), quota, self.policy, self._where())
+            if decision.refusal:
+                raise SubmitError(decision.refusal)
+            for line in decision.up_warnings(self._where(False)):
+                self.log.write(line + "\n")
+            urls = sorted(before.to_submit, key=lambda u: SUBMIT_PRIORITY.get(before.statuses[u].state, 5))
+            urls = urls[:decision.submit] if decision.submit < len(urls) else list(before.to_submit)
+            known = {(o.url, o.task_id) for o in observations}
+            fresh = self._submit(urls, max(1, quota.batch), known, start, new_tasks)
             submitted.extend(t.to_dict() for t in new_tasks)
             contents.update({(o.url, o.task_id): o.content for o in fresh if o.content})
             pending = {o.url for o in fresh if o.state.in_flight}
@@ -116,43 +172,99 @@ class DestinationSync:
         now = self.clock()
         final = self._plan(observations, now)
         self._report(final)
-        return SyncResult(final, submitted, now, new_tasks)
+        return SyncResult(final, submitted, now, new_tasks, decision)
 
-    def _submit(self, urls: list[str], new_tasks: list[SubmittedTask]) -> list[Observation]:
-        """Submit in batches within live quota; returns a note per URL (queued, or rejected)."""
-        adapter, name = self.adapter, self.inputs.set
-        quota = adapter.quota()
-        if len(urls) > quota.available:
-            raise SubmitError(
-                f"set {name!r} on {adapter.describe_scope()}: {len(urls)} targets need a prefetch but only "
-                f"{quota.available} of today's {quota.daily} prefetch quota are left; nothing was submitted. "
-                "Wait for the quota to reset, raise it with the cloud, or split the set."
-            )
-        batch = max(1, quota.batch)
+    def _submit(self, urls: list[str], batch: int, known: set[tuple[str, str]], start: datetime,
+                new_tasks: list[SubmittedTask]) -> list[Observation]:
+        """Submit in batches; returns a note per URL (queued, rejected, or what history showed).
+
+        ``known`` holds the (url, task id) pairs seen before this up: after an ambiguous failure,
+        a task for a URL of the batch that is not among them was accepted by the cloud.
+        """
+        adapter = self.adapter
+        total = -(-len(urls) // batch)
         notes: list[Observation] = []
-        for index in range(0, len(urls), batch):
-            chunk = urls[index:index + batch]
-            try:
-                result = adapter.submit(chunk)
-            except CloudError as exc:
-                done = sum(t.count for t in new_tasks)
-                ids = ", ".join(t.task_id for t in new_tasks) or "none"
-                raise SubmitError(
-                    f"set {name!r} on {adapter.describe_scope()}: submitting batch {index // batch + 1} of "
-                    f"{-(-len(urls) // batch)} failed: {exc}. Submitted before the failure: {done} targets "
-                    f"(task ids: {ids}); not submitted: {len(urls) - done}. The next refresh finds the "
-                    "submitted tasks and the next up submits only the rest."
-                ) from None
-            at = self.clock()
-            new_tasks.append(SubmittedTask(result.task_id, at, len(result.accepted)))
-            self.log.write(f"set {name}: submitted {len(result.accepted)} targets as task {result.task_id}"
-                           f" on {adapter.describe_scope()}\n")
-            for url in result.accepted:
-                notes.append(Observation(url, result.task_id, TargetState.QUEUED, at, None, None, None,
-                                         self._etag(url)))
-            for url, reason in result.rejected.items():
-                notes.append(Observation(url, result.task_id, TargetState.FAILED, at, at,
-                                         f"rejected at submit: {reason}", "rejected", self._etag(url)))
+        for number, index in enumerate(range(0, len(urls), batch), start=1):
+            pending = urls[index:index + batch]
+            for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+                try:
+                    result = adapter.submit(pending)
+                except CloudError as exc:
+                    if exc.kind not in AMBIGUOUS_KINDS:
+                        raise self._stopped(f"submitting batch {number} of {total} failed: {exc}", urls,
+                                            new_tasks) from None
+                    self.log.write(f"set {self.inputs.set}: submitting batch {number} of {total} on "
+                                   f"{adapter.describe_scope()} may or may not have been accepted ({exc}); reading "
+                                   "history before sending anything again\n")
+                    try:
+                        found = self._confirm(pending, known, start)
+                    except CloudError as read_exc:
+                        raise self._stopped(
+                            f"submitting batch {number} of {total} failed ({exc}) and history could not be read "
+                            f"to see whether the cloud accepted it ({read_exc}); nothing more was sent, so nothing "
+                            f"is submitted twice; unconfirmed: {len(pending)} targets", urls, new_tasks) from None
+                    notes.extend(self._record_found(found, new_tasks))
+                    pending = [u for u in pending if u not in found]
+                    if not pending:
+                        break
+                    if attempt == SUBMIT_ATTEMPTS:
+                        raise self._stopped(f"submitting batch {number} of {total} failed {attempt} times, the "
+                                            f"last time with: {exc}", urls, new_tasks) from None
+                    self.log.write(f"set {self.inputs.set}: {len(pending)} targets of batch {number} are not in the "
+                                   f"history: sending them again (attempt {attempt + 1} of {SUBMIT_ATTEMPTS})\n")
+                    continue
+                notes.extend(self._record_result(result, new_tasks))
+                break
+        return notes
+
+    def _stopped(self, what: str, urls: Sequence[str], new_tasks: list[SubmittedTask]) -> SubmitError:
+        """The partial-failure error: what was submitted (task ids) and what was not."""
+        done = sum(t.count for t in new_tasks)
+        ids = ", ".join(t.task_id for t in new_tasks) or "none"
+        return SubmitError(
+            f"{self._where()}: {what}. Submitted before the failure: {done} targets (task ids: {ids}); not "
+            f"submitted: {len(urls) - done}. The next refresh finds the submitted tasks and the next up submits "
+            "only the rest."
+        )
+
+    def _record_result(self, result: SubmitResult, new_tasks: list[SubmittedTask]) -> list[Observation]:
+        at = self.clock()
+        new_tasks.append(SubmittedTask(result.task_id, at, len(result.accepted)))
+        self.log.write(f"set {self.inputs.set}: submitted {len(result.accepted)} targets as task {result.task_id}"
+                       f" on {self.adapter.describe_scope()}\n")
+        notes = [Observation(url, result.task_id, TargetState.QUEUED, at, None, None, None, self._etag(url))
+                 for url in result.accepted]
+        notes.extend(Observation(url, result.task_id, TargetState.FAILED, at, at, f"rejected at submit: {reason}",
+                                 "rejected", self._etag(url)) for url, reason in result.rejected.items())
+        return notes
+
+    def _confirm(self, urls: Sequence[str], known: set[tuple[str, str]], start: datetime) -> dict[str, Observation]:
+        """Tasks for ``urls`` that appeared since this up started (newest per URL), read a few times."""
+        wanted = set(urls)
+        since = start - CLOCK_TOLERANCE
+        found: dict[str, Observation] = {}
+        for delay in CONFIRM_DELAYS:
+            self.sleep(delay)
+            for obs in self.adapter.history(since, self.clock() + CLOCK_TOLERANCE):
+                if obs.url not in wanted or (obs.url, obs.task_id) in known or obs.created < since:
+                    continue
+                if obs.url not in found or (obs.created, obs.at) > (found[obs.url].created, found[obs.url].at):
+                    found[obs.url] = obs
+            if len(found) == len(wanted):
+                break
+        return found
+
+    def _record_found(self, found: Mapping[str, Observation], new_tasks: list[SubmittedTask]) -> list[Observation]:
+        """Targets history shows were accepted despite the error: submitted, under the task history names."""
+        by_task: dict[str, list[Observation]] = {}
+        for obs in found.values():
+            by_task.setdefault(obs.task_id, []).append(obs)
+        notes = []
+        for task_id, rows in by_task.items():
+            new_tasks.append(SubmittedTask(task_id, min(o.created for o in rows), len(rows)))
+            self.log.write(f"set {self.inputs.set}: history shows task {task_id} holds {len(rows)} of these targets"
+                           f" on {self.adapter.describe_scope()}: counted as submitted, not sent again\n")
+            notes.extend(replace(o, content=self._etag(o.url)) for o in rows)
         return notes
 
     def _etag(self, url: str) -> Optional[str]:
@@ -173,7 +285,12 @@ class DestinationSync:
                 break
             self.sleep(min(interval, max(0.0, (deadline - now).total_seconds())))
             interval = min(interval * 2, POLL_MAX)
-            rows = [o for o in self.adapter.history(since, self.clock()) if o.url in pending and o.created >= since]
+            try:
+                rows = [o for o in self.adapter.history(since, self.clock()) if o.url in pending and o.created >= since]
+            except CloudError as exc:
+                # The tasks are submitted and recorded: a failed poll only means we look again later.
+                self.log.write(f"set {self.inputs.set}: reading progress failed ({exc}); trying again\n")
+                continue
             latest = rows
             newest: dict[str, Observation] = {}
             for obs in rows:

@@ -404,6 +404,8 @@ class _Host:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        if engine.on_host_start is not None:
+            engine.on_host_start(self.proc)  # test hook, see Engine.on_host_start
         self._readers = [threading.Thread(target=self._pump, args=(self.proc.stderr,), daemon=True)]
         self._readers[0].start()
         # ref §2.3 handshake: the host prints one line with its port on stdout.
@@ -927,6 +929,11 @@ class Engine:
         self.env: dict = dict(env or {})
         self.state_file = Path(state_file) if state_file else None
         self.invoke = invoke
+        #: Test hook (default None: no effect): called with the ``subprocess.Popen`` of every provider
+        #: host right after it is started (one per preview pass / update pass), e.g. to kill the host
+        #: in the middle of a command as a crash or a cancelled CI job would. A killed host fails the
+        #: running RPC, and so the command, like the CLI would (tests/test_reliability_end_to_end.py).
+        self.on_host_start: Optional[Callable[[subprocess.Popen], None]] = None
         #: the checkpoint, keyed by URN
         self.state: dict = {}
         #: stack outputs saved by the last successful update (what `pulumi stack output` shows)

@@ -1,13 +1,20 @@
 import base64
 import json
+from datetime import datetime, timedelta, timezone
 
 import dill
+import pytest
 from pulumi.dynamic import ConfigureRequest
 from pulumi.dynamic.config import Config
 from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.output import Unknown
 
+from components.clouds.base import Quota
 from components.provider import PrefetchProvider, check_inputs, resource_id
+from components.reconcile import plan
 from components.records import SetInputs
+from components.safety import Policy, RefusedChange, decide_quota
+from components.sync import SyncResult
 
 INPUTS = SetInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"},
                    ("https://a.example.com/x.js",), "24h", "10m")
@@ -49,3 +56,94 @@ def test_config_error_surfaces_as_a_check_failure_not_a_crash():
 
 def test_resource_id_is_stable_and_names_the_scope():
     assert resource_id(INPUTS) == "web/edgeone/mode=default,zone=zone-a"
+
+
+# -- safety rails at the provider (issue #5 item 5) -----------------------------------------------
+BIG = {f"https://a.example.com/{i}.js": "warm" for i in range(40)}
+
+
+def props(targets, **policy):
+    return {**INPUTS.to_props(), "destination": {**INPUTS.destination, **policy}, "targets": dict(targets)}
+
+
+def configured(**config):
+    provider = PrefetchProvider()
+    provider.configure(ConfigureRequest(Config(config, "cdn-prefetch")))
+    return provider
+
+
+def test_an_update_dropping_most_targets_is_refused_before_any_cloud_call():
+    provider = configured()
+    provider._sync = lambda _props: pytest.fail("no cloud call may happen")  # noqa: E731
+    with pytest.raises(RefusedChange, match="drops 30 of the set's 40 targets") as info:
+        provider.update("id", props(BIG), props(list(BIG.items())[:10]))
+    assert "set 'web' on edgeone zone zone-a" in str(info.value)
+
+
+def test_the_preview_diff_warns_that_up_will_refuse(capsys):
+    result = configured().diff("id", props(BIG), props(list(BIG.items())[:10]))
+    assert result.changes is None  # the engine still shows the target-by-target diff
+    err = capsys.readouterr().err
+    assert err.startswith("warning: up will refuse this change: set 'web' on edgeone zone zone-a: this change drops 30")
+    configured().diff("id", props(BIG), props(BIG))
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("provider, news", [
+    (configured(**{"cdn-prefetch:allowLargeChanges": "true"}), props(list(BIG.items())[:10])),
+    (configured(), props(list(BIG.items())[:10], maxDropShare="0.8")),
+])
+def test_consent_lets_the_large_drop_through(provider, news):
+    calls = []
+
+    class Sync:
+        inputs = SetInputs.from_props(news)
+
+        def converge(self, olds):
+            calls.append(olds)
+            raise RuntimeError("reached the cloud")
+
+    provider._sync = lambda _props: Sync()
+    with pytest.raises(RuntimeError, match="reached the cloud"):
+        provider.update("id", props(BIG), news)
+    assert calls
+
+
+def test_a_bad_consent_value_is_a_check_failure():
+    result = configured(**{"cdn-prefetch:allowLargeChanges": "sure"}).check({}, INPUTS.to_props())
+    assert [f.property for f in result.failures] == ["destination"]
+    assert "cdn-prefetch:allowLargeChanges must be true or false" in result.failures[0].reason
+
+
+def test_policy_entries_are_checked_and_left_out_of_the_resource_id():
+    assert {p for p, _ in check_inputs(props(BIG, maxQuotaShare="7"))} == {"destination"}
+    assert check_inputs(props(BIG, maxQuotaShare="0.7", allowPartial="true")) == []
+    with_policy = SetInputs.from_props(props(BIG, maxQuotaShare="0.7", allowPartial="true"))
+    assert resource_id(with_policy) == resource_id(INPUTS)
+
+
+def test_read_records_the_quota_outlook_in_the_outputs():
+    now = datetime(2026, 11, 23, tzinfo=timezone.utc)
+    result = SyncResult(plan(INPUTS.targets, [], now=now, freshness=timedelta(hours=24)), [], now,
+                        quota=decide_quota(1, Quota(10, 10, 0), Policy(), "w"))
+
+    class Sync:
+        inputs = INPUTS
+
+        def observe(self, prior, check_quota):
+            assert check_quota
+            return result
+
+    provider = configured()
+    provider._sync = lambda _props: Sync()
+    outs = provider.read("id", INPUTS.to_props()).outs
+    assert outs["quota"] == {"needed": 1, "available": 0, "daily": 10, "submit": 0, "not_submitted": 1,
+                             "allow_partial": False, "refused": result.quota.refusal}
+
+
+def test_values_unknown_during_a_preview_are_not_judged():
+    news = {**INPUTS.to_props(), "destination": {"provider": "edgeone", "zone": Unknown(), "mode": "default"},
+            "wait": Unknown()}
+    assert check_inputs(news) == []
+    assert check_inputs({**INPUTS.to_props(), "targets": Unknown()}) == []
+    assert {p for p, _ in check_inputs({**news, "freshness": "soon"})} == {"freshness"}

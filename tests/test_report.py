@@ -364,3 +364,16 @@ def test_a_failing_cloud_call_exits_1_keeps_reading_and_never_shows_the_secret(p
     errors = [d["error"] for s in data["sets"].values() for d in s["destinations"]]
     assert len(errors) == 2 and all(e and "AuthFailure" in e for e in errors)
     assert SECRET_KEY not in out + err
+
+
+def test_a_destination_named_by_reference_is_reported_as_an_error_not_a_crash(tmp_path):
+    import io
+
+    from components.declarations import load_sets
+    from components.report import observe
+    from components.settings import settings_from_config
+
+    (tmp_path / "web.yaml").write_text("provider: edgeone\nzoneName: example.com\ntargets: [https://a.example.com/x]\n")
+    log = io.StringIO()
+    [observed] = observe(load_sets(tmp_path), settings_from_config(lambda key: None, {}), log)
+    assert observed.plan is None and "zoneName: example.com" in observed.error and "cannot look names up" in observed.error

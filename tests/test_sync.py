@@ -1,11 +1,14 @@
 import io
+from collections import Counter
 from datetime import timedelta
 
 import pytest
 
+from components.clouds.base import CloudError, Quota
 from components.records import SetInputs, build_outputs
+from components.safety import Policy
 from components.status import ContentVersion, TargetState
-from components.sync import DestinationSync, SubmitError
+from components.sync import CONFIRM_DELAYS, SUBMIT_ATTEMPTS, DestinationSync, SubmitError
 from tests.fakes import FakeClock, FakeCloud
 
 URLS = tuple(f"https://cdn.example.com/{i}.js" for i in range(10))
@@ -166,3 +169,246 @@ def test_a_task_still_running_for_old_content_is_not_submitted_again_until_it_en
     clock.now += timedelta(minutes=11)
     later = make_origin(cloud, clock, v2, wait="0s").observe(outputs)
     assert {s.state for s in later.plan.statuses.values()} == {TargetState.STALE}
+
+
+# -- ambiguous submit failures: re-read history, never submit twice (issue #5 item 3) --------------
+class FlakyCloud(FakeCloud):
+    """A fake cloud whose submits can fail after (executed) or before doing the work, whose new tasks
+    can appear in history only a moment later, and whose reads can fail."""
+
+    def __init__(self, clock, *, daily: int = 10_000, **kwargs):
+        super().__init__(clock, **kwargs)
+        self.daily = daily
+        self.failures: dict[int, tuple[str, bool]] = {}  # submit call number -> (kind, executed)
+        self.lag = 0.0                                   # seconds before a new task shows in history
+        self.visible_from: dict[str, object] = {}
+        self.calls = 0
+        self.history_fails = 0                           # the next N history reads fail
+        self.quota_calls = 0
+
+    def quota(self):
+        self.quota_calls += 1
+        return Quota(self.batch, self.daily, self.available)
+
+    def submit(self, urls):
+        self.calls += 1
+        kind, executed = self.failures.get(self.calls, (None, False))
+        if kind and not executed:
+            raise CloudError("fake", "Submit", "ClientNetworkError", "connection reset", kind=kind)
+        result = super().submit(urls)
+        self.visible_from[result.task_id] = self.clock() + timedelta(seconds=self.lag)
+        if kind:
+            raise CloudError("fake", "Submit", "ServerNetworkError", "502 Bad Gateway", kind=kind)
+        return result
+
+    def history(self, since, until):
+        if self.history_fails:
+            self.history_fails -= 1
+            raise CloudError("fake", "History", "InternalError", "history unavailable", kind="transient")
+        for obs in super().history(since, until):
+            if self.clock() >= self.visible_from.get(obs.task_id, self.clock()):
+                yield obs
+
+    def per_url(self):
+        return Counter(u for batch in self.submits for u in batch)
+
+
+def flaky(clock, **kwargs):
+    return FlakyCloud(clock, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["transient", "malformed"])
+def test_an_ambiguous_failure_that_was_accepted_is_found_in_history_and_not_sent_again(kind):
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {2: (kind, True)}
+    result = make(cloud, clock).converge()
+    assert cloud.per_url() == Counter(URLS)  # every target exactly once
+    assert cloud.calls == 3
+    assert [s["task_id"] for s in result.submitted] == ["task-1", "task-2", "task-3"]
+    assert [s["count"] for s in result.submitted] == [4, 4, 2]
+    assert result.plan.in_sync
+
+
+def test_an_ambiguous_failure_that_was_not_accepted_resends_only_after_reading_history_a_few_times():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {2: ("transient", False)}
+    sync = make(cloud, clock)
+    result = sync.converge()
+    assert cloud.per_url() == Counter(URLS)
+    assert cloud.submits[1] == list(URLS[4:8])  # the re-send of batch 2
+    assert len(cloud.history_calls) >= 1 + len(CONFIRM_DELAYS)  # start + confirmation reads (+ polls)
+    log = sync.log.getvalue()
+    assert "may or may not have been accepted" in log and "sending them again (attempt 2 of 3)" in log
+    assert result.plan.in_sync
+
+
+def test_a_task_that_shows_in_history_a_moment_late_is_still_found():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {1: ("transient", True)}
+    cloud.lag = sum(CONFIRM_DELAYS[:2]) + 0.1  # visible only at the last confirmation read
+    make(cloud, clock).converge()
+    assert cloud.per_url() == Counter(URLS) and cloud.calls == 3
+
+
+def test_only_the_targets_history_does_not_show_are_sent_again():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    # the cloud accepted part of the batch before failing: two of the four targets have a task
+    real_submit = FakeCloud.submit
+
+    def half_then_fail(urls):
+        cloud.calls += 1
+        if cloud.calls == 1:
+            real_submit(cloud, urls[:2])
+            raise CloudError("fake", "Submit", "ServerNetworkError", "504", kind="transient")
+        return real_submit(cloud, urls)
+
+    cloud.submit = half_then_fail
+    result = make(cloud, clock).converge()
+    assert cloud.submits[:2] == [list(URLS[:2]), list(URLS[2:4])]
+    assert cloud.per_url() == Counter(URLS)
+    assert result.submitted[0] == {"task_id": "task-1", "at": "2026-11-23T12:00:00Z", "count": 2}
+
+
+def test_sends_of_one_batch_are_bounded_then_the_partial_failure_says_what_was_submitted():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {n: ("transient", False) for n in range(2, 10)}
+    with pytest.raises(SubmitError) as info:
+        make(cloud, clock).converge()
+    assert cloud.calls == 1 + SUBMIT_ATTEMPTS
+    message = str(info.value)
+    assert f"batch 2 of 3 failed {SUBMIT_ATTEMPTS} times" in message
+    assert "4 targets (task ids: task-1)" in message and "not submitted: 6" in message
+
+
+def test_when_history_cannot_be_read_after_an_ambiguous_failure_nothing_is_sent_again():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {2: ("transient", True)}
+    sync = make(cloud, clock)
+    real_confirm = sync._confirm
+
+    def failing_confirm(*args):
+        cloud.history_fails = 1
+        return real_confirm(*args)
+
+    sync._confirm = failing_confirm
+    with pytest.raises(SubmitError, match="history could not be read") as info:
+        sync.converge()
+    assert cloud.calls == 2 and "nothing is submitted twice" in str(info.value)
+    # the next up finds task-2 (accepted despite the error) and submits only batch 3
+    make(cloud, clock).converge()
+    assert cloud.per_url() == Counter(URLS)
+
+
+def test_a_clear_refusal_is_not_treated_as_ambiguous():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {2: ("invalid", False)}
+    with pytest.raises(SubmitError, match="batch 2 of 3 failed"):
+        make(cloud, clock).converge()
+    assert len(cloud.history_calls) == 1  # no confirmation reads: the cloud said no
+
+
+def test_a_failed_progress_poll_does_not_fail_the_up():
+    clock = FakeClock()
+    cloud = flaky(clock)
+    sync = make(cloud, clock)
+    real_wait_history = cloud.history
+    polls = []
+
+    def history(since, until):
+        polls.append(since)
+        if len(polls) == 2:  # the first poll after the submit
+            raise CloudError("fake", "History", "RequestLimitExceeded", "throttled", kind="throttled")
+        return real_wait_history(since, until)
+
+    cloud.history = history
+    result = sync.converge()
+    assert result.plan.in_sync and len(cloud.submits) == 1
+    assert "reading progress failed" in sync.log.getvalue()
+
+
+# -- quota: partial submission and the share rail (issue #5 item 5) ------------------------------
+def make_with(cloud, clock, policy, targets=URLS):
+    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
+    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy)
+
+
+def test_with_allow_partial_up_submits_what_fits_never_warmed_first_and_reports_the_rest():
+    clock = FakeClock()
+    cloud = flaky(clock, available=6, daily=100)
+    for url in URLS[:5]:  # warm long ago: expired now
+        cloud.add_row(url, TargetState.WARM, clock() - timedelta(days=2))
+    sync = make_with(cloud, clock, Policy(allow_partial=True))
+    result = sync.converge()
+    assert [u for b in cloud.submits for u in b] == list(URLS[5:]) + [URLS[0]]  # 5 missing, then 1 expired
+    assert result.quota.to_output() == {"needed": 10, "available": 6, "daily": 100, "submit": 6, "not_submitted": 4,
+                                        "allow_partial": True, "refused": ""}
+    assert ("warning: set web on fake: 10 targets need a prefetch but only 6 of today's quota are left: submitting 6 "
+            "(allowPartial); 4 not submitted") in sync.log.getvalue()
+    assert {s.state for u, s in result.plan.statuses.items() if u in URLS[1:5]} == {TargetState.EXPIRED}
+
+
+def test_without_allow_partial_a_short_quota_submits_nothing():
+    clock = FakeClock()
+    cloud = flaky(clock, available=6, daily=100)
+    with pytest.raises(SubmitError, match="10 targets need a prefetch but only 6 of today's 100") as info:
+        make_with(cloud, clock, Policy()).converge()
+    assert "allowPartial: true" in str(info.value) and cloud.submits == []
+
+
+def test_submitting_more_than_the_allowed_share_of_the_daily_quota_needs_consent():
+    clock = FakeClock()
+    cloud = flaky(clock, daily=16)
+    with pytest.raises(SubmitError, match="would submit 10 targets, 62% of the daily prefetch quota of 16") as info:
+        make_with(cloud, clock, Policy()).converge()
+    assert "safety: {maxQuotaShare: 0.63}" in str(info.value) and cloud.submits == []
+    make_with(cloud, clock, Policy(max_quota_share=0.63)).converge()
+    assert len(cloud.submits) == 1
+
+
+def test_the_stack_config_consent_lifts_the_share_rail():
+    clock = FakeClock()
+    cloud = flaky(clock, daily=10)
+    make_with(cloud, clock, Policy(allow_large_changes=True)).converge()
+    assert cloud.per_url() == Counter(URLS)
+
+
+def test_observe_with_quota_check_warns_what_up_will_do_and_calls_quota_only_when_needed():
+    clock = FakeClock()
+    cloud = flaky(clock, available=8, daily=100)
+    sync = make_with(cloud, clock, Policy())
+    seen = sync.observe(check_quota=True)
+    assert seen.quota.needed == 10 and seen.quota.submit == 0
+    assert sync.log.getvalue() == ("warning: set web on fake: 10 targets need a prefetch but only 8 of today's quota "
+                                   "are left: up will submit nothing (add 'allowPartial: true' to the set to submit "
+                                   "the 8 that fit)\n")
+    assert cloud.submits == []
+    partial = make_with(cloud, clock, Policy(allow_partial=True))
+    assert partial.observe(check_quota=True).quota.submit == 8
+    assert "up will submit 8 and leave 2 for after the quota resets (allowPartial)" in partial.log.getvalue()
+
+    cloud.available = 100
+    make_with(cloud, clock, Policy()).converge()
+    calls = cloud.quota_calls
+    assert make_with(cloud, clock, Policy()).observe(check_quota=True).quota is None  # all warm: no quota call
+    assert cloud.quota_calls == calls
+    assert make(cloud, clock).observe().quota is None  # the drift report's observe never asks
+
+
+def test_observe_survives_a_failing_quota_call():
+    clock = FakeClock()
+    cloud = flaky(clock)
+
+    def broken():
+        raise CloudError("fake", "Quota", "InternalError", "boom", kind="transient")
+
+    cloud.quota = broken
+    sync = make_with(cloud, clock, Policy())
+    assert sync.observe(check_quota=True).quota is None
+    assert "could not read the prefetch quota" in sync.log.getvalue()

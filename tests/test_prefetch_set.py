@@ -1,0 +1,425 @@
+"""Issue #8, part 1: the typed PrefetchSet API (and the YAML path it shares), under pulumi.runtime.set_mocks.
+
+``run_program`` runs a program function (or a program folder's ``__main__.py``) under mocks in a
+fresh thread, the way tests/engine.py does, and records every RegisterResource request as the
+engine would receive it: inputs *with unknowns kept*, dependencies, property dependencies. It is
+shared by the other issue-#8 tests (references, preflight, the example program).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import runpy
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import dill
+import pulumi
+import pulumi.runtime
+import pytest
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as _settings
+from pulumi.runtime.mocks import MockMonitor, Mocks
+from pulumi.runtime.stack import run_in_stack
+
+from components.declarations import load_sets
+from components.prefetch_set import (
+    PROGRAM_SOURCE, Destination, PrefetchSet, PrefetchSetArgs, PrefetchSetError, drifted_targets, set_summary,
+)
+from components.provider import PrefetchProvider, check_inputs
+from components.records import SetInputs
+
+ZONE_ID = "zone-2o0i4xfimj9g"
+DYNAMIC = "pulumi-python:dynamic/cdnprefetch:Destination"
+ZONE_TYPE = "tencentcloud:Teo/zone:Zone"
+DOMAIN_TYPE = "tencentcloud:Teo/accelerationDomain:AccelerationDomain"
+URLS = ["https://Static.Example.com/index.html", "https://static.example.com/assets/app.js#top",
+        "https://static.example.com/index.html"]
+NORMALISED = ["https://static.example.com/index.html", "https://static.example.com/assets/app.js"]
+
+
+# ------------------------------------------------------------------------------------------
+# The mock runner
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    inputs: dict  # deserialized with unknowns kept (pulumi.output.Unknown)
+    dependencies: list
+    property_dependencies: dict
+
+
+@dataclass
+class ProgramRun:
+    registrations: list = field(default_factory=list)
+    diagnostics: list = field(default_factory=list)  # (severity, message)
+    exports: dict = field(default_factory=dict)
+    error: Optional[BaseException] = None
+
+    def dynamics(self) -> list:
+        return [r for r in self.registrations if r.type == DYNAMIC]
+
+    def dynamic(self, name: str) -> Registration:
+        found = [r for r in self.dynamics() if r.name == name]
+        assert len(found) == 1, f"{name!r} not among {[r.name for r in self.dynamics()]}"
+        return found[0]
+
+    def of_type(self, typ: str) -> Registration:
+        [found] = [r for r in self.registrations if r.type == typ]
+        return found
+
+    def warnings(self) -> list:
+        return [m for s, m in self.diagnostics if s == "warning"]
+
+
+class _Recorder(MockMonitor):
+    def __init__(self, mocks: Mocks, run: ProgramRun):
+        super().__init__(mocks)
+        self.run = run
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.run.registrations.append(Registration(
+                request.type, request.name, response.urn, request.parent,
+                rpc.deserialize_properties(request.object, True), list(request.dependencies),
+                {k: list(v.urns) for k, v in request.propertyDependencies.items()}))
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        if "::pulumi:pulumi:Stack::" in request.urn:
+            self.run.exports = rpc.deserialize_properties(request.outputs, True)
+        return super().RegisterResourceOutputs(request)
+
+
+class ProgramMocks(Mocks):
+    """Echoes inputs; the EdgeOne zone gets ``zone_id`` (None during a preview of a new stack: unknown);
+    dynamic resources get ``outputs(inputs)`` merged in when given."""
+
+    def __init__(self, *, preview: bool, zone_id: Optional[str] = ZONE_ID, invoke: Optional[Callable] = None,
+                 outputs: Optional[Callable[[dict], dict]] = None):
+        self.preview, self.zone_id, self.invoke, self.outputs = preview, zone_id, invoke, outputs
+
+    def new_resource(self, args: Any) -> tuple:
+        if args.typ == ZONE_TYPE:
+            return self.zone_id, dict(args.inputs)
+        state = dict(args.inputs)
+        if args.typ == DYNAMIC and self.outputs is not None:
+            state.update(self.outputs(state))
+        return ("" if self.preview else f"{args.name}-id") if args.custom else None, state
+
+    def call(self, args: Any) -> tuple:
+        answer = self.invoke(args) if self.invoke else {}
+        # (result, failures): a failed data source, as the provider reports it; MockMonitor iterates the failures.
+        return answer if isinstance(answer, tuple) else (answer, [])
+
+
+class _Diagnostics(logging.Handler):
+    def __init__(self, sink: list):
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.INFO:
+            self.sink.append((record.levelname.lower(), record.getMessage()))
+
+
+def run_program(program: Callable[[], Any] | Path, *, preview: bool = False, config: Optional[dict] = None,
+                invoke: Optional[Callable] = None, zone_id: Optional[str] = ZONE_ID,
+                outputs: Optional[Callable[[dict], dict]] = None, project: str = "cdn-prefetch") -> ProgramRun:
+    """Run ``program`` (a function, or a folder holding ``__main__.py``) under mocks; never raises."""
+    run = ProgramRun()
+    mocks = ProgramMocks(preview=preview, zone_id=zone_id, invoke=invoke, outputs=outputs)
+
+    def thread() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(lambda *_: None)  # a failed program's leftover futures
+        old_cwd = os.getcwd()
+        try:
+            pulumi.runtime.set_all_config({k: v if isinstance(v, str) else __import__("json").dumps(v)
+                                           for k, v in (config or {}).items()}, [])
+            logger = logging.Logger(f"program-{id(run)}", logging.DEBUG)
+            logger.addHandler(_Diagnostics(run.diagnostics))
+            _settings.ROOT.set(object())  # type: ignore[arg-type]  # run_in_stack makes the Stack
+            pulumi.runtime.set_mocks(mocks, project=project, stack="dev", preview=preview, logger=logger,
+                                     monitor=_Recorder(mocks, run))
+            _settings.ROOT.set(None)
+            _settings.SETTINGS.rpc_manager.clear()
+            _settings.SETTINGS.outputs = set()
+            _settings.SETTINGS.lock = threading.Lock()
+            if isinstance(program, Path):
+                folder = str(program)
+                os.chdir(folder)
+                func: Callable[[], Any] = lambda: runpy.run_path(folder, run_name="__main__")
+            else:
+                func = program
+            loop.run_until_complete(run_in_stack(func))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            run.error = exc
+        finally:
+            os.chdir(old_cwd)
+            try:
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+    worker = threading.Thread(target=thread, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the program did not finish"
+    return run
+
+
+def no_unknowns(value: Any) -> bool:
+    if isinstance(value, Unknown):
+        return False
+    if isinstance(value, dict):
+        return all(no_unknowns(v) for v in value.values())
+    if isinstance(value, list):
+        return all(no_unknowns(v) for v in value)
+    return True
+
+
+def no_preflight(**args: Any) -> PrefetchSetArgs:
+    return PrefetchSetArgs(preflight="off", **args)  # type: ignore[typeddict-item]
+
+
+# ------------------------------------------------------------------------------------------
+# Typed API: same inputs as the YAML path
+# ------------------------------------------------------------------------------------------
+
+
+def test_typed_set_registers_exactly_what_the_yaml_set_does(tmp_path):
+    (tmp_path / "web.yaml").write_text(
+        "name: web\nprovider: edgeone\nzone: zone-2o0i4xfimj9g\nfreshness: 12h\nwait: 2m\npreflight: off\ntargets:\n"
+        + "".join(f"  - {u}\n" for u in URLS))
+    [decl] = load_sets(tmp_path)
+
+    yaml_run = run_program(lambda: PrefetchSet.from_declaration(decl))
+    typed_run = run_program(lambda: PrefetchSet("web", no_preflight(
+        targets=URLS, provider="edgeone", zone=ZONE_ID, freshness="12h", wait="2m")))
+    assert yaml_run.error is None and typed_run.error is None, (yaml_run.error, typed_run.error)
+    from_yaml, typed = yaml_run.dynamic(f"web-edgeone-{ZONE_ID}"), typed_run.dynamic(f"web-edgeone-{ZONE_ID}")
+    expected = SetInputs.from_declaration(decl, decl.destinations[0]).to_props()
+    for reg in (from_yaml, typed):
+        assert {k: v for k, v in reg.inputs.items() if k != "__provider"} == expected
+        assert reg.parent.endswith("cdnprefetch:index:PrefetchSet::web")
+    assert list(expected["targets"]) == NORMALISED
+    assert typed_run.warnings() == ["PrefetchSet 'web': 1 duplicate targets collapsed "
+                                    "(e.g. https://static.example.com/index.html)"]
+
+
+def test_older_call_with_a_declaration_still_works(tmp_path):
+    (tmp_path / "web.yaml").write_text("provider: ucloud\ndomainId: ucdn-abc\ntargets: [https://a.example.com/x]\n")
+    [decl] = load_sets(tmp_path)
+    run = run_program(lambda: PrefetchSet(decl, pulumi.ResourceOptions()))
+    assert run.error is None and run.dynamic("web-ucloud-ucdn-abc")
+
+
+def test_every_argument_accepts_outputs(tmp_path):
+    def program() -> None:
+        out = pulumi.Output.from_input
+        PrefetchSet("web", PrefetchSetArgs(
+            targets=out([out(URLS[0]), URLS[1]]), provider="tencent-cdn", area=out("overseas"),
+            parse_m3u8=out(True), headers=[{"name": "X-Warm", "value": out("1")}], freshness=out("1h"),
+            wait=out("0s"), description=out("from outputs"), preflight=out("off")))
+
+    run = run_program(program)
+    assert run.error is None, run.error
+    reg = run.dynamic("web-tencent-cdn")  # the area is an Output, so the label is the provider alone
+    assert reg.inputs["destination"] == {"provider": "tencent-cdn", "area": "overseas", "parseM3U8": True,
+                                         "headers": [{"name": "X-Warm", "value": "1"}]}
+    assert reg.inputs["targets"] == {NORMALISED[0]: "warm", NORMALISED[1]: "warm"}
+    assert (reg.inputs["freshness"], reg.inputs["wait"]) == ("1h", "0s")
+
+
+def test_several_destinations_with_labels():
+    def program() -> None:
+        zone = pulumi.Output.from_input(ZONE_ID)
+        PrefetchSet("multi", PrefetchSetArgs(targets=URLS[:1], preflight="off", destinations=[
+            {"provider": "edgeone", "zone": zone, "label": "site"},
+            {"provider": "ucloud", "domain_id": "ucdn-abc", "project_id": "org-1"},
+        ]))
+
+    run = run_program(program)
+    assert run.error is None, run.error
+    assert run.dynamic("multi-site").inputs["destination"]["zone"] == ZONE_ID
+    assert run.dynamic("multi-ucloud-ucdn-abc").inputs["destination"] == {
+        "provider": "ucloud", "domainId": "ucdn-abc", "projectId": "org-1"}
+
+
+# ------------------------------------------------------------------------------------------
+# Inputs from other resources: dependencies and unknowns
+# ------------------------------------------------------------------------------------------
+
+
+def _site_program(targets: Any = None) -> Callable[[], None]:
+    def program() -> None:
+        import tencentcloud_iac_pulumi as tencentcloud
+
+        zone = tencentcloud.teo.Zone("site", zone_name="example.com", type="partial", area="overseas", plan_id="p")
+        domain = tencentcloud.teo.AccelerationDomain(
+            "static", zone_id=zone.id, domain_name="static.example.com",
+            origin_info={"origin_type": "IP_DOMAIN", "origin": "origin.example.com"})
+        PrefetchSet("site", PrefetchSetArgs(targets=targets or URLS, provider="edgeone", zone=zone.id),
+                    pulumi.ResourceOptions(depends_on=[domain]))
+    return program
+
+
+def test_zone_id_flows_in_and_depends_on_reaches_the_dynamic_resource():
+    run = run_program(_site_program(), invoke=lambda args: {"zones": []})
+    assert run.error is None, run.error
+    domain, zone = run.of_type(DOMAIN_TYPE), run.of_type(ZONE_TYPE)
+    reg = run.dynamic("site-edgeone")
+    assert reg.inputs["destination"] == {"provider": "edgeone", "zone": ZONE_ID, "mode": "default"}
+    assert domain.urn in reg.dependencies and zone.urn in reg.dependencies
+    assert reg.property_dependencies["destination"] == [zone.urn]
+
+
+def test_unknown_zone_id_in_a_new_stack_preview_plans_a_create():
+    calls: list = []
+    run = run_program(_site_program(), preview=True, zone_id=None, invoke=lambda a: calls.append(a) or {})
+    assert run.error is None, run.error
+    reg = run.dynamic("site-edgeone")
+    assert isinstance(reg.inputs["destination"]["zone"], Unknown)  # an unknown is sent, never read
+    assert reg.inputs["destination"]["provider"] == "edgeone"
+    # Only the zone is unknown: the targets (and everything else) are shown in the preview.
+    assert reg.inputs["targets"] == {url: "warm" for url in NORMALISED}
+    assert no_unknowns({k: v for k, v in reg.inputs.items() if k != "destination"})
+    assert calls == []  # preflight cannot check an unknown zone, so it does not ask
+    assert run.of_type(DOMAIN_TYPE).urn in reg.dependencies
+
+
+def test_provider_check_accepts_the_planned_inputs_when_known():
+    run = run_program(_site_program(), invoke=lambda args: {"zones": []})
+    reg = run.dynamic("site-edgeone")
+    assert check_inputs({k: v for k, v in reg.inputs.items() if k != "__provider"}) == []
+
+
+def test_provider_check_accepts_an_unknown_zone_during_preview():
+    # What the engine's Check gets in the preview of a new stack: the zone is pulumi.output.Unknown.
+    run = run_program(_site_program(), preview=True, zone_id=None)
+    news = run.dynamic("site-edgeone").inputs
+    assert check_inputs({k: v for k, v in news.items() if k != "__provider"}) == []
+    checked = PrefetchProvider().check({}, dict(news))
+    assert checked.failures == [] and isinstance(checked.inputs["destination"]["zone"], Unknown)
+
+
+def test_provider_is_pickled_by_reference():
+    run = run_program(_site_program(), invoke=lambda args: {"zones": []})
+    blob = run.dynamic("site-edgeone").inputs["__provider"]
+    blob = blob["value"] if rpc.is_rpc_secret(blob) else blob
+    raw = base64.b64decode(blob)
+    assert b"components.provider" in raw and b"PrefetchProvider" in raw and len(blob) < 400
+    assert type(dill.loads(raw)).__module__ == "components.provider"
+
+
+# ------------------------------------------------------------------------------------------
+# Clear errors, naming the set
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, args, words", [
+    ("web", {"targets": ["ftp://static.example.com/a.js"], "provider": "edgeone", "zone": ZONE_ID},
+     "PrefetchSet 'web': 1 invalid target:\n  - targets[0]: 'ftp://static.example.com/a.js' is not an http(s) URL"),
+    ("web", {"targets": "https://a.example.com/", "provider": "edgeone", "zone": ZONE_ID},
+     "targets must be a list of URLs"),
+    ("web", {"targets": URLS, "provider": "edgeone"}, "zone is required for provider edgeone"),
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": "example.com"},
+     "PrefetchSet 'web': zone = 'example.com' is not valid; EdgeOne only: the site's zone id"),
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "area": "mainland"},
+     "area does not apply to provider edgeone"),
+    ("web", {"targets": URLS, "provider": "akamai"}, "provider = 'akamai' is not valid"),
+    ("web", {"targets": URLS}, "missing the CDN destination"),
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "destinations": []}, "not both"),
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "freshness": "1 day"},
+     "PrefetchSet 'web': freshness: '1 day' is not a duration"),
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "zones": "x"}, "unknown argument 'zones'"),
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "preflight": "loud"},
+     "preflight 'loud' is not valid"),
+    ("Web Site", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID}, "PrefetchSet name 'Web Site' is not valid"),
+    ("web", {"targets": URLS, "destinations": [{"provider": "edgeone", "zone": ZONE_ID, "label": "a"},
+                                               {"provider": "ucloud", "domain_id": "ucdn-x", "label": "a"}]},
+     "two destinations are both named 'a'"),
+])
+def test_bad_plain_arguments_fail_at_once_with_the_set_named(name, args, words):
+    with pytest.raises(PrefetchSetError) as caught:
+        PrefetchSet(name, args)  # checked before anything is registered: no runtime needed
+    assert words in str(caught.value)
+    assert isinstance(caught.value, pulumi.RunError)  # the CLI prints it without a traceback
+
+
+def test_bad_target_from_an_output_fails_the_run_with_the_same_message():
+    run = run_program(lambda: PrefetchSet("web", PrefetchSetArgs(
+        targets=pulumi.Output.from_input(["https://ok.example.com/", "mailto:x@example.com"]),
+        provider="edgeone", zone=ZONE_ID, preflight="off")))
+    assert isinstance(run.error, PrefetchSetError)
+    assert "PrefetchSet 'web': 1 invalid target:\n  - targets[1]: 'mailto:x@example.com'" in str(run.error)
+
+
+def test_bad_zone_from_an_output_fails_the_run():
+    run = run_program(lambda: PrefetchSet("web", PrefetchSetArgs(
+        targets=URLS, provider="edgeone", zone=pulumi.Output.from_input("site_id"))))
+    assert isinstance(run.error, PrefetchSetError) and "zone = 'site_id' is not valid" in str(run.error)
+
+
+# ------------------------------------------------------------------------------------------
+# Outputs
+# ------------------------------------------------------------------------------------------
+
+
+def _outputs(total_warm: int, drifted: list) -> Callable[[dict], dict]:
+    def outputs(state: dict) -> dict:
+        counts = {"warm": total_warm, "failed": len(drifted)}
+        return {"summary": {"version": 1, "total": total_warm + len(drifted), "counts": counts,
+                            "warm_ratio": 0.5, "in_sync": not drifted, "verified_at": "2026-11-23T10:00:00Z",
+                            "digest": "sha256:x"},
+                "drifted": drifted, "drifted_total": len(drifted), "submitted": [{"task_id": "t1", "at": "x",
+                                                                                  "count": 2}],
+                "observed": {}}
+    return outputs
+
+
+def test_typed_outputs_summarise_every_destination():
+    failed = {"url": NORMALISED[1], "state": "failed", "status": "failed: x", "reason": "x", "task_id": "t1",
+              "at": "2026-11-23T10:00:00Z"}
+    seen: dict = {}
+
+    def program() -> None:
+        made = PrefetchSet("web", PrefetchSetArgs(targets=URLS, preflight="off", description="d", destinations=[
+            {"provider": "edgeone", "zone": ZONE_ID}, {"provider": "ucloud", "domain_id": "ucdn-abc"}]))
+        pulumi.Output.all(made.summary, made.drifted, made.drifted_total, made.in_sync, made.audit).apply(
+            lambda values: seen.update(zip(("summary", "drifted", "total", "in_sync", "audit"), values)))
+
+    run = run_program(program, outputs=_outputs(1, [failed]))
+    assert run.error is None, run.error
+    assert seen["summary"]["total"] == 4 and seen["summary"]["counts"]["warm"] == 2
+    assert seen["summary"]["counts"]["failed"] == 2 and seen["summary"]["in_sync"] is False
+    assert seen["summary"]["destinations"] == 2 and seen["summary"]["verified_at"] == "2026-11-23T10:00:00Z"
+    assert seen["drifted"] == [{"destination": f"edgeone-{ZONE_ID}", **failed}, {"destination": "ucloud-ucdn-abc",
+                                                                                 **failed}]
+    assert seen["total"] == 2 and seen["in_sync"] is False
+    assert seen["audit"]["source"] == PROGRAM_SOURCE and seen["audit"]["targets"] == 2
+    assert [d["provider"] for d in seen["audit"]["destinations"]] == ["edgeone", "ucloud"]
+
+
+def test_summary_of_nothing_yet():
+    assert set_summary([None]) == {"total": 0, "counts": set_summary([])["counts"], "warm_ratio": 1.0,
+                                   "in_sync": False, "destinations": 0, "verified_at": ""}
+    assert drifted_targets(["a"], [None]) == []
+
+
+def test_destination_still_takes_set_inputs():
+    assert issubclass(Destination, pulumi.dynamic.Resource)
