@@ -299,13 +299,19 @@ class DestinationSync:
             in_flight = {u for u in pending if u not in newest or newest[u].state.in_flight}
             now = self.clock()
             if (now - last_progress).total_seconds() >= PROGRESS_EVERY:
-                left = max(0, int((deadline - now).total_seconds()))
-                self.log.write(f"set {self.inputs.set}: {len(pending) - len(in_flight)} of {len(pending)} "
-                               f"submitted targets finished, {len(in_flight)} running, {left}s left\n")
+                self.log.write(self._progress_line(pending, newest, in_flight, deadline - now))
                 last_progress = now
             if not in_flight:
                 break
         return latest
+
+    def _progress_line(self, pending: set[str], newest: dict[str, Observation], in_flight: set[str],
+                       left: timedelta) -> str:
+        """One line per poll period while `up` waits; the engine shows it as a diagnostic."""
+        warm = sum(1 for u in pending if u in newest and newest[u].state is TargetState.WARM)
+        failed = len(pending) - warm - len(in_flight)
+        return (f"set {self.inputs.set} on {self.adapter.describe_scope()}: {len(pending)} submitted: {warm} warm, "
+                f"{failed} failed, {len(in_flight)} running; {max(0, int(left.total_seconds()))}s left\n")
 
     def _announce(self, before: Plan) -> None:
         """Say why targets are about to be submitted, e.g. ``3 targets need a prefetch (3 stale)``."""

@@ -412,3 +412,27 @@ def test_observe_survives_a_failing_quota_call():
     sync = make_with(cloud, clock, Policy())
     assert sync.observe(check_quota=True).quota is None
     assert "could not read the prefetch quota" in sync.log.getvalue()
+
+
+def test_long_waits_print_progress_lines_with_counts_and_time_left():
+    clock = FakeClock()
+    cloud = FakeCloud(clock, finish_after=100)
+    cloud.outcomes = {URLS[0]: TargetState.FAILED}
+    sync = make(cloud, clock, wait="5m")
+    sync.converge()
+    lines = [line for line in sync.log.getvalue().splitlines() if " submitted: " in line]
+    assert len(lines) >= 2, "a wait of 100 s reports progress at least every 30 s"
+    assert lines[0].startswith("set web on fake: 10 submitted: 0 warm, 0 failed, 10 running; ")
+    lefts = [int(line.rsplit("; ", 1)[1].split("s left")[0]) for line in lines]
+    assert lefts == sorted(lefts, reverse=True) and lefts[0] < 300
+    assert all(line.count(",") == 2 for line in lines)
+
+
+def test_progress_lines_count_finished_targets_as_warm_or_failed():
+    clock = FakeClock()
+    cloud = FakeCloud(clock, finish_after=50)
+    cloud.outcomes = {URLS[0]: TargetState.FAILED}
+    sync = make(cloud, clock, wait="5m")
+    sync.converge()
+    lines = [line for line in sync.log.getvalue().splitlines() if " submitted: " in line]
+    assert any(" 9 warm, 1 failed, 0 running; " in line for line in lines), lines
