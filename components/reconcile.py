@@ -40,10 +40,12 @@ def latest_by_url(observations: Iterable[Observation]) -> dict[str, Observation]
     followed by a failed re-prefetch is failed.
     """
     latest: dict[str, Observation] = {}
+    get = latest.get
     for obs in observations:
-        best = latest.get(obs.url)
+        url = obs.url
+        best = get(url)
         if best is None or (obs.created, obs.at) > (best.created, best.at):
-            latest[obs.url] = obs
+            latest[url] = obs
     return latest
 
 
@@ -73,12 +75,12 @@ def assess(
             continue
         state = obs.state
         reason = obs.reason
-        wanted = content.get(url)
+        wanted = content.get(url) if content else None
         prefetched = obs.content or (wanted.etag if wanted else None)
         if state is TargetState.WARM and now - obs.at > freshness:
             state = TargetState.EXPIRED
             reason = f"last warmed more than {format_duration(freshness)} ago"
-        if state in (TargetState.WARM, TargetState.EXPIRED) and wanted and prefetched != wanted.etag:
+        if wanted and (state is TargetState.WARM or state is TargetState.EXPIRED) and prefetched != wanted.etag:
             state = TargetState.STALE
             reason = (f"origin changed since last prefetch: etag {prefetched} was prefetched, "
                       f"the origin now has etag {wanted.etag}")

@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from .declarations import DestinationDeclaration, PrefetchSetDeclaration
 from .reconcile import Plan
@@ -21,6 +21,16 @@ WARM = TargetState.WARM.value
 # Input keys of the dynamic resource; outputs repeat them so read/delete (which get outputs) see them.
 INPUT_KEYS = ("set", "destination", "targets", "freshness", "wait")
 DRIFTED_LIST_LIMIT = 100
+# ``observed`` records, per target, the task that decided its status: [state, task id, time, reason]
+# plus the ETag for origin targets. Up to this many targets it is a readable map {url: record}.
+# Above it, each distinct record is stored once in a table and every target names its record by
+# index, in sorted-URL order, run-length encoded: 100,000 targets in 100 tasks cost a few kB of
+# state instead of ~11 MB, and the provider host (de)serialises a handful of values instead of
+# 500,000. prior_observations and audit_entry read both forms.
+COMPACT_OBSERVED_ABOVE = 256
+OBSERVED_ENCODING = "records-by-target-index"
+_NO_RECORD = "-"  # in the index: a target without a task (missing)
+_STATE_VALUES = {state: state.value for state in ALL_STATES}  # Enum.value is a slow descriptor
 # The desired value of an origin-derived target: warm, with the content the origin has now.
 _DESIRED_WITH_CONTENT = re.compile(r"^warm \(etag (\S+), (\d+) bytes\)$")
 
@@ -60,7 +70,8 @@ class SetInputs:
         return {
             "set": self.set,
             "destination": dict(self.destination),
-            "targets": {url: desired_value(content.get(url)) for url in self.targets},
+            "targets": ({url: desired_value(content.get(url)) for url in self.targets} if content
+                        else dict.fromkeys(self.targets, WARM)),
             "freshness": self.freshness,
             "wait": self.wait,
         }
@@ -74,6 +85,8 @@ class SetInputs:
         targets = props["targets"]
         content = {}
         for url, value in targets.items():
+            if value == WARM:
+                continue  # a URL target (the common case): no content version
             version = parse_desired(value)
             if version is not None:
                 content[url] = version
@@ -102,11 +115,7 @@ class SubmittedTask:
 
 def targets_digest(targets: Iterable[str]) -> str:
     """Order-independent digest of the declared targets, so an auditor can match outputs to a declaration."""
-    h = hashlib.sha256()
-    for url in sorted(targets):
-        h.update(url.encode("utf-8"))
-        h.update(b"\n")
-    return "sha256:" + h.hexdigest()
+    return "sha256:" + hashlib.sha256("".join(url + "\n" for url in sorted(targets)).encode("utf-8")).hexdigest()
 
 
 def build_outputs(
@@ -118,15 +127,20 @@ def build_outputs(
 ) -> dict[str, Any]:
     """The provider outputs: the inputs, per-target last known task, summary, bounded drift list."""
     counts = {state.value: 0 for state in ALL_STATES}
-    observed: dict[str, list[str]] = {}
+    records: dict[str, tuple] = {}
+    value_of = _STATE_VALUES
     for url, status in plan.statuses.items():
-        counts[status.state.value] += 1
+        state = value_of[status.state]
+        counts[state] += 1
         if status.task_id:
-            record = [status.state.value, status.task_id, format_time(status.at) if status.at else "",
-                      status.reason or ""]
+            record: tuple = (state, status.task_id, format_time(status.at) if status.at else "", status.reason or "")
             if status.content:
-                record.append(status.content)  # the ETag this task was submitted for
-            observed[url] = record
+                record += (status.content,)  # the ETag this task was submitted for
+            records[url] = record
+    if len(plan.statuses) > COMPACT_OBSERVED_ABOVE:
+        observed: dict[str, Any] = compact_observed(records, sorted(plan.statuses))
+    else:
+        observed = {url: list(record) for url, record in records.items()}
     total = len(plan.statuses)
     drifted = plan.drifted
     return {
@@ -145,6 +159,98 @@ def build_outputs(
         "drifted": [drift_entry(s) for s in drifted[:DRIFTED_LIST_LIMIT]],
         "drifted_total": len(drifted),
     }
+
+
+def compact_observed(records: Mapping[str, Sequence[str]], order: Sequence[str]) -> dict[str, Any]:
+    """The compact ``observed``: each distinct record once, and per URL of ``order`` its record's index.
+
+    ``order`` is every target, sorted (the order the reader rebuilds from the outputs' ``targets``);
+    a target without a record gets ``-``. Runs of one index are written ``<index>*<count>``.
+    """
+    table: list[list[str]] = []
+    numbers: dict[tuple, int] = {}
+    tokens: list[str] = []
+    previous, run = None, 0
+    for url in order:
+        record = records.get(url)
+        if record is None:
+            token = _NO_RECORD
+        else:
+            key = tuple(record)
+            number = numbers.get(key)
+            if number is None:
+                number = numbers[key] = len(table)
+                table.append(list(record))
+            token = str(number)
+        if token == previous:
+            run += 1
+            continue
+        if previous is not None:
+            tokens.append(previous if run == 1 else f"{previous}*{run}")
+        previous, run = token, 1
+    if previous is not None:
+        tokens.append(previous if run == 1 else f"{previous}*{run}")
+    return {"encoding": OBSERVED_ENCODING, "records": table, "index": ",".join(tokens)}
+
+
+def is_compact(observed: Any) -> bool:
+    return isinstance(observed, Mapping) and observed.get("encoding") == OBSERVED_ENCODING
+
+
+def observed_records(outputs: Optional[Mapping[str, Any]]) -> dict[str, list]:
+    """``observed`` of some outputs as the readable map {url: record}, whichever form they hold.
+
+    A compact form that does not fit the outputs' targets (never written so) reads as empty: an
+    unreadable record is no evidence, and history still decides.
+    """
+    if not outputs:
+        return {}
+    observed = outputs.get("observed") or {}
+    if not is_compact(observed):
+        return dict(observed) if isinstance(observed, Mapping) else {}
+    return dict(_expand(observed, outputs.get("targets")))
+
+
+def _expand(observed: Mapping[str, Any], targets: Any) -> Iterator[tuple[str, Any]]:
+    """(url, record) for every target with a record, from the compact form; nothing if it does not fit.
+
+    The whole index is checked before the first pair comes out; the pairs themselves are produced
+    lazily (100,000 targets need no list of 100,000 pairs).
+    """
+    table, index = observed.get("records"), observed.get("index")
+    if not isinstance(table, list) or not isinstance(index, str) or not isinstance(targets, Mapping):
+        return iter(())
+    order = sorted(targets)
+    runs: list[tuple[Any, int]] = []  # (record or None, how many targets in a row)
+    position = 0
+    try:
+        for token in index.split(",") if index else ():
+            number, _, count = token.partition("*")
+            repeat = int(count) if count else 1
+            if repeat < 1:
+                return iter(())
+            record = None
+            if number != _NO_RECORD:
+                value = int(number)
+                if value < 0:
+                    return iter(())
+                record = table[value]
+            runs.append((record, repeat))
+            position += repeat
+    except (ValueError, IndexError):
+        return iter(())
+    if position != len(order):
+        return iter(())
+    return _pairs(order, runs)
+
+
+def _pairs(order: list[str], runs: list[tuple[Any, int]]) -> Iterator[tuple[str, Any]]:
+    position = 0
+    for record, repeat in runs:
+        if record is not None:
+            for url in order[position:position + repeat]:
+                yield url, record
+        position += repeat
 
 
 def drift_entry(status: TargetStatus) -> dict[str, Any]:
@@ -178,21 +284,35 @@ def prior_observations(outputs: Optional[Mapping[str, Any]]) -> list[Observation
     """Observations recorded in earlier outputs: they keep old results the cloud's history has dropped."""
     if not outputs:
         return []
+    observed = outputs.get("observed") or {}
+    if is_compact(observed):
+        pairs: Iterable[tuple[str, Any]] = _expand(observed, outputs.get("targets"))
+    else:
+        pairs = observed.items() if isinstance(observed, Mapping) else ()
     result = []
-    for url, record in (outputs.get("observed") or {}).items():
-        try:
-            state_text, task_id, at_text = record[0], record[1], record[2]
-            reason = record[3] if len(record) > 3 else ""
-            content = record[4] if len(record) > 4 and isinstance(record[4], str) and record[4] else None
-            at = parse_time(at_text)
-            state = TargetState(state_text)
-        except (IndexError, TypeError, ValueError):
-            continue  # an unreadable old record is no evidence; history still decides
-        if state in (TargetState.EXPIRED, TargetState.STALE):
-            state = TargetState.WARM  # both are recomputed: from the time, and from the ETag recorded
-            reason = ""
-        result.append(Observation(url, task_id, state, at, at, reason or None, None, content))
+    parsed: dict[int, Optional[tuple]] = {}  # records the compact form shares between targets: read once
+    for url, record in pairs:
+        key = id(record)  # the record objects stay alive (in ``outputs``) while this runs
+        fields = parsed[key] if key in parsed else parsed.setdefault(key, _read_record(record))
+        if fields is not None:
+            result.append(Observation(url, *fields))
     return result
+
+
+def _read_record(record: Any) -> Optional[tuple]:
+    """(task id, state, created, updated, reason, raw status, content) of one record, or None if unreadable."""
+    try:
+        state_text, task_id, at_text = record[0], record[1], record[2]
+        reason = record[3] if len(record) > 3 else ""
+        content = record[4] if len(record) > 4 and isinstance(record[4], str) and record[4] else None
+        at = parse_time(at_text)
+        state = TargetState(state_text)
+    except (IndexError, TypeError, ValueError, KeyError, AttributeError):
+        return None  # an unreadable old record is no evidence; history still decides
+    if state in (TargetState.EXPIRED, TargetState.STALE):
+        state = TargetState.WARM  # both are recomputed: from the time, and from the ETag recorded
+        reason = ""
+    return task_id, state, at, at, reason or None, None, content
 
 
 def prior_submitted(outputs: Optional[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -205,11 +325,16 @@ def audit_entry(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """One destination's part of the stack-output audit record (schemas/stack-outputs.schema.json)."""
     destination = dict(outputs.get("destination") or {})
     task_ids: list[str] = []
+    seen: set[str] = set()
     for item in outputs.get("submitted") or []:
-        if item.get("task_id") and item["task_id"] not in task_ids:
+        if item.get("task_id") and item["task_id"] not in seen:
+            seen.add(item["task_id"])
             task_ids.append(item["task_id"])
-    for record in (outputs.get("observed") or {}).values():
-        if len(record) > 1 and record[1] and record[1] not in task_ids:
+    observed = outputs.get("observed") or {}
+    records = observed.get("records") if is_compact(observed) else observed.values()
+    for record in records if isinstance(records, Iterable) else ():
+        if len(record) > 1 and record[1] and record[1] not in seen:
+            seen.add(record[1])
             task_ids.append(record[1])
     return {
         "provider": destination.pop("provider", ""),

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A URL already in normal form, which normalize_url returns unchanged: lower-case http(s) scheme, a
+# lower-case host name without userinfo or port, a path, and a non-empty query if any; printable
+# ASCII only, no fragment. History rows are nearly all like this (they echo what we submitted), so
+# this one match replaces urlsplit + urlunsplit for them (a tenth of the cost, per row of 100,000).
+_ALREADY_NORMAL = re.compile(r"https?://[a-z0-9.-]+/[!\x24-\x3e@-~]*(?:\?[!\x24-~]+)?")
 
 
 class InvalidUrl(ValueError):
@@ -17,6 +23,13 @@ def normalize_url(raw: str) -> str:
     Prefetch APIs key their history by the URL string, so two spellings of one object would be
     two targets; normalising both the declaration and the history rows makes them meet.
     """
+    if isinstance(raw, str) and _ALREADY_NORMAL.fullmatch(raw):
+        return raw
+    return _normalize(raw)
+
+
+def _normalize(raw: str) -> str:
+    """The general case (any spelling): urlsplit, lower-case, drop what does not name the object."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidUrl("empty URL; give a full http:// or https:// URL")
     text = raw.strip()

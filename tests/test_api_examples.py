@@ -28,18 +28,24 @@ def example(name: str) -> dict:
     return json.loads((EXAMPLES / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def tencent_transport(models, service: str):
-    """Answers each action with its documented example (first page only, then an empty page)."""
+class tencent_transport:
+    """Answers each action with its documented example (first page only, then an empty page): as the
+    SDK's response model (``TencentCaller.__call__``), or as the plain ``Response`` JSON
+    (``TencentCaller.json``, what history pages are read with)."""
 
-    def call(action: str, params: dict):
-        response = getattr(models, f"{action}Response")()
-        body = example(f"tencent_{service}_{action}")["Response"]
+    def __init__(self, models, service: str):
+        self.models, self.service = models, service
+
+    def json(self, action: str, params: dict) -> dict:
+        body = example(f"tencent_{self.service}_{action}")["Response"]
         if params.get("Offset", 0) > 0:
             body = {**body, "Tasks": [], "PushLogs": []}
-        response._deserialize(body)
-        return response
+        return body
 
-    return call
+    def __call__(self, action: str, params: dict):
+        response = getattr(self.models, f"{action}Response")()
+        response._deserialize(self.json(action, params))
+        return response
 
 
 def test_edgeone_examples():

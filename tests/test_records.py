@@ -1,3 +1,4 @@
+import json
 from datetime import datetime, timedelta, timezone
 
 from components.reconcile import plan
@@ -117,3 +118,90 @@ def test_refresh_keeps_the_desired_value_of_a_warm_origin_target_and_words_a_sta
                                       content=inputs.content), verified_at=NOW, submitted=[])
     assert outs["observed"][A][0] == "stale"
     assert {o.url: o.state for o in prior_observations(outs)} == {A: TargetState.WARM, B: TargetState.WARM}
+
+
+# -- the compact ``observed`` of large sets ------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from components.records import (  # noqa: E402
+    COMPACT_OBSERVED_ABOVE,
+    OBSERVED_ENCODING,
+    compact_observed,
+    observed_records,
+)
+
+record_values = st.lists(st.sampled_from(["warm", "failed", "j1", "j2", "2026-11-23T11:56:00Z", "", "why, *-"]),
+                         min_size=4, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(urls=st.lists(st.text(min_size=1, max_size=6), unique=True, max_size=40), data=st.data())
+def test_compact_observed_round_trips_any_records(urls, data):
+    records = {u: data.draw(record_values) for u in urls if data.draw(st.booleans())}
+    outputs = {"targets": dict.fromkeys(urls, "warm"), "observed": compact_observed(records, sorted(urls))}
+    assert outputs["observed"]["encoding"] == OBSERVED_ENCODING
+    assert observed_records(outputs) == records
+
+
+def big_set(count=COMPACT_OBSERVED_ABOVE + 44):
+    """Two tasks' worth of warm targets, a failed one, and targets never submitted."""
+    urls = tuple(f"https://cdn.example.com/{i:04d}.js" for i in range(count))
+    rows = [Observation(u, "j1" if i < count // 2 else "j2", TargetState.WARM, NOW - timedelta(minutes=5),
+                        NOW - timedelta(minutes=4)) for i, u in enumerate(urls[:-10])]
+    rows.append(Observation(urls[7], "j3", TargetState.FAILED, NOW - timedelta(minutes=3), NOW - timedelta(minutes=2),
+                            "originPullFailed: origin returned HTTP 502"))
+    inputs = SetInputs("big", {"provider": "edgeone", "zone": "zone-a"}, urls, "24h", "10m")
+    return inputs, plan(urls, rows, now=NOW, freshness=timedelta(hours=24))
+
+
+def test_large_sets_record_observations_compactly_and_read_back_the_same():
+    inputs, large = big_set()
+    outs = build_outputs(inputs, large, verified_at=NOW, submitted=[{"task_id": "j1", "at": "t", "count": 150}])
+    observed = outs["observed"]
+    assert observed["encoding"] == OBSERVED_ENCODING
+    assert len(observed["records"]) == 3  # j1 warm, j2 warm, j3 failed: each stored once
+    readable = observed_records(outs)
+    assert len(readable) == len(inputs.targets) - 10  # the 10 never submitted have no record
+    assert readable[inputs.targets[7]] == ["failed", "j3", "2026-11-23T11:58:00Z",
+                                           "originPullFailed: origin returned HTTP 502"]
+    assert readable[inputs.targets[0]] == ["warm", "j1", "2026-11-23T11:56:00Z", ""]
+    prior = {o.url: o for o in prior_observations(outs)}
+    assert set(prior) == set(readable)
+    assert prior[inputs.targets[7]].state is TargetState.FAILED and prior[inputs.targets[-11]].task_id == "j2"
+    assert audit_entry(outs)["task_ids"] == ["j1", "j3", "j2"]
+    # a Struct keeps no order: the reader sorts the targets itself
+    shuffled = {**outs, "targets": dict(reversed(list(outs["targets"].items())))}
+    assert observed_records(shuffled) == readable
+
+
+def test_compact_and_readable_forms_give_the_same_prior_observations():
+    inputs, large = big_set()
+    outs = build_outputs(inputs, large, verified_at=NOW, submitted=[])
+    readable = {**outs, "observed": observed_records(outs)}
+    assert sorted(prior_observations(readable), key=lambda o: o.url) == \
+        sorted(prior_observations(outs), key=lambda o: o.url)
+
+
+def test_sets_up_to_the_threshold_keep_the_readable_map():
+    inputs, small = big_set(COMPACT_OBSERVED_ABOVE)
+    observed = build_outputs(inputs, small, verified_at=NOW, submitted=[])["observed"]
+    assert "encoding" not in observed and observed[inputs.targets[0]][:2] == ["warm", "j1"]
+
+
+def test_a_compact_form_that_does_not_fit_its_targets_is_no_evidence():
+    inputs, large = big_set()
+    outs = build_outputs(inputs, large, verified_at=NOW, submitted=[])
+    index = outs["observed"]["index"]
+    for broken in ({**outs["observed"], "index": index + ",0"}, {**outs["observed"], "index": "0*x"},
+                   {**outs["observed"], "index": "99*300"}, {**outs["observed"], "index": "-1*300"},
+                   {**outs["observed"], "records": "junk"}, {**outs["observed"], "index": None}):
+        assert prior_observations({**outs, "observed": broken}) == []
+        assert observed_records({**outs, "observed": broken}) == {}
+    assert prior_observations({k: v for k, v in outs.items() if k != "targets"}) == []
+
+
+def test_compact_state_is_small():
+    inputs, large = big_set(10_000)
+    outs = build_outputs(inputs, large, verified_at=NOW, submitted=[])
+    assert len(json.dumps(outs["observed"])) < 500  # a few records and a run-length index, not 10,000 entries

@@ -14,10 +14,10 @@ from tencentcloud.teo.v20220901 import models, teo_client
 
 from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
 from ..settings import Endpoint, TencentCredentials
-from ..status import Observation, TargetState, parse_time
+from ..status import Observation, TargetState, parse_time, shared
 from ..urls import InvalidUrl, normalize_url
 from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows
-from .tencent import TencentCaller, client_profile, sdk_credential
+from .tencent import TencentCaller, client_profile, read_ahead, sdk_credential
 
 CLOUD = "edgeone"
 PAGE_LIMIT = 1000  # documented maximum
@@ -35,7 +35,7 @@ def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
     """Case-insensitive status mapping; anything unrecognised is UNKNOWN (the raw value is kept by the caller)."""
     if not isinstance(raw, str):
         return TargetState.UNKNOWN, None
-    return STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
+    return STATUS_MAP.get(raw) or STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
 
 
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> teo_client.TeoClient:
@@ -91,46 +91,58 @@ class EdgeOneAdapter(CloudAdapter):
         if until.microsecond:
             until = until.replace(microsecond=0) + timedelta(seconds=1)
         for start, end in windows(since, until, self.max_window):
-            offset = 0
-            while True:
-                resp = self._call("DescribePrefetchTasks", {
-                    "ZoneId": self.zone,
-                    "StartTime": _iso(start),
-                    "EndTime": _iso(end),
-                    "Offset": offset,
-                    "Limit": PAGE_LIMIT,
-                })
-                total = resp.TotalCount
-                if not isinstance(total, int):
-                    raise MalformedResponse(CLOUD, "DescribePrefetchTasks", "TotalCount",
-                                            f"expected an integer, got {total!r}")
-                tasks = resp.Tasks or []
+            for tasks in read_ahead(lambda offset, start=start, end=end: self._page(start, end, offset)):
                 for task in tasks:
                     obs = _observation(task)
                     if obs is not None:
                         yield obs
-                offset += len(tasks)
-                if not tasks or offset >= total:
-                    break
+
+    def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
+        """(TotalCount, Tasks) of one page of history, both checked."""
+        resp = self._call.json("DescribePrefetchTasks", {
+            "ZoneId": self.zone,
+            "StartTime": _iso(start),
+            "EndTime": _iso(end),
+            "Offset": offset,
+            "Limit": PAGE_LIMIT,
+        })
+        if not isinstance(resp, dict):
+            raise MalformedResponse(CLOUD, "DescribePrefetchTasks", "Response",
+                                    f"expected an object, got {type(resp).__name__}")
+        total = resp.get("TotalCount")
+        if not isinstance(total, int):
+            raise MalformedResponse(CLOUD, "DescribePrefetchTasks", "TotalCount", f"expected an integer, got {total!r}")
+        tasks = resp.get("Tasks") or []
+        if not isinstance(tasks, list):
+            raise MalformedResponse(CLOUD, "DescribePrefetchTasks", "Tasks",
+                                    f"expected a list, got {type(tasks).__name__}")
+        return total, tasks
 
 
 def _observation(task: Any) -> Optional[Observation]:
+    """One row of ``Tasks`` (plain JSON): every field it reads is checked here."""
     action = "DescribePrefetchTasks"
-    kind = task.Type if isinstance(task.Type, str) else ""
-    if kind.lower().startswith("purge"):
+    if not isinstance(task, dict):
+        raise MalformedResponse(CLOUD, action, "Tasks[]", f"expected an object, got {type(task).__name__}")
+    get = task.get
+    kind = get("Type")
+    if isinstance(kind, str) and kind.lower().startswith("purge"):
         return None  # purge rows share the history API; any other row is kept, never silently dropped
-    if not isinstance(task.JobId, str) or not task.JobId:
-        raise MalformedResponse(CLOUD, action, "Tasks[].JobId", f"expected a task id, got {task.JobId!r}")
-    if not isinstance(task.Target, str):
-        raise MalformedResponse(CLOUD, action, "Tasks[].Target", f"expected a URL, got {task.Target!r}")
-    created = _time(task.CreateTime, "Tasks[].CreateTime", required=True)
-    updated = _time(task.UpdateTime, "Tasks[].UpdateTime", required=False)
-    state, reason = map_status(task.Status)
-    details = [x for x in (task.FailType, task.FailMessage) if isinstance(x, str) and x]
-    if state in (TargetState.FAILED, TargetState.TIMED_OUT) and details:
-        reason = ": ".join(details)
-    raw = task.Status if isinstance(task.Status, str) else None
-    return Observation(_normalize_or_raw(task.Target), task.JobId, state, created, updated, reason, raw)
+    job_id, target, status = get("JobId"), get("Target"), get("Status")
+    if not isinstance(job_id, str) or not job_id:
+        raise MalformedResponse(CLOUD, action, "Tasks[].JobId", f"expected a task id, got {job_id!r}")
+    if not isinstance(target, str):
+        raise MalformedResponse(CLOUD, action, "Tasks[].Target", f"expected a URL, got {target!r}")
+    created = _time(get("CreateTime"), "Tasks[].CreateTime", required=True)
+    updated = _time(get("UpdateTime"), "Tasks[].UpdateTime", required=False)
+    state, reason = map_status(status)
+    if state is TargetState.FAILED or state is TargetState.TIMED_OUT:
+        details = [x for x in (get("FailType"), get("FailMessage")) if isinstance(x, str) and x]
+        if details:
+            reason = ": ".join(details)
+    raw = shared(status) if isinstance(status, str) else None
+    # Interned: every row of a task repeats its id and status (100,000 rows, a few hundred distinct strings).
+    return Observation(_normalize_or_raw(target), shared(job_id), state, created, updated, reason, raw)
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:

@@ -7,8 +7,9 @@ after a throttling error even when a later attempt succeeded, duplicating prefet
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Optional
 
 from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
@@ -73,14 +74,42 @@ class TencentCaller:
         self.cloud, self.client, self.models, self.limiter, self.policy = cloud, client, models, limiter, policy
 
     def __call__(self, action: str, params: dict[str, Any]) -> Any:
+        """The action's response model, as the SDK's own method for it returns it."""
+        request = self._request(action, params)
+        method: Callable[[Any], Any] = getattr(self.client, action)
+        return self._with_retry(action, lambda: method(request))
+
+    def json(self, action: str, params: dict[str, Any]) -> Any:
+        """The body's ``Response`` object as plain JSON, for pages of history.
+
+        Same transport, signing, error checks, limiter and retries as ``__call__`` (the SDK client's
+        ``call``), but the rows are not turned into SDK models: that costs ~3 µs a row (0.3 s of CPU
+        per 100,000 rows), and the adapters check every field they read themselves anyway.
+        Whatever goes wrong while decoding becomes the exception the SDK's method would raise
+        (named after the Python error), so failures classify exactly as on the model path.
+        """
+        wire = self._request(action, params)._serialize()
+
+        def fetch() -> Any:
+            try:
+                return json.loads(self.client.call(action, wire))["Response"]
+            except TencentCloudSDKException:
+                raise
+            except Exception as exc:  # noqa: BLE001 - as the SDK's generated methods wrap it
+                raise TencentCloudSDKException(type(exc).__name__, str(exc)) from None
+
+        return self._with_retry(action, fetch)
+
+    def _request(self, action: str, params: dict[str, Any]) -> Any:
         request = getattr(self.models, f"{action}Request")()
         request.from_json_string(json.dumps(params))
-        method: Callable[[Any], Any] = getattr(self.client, action)
+        return request
 
+    def _with_retry(self, action: str, send: Callable[[], Any]) -> Any:
         def once() -> Any:
             self.limiter.acquire((self.cloud, action))
             try:
-                return method(request)
+                return send()
             except TencentCloudSDKException as exc:
                 code = exc.get_code() or "Error"
                 kind = classify(code)
@@ -90,3 +119,25 @@ class TencentCaller:
                 raise CloudError(self.cloud, action, code, message, exc.get_request_id(), kind) from None
 
         return call_with_retry(once, read_only=action not in SUBMIT_ACTIONS, policy=self.policy)
+
+
+def read_ahead(fetch: Callable[[int], tuple[int, list]]) -> Iterator[list]:
+    """Every page of a history query, in order: ``fetch(offset)`` answers (TotalCount, rows) of one page.
+
+    Pages are requested one after another exactly as a plain loop would (the same offsets, the same
+    stop rule: an empty page, or TotalCount reached), but the request for the next page goes out
+    as soon as this page has arrived, while the caller is still turning its rows into observations:
+    waiting on the cloud and parsing overlap instead of adding up. At most one request is in flight.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read-ahead")
+    try:
+        pending: Optional[Future] = pool.submit(fetch, 0)
+        offset = 0
+        while pending is not None:
+            total, rows = pending.result()
+            offset += len(rows)
+            pending = pool.submit(fetch, offset) if rows and offset < total else None
+            yield rows
+    finally:
+        # A caller that stops early (a malformed row) leaves at most one read-only request to finish unseen.
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -8,16 +8,17 @@ area and a ``global`` submit spends both areas'; there is no FailedList, a submi
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from tencentcloud.cdn.v20180606 import cdn_client, models
 
 from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
 from ..settings import Endpoint, TencentCredentials
-from ..status import Observation, TargetState
+from ..status import Observation, TargetState, shared
 from ..urls import InvalidUrl, normalize_url
 from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows
-from .tencent import TencentCaller, client_profile, sdk_credential
+from .tencent import TencentCaller, client_profile, read_ahead, sdk_credential
 
 CLOUD = "tencent-cdn"
 BEIJING = timezone(timedelta(hours=8))
@@ -31,12 +32,14 @@ STATUS_MAP = {
     "invalid": (TargetState.FAILED, "origin answered 4xx/5xx (invalid)"),
 }
 AREAS = ("mainland", "overseas")
+# Row areas a destination skips: the known ones (global warms either area). Unknown ones are kept.
+OTHER_AREAS = frozenset(AREAS)
 
 
 def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
     if not isinstance(raw, str):
         return TargetState.UNKNOWN, None
-    return STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
+    return STATUS_MAP.get(raw) or STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
 
 
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> cdn_client.CdnClient:
@@ -47,6 +50,7 @@ def beijing(moment: datetime) -> str:
     return moment.astimezone(BEIJING).strftime(TIME_FORMAT)
 
 
+@lru_cache(maxsize=1 << 14)  # rows of one task share their times: a few thousand distinct per 100,000 rows
 def parse_beijing(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=BEIJING).astimezone(timezone.utc)
 
@@ -106,45 +110,56 @@ class TencentCdnAdapter(CloudAdapter):
         if until.microsecond:
             until = until.replace(microsecond=0) + timedelta(seconds=1)
         for start, end in windows(since, until, self.max_window):
-            offset = 0
-            while True:
-                resp = self._call("DescribePushTasks", {"StartTime": beijing(start), "EndTime": beijing(end),
-                                                        "Offset": offset, "Limit": PAGE_LIMIT})
-                total = resp.TotalCount
-                if not isinstance(total, int):
-                    raise MalformedResponse(CLOUD, "DescribePushTasks", "TotalCount",
-                                            f"expected an integer, got {total!r}")
-                rows = resp.PushLogs or []
+            for rows in read_ahead(lambda offset, start=start, end=end: self._page(start, end, offset)):
                 for row in rows:
                     obs = self._observation(row)
                     if obs is not None:
                         yield obs
-                offset += len(rows)
-                if not rows or offset >= total:
-                    break
+
+    def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
+        """(TotalCount, PushLogs) of one page of history, both checked."""
+        action = "DescribePushTasks"
+        resp = self._call.json(action, {"StartTime": beijing(start), "EndTime": beijing(end), "Offset": offset,
+                                        "Limit": PAGE_LIMIT})
+        if not isinstance(resp, dict):
+            raise MalformedResponse(CLOUD, action, "Response", f"expected an object, got {type(resp).__name__}")
+        total = resp.get("TotalCount")
+        if not isinstance(total, int):
+            raise MalformedResponse(CLOUD, action, "TotalCount", f"expected an integer, got {total!r}")
+        rows = resp.get("PushLogs") or []
+        if not isinstance(rows, list):
+            raise MalformedResponse(CLOUD, action, "PushLogs", f"expected a list, got {type(rows).__name__}")
+        return total, rows
 
     def _observation(self, row: Any) -> Optional[Observation]:
-        area = row.Area.lower() if isinstance(row.Area, str) else ""
+        """One row of ``PushLogs`` (plain JSON): every field it reads is checked here."""
+        action = "DescribePushTasks"
+        if not isinstance(row, dict):
+            raise MalformedResponse(CLOUD, action, "PushLogs[]", f"expected an object, got {type(row).__name__}")
+        get = row.get
+        area = get("Area")
+        area = area.lower() if isinstance(area, str) else ""
         # A global prefetch also warms either area; a destination ignores rows of the *other known* area.
         # A row with an unknown area is kept: never drop what we cannot classify.
-        if area in AREAS + ("global",) and area != self.area and area != "global":
+        if area != self.area and area in OTHER_AREAS:
             return None
-        action = "DescribePushTasks"
-        if not isinstance(row.TaskId, str) or not row.TaskId:
-            raise MalformedResponse(CLOUD, action, "PushLogs[].TaskId", f"expected a task id, got {row.TaskId!r}")
-        if not isinstance(row.Url, str):
-            raise MalformedResponse(CLOUD, action, "PushLogs[].Url", f"expected a URL, got {row.Url!r}")
-        created = _time(row.CreateTime, "PushLogs[].CreateTime", required=True)
-        updated = _time(row.UpdateTime, "PushLogs[].UpdateTime", required=False)
-        state, reason = map_status(row.Status)
-        if state is TargetState.RUNNING and isinstance(row.Percent, int) and not isinstance(row.Percent, bool):
-            reason = f"{row.Percent}% done"
+        task_id, url, status, percent = get("TaskId"), get("Url"), get("Status"), get("Percent")
+        if not isinstance(task_id, str) or not task_id:
+            raise MalformedResponse(CLOUD, action, "PushLogs[].TaskId", f"expected a task id, got {task_id!r}")
+        if not isinstance(url, str):
+            raise MalformedResponse(CLOUD, action, "PushLogs[].Url", f"expected a URL, got {url!r}")
+        created = _time(get("CreateTime"), "PushLogs[].CreateTime", required=True)
+        updated = _time(get("UpdateTime"), "PushLogs[].UpdateTime", required=False)
+        state, reason = map_status(status)
+        if state is TargetState.RUNNING and isinstance(percent, int) and not isinstance(percent, bool):
+            reason = f"{percent}% done"
         try:
-            url = normalize_url(row.Url)
+            url = normalize_url(url)
         except InvalidUrl:
-            url = row.Url
-        return Observation(url, row.TaskId, state, created, updated, reason,
-                           row.Status if isinstance(row.Status, str) else None)
+            pass
+        # Interned: every row of a task repeats its id and status (100,000 rows, a few hundred distinct strings).
+        return Observation(url, shared(task_id), state, created, updated, reason,
+                           shared(status) if isinstance(status, str) else None)
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
