@@ -22,7 +22,6 @@ This is a benchmark, not a test: the test suite never runs it.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import math
@@ -42,7 +41,7 @@ from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.host import ProviderHost, Usage  # noqa: E402
+from bench.host import ProviderHost  # noqa: E402
 from components.clouds.tencent import TencentCaller  # noqa: E402
 from components.ratelimit import SlidingWindowLimiter  # noqa: E402
 from components.reconcile import plan as make_plan  # noqa: E402
@@ -221,8 +220,8 @@ def seed_history(box: Sandbox, cloud: Cloud, urls: list[str], inputs: dict) -> t
                                now=now)
         at = datetime.fromtimestamp(int(now), timezone.utc)
         submitted.append(SubmittedTask(job, at, len(chunk)).to_dict())
-        observations.extend(Observation(u, job, TargetState.WARM, at, datetime.fromtimestamp(int(now + 1), timezone.utc))
-                            for u in chunk)
+        finished = datetime.fromtimestamp(int(now + 1), timezone.utc)
+        observations.extend(Observation(u, job, TargetState.WARM, at, finished) for u in chunk)
     set_inputs = SetInputs.from_props(inputs)
     plan = make_plan(set_inputs.targets, observations, now=datetime.now(timezone.utc),
                      freshness=set_inputs_freshness(set_inputs), content=set_inputs.content)
@@ -379,8 +378,27 @@ def naive_calls_computed(cloud: Cloud, task_sizes: list[int]) -> int:
 
 
 # -- one size on one cloud -----------------------------------------------------------------------------
+def median_phase(phases: list[Phase]) -> Phase:
+    """One refresh measured several times (each in a fresh host): the median of each figure, the range in the note."""
+    if len(phases) == 1:
+        return phases[0]
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    first = phases[0]
+    walls, cpus, rsss = ([p.wall for p in phases], [p.cpu for p in phases], [p.peak_rss for p in phases])
+    calls = {sum(p.calls.values()) for p in phases}
+    note = (f"median of {len(phases)} runs (wall {min(walls):.2f}-{max(walls):.2f}s, host CPU {min(cpus):.2f}-"
+            f"{max(cpus):.2f}s, peak RSS {min(rsss) / 1e6:.0f}-{max(rsss) / 1e6:.0f} MB"
+            + ("" if len(calls) == 1 else f", calls {sorted(calls)}") + f"); first run: {first.note}")
+    return Phase(first.calls, max(p.rejected for p in phases), first.min_calls, median(walls), first.floor,
+                 median(cpus), int(median(rsss)), note)
+
+
 def bench_one(cloud: Cloud, size: int, *, skip_create: bool, naive_max: int, workdir: Path, log,
-              index_by_time: bool = False) -> Run:
+              index_by_time: bool = False, repeat: int = 1) -> Run:
     run = Run(cloud.name, size)
     db = workdir / f"{cloud.name}-{size}.db"
     box = start_sandbox(db, index_by_time=index_by_time)
@@ -398,12 +416,17 @@ def bench_one(cloud: Cloud, size: int, *, skip_create: bool, naive_max: int, wor
             log(f"  create: {dict(run.create.calls)} in {run.create.wall:.1f}s, host CPU {run.create.cpu:.2f}s"
                 + (f" ({run.create.note})" if run.create.note else ""))
         time.sleep(max(PROGRESS_SECONDS, 1.0) + 0.2)  # every task finished; the last second's calls are past
-        log(f"{cloud.name} {size}: refresh (Read, refresh Diff, Check, Diff)")
-        run.refresh, new_inputs, new_outputs = run_refresh(box, cloud, inputs, id_, outputs, urn, run)
+        phases = []
+        for attempt in range(repeat):
+            if attempt:
+                time.sleep(1.2)  # the last second's calls are out of the sandbox's rate window
+            log(f"{cloud.name} {size}: refresh (Read, refresh Diff, Check, Diff), {attempt + 1} of {repeat}")
+            phase, new_inputs, new_outputs = run_refresh(box, cloud, inputs, id_, outputs, urn, run)
+            log(f"  refresh: {dict(phase.calls)} in {phase.wall:.2f}s, host CPU {phase.cpu:.2f}s, "
+                f"peak RSS {phase.peak_rss / 2**20:.0f} MiB; {phase.note}")
+            phases.append(phase)
+        run.refresh = median_phase(phases)
         run.state_bytes = state_size(new_inputs, new_outputs)
-        log(f"  refresh: {dict(run.refresh.calls)} in {run.refresh.wall:.2f}s, host CPU {run.refresh.cpu:.2f}s, "
-            f"peak RSS {run.refresh.peak_rss / 2**20:.0f} MiB, state {run.state_bytes / size:.0f} B/target; "
-            f"{run.refresh.note}")
         run.page_latency = probe_page_latency(box, cloud, size)
         run.seeded = skip_create
         task_ids = [s["task_id"] for s in outputs.get("submitted") or []]
@@ -470,10 +493,10 @@ def report(runs: list[Run], command: str, load: tuple[tuple[float, ...], tuple[f
                 if refresh else ""
             latency = f"{run.page_latency:.3f}" if refresh and run.page_latency is not None else ""
             lines.append(
-                f"| {run.cloud} | {run.size:,} | {name} | {calls:,} ({phase.min_calls:,}) | {ratio(calls, phase.min_calls)} "
-                f"| {phase.wall:.2f} ({phase.floor:.2f}) | {ratio(phase.wall, phase.floor)} | {latency} | {phase.cpu:.2f} "
-                f"| {phase.peak_rss / 1e6:.0f} | {state} | {naive} "
-                f"| {ratio(run.naive_calls, calls) if refresh and run.naive_calls else ''} |")
+                f"| {run.cloud} | {run.size:,} | {name} | {calls:,} ({phase.min_calls:,}) "
+                f"| {ratio(calls, phase.min_calls)} | {phase.wall:.2f} ({phase.floor:.2f}) "
+                f"| {ratio(phase.wall, phase.floor)} | {latency} | {phase.cpu:.2f} | {phase.peak_rss / 1e6:.0f} "
+                f"| {state} | {naive} | {ratio(run.naive_calls, calls) if refresh and run.naive_calls else ''} |")
     lines += ["", "Acceptance (issue #6), refresh of the largest size per cloud:", ""]
     lines.append("| cloud | targets | calls ≤ 1.05 × min | wall ≤ 1.2 × floor | host CPU ≤ 3 s | peak RSS ≤ 300 MB "
                  "| state ≤ 250 B/target | calls, CPU growth vs 1,000 ≤ 110 × |")
@@ -489,17 +512,17 @@ def report(runs: list[Run], command: str, load: tuple[tuple[float, ...], tuple[f
 
         growth = "-"
         if small is not None and small is not big:
-            small_calls = sum(small.refresh.calls.values())
-            g_calls = calls / small_calls
+            g_calls = calls / sum(small.refresh.calls.values())
             g_cpu = ph.cpu / small.refresh.cpu if small.refresh.cpu else float("inf")
-            growth = mark(g_calls <= TARGETS["growth"] * big.size / 100_000 and g_cpu <= TARGETS["growth"] * big.size / 100_000,
-                          f"{g_calls:.0f} x calls, {g_cpu:.0f} x CPU")
-        lines.append(
-            f"| {cloud} | {big.size:,} | {mark(calls <= TARGETS['calls'] * ph.min_calls, f'{calls / ph.min_calls:.2f}')} "
-            f"| {mark(ph.wall <= TARGETS['wall'] * ph.floor, f'{ph.wall / ph.floor:.2f}')} "
-            f"| {mark(ph.cpu <= TARGETS['cpu'], f'{ph.cpu:.2f} s')} "
-            f"| {mark(ph.peak_rss <= TARGETS['rss'], f'{ph.peak_rss / 1e6:.0f} MB')} "
-            f"| {mark(big.state_bytes / big.size <= TARGETS['state'], f'{big.state_bytes / big.size:.0f}')} | {growth} |")
+            allowed = TARGETS["growth"] * big.size / 100_000  # 110 x for 100 x the targets
+            growth = mark(g_calls <= allowed and g_cpu <= allowed, f"{g_calls:.0f} x calls, {g_cpu:.0f} x CPU")
+        per_target = big.state_bytes / big.size
+        cells = [mark(calls <= TARGETS["calls"] * ph.min_calls, f"{calls / ph.min_calls:.2f}"),
+                 mark(ph.wall <= TARGETS["wall"] * ph.floor, f"{ph.wall / ph.floor:.2f}"),
+                 mark(ph.cpu <= TARGETS["cpu"], f"{ph.cpu:.2f} s"),
+                 mark(ph.peak_rss <= TARGETS["rss"], f"{ph.peak_rss / 1e6:.0f} MB"),
+                 mark(per_target <= TARGETS["state"], f"{per_target:.0f}"), growth]
+        lines.append(f"| {cloud} | {big.size:,} | " + " | ".join(cells) + " |")
     lines += ["", "Calls per action, rejected requests, notes:", ""]
     for run in runs:
         for name, phase in (("create", run.create), ("refresh", run.refresh)):
@@ -525,6 +548,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                              f"(default: {' and '.join(DEFAULT_ALSO)}; --also none for no extra runs)")
     parser.add_argument("--naive-max", type=int, default=10_000,
                         help="run the naive strategy up to this size; above it its calls are computed (default 10000)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="measure each refresh this many times, each in a fresh host, and report the medians "
+                             "(default 3: wall time and peak RSS vary by 5-10 %% between runs)")
     parser.add_argument("--index-sandbox", action="store_true",
                         help="add an index on (service, created) to the sandbox's task table: CDN history queries "
                              "without Area then stop scanning every row (an emulator cost, not the cloud's)")
@@ -550,7 +576,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     with tempfile.TemporaryDirectory(prefix="prefetch-bench-") as tmp:
         for cloud, size, skip in plan:
             runs.append(bench_one(cloud, size, skip_create=skip, naive_max=args.naive_max, workdir=Path(tmp), log=log,
-                                  index_by_time=args.index_sandbox))
+                                  index_by_time=args.index_sandbox, repeat=max(1, args.repeat)))
     command = "venv/bin/python bench/prefetch_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report(runs, command.strip(), (load_start, os.getloadavg()))
     print(text)
