@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterator, Mapping, Optional, Sequence
 
-from ..status import Observation
+from ..status import Observation, TargetState
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,20 @@ class CloudAdapter(ABC):
     def describe_scope(self) -> str:
         """Short human name of the destination for messages, e.g. ``edgeone zone zone-abc``."""
         return self.cloud
+
+
+StatusTable = Mapping[str, tuple[TargetState, Optional[str]]]
+
+
+def lookup_status(table: StatusTable, raw: object) -> tuple[TargetState, Optional[str]]:
+    """A cloud's status string -> (state, reason), case-insensitive; anything else is UNKNOWN.
+
+    Clouds spell their statuses loosely (Tencent's own example says ``Done``); the raw value is
+    kept by the caller so an unknown status is reported, never a crash.
+    """
+    if not isinstance(raw, str):
+        return TargetState.UNKNOWN, None
+    return table.get(raw) or table.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
 
 
 def windows(since: datetime, until: datetime, span: timedelta) -> Iterator[tuple[datetime, datetime]]:

@@ -16,7 +16,7 @@ from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
 from ..settings import Endpoint, TencentCredentials
 from ..status import Observation, TargetState, parse_time, shared
 from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows
+from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows, lookup_status
 from .tencent import TencentCaller, client_profile, read_ahead, sdk_credential
 
 CLOUD = "edgeone"
@@ -32,10 +32,7 @@ STATUS_MAP = {
 
 
 def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
-    """Case-insensitive status mapping; anything unrecognised is UNKNOWN (the raw value is kept by the caller)."""
-    if not isinstance(raw, str):
-        return TargetState.UNKNOWN, None
-    return STATUS_MAP.get(raw) or STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
+    return lookup_status(STATUS_MAP, raw)
 
 
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> teo_client.TeoClient:

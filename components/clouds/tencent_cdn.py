@@ -17,7 +17,7 @@ from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
 from ..settings import Endpoint, TencentCredentials
 from ..status import Observation, TargetState, shared
 from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows
+from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows, lookup_status
 from .tencent import TencentCaller, client_profile, read_ahead, sdk_credential
 
 CLOUD = "tencent-cdn"
@@ -37,9 +37,7 @@ OTHER_AREAS = frozenset(AREAS)
 
 
 def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
-    if not isinstance(raw, str):
-        return TargetState.UNKNOWN, None
-    return STATUS_MAP.get(raw) or STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
+    return lookup_status(STATUS_MAP, raw)
 
 
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> cdn_client.CdnClient:

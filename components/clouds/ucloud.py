@@ -24,7 +24,7 @@ from ..retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from ..settings import Endpoint, UCloudCredentials
 from ..status import Observation, TargetState, shared
 from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, CloudError, MalformedResponse, Quota, SubmitResult, windows
+from .base import CloudAdapter, CloudError, MalformedResponse, Quota, SubmitResult, windows, lookup_status
 
 CLOUD = "ucloud"
 DEFAULT_BASE_URL = "https://api.ucloud.cn"
@@ -64,9 +64,7 @@ _SDK_LOGGER.propagate = False
 
 
 def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
-    if not isinstance(raw, str):
-        return TargetState.UNKNOWN, None
-    return STATUS_MAP.get(raw) or STATUS_MAP.get(raw.strip().lower(), (TargetState.UNKNOWN, None))
+    return lookup_status(STATUS_MAP, raw)
 
 
 def make_client(endpoint: Endpoint, creds: UCloudCredentials, project_id: Optional[str] = None,
