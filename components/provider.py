@@ -34,7 +34,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from .clouds.factory import adapter_for
 from .declarations import SUPPORTED_PROVIDERS
 from .durations import parse_duration
-from .records import SetInputs, build_outputs, refreshed_inputs
+from .records import SetInputs, build_outputs, output_targets, parse_shard, refreshed_inputs
 from .safety import CONFIG_KEY, POLICY_KEYS, Policy, RefusedChange, check_drop, parse_consent, policy_problems
 from .settings import ConfigError, ProviderSettings, settings_from_config
 from .sync import DestinationSync, SyncResult
@@ -113,13 +113,25 @@ class PrefetchProvider(ResourceProvider):
         return ReadResult(id_, outputs(sync, result), inputs=refreshed_inputs(sync.inputs, result.plan))
 
     def _drop_refusal(self, olds: dict[str, Any], news: dict[str, Any]) -> Optional[str]:
-        """The safety rail on targets removed from the declaration (olds: the old outputs, which repeat the inputs)."""
-        old_targets, new_targets = olds.get("targets"), news.get("targets")
-        if not isinstance(old_targets, dict) or not isinstance(new_targets, dict):
-            return None  # unknown during a preview, or not ours to judge (check reports bad shapes)
+        """The safety rail on targets removed from the declaration.
+
+        ``olds`` are the old outputs: their targets are read in either form (``target_lines``, or the
+        ``targets`` map of state written before it). When the old targets cannot be read, or the new
+        ones are unknown (a preview), there is no rail: nothing to judge (check reports bad shapes).
+        For a shard, a removed target that now belongs to another shard moved there (the set grew
+        past a power of two) and is not a drop.
+        """
+        old_targets, new_targets = output_targets(olds), news.get("targets")
+        if old_targets is None or not isinstance(new_targets, dict):
+            return None
+        try:
+            shard = parse_shard(news.get("shard"))
+        except ValueError:
+            shard = None  # check refuses it before any update; judged as an unsplit set meanwhile
         destination = news.get("destination") if isinstance(news.get("destination"), dict) else {}
-        where = f"set {news.get('set')!r} on {describe_destination(destination)}"
-        return check_drop(old_targets, new_targets, self._policy(news), where).refusal
+        part = f" (shard {shard[0]} of {shard[1]})" if shard else ""
+        where = f"set {news.get('set')!r}{part} on {describe_destination(destination)}"
+        return check_drop(old_targets, new_targets, self._policy(news), where, shard=shard).refusal
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # A prefetch cannot be undone: deleting forgets the set and calls no cloud API.
@@ -137,7 +149,8 @@ def outputs(sync: DestinationSync, result: SyncResult) -> dict[str, Any]:
 def resource_id(inputs: SetInputs) -> str:
     scope = ",".join(f"{k}={v}" for k, v in sorted(inputs.destination.items())
                      if k != "provider" and k not in POLICY_KEYS)
-    return f"{inputs.set}/{inputs.provider}/{scope}"
+    shard = f"/shard-{inputs.shard[0]}-of-{inputs.shard[1]}" if inputs.shard else ""
+    return f"{inputs.set}/{inputs.provider}/{scope}{shard}"
 
 
 def describe_destination(destination: dict[str, Any]) -> str:
@@ -167,6 +180,16 @@ def check_inputs(news: dict[str, Any]) -> list[tuple[str, str]]:
     targets = news.get("targets")
     if not _unknown(targets) and (not isinstance(targets, dict) or not all(isinstance(k, str) for k in targets)):
         problems.append(("targets", "targets must be a map from URL to 'warm'"))
+    elif isinstance(targets, dict) and ("" in targets or _breaks_lines(targets)):
+        # The outputs keep the targets one a line, url<TAB>desired: neither may hold a tab or line break.
+        problems.append(("targets", "target URLs may not be empty, and URLs and their values may not contain "
+                                    "tabs or line breaks (percent-encode them in a URL)"))
+    shard = news.get("shard")
+    if not _unknown(shard) and not (isinstance(shard, dict) and any(_unknown(v) for v in shard.values())):
+        try:
+            parse_shard(shard)
+        except ValueError as exc:
+            problems.append(("shard", str(exc)))
     for key in ("freshness", "wait"):
         if _unknown(news.get(key)):
             continue
@@ -178,6 +201,17 @@ def check_inputs(news: dict[str, Any]) -> list[tuple[str, str]]:
         known = {k: v for k, v in destination.items() if not _unknown(v)}
         problems.extend(("destination", problem) for problem in policy_problems(known))
     return problems
+
+
+def _breaks_lines(targets: dict[str, Any]) -> bool:
+    """Whether a URL or a (text) value holds a tab or line break.
+
+    Joined first: for 100,000 targets, a few scans in C instead of 600,000 substring tests.
+    """
+    keys = "\n".join(targets)
+    values = "".join(v for v in targets.values() if isinstance(v, str))
+    return ("\t" in keys or "\r" in keys or keys.count("\n") != max(0, len(targets) - 1)
+            or "\t" in values or "\n" in values or "\r" in values)
 
 
 def _unknown(value: Any) -> bool:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
 from .clouds.base import Quota
+from .shards import shard_of
 
 DEFAULT_MAX_QUOTA_SHARE = 0.5
 DEFAULT_MAX_DROP_SHARE = 0.5
@@ -218,25 +219,42 @@ def decide_quota(needed: int, quota: Quota, policy: Policy, where: str) -> Quota
 # -- dropped targets ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DropCheck:
-    total: int      # targets before the change
+    total: int      # targets before the change (of a shard: those that still belong to it)
     dropped: int    # of those, no longer declared
     refusal: Optional[str] = None
+    moved: int = 0  # removed from a shard because they now belong to another one: not drops
 
     @property
     def share(self) -> float:
         return self.dropped / self.total if self.total else 0.0
 
 
-def check_drop(old_targets: Iterable[str], new_targets: Iterable[str], policy: Policy, where: str) -> DropCheck:
-    """Refuse an update that drops more than ``max_drop_share`` of the set's targets without consent."""
+def check_drop(old_targets: Iterable[str], new_targets: Iterable[str], policy: Policy, where: str,
+               shard: Optional[tuple[int, int]] = None) -> DropCheck:
+    """Refuse an update that drops more than ``max_drop_share`` of the set's targets without consent.
+
+    ``shard`` (index, count): the new inputs are one shard of a split set. A removed target whose
+    shard under ``count`` is another one moved there when the set grew (it is still declared, in
+    its new shard): neither a drop nor part of the share's base, which is the targets this shard
+    keeps. Only removed targets are hashed, so an unchanged shard costs nothing extra.
+    """
     old = set(old_targets)
-    dropped = len(old - set(new_targets))
-    check = DropCheck(len(old), dropped)
+    removed = old.difference(new_targets)
+    moved = 0
+    if shard is not None and removed:
+        index, count = shard
+        gone = {url for url in removed if shard_of(url, count) != index}
+        moved = len(gone)
+        removed -= gone
+        old -= gone
+    dropped = len(removed)
+    check = DropCheck(len(old), dropped, moved=moved)
     if (not dropped or len(old) < MIN_TARGETS_FOR_DROP_RAIL or policy.allow_large_changes
             or not _over(dropped, policy.max_drop_share, len(old))):
         return check
-    return DropCheck(len(old), dropped, (
-        f"{where}: this change drops {dropped} of the set's {len(old)} targets ({_percent(check.share)}), more "
+    whose = "this shard's" if shard is not None else "the set's"
+    return DropCheck(len(old), dropped, moved=moved, refusal=(
+        f"{where}: this change drops {dropped} of {whose} {len(old)} targets ({_percent(check.share)}), more "
         f"than the {_percent(policy.max_drop_share)} one change may drop without consent; nothing was changed or "
         "submitted. Check the declaration first (an origin prefix or include glob with a typo lists fewer "
         "objects). If this is intended, add 'safety: {maxDropShare: "

@@ -237,3 +237,23 @@ def test_the_embedded_sandbox_endpoint_needs_no_server_and_no_account(tmp_path):
     [submit] = store.requests(action="CreatePrefetchTask")
     assert submit["params"]["Targets"] == URLS[:2] and submit["error_code"] is None
     assert stack.outputs()["summary"]["counts"]["warm"] == 2
+
+
+def test_state_written_before_target_lines_keeps_working_and_is_rewritten(stack, sandbox):
+    """Outputs used to repeat the ``targets`` map; they now carry ``target_lines``. Old state must read."""
+    stack.declare(URLS[:20])
+    stack.engine.up()
+    [state] = [s for s in stack.engine.state.values() if s.urn.endswith("::" + RESOURCE)]
+    assert "targets" not in state.outputs and state.outputs["target_lines"] == "\n".join(sorted(URLS[:20]))
+    state.outputs.pop("target_lines")
+    state.outputs["targets"] = dict.fromkeys(URLS[:20], "warm")  # as an older version wrote it
+    sandbox.store.clear_requests()
+
+    assert stack.engine.preview().changed() == []  # read and diff take the old outputs
+    stack.declare(URLS[:2])  # the drop rail reads the old map too (no refresh: diff gets the old outputs)
+    assert "warning: up will refuse this change: set 'web' on edgeone zone" in \
+        stack.engine.preview(refresh=False).host_log
+    stack.declare(URLS[:20])
+    stack.engine.refresh()
+    assert stack.submits() == []
+    assert "targets" not in stack.outputs() and stack.outputs()["target_lines"] == "\n".join(sorted(URLS[:20]))

@@ -24,6 +24,7 @@ from moto.s3.models import s3_backends
 from moto.server import ThreadedMotoServer
 
 from components import origin as origin_module
+from components.records import output_targets
 from components.status import short_etag
 from tests.engine import EngineError
 from tests.stacks import DESTINATIONS, HOST, Stack, path_of, resource_name, start_sandbox, target_diff
@@ -236,7 +237,7 @@ def test_overwritten_objects_show_as_changed_and_up_resubmits_exactly_those(tmp_
     assert {p: e.kind for p, e in step.diff.items()} == {path_of(url(k)): "delete" for k in deleted}
     stack.engine.up()
     assert stack.submits() == []
-    assert set(stack.outputs(RESOURCE)["targets"]) == {url(k) for k in keys if k not in deleted}
+    assert set(output_targets(stack.outputs(RESOURCE))) == {url(k) for k in keys if k not in deleted}
 
 
 def test_url_targets_beside_an_origin_keep_plain_warm_and_an_empty_listing_warns(tmp_path, s3, sandbox):
@@ -247,7 +248,7 @@ def test_url_targets_beside_an_origin_keep_plain_warm_and_an_empty_listing_warns
     declare(stack, s3, bucket, prefix="typo/", targets=[fixed])
     result = stack.engine.up()
     assert stack.submits() == [[fixed]]
-    assert stack.outputs(RESOURCE)["targets"] == {fixed: "warm"}
+    assert output_targets(stack.outputs(RESOURCE)) == {fixed: "warm"}
     warnings = [m for severity, m in result.diagnostics if severity == "warning"]
     assert len(warnings) == 2  # once in the preview pass, once in the update pass
     assert all(f"set 'web', origin s3://{bucket}/typo/ at {s3.endpoint} (region us-east-1): no object matches"

@@ -147,3 +147,85 @@ def test_values_unknown_during_a_preview_are_not_judged():
     assert check_inputs(news) == []
     assert check_inputs({**INPUTS.to_props(), "targets": Unknown()}) == []
     assert {p for p, _ in check_inputs({**news, "freshness": "soon"})} == {"freshness"}
+
+
+# -- outputs without the targets map, and shards (issue #6) ---------------------------------------
+from components import shards  # noqa: E402
+from components.records import TARGET_LINES, target_lines  # noqa: E402
+
+
+def as_new_outputs(props_):
+    """Outputs as build_outputs writes them now: the targets as ``target_lines``, no map."""
+    outs = {k: v for k, v in props_.items() if k != "targets"}
+    outs[TARGET_LINES] = target_lines(props_["targets"], {})
+    return outs
+
+
+def test_resource_id_of_a_shard_names_it():
+    sharded = SetInputs(INPUTS.set, INPUTS.destination, INPUTS.targets, "24h", "10m", shard=(3, 16))
+    assert resource_id(sharded) == "web/edgeone/mode=default,zone=zone-a/shard-3-of-16"
+
+
+def test_check_judges_the_shard():
+    assert check_inputs({**INPUTS.to_props(), "shard": {"index": 3.0, "count": 16.0}}) == []  # doubles on the wire
+    for bad in ({"index": 16, "count": 16}, {"index": "1", "count": 2}, {"count": 2}, "1/2"):
+        problems = check_inputs({**INPUTS.to_props(), "shard": bad})
+        assert [p for p, _ in problems] == ["shard"] and problems[0][1].startswith("shard must")
+    assert check_inputs({**INPUTS.to_props(), "shard": Unknown()}) == []
+    assert check_inputs({**INPUTS.to_props(), "shard": {"index": Unknown(), "count": 2}}) == []
+    result = configured().check({}, {**INPUTS.to_props(), "shard": {"index": -1, "count": 2}})
+    assert [f.property for f in result.failures] == ["shard"]
+
+
+@pytest.mark.parametrize("targets", [{"https://a.example.com/x\ty.js": "warm"}, {"https://a.example.com/\n": "warm"},
+                                     {"https://a.example.com/x.js": "warm\n"}, {"": "warm"}])
+def test_check_refuses_targets_the_output_lines_could_not_hold(targets):
+    assert [p for p, _ in check_inputs({**INPUTS.to_props(), "targets": targets})] == ["targets"]
+
+
+def test_the_drop_rail_reads_old_outputs_in_either_form():
+    for olds in (props(BIG), as_new_outputs(props(BIG))):
+        with pytest.raises(RefusedChange, match="drops 30 of the set's 40 targets"):
+            configured().update("id", olds, props(list(BIG.items())[:10]))
+
+
+def test_unreadable_old_targets_mean_no_rail(capsys):
+    broken = {k: v for k, v in as_new_outputs(props(BIG)).items() if k != TARGET_LINES}
+    assert configured()._drop_refusal(broken, props({})) is None
+    assert configured()._drop_refusal({**broken, TARGET_LINES: 7}, props({})) is None
+    configured().diff("id", broken, props({}))
+    assert capsys.readouterr().err == ""
+
+
+MANY = [f"https://a.example.com/{i}.js" for i in range(200)]
+
+
+def sharded(urls, index, count):
+    return {**props(dict.fromkeys(urls, "warm")), "shard": shards.shard_input(index, count)}
+
+
+def test_targets_that_moved_to_a_new_shard_are_not_drops(capsys):
+    # The set grew fourfold: the old unsplit resource becomes shard 0 of 4 and keeps about a
+    # quarter; the rest moved to shards 1-3 (still declared).
+    stay = [u for u in MANY if shards.shard_of(u, 4) == 0]
+    assert 25 < len(stay) < 75
+    provider = configured()
+    assert provider._drop_refusal(as_new_outputs(props(dict.fromkeys(MANY, "warm"))), sharded(stay, 0, 4)) is None
+    provider.diff("id", as_new_outputs(props(dict.fromkeys(MANY, "warm"))), sharded(stay, 0, 4))
+    assert capsys.readouterr().err == ""
+    # the same removal, judged as an unsplit set, would be a large drop
+    assert provider._drop_refusal(as_new_outputs(props(dict.fromkeys(MANY, "warm"))),
+                                  props(dict.fromkeys(stay, "warm")))
+
+
+def test_a_real_drop_in_a_shard_is_still_refused():
+    stay = [u for u in MANY if shards.shard_of(u, 2) == 0]
+    kept = stay[: len(stay) // 4]  # most of what stays in shard 0 is dropped too
+    olds = as_new_outputs(props(dict.fromkeys(MANY, "warm")))
+    provider = configured()
+    provider._sync = lambda _props: pytest.fail("no cloud call may happen")  # noqa: E731
+    with pytest.raises(RefusedChange) as info:
+        provider.update("id", olds, sharded(kept, 0, 2))
+    dropped = len(stay) - len(kept)
+    assert f"set 'web' (shard 0 of 2) on edgeone zone zone-a: this change drops {dropped} of this shard's " \
+           f"{len(stay)} targets" in str(info.value)

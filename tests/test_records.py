@@ -170,9 +170,13 @@ def test_large_sets_record_observations_compactly_and_read_back_the_same():
     assert set(prior) == set(readable)
     assert prior[inputs.targets[7]].state is TargetState.FAILED and prior[inputs.targets[-11]].task_id == "j2"
     assert audit_entry(outs)["task_ids"] == ["j1", "j3", "j2"]
-    # a Struct keeps no order: the reader sorts the targets itself
-    shuffled = {**outs, "targets": dict(reversed(list(outs["targets"].items())))}
+    # the reader sorts the targets itself, whatever order the lines (or an old state's map) come in
+    shuffled = {**outs, "target_lines": "\n".join(reversed(outs["target_lines"].split("\n")))}
     assert observed_records(shuffled) == readable
+    old_state = {k: v for k, v in outs.items() if k != "target_lines"}
+    old_state["targets"] = dict.fromkeys(reversed(inputs.targets), "warm")  # a Struct keeps no order
+    assert observed_records(old_state) == readable
+    assert {o.url: o for o in prior_observations(old_state)} == prior
 
 
 def test_compact_and_readable_forms_give_the_same_prior_observations():
@@ -198,10 +202,134 @@ def test_a_compact_form_that_does_not_fit_its_targets_is_no_evidence():
                    {**outs["observed"], "records": "junk"}, {**outs["observed"], "index": None}):
         assert prior_observations({**outs, "observed": broken}) == []
         assert observed_records({**outs, "observed": broken}) == {}
-    assert prior_observations({k: v for k, v in outs.items() if k != "targets"}) == []
+    assert prior_observations({k: v for k, v in outs.items() if k != "target_lines"}) == []
+    assert observed_records({**outs, "target_lines": outs["target_lines"] + "\nhttps://cdn.example.com/x"}) == {}
 
 
 def test_compact_state_is_small():
     inputs, large = big_set(10_000)
     outs = build_outputs(inputs, large, verified_at=NOW, submitted=[])
     assert len(json.dumps(outs["observed"])) < 500  # a few records and a run-length index, not 10,000 entries
+
+
+# -- outputs carry the targets as one string, ``target_lines`` (issue #6) ---------------------------
+from datetime import datetime as _datetime  # noqa: E402
+
+import pytest  # noqa: E402
+
+from components.records import TARGET_LINES, output_targets, parse_shard, prior_contents, target_lines  # noqa: E402
+
+
+def test_outputs_carry_the_targets_as_sorted_lines_and_no_map():
+    outs = build_outputs(INPUTS, sample_plan(), verified_at=NOW, submitted=[])
+    assert "targets" not in outs and outs[TARGET_LINES] == f"{A}\n{B}\n{C}"
+    assert {k: outs[k] for k in ("set", "destination", "freshness", "wait")} == \
+        {k: v for k, v in INPUTS.to_props().items() if k != "targets"}
+    assert "shard" not in outs
+    assert output_targets(outs) == INPUTS.to_props()["targets"]
+
+
+def test_an_origin_target_line_names_its_desired_content_after_a_tab():
+    assert target_lines([C, B, A], ORIGIN_INPUTS.content) == (
+        f"{A}\twarm (etag 9b2cf535d3e1, 2048 bytes)\n{B}\twarm (etag 9b2cf535d3e1, 2048 bytes)\n{C}")
+    outs = build_outputs(ORIGIN_INPUTS, plan(ORIGIN_INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24),
+                                             content=ORIGIN_INPUTS.content), verified_at=NOW, submitted=[])
+    assert output_targets(outs) == ORIGIN_INPUTS.to_props()["targets"]
+    assert SetInputs.from_props(outs) == ORIGIN_INPUTS
+
+
+@pytest.mark.parametrize("inputs", [INPUTS, ORIGIN_INPUTS, SetInputs("e", {"provider": "edgeone", "zone": "z"},
+                                                                      (), "24h", "0s")])
+def test_inputs_read_back_from_inputs_new_outputs_and_old_outputs_alike(inputs):
+    new_outputs = build_outputs(inputs, plan(inputs.targets, [], now=NOW, freshness=timedelta(hours=1),
+                                             content=inputs.content), verified_at=NOW, submitted=[])
+    old_outputs = {**{k: v for k, v in new_outputs.items() if k != TARGET_LINES}, **inputs.to_props()}
+    for props in (inputs.to_props(), new_outputs, old_outputs):
+        assert SetInputs.from_props(props) == inputs
+        assert output_targets(props) == inputs.to_props()["targets"]
+    assert output_targets({"set": "x"}) is None and output_targets({TARGET_LINES: 7}) is None
+    with pytest.raises(KeyError):
+        SetInputs.from_props({k: v for k, v in new_outputs.items() if k != TARGET_LINES})
+
+
+def test_a_shard_is_in_inputs_and_outputs_only_when_the_set_is_split():
+    sharded = SetInputs("web", INPUTS.destination, INPUTS.targets, "24h", "10m", shard=(3, 16))
+    props = sharded.to_props()
+    assert props["shard"] == {"index": 3, "count": 16} and "shard" not in INPUTS.to_props()
+    assert build_outputs(sharded, sample_plan(), verified_at=NOW, submitted=[])["shard"] == {"index": 3, "count": 16}
+    # numbers cross gRPC as doubles
+    assert SetInputs.from_props({**props, "shard": {"index": 3.0, "count": 16.0}}) == sharded
+    assert refreshed_inputs(sharded, sample_plan())["shard"] == {"index": 3, "count": 16}
+
+
+@pytest.mark.parametrize("bad", [{"index": 4, "count": 4}, {"index": -1, "count": 4}, {"index": 1.5, "count": 4},
+                                 {"index": True, "count": 2}, {"index": 0}, {"index": 0, "count": 2, "x": 1},
+                                 "0/2", [0, 2]])
+def test_a_malformed_shard_is_refused(bad):
+    with pytest.raises(ValueError, match="shard must"):
+        parse_shard(bad)
+    with pytest.raises(ValueError):
+        SetInputs.from_props({**INPUTS.to_props(), "shard": bad})
+
+
+def test_outputs_of_a_large_set_hold_one_line_per_target_not_a_map():
+    inputs, large = big_set(10_000)
+    outs = build_outputs(inputs, large, verified_at=NOW, submitted=[])
+    assert len(outs[TARGET_LINES]) == sum(len(u) + 1 for u in inputs.targets) - 1
+    assert len(json.dumps(outs)) < len(json.dumps(outs[TARGET_LINES])) + 5_000
+
+
+def _older(prior, moment):
+    return sorted((o for o in prior if o.created < moment), key=lambda o: (o.url, o.task_id))
+
+
+def test_prior_observations_older_than_a_time_are_exactly_the_older_records():
+    inputs, large = big_set()  # records j1/j2 at 11:56, j3 at 11:58
+    for outs in (build_outputs(inputs, large, verified_at=NOW, submitted=[]),
+                 build_outputs(INPUTS, sample_plan(), verified_at=NOW, submitted=[])):  # compact and readable
+        everything = prior_observations(outs)
+        for moment in (NOW - timedelta(hours=1), NOW - timedelta(minutes=4), NOW - timedelta(minutes=2), NOW):
+            assert sorted(prior_observations(outs, older_than=moment), key=lambda o: (o.url, o.task_id)) == \
+                _older(everything, moment)
+    assert len(prior_observations(build_outputs(inputs, large, verified_at=NOW, submitted=[]),
+                                  older_than=NOW - timedelta(minutes=3))) == len(inputs.targets) - 11  # j1, j2
+
+
+class _TargetsUntouchable(dict):
+    """Outputs whose targets may not be read: proves a cheap path never parses 100,000 URLs."""
+
+    def get(self, key, default=None):
+        assert key not in ("targets", TARGET_LINES), f"read {key}"
+        return super().get(key, default)
+
+
+def test_no_record_old_enough_or_no_etag_means_the_targets_are_never_read():
+    inputs, large = big_set()
+    outs = _TargetsUntouchable(build_outputs(inputs, large, verified_at=NOW, submitted=[]))
+    assert prior_observations(outs, older_than=NOW - timedelta(hours=1)) == []
+    assert prior_contents(outs) == {}
+    with pytest.raises(AssertionError, match="read target"):
+        prior_observations(outs, older_than=NOW)  # some are older: then it must read them
+
+
+def test_prior_contents_are_the_etags_prior_observations_carry():
+    rows = [Observation(u, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+                        content=V1.etag) for u in (A, B)]
+    urls = tuple(f"https://cdn.example.com/{i:04d}.js" for i in range(COMPACT_OBSERVED_ABOVE + 1)) + (A, B)
+    for targets in ((A, B, C), urls):  # readable and compact
+        inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "10m", {A: V1, B: V1})
+        outs = build_outputs(inputs, plan(targets, rows, now=NOW, freshness=timedelta(hours=24),
+                                          content=inputs.content), verified_at=NOW, submitted=[])
+        assert prior_contents(outs) == {(A, "j1"): V1.etag, (B, "j1"): V1.etag} == \
+            {(o.url, o.task_id): o.content for o in prior_observations(outs) if o.content}
+
+
+@settings(max_examples=200, deadline=None)
+@given(urls=st.lists(st.text(alphabet=st.characters(blacklist_characters="\t\n\r"), min_size=1, max_size=6),
+                     unique=True, max_size=40), data=st.data())
+def test_lines_and_the_old_map_give_the_same_order_to_the_compact_form(urls, data):
+    records = {u: data.draw(record_values) for u in urls if data.draw(st.booleans())}
+    observed = compact_observed(records, sorted(urls))
+    old = {"targets": dict.fromkeys(urls, "warm"), "observed": observed}
+    new = {TARGET_LINES: target_lines(urls, {}), "observed": observed}
+    assert observed_records(old) == observed_records(new) == records

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 import pytest
 import yaml
 
+from components.records import output_targets
 from sandbox.faults import fires
 from sandbox.store import NewTask
 from tests.engine import EngineError
@@ -254,14 +255,14 @@ def test_dropping_most_targets_needs_consent(tmp_path, sandbox, consent):
     with pytest.raises(EngineError) as info:
         stack.engine.up()
     assert refusal in str(info.value) and "safety: {maxDropShare: 0.75}" in str(info.value)
-    assert len(stack.outputs(RESOURCE)["targets"]) == 40  # nothing changed
+    assert len(output_targets(stack.outputs(RESOURCE))) == 40  # nothing changed
 
     if consent == "declaration":
         stack.declare(URLS[:10], safety={"maxDropShare": 0.75})
     else:
         stack.engine.config["cdn-prefetch:allowLargeChanges"] = "true"
     stack.engine.up()
-    assert len(stack.outputs(RESOURCE)["targets"]) == 10
+    assert len(output_targets(stack.outputs(RESOURCE))) == 10
     assert stack.submits() == []
 
 

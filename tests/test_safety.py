@@ -147,3 +147,29 @@ def test_declared_policy_reaches_every_destination_input_and_nothing_else_change
 def test_bad_policy_keys_are_declaration_problems():
     _, problems = parse(BASE + "allowPartial: maybe\nsafety:\n  maxDropShare: 1.5\n  maxQuota: 1\n")
     assert sorted(p.path for p in problems) == ["allowPartial", "safety.maxDropShare", "safety.maxQuota"]
+
+
+# -- the drop rail on a shard of a split set (issue #6) --------------------------------------------
+from components.shards import shard_of  # noqa: E402
+
+MANY = [f"https://cdn.example.com/{i}.js" for i in range(400)]
+
+
+def test_targets_moved_to_another_shard_are_neither_drops_nor_part_of_the_base():
+    # 400 targets grew into 2 shards: shard 1's targets left the old resource (now shard 0) but are declared.
+    mine = [u for u in MANY if shard_of(u, 2) == 0]
+    check = check_drop(MANY, mine, Policy(), WHERE, shard=(0, 2))
+    assert (check.dropped, check.moved, check.total, check.refusal) == (0, len(MANY) - len(mine), len(mine), None)
+    # judged as an unsplit set, the same removal is a refused drop
+    assert check_drop(MANY, mine, Policy(max_drop_share=0.3), WHERE).refusal is not None
+
+
+def test_a_real_drop_from_a_shard_is_judged_against_what_the_shard_keeps():
+    mine = [u for u in MANY if shard_of(u, 2) == 0]
+    kept = mine[: len(mine) * 4 // 10]  # 60% of the shard's own targets dropped, as the set grew
+    check = check_drop(MANY, kept, Policy(), WHERE, shard=(0, 2))
+    assert (check.dropped, check.total) == (len(mine) - len(kept), len(mine))
+    assert check.refusal.startswith(f"{WHERE}: this change drops {check.dropped} of this shard's {len(mine)} targets")
+    # against all 400 old targets the same drop would have passed under the 50% rule
+    assert check.dropped < len(MANY) // 2
+    assert check_drop(MANY, kept, Policy(max_drop_share=0.7), WHERE, shard=(0, 2)).refusal is None
