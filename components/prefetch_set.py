@@ -1,4 +1,4 @@
-"""The PrefetchSet component: one per prefetch set, one dynamic resource per destination.
+"""The PrefetchSet component: one per prefetch set, one dynamic resource per destination and shard.
 
 One component, two ways in:
 
@@ -20,6 +20,18 @@ provider cannot tell them apart. Inputs are resolved with Output.apply, so a zon
 unknown during the preview of a new stack is sent as an unknown value (the engine plans a
 create), never read. The component's ``depends_on`` is handed to every dynamic resource, so
 ``depends_on=[domain]`` orders the prefetch after the domain, not only after the component.
+
+**Shards.** A destination whose target list is plain (every YAML set; a typed set given a plain
+list) and longer than ``shards.SHARD_TARGETS`` is split into ``K`` shards (components/shards.py),
+one dynamic resource each, named ``<set>-<label>`` for shard 0 and ``<set>-<label>-shard-<k>``
+for the others, each with the extra input ``shard: {index, count}``. A set of one shard registers
+exactly what it did before sharding existed (same name, same inputs), so existing stacks show no
+diff. Targets given as an Output are never sharded: their number is known only once the Output
+resolves, but resources must be registered while the component is constructed (a resource
+registered inside an ``apply`` is missing from previews and from the dependency graph). Such a set
+keeps one resource per destination, and a warning says so once it resolves to more than
+``SHARD_TARGETS`` targets. The audit record and the component's outputs stay one entry per
+destination: its shards' outputs are merged (``merge_shard_entries``).
 """
 
 import re
@@ -36,11 +48,11 @@ import jsonschema
 import pulumi
 from pulumi.dynamic import Resource
 
-from . import preflight
+from . import preflight, shards
 from .declarations import SCOPE_KEYS, SUPPORTED_PROVIDERS, PrefetchSetDeclaration, load_schema
 from .durations import parse_duration
 from .provider import PrefetchProvider
-from .records import OUTPUTS_VERSION, SetInputs, audit_entry, desired_value
+from .records import DRIFTED_LIST_LIMIT, OUTPUTS_VERSION, SetInputs, audit_entry, desired_value, targets_digest
 from .references import TencentCloudLookup
 from .status import ALL_STATES, ContentVersion
 from .urls import InvalidUrl, normalize_url
@@ -136,7 +148,7 @@ class SetSummary(TypedDict):
     in_sync: bool
     """True when every target is warm on every destination."""
     destinations: int
-    """Destinations that reported."""
+    """Destinations that reported (counted once however many shards; it reports once all its shards have)."""
     verified_at: str
     """The oldest of the destinations' verification times (UTC, ISO 8601); empty before any."""
 
@@ -163,7 +175,8 @@ class DriftedTarget(TypedDict):
 
 
 class Destination(Resource, module="cdnprefetch", name="Destination"):
-    """A prefetch set on one CDN destination. Type ``pulumi-python:dynamic/cdnprefetch:Destination``."""
+    """A prefetch set on one CDN destination, or one shard of it (``shard`` input). Type
+    ``pulumi-python:dynamic/cdnprefetch:Destination``."""
 
     observed: pulumi.Output[dict]
     """Per target with a task: [state, task id, time, reason] of its latest task, plus for an origin
@@ -447,7 +460,8 @@ class PrefetchSet(pulumi.ComponentResource):
     in_sync: pulumi.Output[bool]
     """True when every target is warm on every destination."""
     destinations: list[Destination]
-    """The dynamic resources, one per destination."""
+    """The dynamic resources: per destination (in order), its shards (shard 0 first). One per destination
+    for a set of up to ``shards.SHARD_TARGETS`` targets, or whose targets are an Output."""
 
     def __init__(self, name: Union[str, PrefetchSetDeclaration],
                  args: Union[PrefetchSetArgs, pulumi.ResourceOptions, None] = None,
@@ -467,22 +481,35 @@ class PrefetchSet(pulumi.ComponentResource):
         if not spec.from_declaration:
             pulumi.Output.from_input(spec.duplicates).apply(lambda dups: self._warn_duplicates(spec.name, dups))
         desired = _checked(spec.targets, lambda urls: {url: desired_value(spec.content.get(url)) for url in urls})
+        parts = shard_targets(spec.targets, desired)
+        if len(parts) == 1 and not _is_plain(spec.targets):
+            pulumi.Output.from_input(spec.targets).apply(lambda urls: self._warn_unsharded(spec.name, urls))
         endpoints = preflight.endpoints_overridden()
         self.destinations = []
+        by_destination: list[list[Destination]] = []
         for dest in spec.destinations:
-            targets = desired
-            checked = self._preflight(spec, dest, endpoints)
-            if checked is not None:  # the resource waits for preflight; an error fails its registration
-                targets = pulumi.Output.all(desired, checked).apply(lambda both: both[0])
-            inputs = {"set": spec.name, "destination": dest.props(), "targets": targets,
-                      "freshness": spec.freshness, "wait": spec.wait}
-            self.destinations.append(Destination(f"{spec.name}-{dest.label}", inputs, child_opts))
+            checked = self._preflight(spec, dest, endpoints)  # once per destination, whatever its shards
+            resources = []
+            for index, part in enumerate(parts):
+                targets = part
+                if checked is not None:  # every shard waits for preflight; an error fails its registration
+                    targets = pulumi.Output.all(part, checked).apply(lambda both: both[0])
+                inputs = {"set": spec.name, "destination": dest.props(), "targets": targets,
+                          "freshness": spec.freshness, "wait": spec.wait}
+                if len(parts) > 1:  # an unsharded set's inputs stay exactly what they were
+                    inputs["shard"] = shards.shard_input(index, len(parts))
+                name = shards.shard_name(f"{spec.name}-{dest.label}", index, len(parts))
+                resources.append(Destination(name, inputs, child_opts))
+            by_destination.append(resources)
+            self.destinations.extend(resources)
 
         labels = [d.label for d in spec.destinations]
+        # The digest covers the destination's whole target set; a shard's own digest covers its part only.
+        digest = _checked(spec.targets, targets_digest)
         per_destination = [
-            pulumi.Output.all(**{key: getattr(resource, key) for key in ("destination", *COMPUTED_OUTPUTS)})
-            .apply(audit_entry)
-            for resource in self.destinations
+            pulumi.Output.all(digest, *[_shard_entry(resource) for resource in resources])
+            .apply(lambda values: merge_shard_entries(values[1:], values[0]))
+            for resources in by_destination
         ]
         entries = pulumi.Output.all(*per_destination)
         count = _checked(spec.targets, len)
@@ -492,11 +519,9 @@ class PrefetchSet(pulumi.ComponentResource):
             "targets": v[2],
             "destinations": list(v[0]),
         })
-        self.summary = pulumi.Output.all(*[r.summary for r in self.destinations]).apply(set_summary)
-        self.drifted = pulumi.Output.all(*[r.drifted for r in self.destinations]).apply(
-            lambda lists: drifted_targets(labels, lists))
-        self.drifted_total = pulumi.Output.all(*[r.drifted_total for r in self.destinations]).apply(
-            lambda totals: sum(int(t or 0) for t in totals))
+        self.summary = entries.apply(lambda merged: set_summary([e["summary"] for e in merged]))
+        self.drifted = entries.apply(lambda merged: drifted_targets(labels, [e["drifted"] for e in merged]))
+        self.drifted_total = entries.apply(lambda merged: sum(int(e["drifted_total"] or 0) for e in merged))
         self.in_sync = self.summary.apply(lambda s: s["in_sync"])
         self.register_outputs({"audit": self.audit, "summary": self.summary, "drifted": self.drifted,
                                "drifted_total": self.drifted_total, "in_sync": self.in_sync})
@@ -506,6 +531,12 @@ class PrefetchSet(pulumi.ComponentResource):
                          lookup: Optional[TencentCloudLookup] = None) -> "PrefetchSet":
         """The component for a YAML/JSON set (references already resolved: components/references.py)."""
         return cls(declaration, opts, lookup=lookup)
+
+    def _warn_unsharded(self, name: str, urls: Sequence[str]) -> None:
+        if len(urls) > shards.SHARD_TARGETS:
+            pulumi.log.warn(f"PrefetchSet {name!r}: {len(urls)} targets given as an Output are kept in one resource "
+                            f"per destination (a set is split into shards of about {shards.SHARD_TARGETS} targets "
+                            "only when its targets are a plain list); pass a plain list to shard it", resource=self)
 
     def _warn_duplicates(self, name: str, duplicates: Sequence[str]) -> None:
         if duplicates:
@@ -532,6 +563,81 @@ class PrefetchSet(pulumi.ComponentResource):
                                  resource=self)
 
         return pulumi.Output.all(spec.preflight, spec.targets, value).apply(run)
+
+
+def shard_targets(targets: Any, desired: Any) -> list[Any]:
+    """The desired map ``{url: desired}`` of each shard of one destination.
+
+    ``targets``: the normalised URLs (plain list, or an Output of one); ``desired``: their map (plain,
+    or an Output). Plain targets are split by ``shards.split`` into ``shards.shard_count`` shards
+    (read at call time, so a test may lower ``shards.SHARD_TARGETS``); each shard keeps the targets'
+    order. An Output cannot be split: the number of resources must be known when they are
+    registered, before it resolves. It stays one shard, ``[desired]``, as does any set of up to
+    ``SHARD_TARGETS`` targets (its map is passed on as it is, so its inputs are unchanged).
+    """
+    if not _is_plain(targets):
+        return [desired]
+    count = shards.shard_count(len(targets), shards.SHARD_TARGETS)
+    if count == 1:
+        return [desired]
+    return [{url: desired[url] for url in part} for part in shards.split(targets, count)]
+
+
+def _shard_entry(resource: Destination) -> pulumi.Output[dict]:
+    """One shard's audit entry (records.audit_entry of its outputs)."""
+    return pulumi.Output.all(**{key: getattr(resource, key) for key in ("destination", *COMPUTED_OUTPUTS)}) \
+        .apply(audit_entry)
+
+
+def merge_shard_entries(entries: Sequence[Mapping[str, Any]], digest: str) -> dict[str, Any]:
+    """One destination's audit entry from its shards' entries, as if it were one resource.
+
+    - summary: counts and total summed; warm ratio and in-sync recomputed; ``verified_at`` the oldest
+      (the destination is verified as of its least recent shard); ``digest`` the one given (the
+      program's, over the whole target set). It is ``{}`` (not reported) unless every shard has one.
+    - drifted: the first ``DRIFTED_LIST_LIMIT`` in URL order. Each shard lists its own first ones
+      in URL order, so this is the list one unsharded resource would give. ``drifted_total`` summed.
+    - submitted: every shard's tasks, in time order (stable); ``task_ids``: in shard order, once each.
+
+    A single entry (an unsharded destination) is returned as it is, but for the digest, which is
+    the same value: its outputs are the audit record byte for byte, as before sharding existed.
+    """
+    if not entries:
+        raise ValueError("a destination has at least one shard")
+    first = entries[0]
+    summaries = [entry.get("summary") or {} for entry in entries]
+    if len(entries) == 1:
+        return {**first, "summary": {**summaries[0], "digest": digest} if summaries[0] else {}}
+    summary: dict[str, Any] = {}
+    if all(summaries):
+        counts = {state.value: 0 for state in ALL_STATES}
+        for part in summaries:
+            for state, number in (part.get("counts") or {}).items():
+                counts[state] = counts.get(state, 0) + int(number or 0)
+        total = sum(int(part.get("total") or 0) for part in summaries)
+        times = [part["verified_at"] for part in summaries if part.get("verified_at")]
+        summary = {
+            "version": summaries[0].get("version", OUTPUTS_VERSION),
+            "total": total,
+            "counts": counts,
+            "warm_ratio": round(counts.get("warm", 0) / total, 4) if total else 1.0,
+            "in_sync": all(part.get("in_sync") is True for part in summaries),
+            "verified_at": min(times) if times else "",
+            "digest": digest,
+        }
+    drifted = sorted((item for entry in entries for item in entry.get("drifted") or []),
+                     key=lambda item: str(item.get("url", "")))
+    task_ids = list(dict.fromkeys(task for entry in entries for task in entry.get("task_ids") or []))
+    return {
+        "provider": first.get("provider", ""),
+        "scope": first.get("scope") or {},
+        "summary": summary,
+        "drifted": drifted[:DRIFTED_LIST_LIMIT],
+        "drifted_total": sum(int(entry.get("drifted_total") or 0) for entry in entries),
+        "submitted": sorted((item for entry in entries for item in entry.get("submitted") or []),
+                            key=lambda item: str(item.get("at", ""))),
+        "task_ids": task_ids,
+    }
 
 
 def set_summary(summaries: Sequence[Optional[Mapping[str, Any]]]) -> SetSummary:

@@ -28,12 +28,16 @@ from pulumi.runtime import settings as _settings
 from pulumi.runtime.mocks import MockMonitor, Mocks
 from pulumi.runtime.stack import run_in_stack
 
+from components import shards
 from components.declarations import load_sets
 from components.prefetch_set import (
-    PROGRAM_SOURCE, Destination, PrefetchSet, PrefetchSetArgs, PrefetchSetError, drifted_targets, set_summary,
+    PROGRAM_SOURCE, Destination, PrefetchSet, PrefetchSetArgs, PrefetchSetError, drifted_targets,
+    merge_shard_entries, set_summary,
 )
 from components.provider import PrefetchProvider, check_inputs
-from components.records import SetInputs
+from components.reconcile import Plan
+from components.records import DRIFTED_LIST_LIMIT, SetInputs, audit_entry, build_outputs, targets_digest
+from components.status import TargetState, TargetStatus, parse_time
 
 ZONE_ID = "zone-2o0i4xfimj9g"
 DYNAMIC = "pulumi-python:dynamic/cdnprefetch:Destination"
@@ -423,3 +427,160 @@ def test_summary_of_nothing_yet():
 
 def test_destination_still_takes_set_inputs():
     assert issubclass(Destination, pulumi.dynamic.Resource)
+
+
+# ------------------------------------------------------------------------------------------
+# Shards: a large plain set is several resources per destination, reported as one destination
+# ------------------------------------------------------------------------------------------
+
+MANY = [f"https://static.example.com/assets/{i:03d}.js" for i in range(300)]
+FAILING = set(MANY[::2])  # 150 drifted targets: more than one destination's drifted list holds
+AT = parse_time("2026-11-23T10:00:00Z")
+
+
+def _plan(urls: list, failing: set = FAILING) -> Plan:
+    return Plan({url: TargetStatus(url, TargetState.FAILED, "t-fail", AT, "origin returned HTTP 502")
+                 if url in failing else TargetStatus(url, TargetState.WARM, "t-warm", AT) for url in urls})
+
+
+def _entry(urls: list, verified_at: str = "2026-11-23T10:05:00Z", submitted: list = ()) -> dict:
+    """records.audit_entry of what the provider outputs for a resource holding ``urls``."""
+    inputs = SetInputs("web", {"provider": "edgeone", "zone": ZONE_ID}, tuple(sorted(urls)), "24h", "2m")
+    return audit_entry(build_outputs(inputs, _plan(sorted(urls)), verified_at=parse_time(verified_at),
+                                     submitted=list(submitted)))
+
+
+def test_merged_shards_are_the_entry_one_unsharded_resource_would_give():
+    parts = shards.split(MANY, 4)
+    times = ["2026-11-23T10:05:00Z", "2026-11-23T10:01:00Z", "2026-11-23T10:09:00Z", "2026-11-23T10:03:00Z"]
+    merged = merge_shard_entries([_entry(part, at) for part, at in zip(parts, times)], targets_digest(MANY))
+    whole = _entry(MANY, "2026-11-23T10:01:00Z")  # verified as of its least recently verified shard
+    assert {**merged, "task_ids": None} == {**whole, "task_ids": None}
+    assert sorted(merged["task_ids"]) == sorted(whole["task_ids"])  # in shard order, each once
+    assert len(merged["drifted"]) == DRIFTED_LIST_LIMIT and merged["drifted_total"] == len(FAILING)
+    assert merged["summary"]["counts"]["warm"] == 150 and merged["summary"]["warm_ratio"] == 0.5
+    # Each shard's own digest covers its part; the merged one covers the whole set.
+    assert all(_entry(part)["summary"]["digest"] != merged["summary"]["digest"] for part in parts)
+
+
+def test_merged_shards_are_in_sync_only_when_every_shard_is():
+    parts = shards.split(MANY, 2)
+    warm = [audit_entry(build_outputs(
+        SetInputs("web", {"provider": "edgeone", "zone": ZONE_ID}, tuple(sorted(part)), "24h", "2m"),
+        _plan(sorted(part), failing=set()), verified_at=AT, submitted=[])) for part in parts]
+    merged = merge_shard_entries(warm, targets_digest(MANY))
+    assert merged["summary"]["in_sync"] is True and merged["summary"]["warm_ratio"] == 1.0
+    assert merged["drifted"] == [] and merged["drifted_total"] == 0
+    half = merge_shard_entries([warm[0], _entry(parts[1])], targets_digest(MANY))
+    assert half["summary"]["in_sync"] is False and half["summary"]["total"] == len(MANY)
+
+
+def test_merged_submits_are_in_time_order_and_task_ids_listed_once():
+    first = _entry(MANY[:2], submitted=[{"task_id": "t-b", "at": "2026-11-23T10:02:00Z", "count": 2}])
+    second = _entry(MANY[2:4], submitted=[{"task_id": "t-a", "at": "2026-11-23T10:01:00Z", "count": 2},
+                                          {"task_id": "t-c", "at": "2026-11-23T10:03:00Z", "count": 1}])
+    merged = merge_shard_entries([first, second], targets_digest(MANY[:4]))
+    assert [s["task_id"] for s in merged["submitted"]] == ["t-a", "t-b", "t-c"]
+    assert merged["task_ids"] == ["t-b", "t-fail", "t-warm", "t-a", "t-c"]
+
+
+def test_one_shard_is_its_entry_unchanged_and_a_shard_without_outputs_means_not_reported():
+    entry = _entry(MANY)
+    assert merge_shard_entries([entry], targets_digest(MANY)) == entry
+    blank = audit_entry({"destination": {"provider": "edgeone", "zone": ZONE_ID}})
+    merged = merge_shard_entries([entry, blank], targets_digest(MANY))
+    assert merged["summary"] == {}
+    assert set_summary([merged["summary"]])["destinations"] == 0
+    with pytest.raises(ValueError):
+        merge_shard_entries([], targets_digest(MANY))
+
+
+def _provider_outputs(state: dict) -> dict:
+    """What the provider would output for the registered inputs: half the targets failed, one task per resource."""
+    inputs = SetInputs.from_props(state)
+    shard = state.get("shard") or {"index": 0}
+    task = {"task_id": f"t-{state['destination']['provider']}-{int(shard['index'])}",
+            "at": "2026-11-23T10:00:00Z", "count": len(inputs.targets)}
+    outputs = build_outputs(inputs, _plan(list(inputs.targets)), verified_at=AT, submitted=[task])
+    return {key: outputs[key] for key in ("observed", "submitted", "summary", "drifted", "drifted_total")}
+
+
+def _two_destination_set(seen: dict) -> Callable[[], None]:
+    def program() -> None:
+        made = PrefetchSet("web", PrefetchSetArgs(targets=MANY, preflight="off", destinations=[
+            {"provider": "edgeone", "zone": ZONE_ID}, {"provider": "ucloud", "domain_id": "ucdn-abc"}]))
+        seen["resources"] = made.destinations
+        pulumi.Output.all(made.summary, made.drifted, made.drifted_total, made.audit).apply(
+            lambda values: seen.update(zip(("summary", "drifted", "total", "audit"), values)))
+    return program
+
+
+def test_a_large_plain_set_registers_one_resource_per_shard_and_reports_per_destination(monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_TARGETS", 40)  # 300 targets: 8 shards per destination
+    seen: dict = {}
+    run = run_program(_two_destination_set(seen), outputs=_provider_outputs)
+    assert run.error is None, run.error
+    assert len(run.dynamics()) == 16 and len(seen["resources"]) == 16
+    for base in (f"web-edgeone-{ZONE_ID}", "web-ucloud-ucdn-abc"):
+        registered = [run.dynamic(base if k == 0 else f"{base}-shard-{k}") for k in range(8)]
+        placed: list = []
+        for index, reg in enumerate(registered):
+            assert reg.inputs["shard"] == {"index": index, "count": 8}
+            assert all(shards.shard_of(url, 8) == index for url in reg.inputs["targets"])
+            assert set(reg.inputs["targets"].values()) == {"warm"}
+            placed.extend(reg.inputs["targets"])
+        assert sorted(placed) == MANY  # every target in exactly one shard
+
+    # The outputs are per destination, as for an unsharded set: sharding does not show in them.
+    audit = seen["audit"]
+    assert audit["targets"] == 300 and len(audit["destinations"]) == 2
+    for entry in audit["destinations"]:
+        assert entry["summary"]["total"] == 300 and entry["summary"]["counts"]["failed"] == 150
+        assert entry["summary"]["digest"] == targets_digest(MANY)
+        assert entry["drifted_total"] == 150 and len(entry["drifted"]) == DRIFTED_LIST_LIMIT
+        assert len(entry["submitted"]) == 8 and sum(s["count"] for s in entry["submitted"]) == 300
+    assert seen["summary"]["destinations"] == 2 and seen["summary"]["total"] == 600
+    assert seen["total"] == 300 and len(seen["drifted"]) == 2 * DRIFTED_LIST_LIMIT
+
+    unsharded: dict = {}
+    monkeypatch.setattr(shards, "SHARD_TARGETS", 8192)
+    run = run_program(_two_destination_set(unsharded), outputs=_provider_outputs)
+    assert run.error is None and len(run.dynamics()) == 2
+    assert all("shard" not in reg.inputs for reg in run.dynamics())
+    for merged, whole in zip(audit["destinations"], unsharded["audit"]["destinations"]):
+        assert {k: v for k, v in merged.items() if k not in ("submitted", "task_ids")} == \
+               {k: v for k, v in whole.items() if k not in ("submitted", "task_ids")}
+    assert seen["summary"] == unsharded["summary"] and seen["drifted"] == unsharded["drifted"]
+
+
+def test_targets_from_an_output_stay_one_resource_and_the_set_is_told(monkeypatch):
+    monkeypatch.setattr(shards, "SHARD_TARGETS", 1)
+    run = run_program(lambda: PrefetchSet("web", no_preflight(
+        targets=pulumi.Output.from_input(URLS), provider="edgeone", zone=ZONE_ID)))
+    assert run.error is None, run.error
+    [reg] = run.dynamics()
+    assert reg.name == f"web-edgeone-{ZONE_ID}" and "shard" not in reg.inputs
+    assert sorted(reg.inputs["targets"]) == sorted(NORMALISED)
+    assert [w for w in run.warnings() if "kept in one resource" in w] == [
+        "PrefetchSet 'web': 2 targets given as an Output are kept in one resource per destination (a set is split "
+        "into shards of about 1 targets only when its targets are a plain list); pass a plain list to shard it"]
+
+
+def test_preflight_checks_a_sharded_destination_once_and_holds_back_every_shard(tmp_path, monkeypatch):
+    from components.program import main
+    from tests.test_references import FakeTencentCloud, cdn_domain, write
+
+    monkeypatch.setattr(shards, "SHARD_TARGETS", 2)  # 6 targets: 4 shards
+    urls = [f"https://static.example.com/{i}.js" for i in range(6)]
+    write(tmp_path, "cdn.yaml", {"name": "cdn", "provider": "tencent-cdn", "area": "mainland", "targets": urls})
+    cloud = FakeTencentCloud(domains=[cdn_domain("static.example.com", status="offline")])
+    run = run_program(main, config={"cdn-prefetch:setsDir": str(tmp_path)}, invoke=cloud, preview=True)
+    assert run.error is None, run.error
+    assert len(run.dynamics()) == 4 and len(run.warnings()) == 1  # one warning per destination, not per shard
+    assert len(cloud.calls) == 1
+
+    write(tmp_path, "cdn.yaml", {"name": "cdn", "provider": "tencent-cdn", "area": "mainland", "targets": urls,
+                                 "preflight": "error"})
+    run = run_program(main, config={"cdn-prefetch:setsDir": str(tmp_path)}, invoke=cloud, preview=True)
+    assert "preflight failed for prefetch set 'cdn'" in str(run.error)
+    assert run.dynamics() == []  # no shard went ahead of the check
