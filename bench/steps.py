@@ -1,0 +1,120 @@
+"""The engine's RPC sequences over several resources at once, timed, against one provider host.
+
+The engine steps resources in parallel, and the Python host serves 4 RPCs at a time
+(pulumi-dynamic.md §1.2), so shards are sent concurrently from a small thread pool. Host CPU and
+peak RSS are read from /proc between the stages (bench/host.py), so they are the host's alone.
+
+``pulumi up`` of a new set: Check({}, inputs), then Create, per resource.
+``pulumi preview --refresh`` (§1.3, §1.5): first every resource is refreshed (Read, then the refresh
+Diff with the arguments reversed), then the program runs and each resource gets Check and Diff
+against the refreshed state.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+from bench.host import ProviderHost
+from bench.layout import Resource
+
+RPC_THREADS = 8  # more than the host's 4 workers, so the host is never idle for want of a request
+
+
+@dataclass
+class Usage:
+    wall: float
+    cpu: float
+    peak_rss: int
+
+
+@dataclass
+class Refreshed:
+    """One resource after a refresh: its new id, outputs and inputs, and the preview Diff's answer."""
+
+    id: str
+    outputs: dict[str, Any]
+    inputs: dict[str, Any]
+    changes: int = -1
+
+
+@dataclass
+class RefreshRun:
+    read_wall: float         # first Read sent -> last Read answered: where the clouds are called
+    refresh_wall: float      # first Read sent -> last refresh Diff answered
+    wall: float              # the whole sequence, Check and Diff included
+    cpu_refresh: float       # host CPU of the Reads and refresh Diffs
+    cpu_preview: float       # host CPU of the Checks and Diffs
+    peak_rss: int
+    states: list[Refreshed]
+
+    @property
+    def cpu(self) -> float:
+        return self.cpu_refresh + self.cpu_preview
+
+
+def _pool(items: Sequence[Any], work) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=min(RPC_THREADS, max(1, len(items)))) as pool:
+        return list(pool.map(work, items))
+
+
+def create_all(host: ProviderHost, resources: Sequence[Resource]) -> Usage:
+    """``pulumi up`` of new resources: Check then Create for each; fills their id, outputs and state inputs."""
+    def one(resource: Resource) -> None:
+        checked = host.check(resource.urn, {}, resource.inputs)
+        resource.id, resource.outputs = host.create(resource.urn, checked)
+        resource.state_inputs = checked
+
+    before = host.usage()
+    start = time.monotonic()
+    _pool(resources, one)
+    wall = time.monotonic() - start
+    after = host.usage()
+    return Usage(wall, after.cpu - before.cpu, after.peak_rss)
+
+
+def refresh_all(host: ProviderHost, resources: Sequence[Resource], *, preview: bool = True) -> RefreshRun:
+    """``pulumi preview --refresh`` of ``resources`` (their state: id, outputs, state inputs)."""
+    def refresh(resource: Resource) -> tuple[float, float, float, Refreshed]:
+        old_inputs = resource.state_inputs or resource.inputs
+        sent = time.monotonic()
+        new_id, outputs, inputs = host.read(resource.id, resource.urn, resource.outputs, old_inputs)
+        answered = time.monotonic()
+        inputs = inputs or old_inputs
+        host.diff(new_id, resource.urn, outputs, old_inputs, inputs)  # the refresh Diff, reversed (§1.5)
+        return sent, answered, time.monotonic(), Refreshed(new_id, outputs, inputs)
+
+    def check_and_diff(pair: tuple[Resource, Refreshed]) -> None:
+        resource, state = pair
+        checked = host.check(resource.urn, state.inputs, resource.inputs)
+        state.changes = host.diff(state.id, resource.urn, state.outputs, checked, state.inputs)
+
+    before = host.usage()
+    start = time.monotonic()
+    done = _pool(resources, refresh)
+    middle = host.usage()
+    states = [state for *_, state in done]
+    if preview:
+        _pool(list(zip(resources, states)), check_and_diff)
+    wall = time.monotonic() - start
+    after = host.usage()
+    first_sent = min(sent for sent, *_ in done)
+    return RefreshRun(max(answered for _, answered, *_ in done) - first_sent,
+                      max(finished for _, _, finished, _ in done) - first_sent, wall,
+                      middle.cpu - before.cpu, after.cpu - middle.cpu, after.peak_rss, states)
+
+
+def preview_all(host: ProviderHost, resources: Sequence[Resource],
+                states: Mapping[str, Refreshed]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """``pulumi preview`` of the program's resources against ``states`` (by name): name -> (Diff's changes,
+    checked inputs). A resource without a state is a create: only Check, changes -1."""
+    def one(resource: Resource) -> tuple[str, tuple[int, dict[str, Any]]]:
+        state: Optional[Refreshed] = states.get(resource.name)
+        checked = host.check(resource.urn, state.inputs if state else {}, resource.inputs)
+        if state is None:
+            return resource.name, (-1, checked)
+        return resource.name, (host.diff(state.id, resource.urn, state.outputs, checked, state.inputs), checked)
+
+    return dict(_pool(resources, one))
