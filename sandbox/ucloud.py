@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from . import tencent
-from .store import Charge, NewTask, QuotaExceeded, SandboxStore, StoredTask, SubmitTooSoon, pick_rule
+from .store import Charge, NewTask, QuotaExceeded, SandboxStore, SubmitTooSoon, pick_rule, task_progress
 from .wire import Env, HttpRequest, Identity, Reply
 
 SERVICE_NAME = "ucloud"
@@ -365,18 +365,24 @@ def prefetch_new_ucdn_domain_cache(params: Params, ctx: Context) -> dict[str, An
     return {"TaskId": task_id}
 
 
-def _url_status(row: StoredTask, now: float) -> str:
-    if now >= row.finish:
-        return REPORTED_STATUS.get(row.outcome, "unknow")
-    return "wait" if now - row.created < WAIT_FRACTION * (row.finish - row.created) else "process"
+URL_COLUMNS = ("job_id", "target", "created", "finish", "outcome")
+"""What a history answer needs of a task row (`SandboxStore.task_values`): plain tuples, because an
+answer may carry 100,000 URLs and building a StoredTask for each cost more than anything else."""
 
 
-def task_status(rows: list[StoredTask], now: float) -> str:
-    """One task's status from its URLs: wait/process while any runs, then the aggregate outcome."""
-    if any(now < r.finish for r in rows):
-        created, last = rows[0].created, max(r.finish for r in rows)
+def _url_status(created: float, finish: float, outcome: str, now: float) -> str:
+    if now >= finish:
+        return REPORTED_STATUS.get(outcome, "unknow")
+    return "wait" if now - created < WAIT_FRACTION * (finish - created) else "process"
+
+
+def task_status(rows: list[tuple[Any, ...]], now: float) -> str:
+    """One task's status from its URLs (URL_COLUMNS rows, oldest first): wait/process while any runs,
+    then the aggregate outcome."""
+    if any(now < r[3] for r in rows):
+        created, last = rows[0][2], max(r[3] for r in rows)
         return "wait" if now - created < WAIT_FRACTION * (last - created) else "process"
-    finals = {_url_status(r, now) for r in rows}
+    finals = {REPORTED_STATUS.get(r[4], "unknow") for r in rows}  # every URL is finished
     for status in ("failure", "unknow"):
         if status in finals:
             return status
@@ -406,35 +412,39 @@ def describe_new_ucdn_prefetch_cache_task(params: Params, ctx: Context) -> dict[
         raise bad_param("Limit", "must be >= 0")
     params.boolean("IsDcdn")
 
-    _, rows = ctx.store.query_tasks(
-        SERVICE_NAME, ctx.public_key, now=ctx.now, start=begin, end=end, job_ids=task_ids or None,
+    rows = ctx.store.task_values(
+        SERVICE_NAME, ctx.public_key, URL_COLUMNS, now=ctx.now, start=begin, end=end, job_ids=task_ids or None,
     )
-    grouped: dict[str, list[StoredTask]] = {}
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:  # newest task first; its URLs come newest-id first, so reverse them below
-        grouped.setdefault(row.job_id, []).append(row)
-    tasks = []
+        grouped.setdefault(row[0], []).append(row)
+    now = ctx.now
+    found: list[tuple[str, str, list[tuple[Any, ...]]]] = []  # (TaskId, Status, rows oldest first)
     for task_id, task_rows in grouped.items():
         task_rows.reverse()
-        aggregate = task_status(task_rows, ctx.now)
-        if status is not None and aggregate != status:
-            continue
-        tasks.append({
+        aggregate = task_status(task_rows, now)
+        if status is None or aggregate == status:
+            found.append((task_id, aggregate, task_rows))
+    page = found[offset:offset + limit] if limit else found[offset:]
+    tasks = [  # only the page's URLs are rendered
+        {
             "TaskId": task_id,
-            "CreateTime": int(task_rows[0].created),
+            "CreateTime": int(task_rows[0][2]),
             "Status": aggregate,
             "UrlLists": [
                 {
-                    "Url": r.target,
-                    "CreateTime": int(r.created),
-                    "FinishTime": int(r.finish) if ctx.now >= r.finish else 0,
-                    "Status": _url_status(r, ctx.now),
-                    "Progress": r.progress(ctx.now),
+                    "Url": target,
+                    "CreateTime": int(created),
+                    "FinishTime": int(finish) if now >= finish else 0,
+                    "Status": _url_status(created, finish, outcome, now),
+                    "Progress": task_progress(created, finish, now),
                 }
-                for r in task_rows
+                for _, target, created, finish, outcome in task_rows
             ],
-        })
-    page = tasks[offset:offset + limit] if limit else tasks[offset:]
-    return {"TotalCount": len(tasks), "TaskList": page}
+        }
+        for task_id, aggregate, task_rows in page
+    ]
+    return {"TotalCount": len(found), "TaskList": tasks}
 
 
 def get_ucdn_domain_prefetch_refresh_state(params: Params, ctx: Context) -> dict[str, Any]:

@@ -250,7 +250,10 @@ def test_slow_not_executed_performs_the_action_after_the_client_gave_up(sb: Sand
     error = tencent_code(lambda: teo_create(sb))
     assert error.get_code() == "ClientNetworkError" and "timed out" in str(error.get_message())
     assert sb.store.tasks() == []  # still asleep
-    wait_for(lambda: len(sb.store.tasks()) == 1)  # …then it runs anyway: a late duplicate risk
+    # …then it runs anyway: a late duplicate risk. The sandbox logs a request after its action has run,
+    # so the log row (not the task, which is written first) is the sign that the request is complete.
+    wait_for(lambda: len(sb.store.requests()) == 1, timeout=SLOW + 10)
+    assert len(sb.store.tasks()) == 1
     (entry,) = sb.store.requests()
     assert (entry["fault"], entry["handled"], entry["error_code"]) == ("slow", True, None)
 
