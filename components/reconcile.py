@@ -67,24 +67,30 @@ def assess(
     """
     latest = latest_by_url(observations)
     content = content or {}
+    # One subtraction for the whole set: ``now - at > freshness`` is ``at < cutoff``, exactly.
+    cutoff = now - freshness
+    warm, expired, stale, missing = TargetState.WARM, TargetState.EXPIRED, TargetState.STALE, TargetState.MISSING
+    get = latest.get
+    too_old = f"last warmed more than {format_duration(freshness)} ago"
     result: dict[str, TargetStatus] = {}
     for url in targets:
-        obs = latest.get(url)
+        obs = get(url)
         if obs is None:
-            result[url] = TargetStatus(url, TargetState.MISSING, reason="never submitted")
+            result[url] = TargetStatus(url, missing, reason="never submitted")
             continue
         state = obs.state
         reason = obs.reason
+        at = obs.updated or obs.created
         wanted = content.get(url) if content else None
         prefetched = obs.content or (wanted.etag if wanted else None)
-        if state is TargetState.WARM and now - obs.at > freshness:
-            state = TargetState.EXPIRED
-            reason = f"last warmed more than {format_duration(freshness)} ago"
-        if wanted and (state is TargetState.WARM or state is TargetState.EXPIRED) and prefetched != wanted.etag:
-            state = TargetState.STALE
+        if state is warm and at < cutoff:
+            state = expired
+            reason = too_old
+        if wanted and (state is warm or state is expired) and prefetched != wanted.etag:
+            state = stale
             reason = (f"origin changed since last prefetch: etag {prefetched} was prefetched, "
                       f"the origin now has etag {wanted.etag}")
-        result[url] = TargetStatus(url, state, obs.task_id, obs.at, reason, obs.raw_status, prefetched)
+        result[url] = TargetStatus(url, state, obs.task_id, at, reason, obs.raw_status, prefetched)
     return result
 
 

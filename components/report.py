@@ -27,6 +27,7 @@ import yaml
 from .clouds.base import CloudError
 from .clouds.factory import adapter_for
 from .declarations import DeclarationError, PrefetchSetDeclaration, load_sets
+from .history import HistoryCache
 from .records import SetInputs
 from .render import (  # re-exported: the report's public API lives here
     EXIT_DRIFT,
@@ -258,8 +259,13 @@ def check_credentials(declarations: Sequence[PrefetchSetDeclaration], settings: 
 # -- observe ----------------------------------------------------------------------------------------
 def observe(declarations: Sequence[PrefetchSetDeclaration], settings: ProviderSettings,
             log: TextIO) -> list[Observed]:
-    """Every set on every destination, read-only; a failed cloud call is recorded and the rest still read."""
+    """Every set on every destination, read-only; a failed cloud call is recorded and the rest still read.
+
+    The sets of one report share their history reads (one per zone), but a report never reuses a
+    read of an earlier report in the same process: it says what the clouds say now.
+    """
     results: list[Observed] = []
+    history = HistoryCache()
     for decl in declarations:
         for dest in decl.destinations:
             unresolved = getattr(dest, "unresolved", {})
@@ -274,7 +280,8 @@ def observe(declarations: Sequence[PrefetchSetDeclaration], settings: ProviderSe
                 continue
             try:
                 adapter = adapter_for(dest.as_dict(), settings)
-                result = DestinationSync(adapter, SetInputs.from_declaration(decl, dest), log=log).observe()
+                result = DestinationSync(adapter, SetInputs.from_declaration(decl, dest), log=log,
+                                         history=history).observe()
             except CloudError as exc:
                 log.write(f"report: set {decl.name} on {dest.label}: {exc}\n")
                 results.append(Observed(decl, dest, error=str(exc)))

@@ -20,14 +20,18 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
 from .clouds.base import CloudAdapter, CloudError, SubmitResult
 from .durations import parse_duration
+from .history import SHARED, HistoryCache
 from .reconcile import Plan, plan as make_plan
-from .records import SetInputs, SubmittedTask, prior_observations, prior_submitted
+from .records import SetInputs, SubmittedTask, prior_contents, prior_observations, prior_submitted
 from .safety import Policy, QuotaDecision, decide_quota
 from .status import Observation, TargetState
 
 # History is read this far beyond the freshness window, so a success just older than freshness
 # is seen (and reported as expired) rather than mistaken for "never submitted".
 HISTORY_MARGIN = timedelta(days=1)
+# A shared read of the scope's history (history.py) that started this recently serves a refresh
+# or the first read of an up: the sets and shards of one engine command read it once.
+SHARED_READ_FRESH = timedelta(seconds=30)
 POLL_FIRST = 1.0
 POLL_MAX = 15.0
 PROGRESS_EVERY = 30.0
@@ -75,8 +79,10 @@ class DestinationSync:
         sleep: Callable[[float], None] = time.sleep,
         log: TextIO = sys.stderr,
         policy: Policy = Policy(),
+        history: HistoryCache = SHARED,
     ):
         self.adapter = adapter
+        self.history = history
         self.policy = policy
         self.inputs = inputs
         self.freshness = parse_duration(inputs.freshness)
@@ -123,17 +129,20 @@ class DestinationSync:
     def _history_with_prior(
         self, now: datetime, prior_outputs: Optional[Mapping[str, Any]]
     ) -> tuple[list[Observation], dict[tuple[str, str], str]]:
-        """History rows (with the ETag each of our tasks was for) plus old records the cloud no longer keeps.
+        """History rows of our targets (with the ETag each of our tasks was for) plus old records the
+        cloud no longer keeps.
 
-        Also returns what is known of task contents, keyed by (url, task id), for rows read later.
+        The history comes from the process's shared read of the scope when one started in the
+        last SHARED_READ_FRESH; only our targets' rows are taken from it. Also returns what is
+        known of task contents, keyed by (url, task id), for rows read later.
         """
         since = now - self.freshness - HISTORY_MARGIN
-        prior = prior_observations(prior_outputs)
-        contents = {(o.url, o.task_id): o.content for o in prior if o.content}
-        observations = with_content(self.adapter.history(since, now), contents)
-        for obs in prior:
-            if obs.created >= since:
-                continue  # inside the window the cloud's history is authoritative
+        targets = self.inputs.targets
+        snapshot = self.history.read(self.adapter, since, now, urls=targets, fresh_after=now - SHARED_READ_FRESH)
+        contents = prior_contents(prior_outputs)
+        observations = with_content(snapshot.rows_for(targets, since), contents)
+        # Inside the window the cloud's history is authoritative: only older records are kept.
+        for obs in prior_observations(prior_outputs, older_than=since):
             if obs.state.in_flight:
                 obs = Observation(obs.url, obs.task_id, TargetState.UNKNOWN, obs.created, obs.updated,
                                   "task no longer in the cloud's history", None, obs.content)
@@ -188,7 +197,7 @@ class DestinationSync:
             pending = urls[index:index + batch]
             for attempt in range(1, SUBMIT_ATTEMPTS + 1):
                 try:
-                    result = adapter.submit(pending)
+                    result = self._submit_once(pending)
                 except CloudError as exc:
                     if exc.kind not in AMBIGUOUS_KINDS:
                         raise self._stopped(f"submitting batch {number} of {total} failed: {exc}", urls,
@@ -216,6 +225,14 @@ class DestinationSync:
                 notes.extend(self._record_result(result, new_tasks))
                 break
         return notes
+
+    def _submit_once(self, urls: list[str]) -> SubmitResult:
+        """One submit call; whatever its outcome, shared reads that started before it are no
+        longer evidence about these URLs (the cloud may hold a new task for them)."""
+        try:
+            return self.adapter.submit(urls)
+        finally:
+            self.history.invalidate(self.adapter, urls)
 
     def _stopped(self, what: str, urls: Sequence[str], new_tasks: list[SubmittedTask]) -> SubmitError:
         """The partial-failure error: what was submitted (task ids) and what was not."""
@@ -273,24 +290,33 @@ class DestinationSync:
         return version.etag if version else None
 
     def _wait(self, start: datetime, pending: set[str]) -> list[Observation]:
-        """Poll history for the submitted targets until none is in flight or the deadline passes."""
+        """Poll history for the submitted targets until none is in flight or the deadline passes.
+
+        Each poll takes a shared read (history.py) that started after this caller's previous poll
+        and after its submits: sets and shards waiting on one scope at once share their polls.
+        """
         deadline = start + self.wait
         interval = POLL_FIRST
         last_progress = start
         latest: list[Observation] = []
         since = start - timedelta(minutes=5)  # tolerate a cloud clock a little behind ours
+        previous_start, previous_seq = self.clock(), 0
         while pending and self.wait.total_seconds() > 0:
             now = self.clock()
             if now >= deadline:
                 break
             self.sleep(min(interval, max(0.0, (deadline - now).total_seconds())))
             interval = min(interval * 2, POLL_MAX)
+            poll_start = self.clock()
             try:
-                rows = [o for o in self.adapter.history(since, self.clock()) if o.url in pending and o.created >= since]
+                snapshot = self.history.read(self.adapter, since, poll_start, urls=pending,
+                                             fresh_after=previous_start, newer_than=previous_seq)
             except CloudError as exc:
                 # The tasks are submitted and recorded: a failed poll only means we look again later.
                 self.log.write(f"set {self.inputs.set}: reading progress failed ({exc}); trying again\n")
                 continue
+            previous_start, previous_seq = poll_start, snapshot.seq
+            rows = [o for o in snapshot.rows_for(pending, since) if o.created >= since]
             latest = rows
             newest: dict[str, Observation] = {}
             for obs in rows:

@@ -73,7 +73,16 @@ def test_history_reads_every_page(sb):
     assert sorted(o.url for o in rows) == sorted(urls)
     pages = sb.store.requests(action="DescribePrefetchTasks")
     assert [r["params"]["Limit"] for r in pages] == [1000, 1000, 1000]
-    assert [r["params"]["Offset"] for r in pages] == [0, 1000, 2000]
+    assert sorted(r["params"]["Offset"] for r in pages) == [0, 1000, 2000]  # the last two were asked at once
+
+
+def test_history_key_names_endpoint_credential_id_and_zone_never_the_key(sb):
+    key = adapter(sb).history_key()
+    assert key == ("edgeone", "http", sb.endpoint, SANDBOX_SECRET_ID, ZONE)
+    assert SANDBOX_SECRET_KEY not in repr(key)
+    other_zone = EdgeOneAdapter(adapter(sb).client, "zone-other")
+    assert other_zone.history_key() != key
+    assert EdgeOneAdapter(adapter(sb).client, ZONE, mode="edge").history_key() == key  # the mode is not in the query
 
 
 def test_history_over_more_than_seven_days_is_split_into_windows_the_api_accepts(sb):

@@ -1,4 +1,4 @@
-"""What the Tencent adapters share: the raw-JSON history call and the read-ahead of history pages."""
+"""What the Tencent adapters share: the raw-JSON history call and the paged reader of history."""
 
 from __future__ import annotations
 
@@ -12,13 +12,34 @@ from tencentcloud.teo.v20220901 import models
 
 from components.clouds.base import CloudError
 from components.clouds.edgeone import make_client
-from components.clouds.tencent import TencentCaller, read_ahead
+from components.clouds.tencent import TencentCaller, read_pages
 from components.ratelimit import SlidingWindowLimiter
 from components.retry import RetryPolicy
 from components.settings import Endpoint, TencentCredentials
+from tests.test_ratelimit import ManualClock
 
 
-# -- read_ahead: the same pages as a plain loop, the next one already on its way ----------------------
+# -- read_pages: the plain loop's pages, a few fetched at once, yielded in order ------------------------
+class Server:
+    """A history API over ``rows``, newest first: ``fetch(offset)`` answers (TotalCount, page).
+
+    ``cap`` is the most rows it puts in a page (the Limit asked for, or less); ``on_call(n)`` runs
+    before the n-th answer (1-based) and may change the rows.
+    """
+
+    def __init__(self, rows, cap=1000, on_call=None):
+        self.rows, self.cap, self.on_call = list(rows), cap, on_call
+        self.asked = []
+        self.lock = threading.Lock()
+
+    def __call__(self, offset):
+        with self.lock:
+            self.asked.append(offset)
+            if self.on_call:
+                self.on_call(len(self.asked))
+            return len(self.rows), self.rows[offset:offset + self.cap]
+
+
 def plain_loop(fetch):
     offset, pages = 0, []
     while True:
@@ -29,83 +50,150 @@ def plain_loop(fetch):
             return pages
 
 
-def pages_of(rows_per_page, totals):
-    """A fake API: page n has rows_per_page[n] rows and reports totals[n]; records the offsets asked for."""
-    asked = []
-
-    def fetch(offset):
-        asked.append(offset)
-        n = len(asked) - 1
-        if n >= len(rows_per_page):
-            return totals[-1], []
-        return totals[n], [f"row{offset + i}" for i in range(rows_per_page[n])]
-
-    return fetch, asked
+@pytest.mark.parametrize("count", [0, 1, 999, 1000, 1001, 2500, 10_000])
+def test_every_row_once_in_order_and_one_call_per_page(count):
+    server = Server(range(count))
+    pages = list(read_pages(server))
+    assert [row for page in pages for row in page] == list(range(count))
+    assert sorted(server.asked) == list(range(0, max(count, 1), 1000))  # each page asked for once
+    assert pages == plain_loop(Server(range(count)))
 
 
-@pytest.mark.parametrize("rows_per_page, totals", [
-    ([3, 3, 1], [7, 7, 7]),          # ordinary paging
-    ([3, 3], [6, 6]),                # exact multiple
-    ([2, 0], [9, 9]),                # TotalCount overstates: an empty page ends it
-    ([3, 3, 3, 1], [7, 8, 10, 10]),  # rows arrive while paging: the latest total is followed
-    ([0], [0]),                      # nothing at all
-    ([3, 3], [5, 3]),                # total shrinks: stop as soon as the offset reaches it
-])
-def test_read_ahead_asks_for_exactly_the_pages_a_plain_loop_asks_for(rows_per_page, totals):
-    expected_fetch, expected_asked = pages_of(rows_per_page, totals)
-    fetch, asked = pages_of(rows_per_page, totals)
-    assert list(read_ahead(fetch)) == plain_loop(expected_fetch)
-    assert asked == expected_asked
+def test_a_cloud_that_caps_the_page_size_is_paged_by_its_own_page_size():
+    server = Server(range(2345), cap=100)
+    assert [row for page in read_pages(server) for row in page] == list(range(2345))
+    assert sorted(server.asked) == list(range(0, 2345, 100))
 
 
-def test_read_ahead_requests_the_next_page_while_the_caller_works_on_this_one():
-    in_flight, most, lock = [0], [0], threading.Lock()
-    started = []
+def test_a_few_pages_are_fetched_at_once_while_the_caller_parses():
+    release, started = threading.Event(), threading.Semaphore(0)
+    server = Server(range(10_000))
 
-    def fetch(offset):
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        started.append(offset)
-        time.sleep(0.05)
-        with lock:
-            in_flight[0] -= 1
-        return 30, ["r"] * 10
-
-    pages = read_ahead(fetch)
-    next(pages)
-    time.sleep(0.02)
-    assert started == [0, 10]  # page two is already requested before the caller asks for it
-    rest = list(pages)
-    assert len(rest) == 2 and most[0] == 1  # never more than one request in flight
-
-
-def test_read_ahead_raises_the_error_of_the_page_that_failed():
     def fetch(offset):
         if offset:
-            raise CloudError("edgeone", "DescribePrefetchTasks", "InternalError", "boom", kind="transient")
-        return 20, ["r"] * 10
+            started.release()
+            assert release.wait(10)
+        return server(offset)
 
-    pages = read_ahead(fetch)
-    assert next(pages) == ["r"] * 10
+    pages = read_pages(fetch, in_flight=4)
+    assert len(next(pages)) == 1000
+    for _ in range(4):
+        assert started.acquire(timeout=10)  # pages two to five were asked for before the caller asked
+    assert not started.acquire(timeout=0.2)  # and no more than four at once
+    release.set()
+    assert sum(len(p) for p in pages) == 9000
+    assert sorted(server.asked) == list(range(0, 10_000, 1000))
+
+
+@pytest.mark.parametrize("pages, totals, expected", [
+    ([3, 3, 1], [7, 7, 7], [0, 3, 6]),           # ordinary paging
+    ([3, 3], [6, 6], [0, 3]),                    # exact multiple
+    ([2, 0], [9, 9], None),                      # TotalCount overstates: an empty page ends it
+    ([3, 3, 3, 1], [7, 8, 10, 10], [0, 3, 6, 9]),  # the total grows while paging: the latest is followed
+    ([0], [0], [0]),                             # nothing at all
+    ([3, 3], [5, 3], [0, 3]),                    # the total shrinks: stop as soon as the offset reaches it
+])
+def test_the_stop_rules_are_the_plain_loops(pages, totals, expected):
+    """Answers by offset (page n starts at the sum of the earlier pages), as the plain loop reads them."""
+    starts = [sum(pages[:n]) for n in range(len(pages))]
+
+    def make():
+        asked = []
+
+        def fetch(offset):
+            asked.append(offset)
+            n = starts.index(offset) if offset in starts else None
+            if n is None:
+                return totals[-1], []
+            return totals[n], list(range(offset, offset + pages[n]))
+        return fetch, asked
+
+    fetch, asked = make()
+    plain, plain_asked = make()
+    assert list(read_pages(fetch)) == plain_loop(plain)
+    if expected is not None:
+        assert sorted(asked) == expected == plain_asked
+
+
+def test_rows_listed_first_during_the_read_lose_no_row_that_was_there():
+    """A task stamped inside the window while the pages are read (newest first) moves the other rows back."""
+    original = [f"old{i}" for i in range(2500)]
+
+    def arrive(call):
+        if call == 2:  # after the first page was answered
+            server.rows[:0] = ["new0", "new1", "new2"]
+
+    server = Server(original, on_call=arrive)
+    read = [row for page in read_pages(server, in_flight=1) for row in page]
+    assert set(original) <= set(read)  # none lost; a row at a page boundary may come twice
+    assert len(read) == len(server.rows)  # the latest TotalCount was followed to the end
+    assert sorted(server.asked) == [0, 1000, 2000]
+
+
+def test_a_short_page_in_the_middle_replans_from_where_the_plain_loop_goes_on():
+    rows = list(range(3000))
+
+    def fetch(offset):
+        if offset == 1000:
+            return 3000, rows[1000:1500]  # the cloud answered only half a page this time
+        return 3000, rows[offset:offset + 1000]
+
+    assert [r for page in read_pages(fetch) for r in page] == rows
+
+
+def test_the_error_of_a_page_is_raised_in_order():
+    def fetch(offset):
+        if offset == 2000:
+            raise CloudError("edgeone", "DescribePrefetchTasks", "InternalError", "boom", kind="transient")
+        return 5000, ["r"] * 1000
+
+    pages = read_pages(fetch)
+    assert next(pages) and next(pages)
     with pytest.raises(CloudError, match="boom"):
         next(pages)
 
 
-def test_a_caller_that_stops_early_does_not_wait_for_the_page_in_flight():
+def test_a_caller_that_stops_early_does_not_wait_for_the_pages_in_flight():
     release = threading.Event()
 
     def fetch(offset):
         if offset:
             release.wait(5)
-        return 20, ["r"] * 10
+        return 5000, ["r"] * 1000
 
-    pages = read_ahead(fetch)
+    pages = read_pages(fetch)
     next(pages)
     start = time.monotonic()
     pages.close()
     assert time.monotonic() - start < 1
     release.set()
+
+
+def test_pages_fetched_at_once_stay_within_the_limit_of_the_server():
+    """Each page holds its limiter slot from send to answer: whatever moment between the two the
+    server counts it at, no server window of 1 s holds more than 5 of them."""
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(5, 1.0, clock=clock, sleep=clock.sleep, margin=0.0)
+    server = Server(range(30_000))
+    spans, lock = [], threading.Lock()
+
+    def fetch(offset):
+        with limiter.request("teo:DescribePrefetchTasks"):
+            send = clock()
+            clock.sleep(0.07)  # the request's flight
+            answer = server(offset)
+            done = clock()
+        with lock:
+            spans.append((send, done))
+        return answer
+
+    assert sum(len(p) for p in read_pages(fetch, in_flight=4)) == 30_000
+    assert len(spans) == 30
+    for send, _ in spans:
+        # the requests sent up to this one that may still be counted in the server window ending now
+        # (a count exactly one window old has left it, as in the sandbox; 1e-9 absorbs float sums)
+        live = [1 for s, d in spans if s <= send and d > send - 1.0 + 1e-9]
+        assert len(live) <= 5
 
 
 # -- TencentCaller.json: the model path's transport and error translation, without the models -----------

@@ -80,6 +80,13 @@ def test_every_page_is_read(sb):
     assert [r["params"]["Offset"] for r in sb.store.requests(action="DescribePushTasks")] == [0, 1000]
 
 
+def test_history_key_names_endpoint_credential_id_and_area_never_the_key(sb):
+    key = adapter(sb).history_key()
+    assert key == ("tencent-cdn", "http", sb.endpoint, SANDBOX_SECRET_ID, "mainland")
+    assert SANDBOX_SECRET_KEY not in repr(key)
+    assert adapter(sb, "overseas").history_key() != key  # same query, but the area decides which rows are ours
+
+
 def test_beijing_time_is_converted():
     assert parse_beijing("2018-07-30 18:10:53") == datetime(2018, 7, 30, 10, 10, 53, tzinfo=timezone.utc)
 

@@ -75,6 +75,24 @@ def test_history_pages_through_many_tasks(sb):
     assert offsets == [0, 2]  # form-encoded: the log keeps them as text
 
 
+def test_history_is_one_call_whatever_the_number_of_tasks(sb):
+    a = adapter(sb, interval=0.25)
+    tasks = [a.submit([URL.format(f"t{i}")]).task_id for i in range(3)]
+    sb.store.clear_requests()
+    assert sorted(o.task_id for o in a.history(now() - timedelta(hours=1), now())) == sorted(tasks)
+    [call] = sb.store.requests(action="DescribeNewUcdnPrefetchCacheTask")
+    assert "Limit" not in call["params"]  # no Limit: the API answers every task
+
+
+def test_history_key_is_the_account_not_the_domain(sb):
+    key = adapter(sb).history_key()
+    assert key == ("ucloud", f"http://{sb.endpoint}", SANDBOX_UCLOUD_PUBLIC_KEY, "")
+    assert SANDBOX_UCLOUD_PRIVATE_KEY not in repr(key)
+    other_domain = UCloudAdapter(adapter(sb).client, "ucdn-other")
+    assert other_domain.history_key() == key  # the history API takes no domain: one read serves both
+    assert UCloudAdapter(adapter(sb).client, DOMAIN, project_id="org-2").history_key() != key
+
+
 def test_default_spacing_keeps_submits_ten_seconds_apart(sb):
     sb.store.set_setting("ucloud_prefetch_interval", 10.0)
     client = make_client(Endpoint("url", "http", sb.endpoint),

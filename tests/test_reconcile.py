@@ -113,3 +113,21 @@ def test_short_etag_keeps_12_hex_digits_of_a_hash_and_digests_anything_else():
     one, two = short_etag('"5f3a1b2c-1a2b"'), short_etag('"5f3a1b2c-1a2c"')
     assert one != two and len(one) == 12 and one.startswith("h")
     assert ContentVersion.of('"9b2cf535d3e1a8f3c0a6e4c2d1b0a9f8"', 2048).marker == "etag 9b2cf535d3e1, 2048 bytes"
+
+
+def test_a_success_exactly_freshness_old_is_still_warm_and_a_microsecond_more_is_expired():
+    finished = NOW - DAY
+    on_edge = Observation(A, "t1", TargetState.WARM, finished - timedelta(minutes=1), finished)
+    past = Observation(B, "t1", TargetState.WARM, finished - timedelta(minutes=1), finished - timedelta(microseconds=1))
+    result = assess([A, B], [on_edge, past], now=NOW, freshness=DAY)
+    assert result[A].state is TargetState.WARM
+    assert result[B].state is TargetState.EXPIRED and result[B].reason == "last warmed more than 24h ago"
+
+
+def test_one_pass_over_targets_and_rows_for_a_large_set():
+    """Observations may be a one-shot iterator (the shared history hands each caller its own rows)."""
+    urls = [f"https://cdn.example.com/{n}.js" for n in range(20_000)]
+    rows = iter(obs(u, TargetState.WARM if n % 2 else TargetState.FAILED, 10) for n, u in enumerate(urls))
+    result = plan(urls, rows, now=NOW, freshness=DAY)
+    assert len(result.statuses) == 20_000 and len(result.to_submit) == 10_000
+    assert list(result.statuses) == urls

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from components.clouds.base import CloudError, Quota
+from components.history import HistoryCache
 from components.records import SetInputs, build_outputs
 from components.safety import Policy
 from components.status import ContentVersion, TargetState
@@ -436,3 +437,90 @@ def test_progress_lines_count_finished_targets_as_warm_or_failed():
     sync.converge()
     lines = [line for line in sync.log.getvalue().splitlines() if " submitted: " in line]
     assert any(" 9 warm, 1 failed, 0 running; " in line for line in lines), lines
+
+
+# -- the shared history read (history.py): one read per scope for every set and shard on it -------------
+class SharedCloud(FlakyCloud):
+    """A fake cloud whose history every adapter of the same zone shares."""
+
+    def history_key(self):
+        return ("fake", "zone-a")
+
+
+def shared(cloud, clock, targets, cache, wait="1m"):
+    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", wait)
+    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache)
+
+
+def test_two_sets_on_one_scope_refresh_with_one_history_read():
+    clock = FakeClock()
+    cloud, cache = SharedCloud(clock), HistoryCache()
+    for url in URLS:
+        cloud.add_row(url, TargetState.WARM, clock() - timedelta(hours=1))
+    first = shared(cloud, clock, URLS[:5], cache).observe()
+    clock.now += timedelta(seconds=10)
+    second = shared(cloud, clock, URLS[5:], cache).observe()
+    assert len(cloud.history_calls) == 1
+    assert first.plan.in_sync and second.plan.in_sync
+    assert list(first.plan.statuses) == list(URLS[:5]) and list(second.plan.statuses) == list(URLS[5:])
+
+
+def test_a_refresh_after_the_freshness_of_a_shared_read_reads_again():
+    clock = FakeClock()
+    cloud, cache = SharedCloud(clock), HistoryCache()
+    shared(cloud, clock, URLS, cache).observe()
+    clock.now += timedelta(seconds=31)
+    shared(cloud, clock, URLS, cache).observe()
+    assert len(cloud.history_calls) == 2
+
+
+def test_a_submit_of_one_set_is_seen_by_the_next_set_with_the_same_url():
+    clock = FakeClock()
+    cloud, cache = SharedCloud(clock, finish_after=600), HistoryCache()
+    shared(cloud, clock, URLS[:1], cache).observe()  # the shared read, before anything was submitted
+    shared(cloud, clock, URLS[:1], cache, wait="0s").converge()
+    seen = shared(cloud, clock, URLS[:2], cache).observe().plan.statuses  # same URL, another set
+    assert seen[URLS[0]].state is TargetState.RUNNING and seen[URLS[0]].task_id == "task-1"
+    assert len(cloud.submits) == 1
+
+
+def test_a_submit_for_other_urls_leaves_the_shared_read_valid_for_a_shard_without_them():
+    clock = FakeClock()
+    cloud, cache = SharedCloud(clock), HistoryCache()
+    shared(cloud, clock, URLS, cache).observe()
+    reads = len(cloud.history_calls)
+    shared(cloud, clock, URLS[:5], cache, wait="0s").converge()  # the first read is shared; submits 5
+    assert len(cloud.history_calls) == reads
+    shared(cloud, clock, URLS[5:], cache, wait="0s").converge()  # the other shard: its URLs were not submitted
+    assert len(cloud.history_calls) == reads
+    assert [len(b) for b in cloud.submits] == [5, 5]
+
+
+def test_polls_sharing_the_cache_still_see_the_tasks_finish():
+    clock = FakeClock()
+    cloud, cache = SharedCloud(clock, finish_after=20), HistoryCache()
+    result = shared(cloud, clock, URLS, cache).converge()
+    assert result.plan.in_sync
+    alone = FakeCloud(FakeClock(), finish_after=20)
+    make(alone, alone.clock).converge()
+    assert len(cloud.history_calls) == len(alone.history_calls)  # every poll read anew, as without the cache
+
+
+def test_confirmation_after_an_ambiguous_submit_never_uses_the_shared_read():
+    clock = FakeClock()
+    cloud, cache = SharedCloud(clock, batch=4), HistoryCache()
+    cloud.failures = {2: ("transient", False)}
+    shared(cloud, clock, URLS, cache).converge()
+    assert cloud.per_url() == Counter(URLS)
+    # [start - 5 min, now + 5 min]: only confirmation reads look past now
+    confirm_reads = [c for c in cloud.history_calls if timedelta(minutes=10) <= c[1] - c[0] < timedelta(hours=1)]
+    assert len(confirm_reads) == len(CONFIRM_DELAYS)  # each confirmation read went to the cloud
+
+
+def test_a_failing_shared_read_fails_the_refresh_and_is_not_kept():
+    clock = FakeClock()
+    cloud, cache = SharedCloud(clock), HistoryCache()
+    cloud.history_fails = 1
+    with pytest.raises(CloudError, match="history unavailable"):
+        shared(cloud, clock, URLS, cache).observe()
+    assert shared(cloud, clock, URLS, cache).observe().plan.statuses[URLS[0]].state is TargetState.MISSING

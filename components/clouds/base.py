@@ -76,6 +76,15 @@ class CloudAdapter(ABC):
         """Short human name of the destination for messages, e.g. ``edgeone zone zone-abc``."""
         return self.cloud
 
+    def history_key(self) -> Optional[tuple]:
+        """What decides the rows ``history`` yields: cloud, endpoint, credential id (never a secret), scope.
+
+        Adapters with the same key read the same history, so one read serves them all (history.py).
+        None (the default) means "shared with no one": an adapter that cannot name its scope
+        exactly must not be served rows read for another.
+        """
+        return None
+
 
 StatusTable = Mapping[str, tuple[TargetState, Optional[str]]]
 

@@ -16,8 +16,9 @@ from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
 from ..settings import Endpoint, TencentCredentials
 from ..status import Observation, TargetState, parse_time, shared
 from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows, lookup_status
-from .tencent import TencentCaller, client_profile, read_ahead, sdk_credential
+from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, lookup_status
+from .tencent import (TencentCaller, checked_counts, checked_page, checked_time, client_identity, client_profile,
+                      paged_history, sdk_credential)
 
 CLOUD = "edgeone"
 PAGE_LIMIT = 1000  # documented maximum
@@ -57,13 +58,8 @@ class EdgeOneAdapter(CloudAdapter):
         resp = self._call("DescribeContentQuota", {"ZoneId": self.zone})
         for item in resp.PrefetchQuota or []:
             if (item.Type or "").lower() == "prefetch_url":
-                values = {}
-                for name in ("Batch", "Daily", "DailyAvailable"):
-                    value = getattr(item, name)
-                    if not isinstance(value, int) or value < 0:
-                        raise MalformedResponse(CLOUD, "DescribeContentQuota", f"PrefetchQuota.{name}",
-                                                f"expected a non-negative integer, got {value!r}")
-                    values[name] = value
+                values = checked_counts(item, ("Batch", "Daily", "DailyAvailable"), CLOUD, "DescribeContentQuota",
+                                        "PrefetchQuota")
                 return Quota(values["Batch"], values["Daily"], values["DailyAvailable"])
         raise MalformedResponse(CLOUD, "DescribeContentQuota", "PrefetchQuota",
                                 "no entry of Type prefetch_url")
@@ -82,38 +78,24 @@ class EdgeOneAdapter(CloudAdapter):
         accepted = tuple(u for u in urls if u not in rejected)
         return SubmitResult(resp.JobId, accepted, rejected)
 
+    def history_key(self) -> tuple:
+        # What decides the rows history() yields: the API and account it asks, and the zone.
+        return (CLOUD, *client_identity(self.client), self.zone)
+
     def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
-        # The API takes whole seconds: widen to whole seconds so no row on the edge is lost.
-        since = since.replace(microsecond=0)
-        if until.microsecond:
-            until = until.replace(microsecond=0) + timedelta(seconds=1)
-        for start, end in windows(since, until, self.max_window):
-            for tasks in read_ahead(lambda offset, start=start, end=end: self._page(start, end, offset)):
-                for task in tasks:
-                    obs = _observation(task)
-                    if obs is not None:
-                        yield obs
+        return paged_history(since, until, self.max_window, self._page, _observation)
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, Tasks) of one page of history, both checked."""
-        resp = self._call.json("DescribePrefetchTasks", {
+        action = "DescribePrefetchTasks"
+        resp = self._call.json(action, {
             "ZoneId": self.zone,
             "StartTime": _iso(start),
             "EndTime": _iso(end),
             "Offset": offset,
             "Limit": PAGE_LIMIT,
         })
-        if not isinstance(resp, dict):
-            raise MalformedResponse(CLOUD, "DescribePrefetchTasks", "Response",
-                                    f"expected an object, got {type(resp).__name__}")
-        total = resp.get("TotalCount")
-        if not isinstance(total, int):
-            raise MalformedResponse(CLOUD, "DescribePrefetchTasks", "TotalCount", f"expected an integer, got {total!r}")
-        tasks = resp.get("Tasks") or []
-        if not isinstance(tasks, list):
-            raise MalformedResponse(CLOUD, "DescribePrefetchTasks", "Tasks",
-                                    f"expected a list, got {type(tasks).__name__}")
-        return total, tasks
+        return checked_page(resp, CLOUD, action, "Tasks")
 
 
 def _observation(task: Any) -> Optional[Observation]:
@@ -143,17 +125,8 @@ def _observation(task: Any) -> Optional[Observation]:
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
-    if value in (None, ""):
-        if required:
-            raise MalformedResponse(CLOUD, "DescribePrefetchTasks", field_name, "missing")
-        return None
-    try:
-        if not isinstance(value, str):
-            raise TypeError(value)
-        return parse_time(value)
-    except (TypeError, ValueError):
-        raise MalformedResponse(CLOUD, "DescribePrefetchTasks", field_name,
-                                f"expected an ISO 8601 time, got {value!r}") from None
+    return checked_time(value, parse_time, "an ISO 8601 time", CLOUD, "DescribePrefetchTasks", field_name,
+                        required=required)
 
 
 def _iso(moment: datetime) -> str:

@@ -7,7 +7,9 @@ after a throttling error even when a later attempt succeeded, duplicating prefet
 from __future__ import annotations
 
 import json
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
 from types import ModuleType
 from typing import Any, Callable, Iterator, Optional
 
@@ -19,7 +21,8 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from ..ratelimit import SlidingWindowLimiter
 from ..retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from ..settings import Endpoint, TencentCredentials
-from .base import CloudError
+from ..status import Observation
+from .base import CloudError, MalformedResponse, windows
 
 # Actions that change something at the cloud: never re-sent blindly after an ambiguous failure.
 SUBMIT_ACTIONS = frozenset({"CreatePrefetchTask", "PushUrlsCache"})
@@ -66,6 +69,13 @@ def sdk_credential(creds: TencentCredentials) -> credential.Credential:
     return credential.Credential(creds.secret_id, creds.secret_key, creds.token)
 
 
+def client_identity(client: Any) -> tuple[str, str, str]:
+    """(scheme, API host, SecretId) of an SDK client: whose history it reads, and where. Never the key."""
+    http = client.profile.httpProfile
+    # No explicit endpoint: the SDK client's own default host for its service (teo/cdn.tencentcloudapi.com).
+    return http.scheme or "https", http.endpoint or client._endpoint, getattr(client.credential, "secret_id", "")
+
+
 class TencentCaller:
     """Calls one action of one SDK client under the shared rate limiter, translating SDK errors."""
 
@@ -107,9 +117,10 @@ class TencentCaller:
 
     def _with_retry(self, action: str, send: Callable[[], Any]) -> Any:
         def once() -> Any:
-            self.limiter.acquire((self.cloud, action))
             try:
-                return send()
+                # The slot is held until the answer arrives: see ratelimit.py for why.
+                with self.limiter.request((self.cloud, action)):
+                    return send()
             except TencentCloudSDKException as exc:
                 code = exc.get_code() or "Error"
                 kind = classify(code)
@@ -121,23 +132,124 @@ class TencentCaller:
         return call_with_retry(once, read_only=action not in SUBMIT_ACTIONS, policy=self.policy)
 
 
-def read_ahead(fetch: Callable[[int], tuple[int, list]]) -> Iterator[list]:
-    """Every page of a history query, in order: ``fetch(offset)`` answers (TotalCount, rows) of one page.
+# Pages of one history query fetched at once (each still waits for its slot in the shared limiter).
+PAGES_IN_FLIGHT = 4
 
-    Pages are requested one after another exactly as a plain loop would (the same offsets, the same
-    stop rule: an empty page, or TotalCount reached), but the request for the next page goes out
-    as soon as this page has arrived, while the caller is still turning its rows into observations:
-    waiting on the cloud and parsing overlap instead of adding up. At most one request is in flight.
+
+def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAGES_IN_FLIGHT) -> Iterator[list]:
+    """Every page of one history query, in order: ``fetch(offset)`` answers (TotalCount, rows) of one page.
+
+    The stop rules are a plain loop's: after a page, stop when it was empty or the offset (the rows
+    read so far) reached that page's TotalCount; otherwise the next page starts at that offset.
+    What differs is when pages are asked for: the first page tells how many rows there are and
+    how many a page holds, so the following offsets are known and up to ``in_flight`` of them are
+    fetched at once (each under the shared rate limiter inside ``fetch``), while the caller parses
+    the pages already here. Every page is asked for once, and pages are yielded in offset order.
+
+    A page is used only when it was fetched at exactly the offset the plain loop would ask for. A
+    short page in the middle moves that offset: the pages fetched ahead are dropped and the rest
+    is planned again from there. A TotalCount that grew extends the plan; one that shrank ends the
+    read where the plain loop would (pages fetched ahead of it are dropped, unread).
+
+    Rows added while pages are read: the query's window is fixed when the read starts (EndTime is
+    the caller's "now"), so a task created later is not in the query at all. Only a task the cloud
+    stamps inside the window during the read can join it (within the last, rounded-up second, or
+    with a cloud clock behind ours); it belongs to a later view of history and may or may not be
+    seen, as with a plain loop. No row that was there when the read started is lost: the clouds
+    list newest first, so a new row moves the others back by one; a row at a page boundary may then
+    come twice (the history snapshot keeps it once), and the reader follows the latest TotalCount
+    to the last row. Rows would be skipped only if rows of the window vanished during the read (the
+    cloud dropping its oldest history), and the window starts a day before the set's freshness,
+    well inside the ~30 days the clouds keep.
     """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read-ahead")
+    pool = ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="history-page")
+    ahead: deque[tuple[int, Future]] = deque()
     try:
-        pending: Optional[Future] = pool.submit(fetch, 0)
-        offset = 0
-        while pending is not None:
-            total, rows = pending.result()
+        total, rows = fetch(0)
+        step = len(rows)  # what the cloud puts in a page (its Limit, or less if it caps it)
+        offset = planned = 0
+        while True:
             offset += len(rows)
-            pending = pool.submit(fetch, offset) if rows and offset < total else None
+            more = bool(rows) and offset < total
+            if more and ahead and ahead[0][0] != offset:
+                _drop(ahead)  # fetched for offsets the plain loop would not ask for
+            if more:
+                if not ahead:
+                    planned = offset
+                while len(ahead) < in_flight and planned < total:
+                    ahead.append((planned, pool.submit(fetch, planned)))
+                    planned += step
             yield rows
+            if not more:
+                return
+            total, rows = ahead.popleft()[1].result()
     finally:
-        # A caller that stops early (a malformed row) leaves at most one read-only request to finish unseen.
+        # A caller that stops early (a malformed row) leaves at most the started read-only requests
+        # to finish unseen.
+        _drop(ahead)
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _drop(ahead: deque[tuple[int, Future]]) -> None:
+    for _, future in ahead:
+        future.cancel()
+    ahead.clear()
+
+
+def paged_history(since: datetime, until: datetime, span: timedelta,
+                  page: Callable[[datetime, datetime, int], tuple[int, list]],
+                  observation: Callable[[Any], Optional[Observation]]) -> Iterator[Observation]:
+    """The history of both Tencent APIs: windows of at most ``span``, each read page by page.
+
+    ``page(start, end, offset)`` answers one checked page; ``observation(row)`` turns a row into
+    an observation, or None for a row that is not a prefetch of this destination.
+    """
+    # The APIs take whole seconds: widen to whole seconds so no row on the edge is lost.
+    since = since.replace(microsecond=0)
+    if until.microsecond:
+        until = until.replace(microsecond=0) + timedelta(seconds=1)
+    for start, end in windows(since, until, span):
+        for rows in read_pages(lambda offset, start=start, end=end: page(start, end, offset)):
+            for row in rows:
+                obs = observation(row)
+                if obs is not None:
+                    yield obs
+
+
+def checked_page(resp: Any, cloud: str, action: str, rows_field: str) -> tuple[int, list]:
+    """(TotalCount, rows) of one page of a history answer (plain JSON), both checked."""
+    if not isinstance(resp, dict):
+        raise MalformedResponse(cloud, action, "Response", f"expected an object, got {type(resp).__name__}")
+    total = resp.get("TotalCount")
+    if not isinstance(total, int):
+        raise MalformedResponse(cloud, action, "TotalCount", f"expected an integer, got {total!r}")
+    rows = resp.get(rows_field) or []
+    if not isinstance(rows, list):
+        raise MalformedResponse(cloud, action, rows_field, f"expected a list, got {type(rows).__name__}")
+    return total, rows
+
+
+def checked_counts(item: Any, names: tuple[str, ...], cloud: str, action: str, prefix: str) -> dict[str, int]:
+    """The named fields of one quota entry (an SDK model), each a non-negative integer."""
+    values = {}
+    for name in names:
+        value = getattr(item, name)
+        if not isinstance(value, int) or value < 0:
+            raise MalformedResponse(cloud, action, f"{prefix}.{name}", f"expected a non-negative integer, got {value!r}")
+        values[name] = value
+    return values
+
+
+def checked_time(value: Any, parse: Callable[[str], datetime], expected: str, cloud: str, action: str,
+                 field_name: str, *, required: bool) -> Optional[datetime]:
+    """A time field of a history row: ``parse`` of its text, None when absent and not required."""
+    if value in (None, ""):
+        if required:
+            raise MalformedResponse(cloud, action, field_name, "missing")
+        return None
+    try:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return parse(value)
+    except (TypeError, ValueError):
+        raise MalformedResponse(cloud, action, field_name, f"expected {expected}, got {value!r}") from None

@@ -17,8 +17,9 @@ from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
 from ..settings import Endpoint, TencentCredentials
 from ..status import Observation, TargetState, shared
 from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, windows, lookup_status
-from .tencent import TencentCaller, client_profile, read_ahead, sdk_credential
+from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, lookup_status
+from .tencent import (TencentCaller, checked_counts, checked_page, checked_time, client_identity, client_profile,
+                      paged_history, sdk_credential)
 
 CLOUD = "tencent-cdn"
 BEIJING = timezone(timedelta(hours=8))
@@ -72,13 +73,7 @@ class TencentCdnAdapter(CloudAdapter):
         resp = self._call("DescribePushQuota", {})
         by_area: dict[str, Quota] = {}
         for item in resp.UrlPush or []:
-            values = {}
-            for name in ("Batch", "Total", "Available"):
-                value = getattr(item, name)
-                if not isinstance(value, int) or value < 0:
-                    raise MalformedResponse(CLOUD, "DescribePushQuota", f"UrlPush.{name}",
-                                            f"expected a non-negative integer, got {value!r}")
-                values[name] = value
+            values = checked_counts(item, ("Batch", "Total", "Available"), CLOUD, "DescribePushQuota", "UrlPush")
             by_area[item.Area.lower() if isinstance(item.Area, str) else ""] = Quota(values["Batch"], values["Total"], values["Available"])
         needed = AREAS if self.area == "global" else (self.area,)
         missing = [a for a in needed if a not in by_area]
@@ -103,31 +98,20 @@ class TencentCdnAdapter(CloudAdapter):
             raise MalformedResponse(CLOUD, "PushUrlsCache", "TaskId", f"expected a task id, got {resp.TaskId!r}")
         return SubmitResult(resp.TaskId, tuple(urls), {})
 
+    def history_key(self) -> tuple:
+        # The query names no area (a global task warms either one), but the rows this adapter
+        # yields depend on its area: they are part of the key.
+        return (CLOUD, *client_identity(self._call.client), self.area)
+
     def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
-        since = since.replace(microsecond=0)
-        if until.microsecond:
-            until = until.replace(microsecond=0) + timedelta(seconds=1)
-        for start, end in windows(since, until, self.max_window):
-            for rows in read_ahead(lambda offset, start=start, end=end: self._page(start, end, offset)):
-                for row in rows:
-                    obs = self._observation(row)
-                    if obs is not None:
-                        yield obs
+        return paged_history(since, until, self.max_window, self._page, self._observation)
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, PushLogs) of one page of history, both checked."""
         action = "DescribePushTasks"
         resp = self._call.json(action, {"StartTime": beijing(start), "EndTime": beijing(end), "Offset": offset,
                                         "Limit": PAGE_LIMIT})
-        if not isinstance(resp, dict):
-            raise MalformedResponse(CLOUD, action, "Response", f"expected an object, got {type(resp).__name__}")
-        total = resp.get("TotalCount")
-        if not isinstance(total, int):
-            raise MalformedResponse(CLOUD, action, "TotalCount", f"expected an integer, got {total!r}")
-        rows = resp.get("PushLogs") or []
-        if not isinstance(rows, list):
-            raise MalformedResponse(CLOUD, action, "PushLogs", f"expected a list, got {type(rows).__name__}")
-        return total, rows
+        return checked_page(resp, CLOUD, action, "PushLogs")
 
     def _observation(self, row: Any) -> Optional[Observation]:
         """One row of ``PushLogs`` (plain JSON): every field it reads is checked here."""
@@ -161,12 +145,5 @@ class TencentCdnAdapter(CloudAdapter):
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
-    if value in (None, ""):
-        if required:
-            raise MalformedResponse(CLOUD, "DescribePushTasks", field_name, "missing")
-        return None
-    try:
-        return parse_beijing(value)
-    except (TypeError, ValueError):
-        raise MalformedResponse(CLOUD, "DescribePushTasks", field_name,
-                                f"expected 'YYYY-MM-DD hh:mm:ss' (Beijing time), got {value!r}") from None
+    return checked_time(value, parse_beijing, "'YYYY-MM-DD hh:mm:ss' (Beijing time)", CLOUD, "DescribePushTasks",
+                        field_name, required=required)

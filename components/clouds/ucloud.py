@@ -30,7 +30,10 @@ CLOUD = "ucloud"
 DEFAULT_BASE_URL = "https://api.ucloud.cn"
 BATCH = 1000            # UrlList.N per call
 SUBMIT_INTERVAL = 10.0  # seconds between submits, per account
-TASK_PAGE = 100         # tasks per history page (each task nests its URLs)
+# Tasks per history page; 0 sends no Limit, which the API answers with every task (its default).
+# One call then reads the whole window, however many tasks hold the URLs; a page that still holds
+# fewer tasks than TotalCount is followed by the next one.
+TASK_PAGE = 0
 STATUS_MAP = {
     "wait": (TargetState.QUEUED, None),
     "process": (TargetState.RUNNING, None),
@@ -99,6 +102,13 @@ class UCloudAdapter(CloudAdapter):
     def describe_scope(self) -> str:
         return f"ucloud domain {self.domain_id}"
 
+    def history_key(self) -> tuple:
+        # The history API takes no domain: it answers the account's (and project's) tasks, so
+        # every domain of one key pair reads the same rows.
+        config = getattr(self.client, "config", None)
+        return (CLOUD, getattr(config, "base_url", ""), self.account,
+                self.project_id or getattr(config, "project_id", None) or "")
+
     def _call(self, action: str, method: str, params: dict[str, Any], limiter: SlidingWindowLimiter) -> dict:
         if self.project_id:
             params["ProjectId"] = self.project_id
@@ -107,9 +117,11 @@ class UCloudAdapter(CloudAdapter):
                                policy=self.policy, min_delay=limiter.window if submit else 0.0)
 
     def _call_once(self, action: str, method: str, params: dict[str, Any], limiter: SlidingWindowLimiter) -> dict:
-        limiter.acquire((CLOUD, self.account, action))
         try:
-            resp = getattr(self.client, method)(params)
+            # The slot is held until the answer arrives (see ratelimit.py): the 10 s between submits
+            # then count from when the cloud had surely received the last one.
+            with limiter.request((CLOUD, self.account, action)):
+                resp = getattr(self.client, method)(params)
         except uexc.RetCodeException as error:
             kind = classify_retcode(error.code)
             hint = (" (check ucloud:publicKey/privateKey or UCLOUD_PUBLIC_KEY/UCLOUD_PRIVATE_KEY and the key's "
@@ -163,12 +175,14 @@ class UCloudAdapter(CloudAdapter):
         for start, end in windows(since, until, self.max_window):
             offset = 0
             while True:
-                resp = self._call(action, "describe_new_ucdn_prefetch_cache_task", {
+                params: dict[str, Any] = {
                     "BeginTime": int(start.timestamp()),
                     "EndTime": int(end.timestamp()) + (1 if end.microsecond else 0),
                     "Offset": offset,
-                    "Limit": TASK_PAGE,
-                }, self.call_limiter)
+                }
+                if TASK_PAGE:
+                    params["Limit"] = TASK_PAGE
+                resp = self._call(action, "describe_new_ucdn_prefetch_cache_task", params, self.call_limiter)
                 total = resp.get("TotalCount", 0)
                 tasks = resp.get("TaskList") or []
                 if not isinstance(total, int) or not isinstance(tasks, list):

@@ -1,0 +1,220 @@
+"""One read of a cloud scope's history per provider process, shared by every set and shard on it.
+
+Why: a set sharded into K resources, or N sets on one EdgeOne zone, would otherwise read the same
+100 pages of history K or N times per refresh (5 s of rate limit each at 100,000 rows), and parse
+them as often. The provider host runs four RPCs at once and the engine refreshes resources in
+parallel, so reads that overlap wait for the one in flight (singleflight) instead of starting
+their own.
+
+When a read may serve a caller (``HistoryCache.read``):
+
+- its key is the caller's: ``adapter.history_key()`` names the cloud, endpoint, credential id and
+  scope, i.e. exactly what decides the rows (an adapter without a key shares with no one);
+- it covers the caller's window: it reads from ``since`` or earlier, up to the moment it started
+  (a read is a view of history as of its start; rows created later are in no earlier view);
+- it started at or after the caller's ``fresh_after``, and after the caller's ``newer_than``
+  read (a poller asks for a read newer than the one it saw last);
+- no URL of the caller was submitted, in this process, after the read started (``invalidate``):
+  the read cannot show that task. A submit for other URLs does not spoil it for this caller,
+  whose plan depends only on its own targets' rows (shards never share a URL).
+
+Errors are not cached: every caller waiting on a failed read gets the same CloudError, and the
+next call reads again. Entries are few (``MAX_ENTRIES``) and short-lived (``TTL``), so a
+long-lived process does not accumulate history.
+
+``_confirm`` in sync.py never comes here: after an ambiguous submit it must see the cloud now.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Collection, Iterable, Mapping, Optional, Union
+
+from .clouds.base import CloudAdapter
+from .status import Observation
+
+TTL = 60.0       # seconds a finished read is kept (monotonic time)
+MAX_ENTRIES = 4  # finished reads kept at once; the oldest goes first
+
+Rows = Union[Observation, list]  # one row, or a list of them when a URL has several tasks
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The history of one scope in [since, until], read once, indexed by URL.
+
+    ``until`` is also when the read started: the caller's "now". ``seq`` orders reads in this
+    process (a later read has a higher one).
+    """
+
+    since: datetime
+    until: datetime
+    seq: int
+    by_url: Mapping[str, Rows]
+    rows: int  # rows read, duplicates included
+
+    def rows_for(self, urls: Iterable[str], since: Optional[datetime] = None) -> list[Observation]:
+        """The rows of these URLs only (a lookup per URL, never a scan of the whole history).
+
+        With ``since`` later than this read's start of window, rows created before it are left
+        out, as a read of the caller's own window would have done.
+        """
+        get = self.by_url.get
+        found: list[Observation] = []
+        add, extend = found.append, found.extend
+        for url in urls:
+            rows = get(url)
+            if rows is None:
+                continue
+            if type(rows) is list:
+                extend(rows)
+            else:
+                add(rows)
+        if since is not None and since > self.since:
+            found = [o for o in found if o.created >= since]
+        return found
+
+
+def index(observations: Iterable[Observation]) -> tuple[dict[str, Rows], int]:
+    """{url: row or [rows]} in history order, and the number of rows read.
+
+    A row read twice (pages that shifted while they were read, see clouds/tencent.py) is kept
+    once; a row of the same task that changed between the two reads is kept both times (the
+    newer one decides, as for any two rows of a URL).
+    """
+    by_url: dict[str, Rows] = {}
+    count = 0
+    for obs in observations:
+        count += 1
+        url = obs.url
+        rows = by_url.get(url)
+        if rows is None:
+            by_url[url] = obs
+        elif type(rows) is list:
+            if obs not in rows:
+                rows.append(obs)
+        elif rows != obs:
+            by_url[url] = [rows, obs]
+    return by_url, count
+
+
+@dataclass(eq=False)
+class _Read:
+    """A read in flight or finished, under one key."""
+
+    key: tuple
+    since: datetime
+    until: datetime
+    seq: int
+    future: Future
+    stored_at: float = 0.0
+
+    def serves(self, since: datetime, fresh_after: datetime, floor: int) -> bool:
+        return self.since <= since and self.until >= fresh_after and self.seq > floor
+
+
+class HistoryCache:
+    """Process-wide, thread-safe: shared history reads with singleflight (see the module docstring)."""
+
+    def __init__(self, *, ttl: float = TTL, max_entries: int = MAX_ENTRIES,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.ttl, self.max_entries, self._monotonic = ttl, max_entries, monotonic
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._done: list[_Read] = []      # finished reads, oldest first
+        self._flying: list[_Read] = []    # reads in progress
+        # Per key, per URL: reads with a seq up to this one started before a submit of the URL.
+        self._submitted: dict[tuple, dict[str, int]] = {}
+
+    def read(self, adapter: CloudAdapter, since: datetime, until: datetime, *, urls: Collection[str],
+             fresh_after: datetime, newer_than: int = 0) -> Snapshot:
+        """History of [since, until] as of ``until`` or later, for a caller whose targets are ``urls``.
+
+        Served from a finished read or one in flight when it may serve this caller; otherwise
+        read now, and shared with whoever asks while it runs. ``newer_than`` is the ``seq`` of a
+        snapshot the caller has seen: only a later read serves it.
+        """
+        key = adapter.history_key()
+        if key is None:
+            with self._lock:
+                self._seq += 1
+                seq = self._seq
+            return _fetch(adapter, since, until, seq)
+        with self._lock:
+            self._expire()
+            submitted = self._submitted.get(key)
+            floor = newer_than
+            if submitted:
+                floor = max(floor, max((submitted.get(u, 0) for u in urls), default=0))
+            for done in reversed(self._done):  # the newest first
+                if done.key == key and done.serves(since, fresh_after, floor):
+                    return done.future.result()
+            joined = next((r for r in self._flying if r.key == key and r.serves(since, fresh_after, floor)), None)
+            if joined is None:
+                self._seq += 1
+                mine = _Read(key, since, until, self._seq, Future())
+                self._flying.append(mine)
+        if joined is not None:
+            return joined.future.result()  # raises the leader's error: the same exception object
+        return self._lead(adapter, mine)
+
+    def invalidate(self, adapter: CloudAdapter, urls: Iterable[str]) -> None:
+        """A submit of ``urls`` just ended (or failed): reads that started before it cannot show its task."""
+        key = adapter.history_key()
+        if key is None:
+            return
+        with self._lock:
+            marks = self._submitted.setdefault(key, {})
+            seq = self._seq
+            for url in urls:
+                marks[url] = seq
+
+    def clear(self) -> None:
+        """Forget every finished read and submit mark (tests; reads in flight still finish)."""
+        with self._lock:
+            self._done.clear()
+            self._submitted.clear()
+
+    def _lead(self, adapter: CloudAdapter, mine: _Read) -> Snapshot:
+        """Run the read this caller started, then hand it to every caller waiting on it."""
+        try:
+            snapshot = _fetch(adapter, mine.since, mine.until, mine.seq)
+        except BaseException as exc:
+            with self._lock:
+                self._flying.remove(mine)
+            mine.future.set_exception(exc)  # not kept: the next caller reads again
+            raise
+        mine.future.set_result(snapshot)  # before it is stored: a stored read never blocks a caller
+        with self._lock:
+            self._flying.remove(mine)
+            mine.stored_at = self._monotonic()
+            self._store(mine)
+        return snapshot
+
+    def _store(self, read: _Read) -> None:
+        # A finished read that this one covers (same key, no wider window, older) can serve no one
+        # this one cannot: drop it.
+        self._done = [d for d in self._done
+                      if not (d.key == read.key and d.since >= read.since and d.seq < read.seq)]
+        self._done.append(read)
+        del self._done[:-self.max_entries]
+
+    def _expire(self) -> None:
+        now = self._monotonic()
+        self._done = [d for d in self._done if now - d.stored_at < self.ttl]
+        live = {r.key for r in self._done} | {r.key for r in self._flying}
+        for key in [k for k in self._submitted if k not in live]:
+            del self._submitted[key]  # no read of the key left that a mark could spoil
+
+
+def _fetch(adapter: CloudAdapter, since: datetime, until: datetime, seq: int) -> Snapshot:
+    by_url, count = index(adapter.history(since, until))
+    return Snapshot(since, until, seq, by_url, count)
+
+
+SHARED = HistoryCache()
+"""The provider process's cache: every DestinationSync uses it unless given another."""
