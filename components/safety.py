@@ -142,6 +142,7 @@ class QuotaDecision:
     share_exceeded: bool = False    # would submit more than max_quota_share of daily, without consent
     would_submit: int = 0           # what up would submit if no rail stopped it
     max_quota_share: float = DEFAULT_MAX_QUOTA_SHARE
+    batch: int = 1                  # most URLs one submit may carry (from the same quota reading)
 
     @property
     def not_submitted(self) -> int:
@@ -190,14 +191,17 @@ class QuotaDecision:
         }
 
 
-def decide_quota(needed: int, quota: Quota, policy: Policy, where: str) -> QuotaDecision:
+def decide_quota(needed: int, quota: Quota, policy: Policy, where: str, *, spent: int = 0) -> QuotaDecision:
     """Submit everything, what fits (allowPartial), or nothing (refusal with the numbers and the fix).
 
     ``where`` names the set and destination in messages, e.g. ``set 'web' on edgeone zone zone-x``.
+    ``spent``: what the set's other shards already submitted to this destination in this up; the
+    share rail holds for their sum (quota.py).
     """
     available, daily = max(0, quota.available), max(0, quota.daily)
     short = needed > available
-    common = dict(allow_partial=policy.allow_partial, short=short, max_quota_share=policy.max_quota_share)
+    common = dict(allow_partial=policy.allow_partial, short=short, max_quota_share=policy.max_quota_share,
+                  batch=max(1, quota.batch))
     if short and not policy.allow_partial:
         return QuotaDecision(needed, available, daily, 0, would_submit=0, **common, refusal=(
             f"{where}: {needed} targets need a prefetch but only {available} of today's {daily} prefetch "
@@ -205,12 +209,14 @@ def decide_quota(needed: int, quota: Quota, policy: Policy, where: str) -> Quota
             + (f", split the set, or add 'allowPartial: true' to the set's declaration to submit the {available} "
                "that fit now and the rest after the reset." if available else ", or split the set.")))
     submit = min(needed, available)
-    if submit and not policy.allow_large_changes and _over(submit, policy.max_quota_share, daily):
-        return QuotaDecision(needed, available, daily, 0, would_submit=submit, share_exceeded=True, **common, refusal=(
-            f"{where}: this up would submit {submit} targets, {_percent(submit / daily)} of the daily prefetch "
+    if submit and not policy.allow_large_changes and _over(spent + submit, policy.max_quota_share, daily):
+        total = spent + submit
+        already = f" (with the {spent} its other shards submitted in this up)" if spent else ""
+        return QuotaDecision(needed, available, daily, 0, would_submit=total, share_exceeded=True, **common, refusal=(
+            f"{where}: this up would submit {total} targets{already}, {_percent(total / daily)} of the daily prefetch "
             f"quota of {daily}, more than the {_percent(policy.max_quota_share)} one change may use without "
             "consent; nothing was submitted. If this is intended, add 'safety: {maxQuotaShare: "
-            f"{_needed_share(submit, daily)}}}' (or more, up to 1) to the set's declaration, or consent once "
+            f"{_needed_share(total, daily)}}}' (or more, up to 1) to the set's declaration, or consent once "
             f"for every set with `pulumi config set {CONFIG_KEY} true` (remove it after the up with "
             f"`pulumi config rm {CONFIG_KEY}`)."))
     return QuotaDecision(needed, available, daily, submit, would_submit=submit, **common)

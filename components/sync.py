@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 from .clouds.base import CloudAdapter, CloudError, SubmitResult
 from .durations import parse_duration
 from .history import SHARED, HistoryCache
+from .quota import SHARED as SHARED_QUOTA, QuotaLedger
 from .reconcile import Plan, plan as make_plan
 from .records import SetInputs, SubmittedTask, prior_contents, prior_observations, prior_submitted
 from .safety import Policy, QuotaDecision, decide_quota
@@ -80,9 +81,11 @@ class DestinationSync:
         log: TextIO = sys.stderr,
         policy: Policy = Policy(),
         history: HistoryCache = SHARED,
+        quota: QuotaLedger = SHARED_QUOTA,
     ):
         self.adapter = adapter
         self.history = history
+        self.quota_ledger = quota
         self.policy = policy
         self.inputs = inputs
         self.freshness = parse_duration(inputs.freshness)
@@ -111,7 +114,7 @@ class DestinationSync:
 
     def _outlook(self, plan: Plan) -> Optional[QuotaDecision]:
         try:
-            quota = self.adapter.quota()
+            quota = self.quota_ledger.available(self.adapter)
         except CloudError as exc:
             # A preview must not fail because of it: up checks the quota again before submitting.
             self.log.write(f"warning: {self._where(False)}: could not read the prefetch quota ({exc}); the preview "
@@ -160,8 +163,8 @@ class DestinationSync:
         decision: Optional[QuotaDecision] = None
         if before.to_submit:
             self._announce(before)
-            quota = self.adapter.quota()
-            decision = decide_quota(len(before.to_submit), quota, self.policy, self._where())
+            decision = self.quota_ledger.reserve(self.adapter, self.inputs.set, len(before.to_submit), self.policy,
+                                                 self._where())
             if decision.refusal:
                 raise SubmitError(decision.refusal)
             for line in decision.up_warnings(self._where(False)):
@@ -169,7 +172,7 @@ class DestinationSync:
             urls = sorted(before.to_submit, key=lambda u: SUBMIT_PRIORITY.get(before.statuses[u].state, 5))
             urls = urls[:decision.submit] if decision.submit < len(urls) else list(before.to_submit)
             known = {(o.url, o.task_id) for o in observations}
-            fresh = self._submit(urls, max(1, quota.batch), known, start, new_tasks)
+            fresh = self._submit(urls, max(1, decision.batch), known, start, new_tasks)
             submitted.extend(t.to_dict() for t in new_tasks)
             contents.update({(o.url, o.task_id): o.content for o in fresh if o.content})
             pending = {o.url for o in fresh if o.state.in_flight}

@@ -6,6 +6,7 @@ import pytest
 
 from components.clouds.base import CloudError, Quota
 from components.history import HistoryCache
+from components.quota import QuotaLedger
 from components.records import SetInputs, build_outputs
 from components.safety import Policy
 from components.status import ContentVersion, TargetState
@@ -524,3 +525,30 @@ def test_a_failing_shared_read_fails_the_refresh_and_is_not_kept():
     with pytest.raises(CloudError, match="history unavailable"):
         shared(cloud, clock, URLS, cache).observe()
     assert shared(cloud, clock, URLS, cache).observe().plan.statuses[URLS[0]].state is TargetState.MISSING
+
+
+# -- the quota ledger (quota.py): shards of one set spend one quota reading ----------------------------------
+def shard_sync(cloud, clock, targets, ledger, policy=Policy(max_quota_share=1.0)):
+    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "0s")
+    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy,
+                           history=HistoryCache(), quota=ledger)
+
+
+def test_shards_of_a_set_read_the_quota_once_and_never_submit_beyond_it():
+    clock = FakeClock()
+    cloud, ledger = SharedCloud(clock, available=6), QuotaLedger()
+    shard_sync(cloud, clock, URLS[:5], ledger).converge()
+    with pytest.raises(SubmitError, match="only 1 of today's"):
+        shard_sync(cloud, clock, URLS[5:], ledger).converge()
+    assert cloud.quota_calls == 1
+    assert [len(batch) for batch in cloud.submits] == [5]  # the second shard sent nothing the quota could not take
+
+
+def test_the_quota_share_rail_counts_the_sets_other_shards():
+    clock = FakeClock()
+    cloud, ledger = SharedCloud(clock, available=10_000), QuotaLedger()
+    policy = Policy(max_quota_share=0.0008)  # 8 of the fake's daily 10,000
+    shard_sync(cloud, clock, URLS[:5], ledger, policy).converge()
+    with pytest.raises(SubmitError, match="would submit 10 targets \\(with the 5 its other shards submitted"):
+        shard_sync(cloud, clock, URLS[5:], ledger, policy).converge()
+    assert [len(batch) for batch in cloud.submits] == [5]
