@@ -40,6 +40,10 @@ from .settings import ConfigError, ProviderSettings, settings_from_config
 from .sync import DestinationSync, SyncResult
 
 
+#: Output: whether the inputs in state hold live statuses of drifted targets (False: the desired values).
+INPUTS_SHOW_DRIFT = "inputs_show_drift"
+
+
 class PrefetchProvider(ResourceProvider):
     """Keeps one prefetch set warm on one destination."""
 
@@ -97,7 +101,7 @@ class PrefetchProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         sync = self._sync(props)
         result = sync.converge(None)
-        return CreateResult(resource_id(sync.inputs), outputs(sync, result))
+        return CreateResult(resource_id(sync.inputs), outputs(sync, result, inputs_show_drift=False))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         refusal = self._drop_refusal(olds, news)
@@ -105,12 +109,24 @@ class PrefetchProvider(ResourceProvider):
             raise RefusedChange(refusal)
         sync = self._sync(news)
         result = sync.converge(olds)
-        return UpdateResult(outputs(sync, result))
+        return UpdateResult(outputs(sync, result, inputs_show_drift=False))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The live status of every target; drifted ones are written into the inputs (see the module doc).
+
+        When nothing drifted and the inputs in state already are the desired values (outputs'
+        ``inputs_show_drift`` is false: the last create, update or refresh left them so), no inputs
+        are returned: the engine then keeps the ones it has, which are exactly what would be
+        returned. That spares the host serialising every target of a large set on each refresh
+        (about 0.9 s of CPU per 100,000 targets). Old state without the flag always gets inputs.
+        """
         sync = self._sync(props)
         result = sync.observe(props, check_quota=True)
-        return ReadResult(id_, outputs(sync, result), inputs=refreshed_inputs(sync.inputs, result.plan))
+        drifted = not result.plan.in_sync
+        outs = outputs(sync, result, inputs_show_drift=drifted)
+        if not drifted and props.get(INPUTS_SHOW_DRIFT) is False:
+            return ReadResult(id_, outs)
+        return ReadResult(id_, outs, inputs=refreshed_inputs(sync.inputs, result.plan))
 
     def _drop_refusal(self, olds: dict[str, Any], news: dict[str, Any]) -> Optional[str]:
         """The safety rail on targets removed from the declaration.
@@ -138,9 +154,15 @@ class PrefetchProvider(ResourceProvider):
         return None
 
 
-def outputs(sync: DestinationSync, result: SyncResult) -> dict[str, Any]:
-    """The audit outputs, plus ``quota`` when the live quota was held against what needs a prefetch."""
+def outputs(sync: DestinationSync, result: SyncResult, *, inputs_show_drift: bool) -> dict[str, Any]:
+    """The audit outputs, plus ``quota`` when the live quota was held against what needs a prefetch.
+
+    ``inputs_show_drift`` records whether the inputs the engine keeps after this call hold live
+    statuses (a refresh that found drift) rather than the desired values (create, update, or a
+    refresh that found none): ``read`` needs it to know whether it may leave the inputs as they are.
+    """
     outs = build_outputs(sync.inputs, result.plan, verified_at=result.verified_at, submitted=result.submitted)
+    outs[INPUTS_SHOW_DRIFT] = inputs_show_drift
     if result.quota is not None:
         outs["quota"] = result.quota.to_output()
     return outs

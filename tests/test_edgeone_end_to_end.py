@@ -257,3 +257,27 @@ def test_state_written_before_target_lines_keeps_working_and_is_rewritten(stack,
     stack.engine.refresh()
     assert stack.submits() == []
     assert "targets" not in stack.outputs() and stack.outputs()["target_lines"] == "\n".join(sorted(URLS[:20]))
+
+
+def test_a_refresh_that_saw_a_running_task_is_undone_by_the_next_once_it_finished(stack, sandbox):
+    # pulumi refresh writes what it sees into state; a refresh without drift must write the desired values back.
+    slow = URLS[0]
+    sandbox.store.add_rule(slow, "success", delay_seconds=600)
+    stack.declare(URLS[:3], wait="0s")
+    stack.engine.up()
+
+    def state_of_resource():
+        return next(r for urn, r in stack.engine.state.items() if urn.endswith(RESOURCE))
+
+    stack.engine.refresh()
+    assert state_of_resource().inputs["targets"][slow].startswith(("running", "queued"))
+    assert state_of_resource().outputs["inputs_show_drift"] is True
+
+    sandbox.store.age(601)
+    stack.engine.refresh()
+    assert state_of_resource().inputs["targets"] == dict.fromkeys(URLS[:3], "warm")
+    assert state_of_resource().outputs["inputs_show_drift"] is False
+    stack.engine.refresh()  # nothing drifted and state already desired: read leaves the inputs as they are
+    assert state_of_resource().inputs["targets"] == dict.fromkeys(URLS[:3], "warm")
+    assert stack.engine.preview().changed() == []
+    assert [u for batch in stack.submits() for u in batch].count(slow) == 1

@@ -229,3 +229,67 @@ def test_a_real_drop_in_a_shard_is_still_refused():
     dropped = len(stay) - len(kept)
     assert f"set 'web' (shard 0 of 2) on edgeone zone zone-a: this change drops {dropped} of this shard's " \
            f"{len(stay)} targets" in str(info.value)
+
+
+# -- read leaves the inputs alone when they already are what it would write (issue #6) --------------
+from components.provider import INPUTS_SHOW_DRIFT  # noqa: E402
+from components.status import Observation, TargetState  # noqa: E402
+
+NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
+URL = INPUTS.targets[0]
+
+
+def read_with(state, old_outputs):
+    """provider.read over a fake sync whose history shows the one target in ``state``."""
+    rows = [] if state is None else [Observation(URL, "task-1", state, NOW - timedelta(minutes=5),
+                                                 NOW - timedelta(minutes=4), None, None)]
+    result = SyncResult(plan(INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24)), [], NOW)
+
+    class Sync:
+        inputs = INPUTS
+
+        def observe(self, prior, check_quota):
+            return result
+
+    provider = configured()
+    provider._sync = lambda _props: Sync()
+    return provider.read("id", old_outputs)
+
+
+def test_create_and_update_record_that_the_inputs_in_state_are_the_desired_ones():
+    class Sync:
+        inputs = INPUTS
+
+        def converge(self, prior=None):
+            return SyncResult(plan(INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24)), [], NOW)
+
+    provider = configured()
+    provider._sync = lambda _props: Sync()
+    assert provider.create(INPUTS.to_props()).outs[INPUTS_SHOW_DRIFT] is False
+    assert provider.update("id", INPUTS.to_props(), INPUTS.to_props()).outs[INPUTS_SHOW_DRIFT] is False
+
+
+def test_a_refresh_without_drift_keeps_the_desired_inputs_the_engine_already_has():
+    after_up = {**INPUTS.to_props(), INPUTS_SHOW_DRIFT: False}
+    result = read_with(TargetState.WARM, after_up)
+    assert result.inputs is None  # the engine keeps its inputs: exactly what would have been written
+    assert result.outs[INPUTS_SHOW_DRIFT] is False
+
+
+def test_drift_is_always_written_into_the_inputs():
+    after_up = {**INPUTS.to_props(), INPUTS_SHOW_DRIFT: False}
+    result = read_with(TargetState.FAILED, after_up)
+    assert result.inputs["targets"][URL].startswith("failed")
+    assert result.outs[INPUTS_SHOW_DRIFT] is True
+
+
+def test_after_drift_the_next_refresh_without_drift_writes_the_desired_inputs_back():
+    after_drift = {**INPUTS.to_props(), INPUTS_SHOW_DRIFT: True}
+    result = read_with(TargetState.WARM, after_drift)
+    assert result.inputs is not None and result.inputs["targets"] == {URL: "warm"}
+    assert result.outs[INPUTS_SHOW_DRIFT] is False
+
+
+def test_old_state_without_the_flag_always_gets_inputs():
+    result = read_with(TargetState.WARM, INPUTS.to_props())
+    assert result.inputs is not None and result.inputs["targets"] == {URL: "warm"}
