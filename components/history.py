@@ -18,6 +18,25 @@ When a read may serve a caller (``HistoryCache.read``):
   the read cannot show that task. A submit for other URLs does not spoil it for this caller,
   whose plan depends only on its own targets' rows (shards never share a URL).
 
+Windows are chosen so that callers a little apart in time still ask for the same read:
+
+- a refresh or the first read of an ``up`` reads from ``window_start(since, ...)``, ``since``
+  floored to the 10 minutes: shards whose clocks were read a few seconds apart would otherwise
+  ask for windows that start a few seconds apart, and a read serves only callers whose window
+  starts at or after its own (one way);
+- a poller (sync.py ``_wait``) registers its window while it waits (``polling``): every read of
+  its scope that starts meanwhile reads from the earliest registered start, so it serves every
+  poller waiting then, whichever of them asked first (both ways). Before it polls, a poller
+  waits for the read of its scope in flight, if any, to end (``settle``): a read that started
+  before its submits cannot serve it, one that can serves it as well once ended, and pollers
+  due meanwhile then share the next read instead of each starting one beside it.
+
+Widening a window is always safe: a wider read holds every row of the narrower one (a read is
+a view of all rows created in its window), and ``Snapshot.rows_for(urls, since)`` gives each
+caller only the rows of its own window, so it sees exactly what a read of its own would have
+shown. The cost is the rows of the extra minutes (at most 10 of a day's window; for polls, the
+minutes between the first and the last registered poller).
+
 Errors are not cached: every caller waiting on a failed read gets the same CloudError, and the
 next call reads again. Entries are few (``MAX_ENTRIES``) and short-lived (``TTL``), so a
 long-lived process does not accumulate history.
@@ -30,15 +49,17 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Callable, Collection, Iterable, Mapping, Optional, Union
+from datetime import datetime, timedelta
+from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Union
 
 from .clouds.base import CloudAdapter
 from .status import Observation
 
 TTL = 60.0       # seconds a finished read is kept (monotonic time)
 MAX_ENTRIES = 4  # finished reads kept at once; the oldest goes first
+GRID_MINUTES = 10  # window_start floors to this many minutes (a divisor of 60)
 
 Rows = Union[Observation, list]  # one row, or a list of them when a URL has several tasks
 
@@ -77,6 +98,24 @@ class Snapshot:
         if since is not None and since > self.since:
             found = [o for o in found if o.created >= since]
         return found
+
+
+def window_start(since: datetime, until: datetime, span: timedelta) -> datetime:
+    """Where a read for a window starting at ``since`` should start: ``since`` floored to the 10 minutes.
+
+    Callers whose ``since`` falls in the same 10 minutes then ask for the same window and share
+    its read both ways (see the module docstring). Kept as is when flooring would cost one more
+    query window of ``span`` (the clouds cap a query's span, e.g. a freshness of 6 days is
+    exactly one 7-day window).
+    """
+    floored = since.replace(minute=since.minute - since.minute % GRID_MINUTES, second=0, microsecond=0)
+    if _spans(floored, until, span) > _spans(since, until, span):
+        return since
+    return floored
+
+
+def _spans(since: datetime, until: datetime, span: timedelta) -> int:
+    return max(1, -(-(until - since) // span))
 
 
 def index(observations: Iterable[Observation]) -> tuple[dict[str, Rows], int]:
@@ -129,6 +168,8 @@ class HistoryCache:
         self._flying: list[_Read] = []    # reads in progress
         # Per key, per URL: reads with a seq up to this one started before a submit of the URL.
         self._submitted: dict[tuple, dict[str, int]] = {}
+        # Per key: the window starts of the callers polling it now (``polling``).
+        self._pollers: dict[tuple, list[datetime]] = {}
 
     def read(self, adapter: CloudAdapter, since: datetime, until: datetime, *, urls: Collection[str],
              fresh_after: datetime, newer_than: int = 0) -> Snapshot:
@@ -136,7 +177,9 @@ class HistoryCache:
 
         Served from a finished read or one in flight when it may serve this caller; otherwise
         read now, and shared with whoever asks while it runs. ``newer_than`` is the ``seq`` of a
-        snapshot the caller has seen: only a later read serves it.
+        snapshot the caller has seen: only a later read serves it. A read started here reads from
+        ``since`` or the earliest start of a caller ``polling`` the scope, whichever is earlier;
+        the snapshot may thus start before ``since``: take rows with ``rows_for(urls, since)``.
         """
         key = adapter.history_key()
         if key is None:
@@ -156,7 +199,8 @@ class HistoryCache:
             joined = next((r for r in self._flying if r.key == key and r.serves(since, fresh_after, floor)), None)
             if joined is None:
                 self._seq += 1
-                mine = _Read(key, since, until, self._seq, Future())
+                start = min([since, *self._pollers.get(key, ())])
+                mine = _Read(key, start, until, self._seq, Future())
                 self._flying.append(mine)
         if joined is not None:
             return joined.future.result()  # raises the leader's error: the same exception object
@@ -172,6 +216,46 @@ class HistoryCache:
             seq = self._seq
             for url in urls:
                 marks[url] = seq
+
+    def settle(self, adapter: CloudAdapter) -> None:
+        """Wait for the reads of the adapter's scope in flight now to end (their outcome is not looked at).
+
+        For pollers, before they take the time of their poll: a read that started before our
+        submits cannot serve us, and a second read beside it would share the rate limit with it
+        (both slower) and with no one else. Waiting for it, then reading, pollers due meanwhile
+        gather on one read. Only the reads in flight at the call are waited for, so a busy scope
+        delays a poll by one read at most.
+        """
+        key = adapter.history_key()
+        if key is None:
+            return
+        with self._lock:
+            flying = [r.future for r in self._flying if r.key == key]
+        for future in flying:
+            future.exception()  # waits; a failed read is its own callers' concern
+
+    @contextmanager
+    def polling(self, adapter: CloudAdapter, since: datetime) -> Iterator[None]:
+        """While in this block, every read of the adapter's scope that starts here reads from ``since`` or earlier.
+
+        For pollers: concurrent pollers of one scope started at different moments, so their
+        windows start at different moments; registered, each is covered by every read any of
+        them starts, and they share their polls both ways.
+        """
+        key = adapter.history_key()
+        if key is None:
+            yield
+            return
+        with self._lock:
+            self._pollers.setdefault(key, []).append(since)
+        try:
+            yield
+        finally:
+            with self._lock:
+                starts = self._pollers[key]
+                starts.remove(since)
+                if not starts:
+                    del self._pollers[key]
 
     def clear(self) -> None:
         """Forget every finished read and submit mark (tests; reads in flight still finish)."""

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
 from .clouds.base import CloudAdapter, CloudError, SubmitResult
 from .durations import parse_duration
-from .history import SHARED, HistoryCache
+from .history import SHARED, HistoryCache, window_start
 from .quota import SHARED as SHARED_QUOTA, QuotaLedger
 from .reconcile import Plan, plan as make_plan
 from .records import SetInputs, SubmittedTask, prior_contents, prior_observations, prior_submitted
@@ -136,12 +136,16 @@ class DestinationSync:
         cloud no longer keeps.
 
         The history comes from the process's shared read of the scope when one started in the
-        last SHARED_READ_FRESH; only our targets' rows are taken from it. Also returns what is
+        last SHARED_READ_FRESH; only our targets' rows are taken from it. The read's window starts
+        at ``since`` floored to the 10 minutes (history.window_start), so that shards and sets
+        whose clocks were read a few seconds apart ask for the same read; the rows older than
+        ``since`` are left out, as a read of our own window would have. Also returns what is
         known of task contents, keyed by (url, task id), for rows read later.
         """
         since = now - self.freshness - HISTORY_MARGIN
         targets = self.inputs.targets
-        snapshot = self.history.read(self.adapter, since, now, urls=targets, fresh_after=now - SHARED_READ_FRESH)
+        snapshot = self.history.read(self.adapter, window_start(since, now, self.adapter.max_window), now,
+                                     urls=targets, fresh_after=now - SHARED_READ_FRESH)
         contents = prior_contents(prior_outputs)
         observations = with_content(snapshot.rows_for(targets, since), contents)
         # Inside the window the cloud's history is authoritative: only older records are kept.
@@ -297,19 +301,32 @@ class DestinationSync:
 
         Each poll takes a shared read (history.py) that started after this caller's previous poll
         and after its submits: sets and shards waiting on one scope at once share their polls.
+        Our window starts at our own start (less the clock tolerance), so pollers that started at
+        different moments have different windows; registered as polling, ours is covered by
+        every read that starts while we wait, whoever asks for it, and we take only our rows of
+        our window from it. The guarantees do not change: a read serves a poll only when it
+        started after our submits and after our previous poll.
         """
+        if not pending or self.wait.total_seconds() <= 0:
+            return []
+        since = start - CLOCK_TOLERANCE  # tolerate a cloud clock a little behind ours
+        with self.history.polling(self.adapter, since):
+            return self._poll(start, since, pending)
+
+    def _poll(self, start: datetime, since: datetime, pending: set[str]) -> list[Observation]:
+        """The polls of ``_wait``: the rows of ``pending`` in [since, now] at the last poll."""
         deadline = start + self.wait
         interval = POLL_FIRST
         last_progress = start
         latest: list[Observation] = []
-        since = start - timedelta(minutes=5)  # tolerate a cloud clock a little behind ours
         previous_start, previous_seq = self.clock(), 0
-        while pending and self.wait.total_seconds() > 0:
+        while pending:
             now = self.clock()
             if now >= deadline:
                 break
             self.sleep(min(interval, max(0.0, (deadline - now).total_seconds())))
             interval = min(interval * 2, POLL_MAX)
+            self.history.settle(self.adapter)  # join the next read of the scope, not one beside the current
             poll_start = self.clock()
             try:
                 snapshot = self.history.read(self.adapter, since, poll_start, urls=pending,

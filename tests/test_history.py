@@ -26,18 +26,27 @@ class Shared(FakeCloud):
         super().__init__(FakeClock(NOW))
         self.key, self.gate, self.fail = key, gate, fail
         self.started = threading.Event()
+        self._inside_lock = threading.Lock()
+        self.inside = self.most_inside = 0  # reads running at once, now and at most
 
     def history_key(self):
         return self.key
 
     def history(self, since, until):
-        self.started.set()
-        if self.gate is not None:
-            assert self.gate.wait(10)
-        if self.fail is not None:
-            self.history_calls.append((since, until))
-            raise self.fail
-        return list(super().history(since, until))  # FakeCloud.history counts the call
+        with self._inside_lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            self.started.set()
+            if self.gate is not None:
+                assert self.gate.wait(10)
+            if self.fail is not None:
+                self.history_calls.append((since, until))
+                raise self.fail
+            return list(super().history(since, until))  # FakeCloud.history counts the call
+        finally:
+            with self._inside_lock:
+                self.inside -= 1
 
 
 def seeded(**kwargs):
@@ -62,6 +71,11 @@ class CountingFuture(Future):
         if not self.done():
             CountingFuture.waiting.release()
         return super().result(timeout)
+
+    def exception(self, timeout=None):
+        if not self.done():
+            CountingFuture.waiting.release()
+        return super().exception(timeout)
 
 
 @pytest.fixture
@@ -246,3 +260,78 @@ def test_a_newer_read_replaces_the_ones_it_covers():
     first = read(cache, cloud)
     read(cache, cloud, newer_than=first.seq)
     assert len(cache._done) == 1
+
+
+# -- windows that start apart: floored first reads, registered pollers -----------------------------------------
+def test_a_window_start_is_floored_to_the_ten_minutes():
+    since = datetime(2026, 11, 22, 11, 7, 31, 500_000, tzinfo=timezone.utc)
+    floored = datetime(2026, 11, 22, 11, 0, tzinfo=timezone.utc)
+    assert history_module.window_start(since, NOW, timedelta(days=7)) == floored
+    assert history_module.window_start(NOW - DAY, NOW, timedelta(days=7)) == NOW - DAY  # already on the grid
+
+
+def test_a_window_start_is_not_floored_when_that_costs_one_more_query_window():
+    until = NOW + timedelta(minutes=7)
+    since = until - timedelta(days=7)  # freshness 6d + the 1-day margin: exactly one 7-day query
+    assert history_module.window_start(since, until, timedelta(days=7)) == since
+
+
+def test_a_read_started_while_callers_poll_covers_every_pollers_window():
+    cache, cloud = HistoryCache(), seeded()
+    cloud.add_row(C, TargetState.RUNNING, NOW - timedelta(minutes=4), "t4")
+    early, late = NOW - timedelta(minutes=5), NOW - timedelta(minutes=2)
+    with cache.polling(cloud, early), cache.polling(cloud, late):
+        polled = read(cache, cloud, since=late, urls=(C,))  # the later poller asks first
+        assert cloud.history_calls == [(early, NOW)]  # read from the earliest registered start
+        assert polled.rows_for([C], late) == []  # t4 is older than the asker's own window
+        assert read(cache, cloud, since=early, urls=(C,), fresh_after=NOW) is polled  # served: both ways
+        assert [o.task_id for o in polled.rows_for([C], early)] == ["t4"]
+    assert cache._pollers == {}
+    read(cache, cloud, since=late, urls=(C,), newer_than=polled.seq)
+    assert cloud.history_calls[-1] == (late, NOW)  # nobody polls any more: a window of the caller's own
+
+
+def test_polling_is_per_scope_and_ends_even_when_the_poller_fails():
+    cache, zone_a, zone_b = HistoryCache(), seeded(), seeded(key=("fake", "zone-b"))
+    with pytest.raises(RuntimeError):
+        with cache.polling(zone_a, NOW - timedelta(minutes=5)):
+            read(cache, zone_b, since=NOW - timedelta(minutes=1))
+            raise RuntimeError("the poll loop failed")
+    assert zone_b.history_calls == [(NOW - timedelta(minutes=1), NOW)]  # zone-a's poller does not widen zone-b
+    assert cache._pollers == {}
+
+
+def test_pollers_wait_for_the_read_in_flight_that_cannot_serve_them_then_share_the_next(counted):
+    cache, cloud = HistoryCache(), seeded(gate=threading.Event())
+    first = threading.Thread(target=read, args=(cache, cloud))
+    first.start()
+    assert cloud.started.wait(10)
+    cache.invalidate(cloud, [A, B])  # two shards' submits ended while the read ran: it cannot show their tasks
+    polled = [None, None]
+
+    def poll(n, url):
+        cache.settle(cloud)
+        polled[n] = read(cache, cloud, since=NOW - timedelta(minutes=5), urls=(url,))
+
+    pollers = [threading.Thread(target=poll, args=(n, url)) for n, url in enumerate((A, B))]
+    for poller in pollers:
+        poller.start()
+    for _ in pollers:
+        assert counted.waiting.acquire(timeout=10)  # both wait for the read in flight to end
+    cloud.gate.set()
+    for thread in (first, *pollers):
+        thread.join(10)
+    assert polled[0] is polled[1]  # then one read for both
+    assert len(cloud.history_calls) == 2 and cloud.most_inside == 1  # never two reads of the scope side by side
+
+
+def test_settle_does_not_wait_for_another_scope_or_when_nothing_is_in_flight():
+    cache, zone_a, zone_b = HistoryCache(), seeded(gate=threading.Event()), seeded(key=("fake", "zone-b"))
+    reader = threading.Thread(target=read, args=(cache, zone_a))
+    reader.start()
+    assert zone_a.started.wait(10)
+    cache.settle(zone_b)  # returns at once: zone-a's read is not zone-b's
+    zone_a.gate.set()
+    reader.join(10)
+    cache.settle(zone_a)
+    assert len(zone_a.history_calls) == 1

@@ -1,6 +1,8 @@
 import io
+import threading
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional, Sequence
 
 import pytest
 
@@ -552,3 +554,118 @@ def test_the_quota_share_rail_counts_the_sets_other_shards():
     with pytest.raises(SubmitError, match="would submit 10 targets \\(with the 5 its other shards submitted"):
         shard_sync(cloud, clock, URLS[5:], ledger, policy).converge()
     assert [len(batch) for batch in cloud.submits] == [5]
+
+
+# -- shards on one scope converging at different moments share their reads both ways -------------------------
+class TurnClock(FakeClock):
+    """Fake time for several converges in threads that run one at a time: a thread that sleeps
+    hands the turn to the one that wakes first, and the clock jumps to its wake time. As if they
+    ran at once, deterministic, and without real waiting."""
+
+    def __init__(self):
+        super().__init__()
+        self._cond = threading.Condition()
+        self._wakes: dict[int, tuple[datetime, int]] = {}  # job -> (wake time, order of sleeping)
+        self._turn: Optional[int] = None
+        self._order = 0
+        self._local = threading.local()
+
+    def run(self, jobs: Sequence[tuple[float, Callable[[], Any]]]) -> list[Any]:
+        """Run each (start delay in seconds, job); returns each job's result or exception."""
+        results: list[Any] = [None] * len(jobs)
+        for n, (delay, _) in enumerate(jobs):
+            self._wakes[n] = (self.now + timedelta(seconds=delay), n)
+        self._order = len(jobs)
+
+        def body(n: int, job: Callable[[], Any]) -> None:
+            self._local.job = n
+            with self._cond:
+                assert self._cond.wait_for(lambda: self._turn == n, 10)
+            try:
+                results[n] = job()
+            except Exception as exc:  # noqa: BLE001 - the test looks at it
+                results[n] = exc
+            finally:
+                with self._cond:
+                    self._hand_over()
+
+        threads = [threading.Thread(target=body, args=(n, job)) for n, (_, job) in enumerate(jobs)]
+        for thread in threads:
+            thread.start()
+        with self._cond:
+            self._hand_over()
+        for thread in threads:
+            thread.join(10)
+        assert not any(thread.is_alive() for thread in threads)
+        return results
+
+    def sleep(self, seconds: float) -> None:
+        job = self._local.job
+        with self._cond:
+            self._order += 1
+            self._wakes[job] = (self.now + timedelta(seconds=seconds), self._order)
+            self._hand_over()
+            assert self._cond.wait_for(lambda: self._turn == job, 10)
+
+    def _hand_over(self) -> None:
+        """The turn to the job that wakes first (the lock is held)."""
+        self._turn = None
+        if self._wakes:
+            job = min(self._wakes, key=self._wakes.__getitem__)
+            self.now = max(self.now, self._wakes.pop(job)[0])
+            self._turn = job
+        self._cond.notify_all()
+
+
+class SlowSubmits(SharedCloud):
+    """Each submit takes 0.1 s, during which the other shards go on (their submits, their polls)."""
+
+    def submit(self, urls):
+        self.clock.sleep(0.1)
+        return super().submit(urls)
+
+
+def test_shards_that_started_at_different_moments_share_their_polls_both_ways():
+    clock = TurnClock()
+    cloud, cache, ledger = SlowSubmits(clock, batch=1, finish_after=2), HistoryCache(), QuotaLedger()
+
+    def shard(targets):
+        inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
+        sync = DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache,
+                               quota=ledger)
+        return sync.converge
+
+    # Shard A starts first but submits 8 targets, one a call (done at 0.8 s); shard B starts 0.05 s later and is
+    # done submitting at 0.25 s, so B polls first (at 1.25 s), over a window that starts after A's (A started
+    # earlier). Registered as polling, A's window is covered by B's read, and B's by A's later on.
+    first, second = clock.run([(0.0, shard(URLS[:8])), (0.05, shard(URLS[8:]))])
+    assert first.plan.in_sync and second.plan.in_sync  # each saw its tasks finish
+    assert cloud.per_url() == Counter(URLS)  # each target submitted once
+    start = FakeClock().now
+    # One first read for both (B's window lies in A's), then one read per poll round: B's at 1.25 s serves A's
+    # poll at 1.8 s (both still running), the one at 3.25 s serves A at 3.8 s (all finished).
+    assert cloud.history_calls[1:] == [(start - timedelta(minutes=5), start + timedelta(seconds=1.25)),
+                                       (start - timedelta(minutes=5), start + timedelta(seconds=3.25))]
+    assert len(cloud.history_calls) == 3
+
+
+def test_refreshes_whose_clocks_were_read_seconds_apart_share_one_read_both_ways():
+    cloud, cache = SharedCloud(FakeClock()), HistoryCache()
+    base = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    for url in URLS[:5] + URLS[6:]:
+        cloud.add_row(url, TargetState.WARM, base - timedelta(hours=1))
+    # In the floored part of the shared window, just before B's own window starts (freshness 24h + the 1-day
+    # margin, from B's clock): a read of B's own window would not show it, so B must not see it either.
+    cloud.add_row(URLS[5], TargetState.WARM, base + timedelta(seconds=1) - timedelta(hours=48), "old")
+
+    def set_at(targets, seconds):
+        clock = FakeClock(base + timedelta(seconds=seconds))
+        inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
+        return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache)
+
+    a = set_at(URLS[:5], 7).observe()  # A read its clock later than B, but reads first
+    b = set_at(URLS[5:], 3).observe()
+    assert cloud.history_calls == [(base - timedelta(hours=48), base + timedelta(seconds=7))]  # one read, floored
+    assert a.plan.in_sync
+    assert b.plan.statuses[URLS[5]].state is TargetState.MISSING  # not EXPIRED: the old row is not B's
+    assert {s.state for u, s in b.plan.statuses.items() if u != URLS[5]} == {TargetState.WARM}
