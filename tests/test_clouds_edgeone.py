@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
 
-from components.clouds.base import CloudError
+from components.clouds import edgeone
+from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.edgeone import EdgeOneAdapter, make_client, map_status
 from components.ratelimit import SlidingWindowLimiter
 from components.settings import Endpoint, TencentCredentials
 from components.status import TargetState
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
+from tests.test_clouds_tencent import near_duplicates
 
 ZONE = "zone-2o0i4xfimj9g"
 
@@ -128,3 +131,102 @@ def test_without_the_limiter_the_sandbox_throttles_and_our_retries_absorb_it(sb)
                                         ("paused", TargetState.UNKNOWN), (None, TargetState.UNKNOWN)])
 def test_status_mapping_is_case_insensitive_and_never_crashes(raw, state):
     assert map_status(raw)[0] is state
+
+
+# -- rows of one task: their shared fields are checked once, their own differences kept ---------------------
+T0, T1 = "2026-11-23T10:00:00Z", "2026-11-23T10:00:05Z"
+
+
+def row(name, **fields):
+    """A history row of task ``job1``, as the API answers it (plain JSON), with ``fields`` replaced."""
+    return {"JobId": "job1", "Target": f"https://static.example.com/{name}.js", "Type": "prefetch_url",
+            "Status": "success", "CreateTime": T0, "UpdateTime": T1, "FailType": "", "FailMessage": "", **fields}
+
+
+def history_of(rows):
+    """The adapter's history over one page holding ``rows`` (no server: the page is given)."""
+    offline = make_client(Endpoint("url", "http", "127.0.0.1:9"), TencentCredentials("id", "key"))
+    eo = EdgeOneAdapter(offline, ZONE)
+    eo._page = lambda start, end, offset: (len(rows), rows if offset == 0 else [])
+    return list(eo.history(now() - timedelta(hours=1), now()))
+
+
+def test_rows_of_one_task_keep_their_own_finish_time_status_and_failure():
+    rows = [row("a"), row("b", UpdateTime="2026-11-23T10:00:09Z"),
+            row("c", Status="failed", FailType="origin", FailMessage="HTTP 502"),
+            row("d", Status="failed", FailType="origin", FailMessage="HTTP 404"),
+            row("e", Status="timeout"), row("f", Status="processing", UpdateTime=""), row("g")]
+    got = [(o.url.rsplit("/", 1)[1], o.state, o.updated and o.updated.second, o.reason, o.raw_status)
+           for o in history_of(rows)]
+    assert got == [("a.js", TargetState.WARM, 5, None, "success"), ("b.js", TargetState.WARM, 9, None, "success"),
+                   ("c.js", TargetState.FAILED, 5, "origin: HTTP 502", "failed"),
+                   ("d.js", TargetState.FAILED, 5, "origin: HTTP 404", "failed"),
+                   ("e.js", TargetState.TIMED_OUT, 5, None, "timeout"),
+                   ("f.js", TargetState.RUNNING, None, None, "processing"),
+                   ("g.js", TargetState.WARM, 5, None, "success")]
+
+
+@pytest.mark.parametrize("fields, name, detail", [
+    ({"CreateTime": "yesterday"}, "Tasks[].CreateTime", "expected an ISO 8601 time, got 'yesterday'"),
+    ({"CreateTime": None}, "Tasks[].CreateTime", "missing"),
+    ({"UpdateTime": 5}, "Tasks[].UpdateTime", "expected an ISO 8601 time, got 5"),
+    ({"UpdateTime": [T1]}, "Tasks[].UpdateTime", "expected an ISO 8601 time, got ['2026-11-23T10:00:05Z']"),
+    ({"JobId": ""}, "Tasks[].JobId", "expected a task id, got ''"),
+    ({"Target": None}, "Tasks[].Target", "expected a URL, got None"),
+    # Two bad fields: the first in the order a row was always checked is the one named.
+    ({"JobId": "", "Target": None}, "Tasks[].JobId", "expected a task id, got ''"),
+    ({"Target": None, "CreateTime": "yesterday"}, "Tasks[].Target", "expected a URL, got None"),
+])
+def test_a_malformed_field_in_a_later_row_of_a_known_task_is_still_reported(fields, name, detail):
+    with pytest.raises(MalformedResponse) as info:
+        history_of([row("a"), row("b"), row("c", **fields)])
+    assert info.value.field_name == name
+    assert str(info.value) == f"edgeone DescribePrefetchTasks failed: MalformedResponse: field {name}: {detail}"
+
+
+def test_purge_rows_are_skipped_before_any_check():
+    rows = [row("a"), row("p", Type="purge_url", Target=None, JobId=""), row("q", Type="PURGE_host", CreateTime=5)]
+    assert [o.url for o in history_of(rows)] == ["https://static.example.com/a.js"]
+
+
+# Few values per field, so rows repeat each other's fields; junk of every type, with 1 == True among it.
+ROW_VALUES = {
+    "JobId": ["job1", "job2"],
+    "Target": ["https://static.example.com/a.js", "HTTPS://Static.Example.com/b.js", "not a url"],
+    "Type": ["prefetch_url", "purge_url", "PREFETCH_URL"],
+    "Status": ["success", "failed", "timeout", "processing", "Canceled", "Paused"],
+    "CreateTime": [T0, T1],
+    "UpdateTime": [T1, T0, ""],
+    "FailType": ["", "origin"],
+    "FailMessage": ["", "HTTP 502", "HTTP 404"],
+}
+ROW_JUNK = {
+    "JobId": ["", 1, True, None, ["job1"]],
+    "Target": [None, 5],
+    "Type": [None, 1],
+    "Status": [None, 1, True, ["success"]],
+    "CreateTime": ["", None, "yesterday", 1, True, [T0]],
+    "UpdateTime": [None, "yesterday", 0, False, 1, True],
+    "FailType": [None, 1, True],
+    "FailMessage": [None, 0, False],
+}
+
+
+def parsed(task):
+    """What one row becomes: its observation (or None), or the field and message it is refused for."""
+    try:
+        return edgeone._observation(task)
+    except MalformedResponse as error:
+        return error.field_name, str(error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(near_duplicates(ROW_VALUES, ROW_JUNK))
+def test_a_row_parses_the_same_whatever_rows_came_before(rows):
+    edgeone._TASKS.clear()
+    together = [parsed(task) for task in rows]
+    alone = []
+    for task in rows:
+        edgeone._TASKS.clear()  # nothing remembered from other rows
+        alone.append(parsed(task))
+    assert together == alone

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from hypothesis import strategies as st
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.teo.v20220901 import models
 
@@ -235,3 +236,59 @@ def test_json_fails_like_the_model_path_would(answer, code, kind):
     with pytest.raises(CloudError) as model_path:
         caller(call)("DescribePrefetchTasks", {"ZoneId": "zone-a"})
     assert (model_path.value.code, model_path.value.kind) == (code, kind)
+
+
+# -- TaskMemo: the per-task part of history rows, built once per distinct key -----------------------------
+def test_task_memo_builds_once_per_key_and_never_stores_a_refusal():
+    from components.clouds.tencent import TaskMemo
+
+    built = []
+
+    def build(a, b):
+        built.append((a, b))
+        if b == "bad":
+            raise ValueError(b)
+        return a + b
+
+    memo = TaskMemo(build, size=3)
+    assert [memo[("x", "1")], memo[("x", "1")], memo[("x", "2")]] == ["x1", "x1", "x2"]
+    assert built == [("x", "1"), ("x", "2")]
+    for _ in range(2):  # refused each time it is asked, never remembered
+        with pytest.raises(ValueError):
+            memo[("x", "bad")]
+    assert built[-2:] == [("x", "bad"), ("x", "bad")] and ("x", "bad") not in memo
+    with pytest.raises(TypeError):  # an unhashable key: the caller builds it directly
+        memo[("x", ["1"])]
+
+
+def test_task_memo_is_emptied_when_full_so_it_stays_small():
+    from components.clouds.tencent import TaskMemo
+
+    memo = TaskMemo(lambda n: n * 2, size=3)
+    for n in range(10):
+        assert memo[(n,)] == n * 2
+        assert len(memo) <= 3
+
+
+def near_duplicates(valid: dict[str, list], junk: dict[str, list], *, max_rows: int = 12):
+    """Pages of history rows that mostly repeat each other, as a task's rows do, for testing the row memos.
+
+    The first row is well formed (``valid`` values); each next one is an earlier row with a field or
+    two changed, mostly to another valid value, sometimes to ``junk``. So a memo that ignores a field
+    it should not is soon given two rows that differ in only that field, and a malformed row often
+    follows well-formed rows that share its other fields.
+    """
+    names = sorted(valid)
+
+    @st.composite
+    def pages(draw):
+        rows = [{name: draw(st.sampled_from(valid[name])) for name in names}]
+        for _ in range(draw(st.integers(0, max_rows - 1))):
+            row = dict(draw(st.sampled_from(rows)))
+            for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2)):
+                pool = junk[name] if junk.get(name) and draw(st.integers(0, 3)) == 0 else valid[name]
+                row[name] = draw(st.sampled_from(pool))
+            rows.append(row)
+        return rows
+
+    return pages()

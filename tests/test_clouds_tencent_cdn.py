@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from components.clouds.base import CloudError
+from components.clouds import tencent_cdn
+from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.tencent_cdn import TencentCdnAdapter, make_client, map_status, parse_beijing
 from components.ratelimit import SlidingWindowLimiter
 from components.settings import Endpoint, TencentCredentials
 from components.status import TargetState
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
+from tests.test_clouds_tencent import near_duplicates
 
 URL = "https://static.example.com/{}.js"
 
@@ -104,3 +108,114 @@ def test_day_limit_is_a_quota_error_that_is_not_retried(sb):
                                         ("queued", TargetState.UNKNOWN), (None, TargetState.UNKNOWN)])
 def test_status_mapping(raw, state):
     assert map_status(raw)[0] is state
+
+
+# -- rows of one task: their shared fields are checked once, their own differences kept ---------------------
+T0, T1 = "2026-11-23 18:00:00", "2026-11-23 18:00:05"
+
+
+def row(name, **fields):
+    """A history row of task ``1001``, as the API answers it (plain JSON), with ``fields`` replaced."""
+    return {"TaskId": "1001", "Url": URL.format(name), "Status": "done", "Percent": 100, "CreateTime": T0,
+            "Area": "mainland", "UpdateTime": T1, **fields}
+
+
+def offline(area="mainland"):
+    client = make_client(Endpoint("url", "http", "127.0.0.1:9"), TencentCredentials("id", "key"))
+    return TencentCdnAdapter(client, area)
+
+
+def history_of(rows, area="mainland"):
+    """The adapter's history over one page holding ``rows`` (no server: the page is given)."""
+    cdn = offline(area)
+    cdn._page = lambda start, end, offset: (len(rows), rows if offset == 0 else [])
+    return list(cdn.history(now() - timedelta(hours=1), now()))
+
+
+def test_rows_of_one_task_keep_their_own_finish_time_status_and_progress():
+    rows = [row("a"), row("b", UpdateTime="2026-11-23 18:00:09"), row("c", Status="fail"),
+            row("d", Status="process", Percent=10, UpdateTime=""),
+            row("e", Status="process", Percent=60, UpdateTime=""),
+            row("f", Status="process", Percent=True, UpdateTime=""), row("g", Status="invalid"), row("h")]
+    got = [(o.url.rsplit("/", 1)[1], o.state, o.updated and o.updated.second, o.reason, o.raw_status)
+           for o in history_of(rows)]
+    assert got == [("a.js", TargetState.WARM, 5, None, "done"), ("b.js", TargetState.WARM, 9, None, "done"),
+                   ("c.js", TargetState.FAILED, 5, None, "fail"),
+                   ("d.js", TargetState.RUNNING, None, "10% done", "process"),
+                   ("e.js", TargetState.RUNNING, None, "60% done", "process"),
+                   ("f.js", TargetState.RUNNING, None, None, "process"),  # True is no percentage, though True == 1
+                   ("g.js", TargetState.FAILED, 5, "origin answered 4xx/5xx (invalid)", "invalid"),
+                   ("h.js", TargetState.WARM, 5, None, "done")]
+
+
+@pytest.mark.parametrize("fields, name, detail", [
+    ({"CreateTime": "2026/11/23"}, "PushLogs[].CreateTime",
+     "expected 'YYYY-MM-DD hh:mm:ss' (Beijing time), got '2026/11/23'"),
+    ({"CreateTime": ""}, "PushLogs[].CreateTime", "missing"),
+    ({"UpdateTime": 5}, "PushLogs[].UpdateTime", "expected 'YYYY-MM-DD hh:mm:ss' (Beijing time), got 5"),
+    ({"TaskId": ""}, "PushLogs[].TaskId", "expected a task id, got ''"),
+    ({"Url": None}, "PushLogs[].Url", "expected a URL, got None"),
+    # Two bad fields: the first in the order a row was always checked is the one named.
+    ({"TaskId": 7, "Url": None}, "PushLogs[].TaskId", "expected a task id, got 7"),
+    ({"Url": None, "CreateTime": "2026/11/23"}, "PushLogs[].Url", "expected a URL, got None"),
+])
+def test_a_malformed_field_in_a_later_row_of_a_known_task_is_still_reported(fields, name, detail):
+    with pytest.raises(MalformedResponse) as info:
+        history_of([row("a"), row("b"), row("c", **fields)])
+    assert info.value.field_name == name
+    assert str(info.value) == f"tencent-cdn DescribePushTasks failed: MalformedResponse: field {name}: {detail}"
+
+
+def test_rows_of_the_other_area_are_skipped_before_any_check_and_the_area_is_the_destinations():
+    rows = [row("a"), row("o", Area="overseas", Url=None, CreateTime="junk"), row("g", Area="global")]
+    assert [o.url for o in history_of(rows)] == [URL.format("a"), URL.format("g")]
+    assert [o.url for o in history_of(rows[:1] + rows[2:], area="overseas")] == [URL.format("g")]
+
+
+# Few values per field, so rows repeat each other's fields; junk of every type, with 1 == True among it.
+ROW_VALUES = {
+    "TaskId": ["1001", "1002"],
+    "Url": [URL.format("a"), "HTTPS://Static.Example.com/b.js", "not a url"],
+    "Status": ["done", "process", "fail", "invalid", "Done", "queued"],
+    "Percent": [0, 1, 60],
+    "CreateTime": [T0, T1],
+    "UpdateTime": [T1, T0, ""],
+    "Area": ["mainland", "overseas", "global", "MAINLAND"],
+}
+ROW_JUNK = {
+    "TaskId": ["", 1, True, None, ["1001"]],
+    "Url": [None, 5],
+    "Status": [None, 1, True, ["done"]],
+    "Percent": [True, 1.0, None, "5"],
+    "CreateTime": ["", None, "2026/11/23", 1, True, [T0]],
+    "UpdateTime": [None, "2026/11/23", 0, False, 1, True],
+    "Area": [None, 1, ["mainland"]],
+}
+
+
+def parsed(cdn, task):
+    """What one row becomes: its observation (or None), or the field and message it is refused for."""
+    try:
+        return cdn._observation(task)
+    except MalformedResponse as error:
+        return error.field_name, str(error)
+
+
+@settings(max_examples=300, deadline=None)
+@given(near_duplicates(ROW_VALUES, ROW_JUNK), st.sampled_from(["mainland", "overseas", "global"]))
+def test_a_row_parses_the_same_whatever_rows_came_before(rows, area):
+    cdn = offline(area)
+    tencent_cdn._TASKS.clear()
+    together = [parsed(cdn, task) for task in rows]
+    alone = []
+    for task in rows:
+        tencent_cdn._TASKS.clear()  # nothing remembered from other rows
+        alone.append(parsed(cdn, task))
+    assert together == alone
+
+
+def test_adapters_of_different_areas_never_share_a_row_verdict():
+    tencent_cdn._TASKS.clear()
+    overseas_row = row("a", Area="overseas")
+    assert offline("mainland")._observation(overseas_row) is None
+    assert offline("overseas")._observation(overseas_row).url == URL.format("a")

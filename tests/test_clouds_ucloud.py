@@ -7,13 +7,17 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from components.clouds.base import CloudError
+from components.clouds import ucloud
+from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.ucloud import UCloudAdapter, make_client, map_status
 from components.ratelimit import SlidingWindowLimiter
 from components.settings import Endpoint, UCloudCredentials
-from components.status import TargetState
+from components.status import Observation, TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox
+from tests.test_clouds_tencent import near_duplicates
 
 DOMAIN, HOST = "ucdn-test1", "static.example.com"
 URL = f"https://{HOST}/{{}}.js"
@@ -156,3 +160,97 @@ def test_more_than_a_thousand_targets_go_out_in_batches_the_sandbox_accepts(sb):
     log = sb.store.requests(action="PrefetchNewUcdnDomainCache")
     assert sorted(len(r["params"]["UrlList"]) for r in log) == [1, 1000]
     assert all(r["error_code"] is None for r in log)
+
+
+# -- the URLs of one task: their shared fields are checked once, their own differences kept -----------------
+C0 = 1795000000
+
+
+def item(name, **fields):
+    """One entry of a task's ``UrlLists``, as the API answers it (plain JSON), with ``fields`` replaced."""
+    return {"Url": URL.format(name), "Status": "success", "CreateTime": C0, "FinishTime": C0 + 5, "Progress": 100,
+            **fields}
+
+
+def rows_of(items, **task_fields):
+    """The observations of one task of history holding ``items``.
+
+    Straight from the row parser: the SDK's response schema already refuses some wrong types
+    (a string time) before the adapter sees them, and this is about what the adapter checks.
+    """
+    task = {"TaskId": "t1", "Status": "success", "CreateTime": C0, "UrlLists": items, **task_fields}
+    return list(ucloud._task_observations(task))
+
+
+def test_urls_of_one_task_keep_their_own_finish_time_status_and_progress():
+    items = [item("a"), item("b", FinishTime=C0 + 9), item("c", Status="failure"), item("d", Status=None),
+             item("e", Status="process", Progress=10, FinishTime=0),
+             item("f", Status="process", Progress=60, FinishTime=0),
+             item("g", CreateTime=C0 + 2), item("h")]
+    got = [(o.url.rsplit("/", 1)[1], o.state, o.created.timestamp() - C0, o.updated and o.updated.timestamp() - C0,
+            o.reason, o.raw_status) for o in rows_of(items, Status="wait")]
+    assert got == [("a.js", TargetState.WARM, 0, 5, None, "success"), ("b.js", TargetState.WARM, 0, 9, None, "success"),
+                   ("c.js", TargetState.FAILED, 0, 5, None, "failure"),
+                   ("d.js", TargetState.QUEUED, 0, 5, None, "wait"),  # no status of its own: the task's
+                   ("e.js", TargetState.RUNNING, 0, None, "10% done", "process"),
+                   ("f.js", TargetState.RUNNING, 0, None, "60% done", "process"),
+                   ("g.js", TargetState.WARM, 2, 5, None, "success"), ("h.js", TargetState.WARM, 0, 5, None, "success")]
+
+
+@pytest.mark.parametrize("fields, name, detail", [
+    ({"CreateTime": "yesterday"}, "TaskList[].UrlLists[].CreateTime", "expected Unix seconds, got 'yesterday'"),
+    ({"FinishTime": [C0]}, "TaskList[].UrlLists[].FinishTime", "expected Unix seconds, got [1795000000]"),
+    ({"FinishTime": 10**20}, "TaskList[].UrlLists[].FinishTime", "Unix seconds out of range: 100000000000000000000"),
+    ({"Url": None}, "TaskList[].UrlLists[].Url",
+     "expected a URL, got {'Url': None, 'Status': 'success', 'CreateTime': 1, 'FinishTime': 1, 'Progress': 100}"),
+    # True == 1, but a time of True is malformed where 1 is a time: after a row whose times were 1.
+    ({"CreateTime": 1, "FinishTime": True}, "TaskList[].UrlLists[].FinishTime", "expected Unix seconds, got True"),
+    ({"CreateTime": True, "FinishTime": 1}, "TaskList[].UrlLists[].CreateTime", "expected Unix seconds, got True"),
+])
+def test_a_malformed_field_in_a_later_url_of_a_task_is_still_reported(fields, name, detail):
+    earlier = item("b", CreateTime=1, FinishTime=1)
+    with pytest.raises(MalformedResponse) as info:
+        rows_of([item("a"), earlier, item("c", **{"CreateTime": 1, "FinishTime": 1, **fields})])
+    assert info.value.field_name == name
+    assert str(info.value) == \
+        f"ucloud DescribeNewUcdnPrefetchCacheTask failed: MalformedResponse: field {name}: {detail}"
+
+
+# Few values per field, so URLs repeat each other's fields; junk of every type, with 1 == True among it.
+ITEM_VALUES = {
+    "Url": [URL.format("a"), "HTTPS://Static.Example.com/b.js", "not a url"],
+    "Status": ["success", "process", "failure", "wait", "unknow", "Paused", None],
+    "Progress": [0, 1, 60, None],
+    "CreateTime": [C0, C0 + 1, 0, None, 1, 1.0],
+    "FinishTime": [C0 + 5, 0, None, 1, 1.0],
+}
+ITEM_JUNK = {
+    "Url": [None, 5],
+    "Status": [1, True, ["success"]],
+    "Progress": [True, 1.0],
+    "CreateTime": ["", True, False, "x", [C0], 10**20],
+    "FinishTime": [True, False, "x", 10**20],
+}
+
+
+def outcomes(task):
+    """What a task's URLs become, in order, up to the first refused one (its field and message)."""
+    got = []
+    try:
+        got.extend(ucloud._task_observations(task))
+    except MalformedResponse as error:
+        got.append((error.field_name, str(error)))
+    return got
+
+
+@settings(max_examples=300, deadline=None)
+@given(near_duplicates(ITEM_VALUES, ITEM_JUNK), st.sampled_from(["success", "process", None, 1]))
+def test_a_url_parses_the_same_whatever_urls_of_its_task_came_before(items, task_status):
+    task = {"TaskId": "t1", "Status": task_status, "CreateTime": C0}
+    together = outcomes({**task, "UrlLists": items})
+    alone = []
+    for one in items:
+        alone.extend(outcomes({**task, "UrlLists": [one]}))
+        if not isinstance(alone[-1], Observation):
+            break  # a refused URL ends the task's rows
+    assert together == alone

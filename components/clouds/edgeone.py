@@ -17,10 +17,11 @@ from ..settings import Endpoint, TencentCredentials
 from ..status import Observation, TargetState, parse_time, shared
 from ..urls import InvalidUrl, normalize_url
 from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, lookup_status
-from .tencent import (TencentCaller, checked_counts, checked_page, checked_time, client_identity, client_profile,
-                      paged_history, sdk_credential)
+from .tencent import (TaskMemo, TencentCaller, checked_counts, checked_page, checked_time, client_identity,
+                      client_profile, paged_history, sdk_credential)
 
 CLOUD = "edgeone"
+ACTION = "DescribePrefetchTasks"  # the history action, named in every MalformedResponse about a row
 PAGE_LIMIT = 1000  # documented maximum
 STATUS_MAP = {
     "processing": (TargetState.RUNNING, None),
@@ -87,46 +88,80 @@ class EdgeOneAdapter(CloudAdapter):
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, Tasks) of one page of history, both checked."""
-        action = "DescribePrefetchTasks"
-        resp = self._call.json(action, {
+        resp = self._call.json(ACTION, {
             "ZoneId": self.zone,
             "StartTime": _iso(start),
             "EndTime": _iso(end),
             "Offset": offset,
             "Limit": PAGE_LIMIT,
         })
-        return checked_page(resp, CLOUD, action, "Tasks")
+        return checked_page(resp, CLOUD, ACTION, "Tasks")
 
 
 def _observation(task: Any) -> Optional[Observation]:
-    """One row of ``Tasks`` (plain JSON): every field it reads is checked here."""
-    action = "DescribePrefetchTasks"
+    """One row of ``Tasks`` (plain JSON): every field it reads is checked, the per-task ones once per task."""
     if not isinstance(task, dict):
-        raise MalformedResponse(CLOUD, action, "Tasks[]", f"expected an object, got {type(task).__name__}")
+        raise MalformedResponse(CLOUD, ACTION, "Tasks[]", f"expected an object, got {type(task).__name__}")
     get = task.get
-    kind = get("Type")
-    if isinstance(kind, str) and kind.lower().startswith("purge"):
-        return None  # purge rows share the history API; any other row is kept, never silently dropped
-    job_id, target, status = get("JobId"), get("Target"), get("Status")
-    if not isinstance(job_id, str) or not job_id:
-        raise MalformedResponse(CLOUD, action, "Tasks[].JobId", f"expected a task id, got {job_id!r}")
+    target = get("Target")
     if not isinstance(target, str):
-        raise MalformedResponse(CLOUD, action, "Tasks[].Target", f"expected a URL, got {target!r}")
-    created = _time(get("CreateTime"), "Tasks[].CreateTime", required=True)
-    updated = _time(get("UpdateTime"), "Tasks[].UpdateTime", required=False)
+        return _row_without_url(get("Type"), get("JobId"), target)
+    key = (get("JobId"), get("Type"), get("Status"), get("CreateTime"), get("UpdateTime"), get("FailType"),
+           get("FailMessage"))
+    try:
+        part = _TASKS[key]
+    except TypeError:  # a list or object where a string belongs: checked, never stored
+        part = _task_part(*key)
+    if part is None:
+        return None
+    return Observation(_normalize_or_raw(target), *part)
+
+
+def _task_part(job_id: Any, kind: Any, status: Any, create_time: Any, update_time: Any, fail_type: Any,
+               fail_message: Any) -> Optional[tuple]:
+    """What a row says besides its URL: (task id, state, created, updated, reason, raw status), None for purges.
+
+    A pure function of the row's non-URL fields, so rows that repeat them share one result
+    (``_TASKS``). Non-string values of the same field all mean the same here (ignored, UNKNOWN or
+    malformed), so keys that are equal but differently typed (``True == 1``) agree.
+    """
+    if _is_purge(kind):
+        return None  # purge rows share the history API; any other row is kept, never silently dropped
+    _check_job_id(job_id)
+    created = _time(create_time, "Tasks[].CreateTime", required=True)
+    updated = _time(update_time, "Tasks[].UpdateTime", required=False)
     state, reason = map_status(status)
     if state is TargetState.FAILED or state is TargetState.TIMED_OUT:
-        details = [x for x in (get("FailType"), get("FailMessage")) if isinstance(x, str) and x]
+        details = [x for x in (fail_type, fail_message) if isinstance(x, str) and x]
         if details:
             reason = ": ".join(details)
     raw = shared(status) if isinstance(status, str) else None
     # Interned: every row of a task repeats its id and status (100,000 rows, a few hundred distinct strings).
-    return Observation(_normalize_or_raw(target), shared(job_id), state, created, updated, reason, raw)
+    return shared(job_id), state, created, updated, reason, raw
+
+
+_TASKS = TaskMemo(_task_part)
+
+
+def _row_without_url(kind: Any, job_id: Any, target: Any) -> None:
+    """A row whose Target is not a string: skipped if a purge, else reported (its JobId checked first)."""
+    if _is_purge(kind):
+        return None
+    _check_job_id(job_id)
+    raise MalformedResponse(CLOUD, ACTION, "Tasks[].Target", f"expected a URL, got {target!r}")
+
+
+def _is_purge(kind: Any) -> bool:
+    return isinstance(kind, str) and kind.lower().startswith("purge")
+
+
+def _check_job_id(job_id: Any) -> None:
+    if not isinstance(job_id, str) or not job_id:
+        raise MalformedResponse(CLOUD, ACTION, "Tasks[].JobId", f"expected a task id, got {job_id!r}")
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
-    return checked_time(value, parse_time, "an ISO 8601 time", CLOUD, "DescribePrefetchTasks", field_name,
-                        required=required)
+    return checked_time(value, parse_time, "an ISO 8601 time", CLOUD, ACTION, field_name, required=required)
 
 
 def _iso(moment: datetime) -> str:

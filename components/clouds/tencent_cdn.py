@@ -18,10 +18,11 @@ from ..settings import Endpoint, TencentCredentials
 from ..status import Observation, TargetState, shared
 from ..urls import InvalidUrl, normalize_url
 from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, lookup_status
-from .tencent import (TencentCaller, checked_counts, checked_page, checked_time, client_identity, client_profile,
-                      paged_history, sdk_credential)
+from .tencent import (TaskMemo, TencentCaller, checked_counts, checked_page, checked_time, client_identity,
+                      client_profile, paged_history, sdk_credential)
 
 CLOUD = "tencent-cdn"
+ACTION = "DescribePushTasks"  # the history action, named in every MalformedResponse about a row
 BEIJING = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The docs give no maximum Limit for DescribePushTasks (default 20); 1000 is what the sandbox allows.
@@ -108,42 +109,82 @@ class TencentCdnAdapter(CloudAdapter):
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, PushLogs) of one page of history, both checked."""
-        action = "DescribePushTasks"
-        resp = self._call.json(action, {"StartTime": beijing(start), "EndTime": beijing(end), "Offset": offset,
+        resp = self._call.json(ACTION, {"StartTime": beijing(start), "EndTime": beijing(end), "Offset": offset,
                                         "Limit": PAGE_LIMIT})
-        return checked_page(resp, CLOUD, action, "PushLogs")
+        return checked_page(resp, CLOUD, ACTION, "PushLogs")
 
     def _observation(self, row: Any) -> Optional[Observation]:
-        """One row of ``PushLogs`` (plain JSON): every field it reads is checked here."""
-        action = "DescribePushTasks"
+        """One row of ``PushLogs`` (plain JSON): every field it reads is checked, the per-task ones once per task."""
         if not isinstance(row, dict):
-            raise MalformedResponse(CLOUD, action, "PushLogs[]", f"expected an object, got {type(row).__name__}")
+            raise MalformedResponse(CLOUD, ACTION, "PushLogs[]", f"expected an object, got {type(row).__name__}")
         get = row.get
-        area = get("Area")
-        area = area.lower() if isinstance(area, str) else ""
-        # A global prefetch also warms either area; a destination ignores rows of the *other known* area.
-        # A row with an unknown area is kept: never drop what we cannot classify.
-        if area != self.area and area in OTHER_AREAS:
-            return None
-        task_id, url, status, percent = get("TaskId"), get("Url"), get("Status"), get("Percent")
-        if not isinstance(task_id, str) or not task_id:
-            raise MalformedResponse(CLOUD, action, "PushLogs[].TaskId", f"expected a task id, got {task_id!r}")
+        url = get("Url")
         if not isinstance(url, str):
-            raise MalformedResponse(CLOUD, action, "PushLogs[].Url", f"expected a URL, got {url!r}")
-        created = _time(get("CreateTime"), "PushLogs[].CreateTime", required=True)
-        updated = _time(get("UpdateTime"), "PushLogs[].UpdateTime", required=False)
-        state, reason = map_status(status)
-        if state is TargetState.RUNNING and isinstance(percent, int) and not isinstance(percent, bool):
-            reason = f"{percent}% done"
+            return _row_without_url(self.area, get("Area"), get("TaskId"), url)
+        key = (self.area, get("Area"), get("TaskId"), get("Status"), get("CreateTime"), get("UpdateTime"))
+        try:
+            part = _TASKS[key]
+        except TypeError:  # a list or object where a string belongs: checked, never stored
+            part = _task_part(*key)
+        if part is None:
+            return None
         try:
             url = normalize_url(url)
         except InvalidUrl:
             pass
-        # Interned: every row of a task repeats its id and status (100,000 rows, a few hundred distinct strings).
-        return Observation(url, shared(task_id), state, created, updated, reason,
-                           shared(status) if isinstance(status, str) else None)
+        task_id, state, created, updated, reason, raw = part
+        if state is TargetState.RUNNING:
+            # Per row, not per task: Percent is the one field a task's rows do not share.
+            percent = get("Percent")
+            if isinstance(percent, int) and not isinstance(percent, bool):
+                reason = f"{percent}% done"
+        return Observation(url, task_id, state, created, updated, reason, raw)
+
+
+def _task_part(destination_area: str, area: Any, task_id: Any, status: Any, create_time: Any,
+               update_time: Any) -> Optional[tuple]:
+    """What a row says besides its URL and Percent: (task id, state, created, updated, reason, raw status).
+
+    None for a row of the other known area. A pure function of the destination's area and the
+    row's other fields, so rows that repeat them share one result (``_TASKS``). Non-string values
+    of the same field all mean the same here (kept, UNKNOWN or malformed), so keys that are equal
+    but differently typed (``True == 1``) agree.
+    """
+    if _other_area(destination_area, area):
+        return None
+    _check_task_id(task_id)
+    created = _time(create_time, "PushLogs[].CreateTime", required=True)
+    updated = _time(update_time, "PushLogs[].UpdateTime", required=False)
+    state, reason = map_status(status)
+    # Interned: every row of a task repeats its id and status (100,000 rows, a few hundred distinct strings).
+    return shared(task_id), state, created, updated, reason, shared(status) if isinstance(status, str) else None
+
+
+_TASKS = TaskMemo(_task_part)
+
+
+def _row_without_url(destination_area: str, area: Any, task_id: Any, url: Any) -> None:
+    """A row whose Url is not a string: skipped if of the other area, else reported (its TaskId checked first)."""
+    if _other_area(destination_area, area):
+        return None
+    _check_task_id(task_id)
+    raise MalformedResponse(CLOUD, ACTION, "PushLogs[].Url", f"expected a URL, got {url!r}")
+
+
+def _other_area(destination_area: str, area: Any) -> bool:
+    """A global prefetch also warms either area; a destination ignores rows of the *other known* area.
+
+    A row with an unknown area is kept: never drop what we cannot classify.
+    """
+    area = area.lower() if isinstance(area, str) else ""
+    return area != destination_area and area in OTHER_AREAS
+
+
+def _check_task_id(task_id: Any) -> None:
+    if not isinstance(task_id, str) or not task_id:
+        raise MalformedResponse(CLOUD, ACTION, "PushLogs[].TaskId", f"expected a task id, got {task_id!r}")
 
 
 def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
-    return checked_time(value, parse_beijing, "'YYYY-MM-DD hh:mm:ss' (Beijing time)", CLOUD, "DescribePushTasks",
-                        field_name, required=required)
+    return checked_time(value, parse_beijing, "'YYYY-MM-DD hh:mm:ss' (Beijing time)", CLOUD, ACTION, field_name,
+                        required=required)

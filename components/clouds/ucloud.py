@@ -49,6 +49,7 @@ THROTTLE_RETCODES = frozenset({150, 153})   # service unavailable, request throt
 TRANSIENT_RETCODES = frozenset({110, 130})  # API timed out, gateway error
 AUTH_RETCODES = frozenset({170, 171, 172, 174, 293, 294, 295, 299})
 SUBMIT_ACTION = "PrefetchNewUcdnDomainCache"
+ACTION = "DescribeNewUcdnPrefetchCacheTask"  # the history action, named in every MalformedResponse about a row
 
 
 def classify_retcode(code: int) -> str:
@@ -171,7 +172,6 @@ class UCloudAdapter(CloudAdapter):
         return SubmitResult(task_id, tuple(url_list), {})
 
     def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
-        action = "DescribeNewUcdnPrefetchCacheTask"
         for start, end in windows(since, until, self.max_window):
             offset = 0
             while True:
@@ -182,11 +182,11 @@ class UCloudAdapter(CloudAdapter):
                 }
                 if TASK_PAGE:
                     params["Limit"] = TASK_PAGE
-                resp = self._call(action, "describe_new_ucdn_prefetch_cache_task", params, self.call_limiter)
+                resp = self._call(ACTION, "describe_new_ucdn_prefetch_cache_task", params, self.call_limiter)
                 total = resp.get("TotalCount", 0)
                 tasks = resp.get("TaskList") or []
                 if not isinstance(total, int) or not isinstance(tasks, list):
-                    raise MalformedResponse(CLOUD, action, "TotalCount/TaskList",
+                    raise MalformedResponse(CLOUD, ACTION, "TotalCount/TaskList",
                                             "expected an integer count and a list of tasks")
                 for task in tasks:
                     yield from _task_observations(task)
@@ -196,49 +196,67 @@ class UCloudAdapter(CloudAdapter):
 
 
 def _task_observations(task: Any) -> Iterator[Observation]:
-    action = "DescribeNewUcdnPrefetchCacheTask"
+    """The rows of one task of ``TaskList``: every field read is checked, the ones its URLs repeat once each."""
     if not isinstance(task, dict):
-        raise MalformedResponse(CLOUD, action, "TaskList[]", f"expected an object, got {type(task).__name__}")
+        raise MalformedResponse(CLOUD, ACTION, "TaskList[]", f"expected an object, got {type(task).__name__}")
     task_id = task.get("TaskId")
     if not isinstance(task_id, str) or not task_id:
-        raise MalformedResponse(CLOUD, action, "TaskList[].TaskId", f"expected a task id, got {task_id!r}")
+        raise MalformedResponse(CLOUD, ACTION, "TaskList[].TaskId", f"expected a task id, got {task_id!r}")
     task_created = _unix(task.get("CreateTime"), "TaskList[].CreateTime", required=True)
     urls = task.get("UrlLists") or []
     if not isinstance(urls, list):
-        raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists", "expected a list")
+        raise MalformedResponse(CLOUD, ACTION, "TaskList[].UrlLists", "expected a list")
     task_status = task.get("Status")
+    # The URLs of a task mostly share status and times: (status, CreateTime, FinishTime) -> their part.
+    parts: dict[tuple, tuple] = {}
     for item in urls:
         url = item.get("Url") if isinstance(item, dict) else None
         if not isinstance(url, str):
-            raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
+            raise MalformedResponse(CLOUD, ACTION, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
         raw = item.get("Status")
         if raw is None:
             raw = task_status
-        state, reason = map_status(raw)
-        created = _unix(item.get("CreateTime"), "TaskList[].UrlLists[].CreateTime", required=False) or task_created
-        finished = _unix(item.get("FinishTime"), "TaskList[].UrlLists[].FinishTime", required=False)
+        key = (raw, item.get("CreateTime"), item.get("FinishTime"))
+        try:
+            if key[1] is True or key[2] is True:
+                raise TypeError  # a time of True is malformed, yet True == 1 would find the part of a time of 1
+            part = parts[key]
+        except KeyError:
+            part = parts[key] = _url_part(*key, task_created)
+        except TypeError:  # a list or object where a value belongs, or a time of True: checked, never stored
+            part = _url_part(*key, task_created)
+        state, reason, created, finished, raw_status = part
         if state is TargetState.RUNNING and isinstance(item.get("Progress"), int):
             reason = f"{item['Progress']}% done"
         try:
             url = normalize_url(url)
         except InvalidUrl:
             pass
-        yield Observation(url, task_id, state, created, finished, reason, shared(raw) if isinstance(raw, str) else None)
+        yield Observation(url, task_id, state, created, finished, reason, raw_status)
+
+
+def _url_part(raw: Any, create_time: Any, finish_time: Any, task_created: datetime) -> tuple:
+    """What a URL row says besides its URL and Progress: (state, reason, created, finished, raw status).
+
+    A pure function of its arguments, so the URLs of a task that repeat them share one result.
+    """
+    state, reason = map_status(raw)
+    created = _unix(create_time, "TaskList[].UrlLists[].CreateTime", required=False) or task_created
+    finished = _unix(finish_time, "TaskList[].UrlLists[].FinishTime", required=False)
+    return state, reason, created, finished, shared(raw) if isinstance(raw, str) else None
 
 
 def _unix(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
     if value in (None, 0, ""):
         if required:
-            raise MalformedResponse(CLOUD, "DescribeNewUcdnPrefetchCacheTask", field_name, "missing")
+            raise MalformedResponse(CLOUD, ACTION, field_name, "missing")
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise MalformedResponse(CLOUD, "DescribeNewUcdnPrefetchCacheTask", field_name,
-                                f"expected Unix seconds, got {value!r}")
+        raise MalformedResponse(CLOUD, ACTION, field_name, f"expected Unix seconds, got {value!r}")
     try:
         return _from_unix(value)
     except (ValueError, OverflowError, OSError):
-        raise MalformedResponse(CLOUD, "DescribeNewUcdnPrefetchCacheTask", field_name,
-                                f"Unix seconds out of range: {value!r}") from None
+        raise MalformedResponse(CLOUD, ACTION, field_name, f"Unix seconds out of range: {value!r}") from None
 
 
 @lru_cache(maxsize=1 << 14)  # a task's URLs share their times: a few thousand distinct per 100,000 rows
