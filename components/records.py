@@ -190,15 +190,10 @@ def _read_lines(text: str) -> tuple[list[str], list[tuple[str, str]]]:
 
 def output_targets(outputs: Optional[Mapping[str, Any]]) -> Optional[dict[str, str]]:
     """{url: desired} of some outputs, new (``target_lines``) or old (``targets`` map); None if neither reads."""
-    if not outputs:
+    form = _output_targets_form(outputs) if outputs else None
+    if form is None:
         return None
-    targets = outputs.get("targets")
-    if isinstance(targets, Mapping):
-        return dict(targets)
-    text = outputs.get(TARGET_LINES)
-    if not isinstance(text, str):
-        return None
-    urls, desired = _read_lines(text)
+    urls, desired = form
     result = dict.fromkeys(urls, WARM)
     result.update(desired)
     return result
@@ -206,15 +201,23 @@ def output_targets(outputs: Optional[Mapping[str, Any]]) -> Optional[dict[str, s
 
 def _target_order(outputs: Mapping[str, Any]) -> Optional[list[str]]:
     """Every target of some outputs, sorted (the order of the compact ``observed``); None if unreadable."""
+    form = _output_targets_form(outputs)
+    if form is None:
+        return None
+    urls, _ = form
+    urls.sort()  # already sorted when we wrote it: a linear pass
+    return urls
+
+
+def _output_targets_form(outputs: Mapping[str, Any]) -> Optional[tuple[list[str], Iterable[tuple[str, str]]]]:
+    """(every URL, (url, desired) of those not plain warm) from the old ``targets`` map or ``target_lines``."""
     targets = outputs.get("targets")
     if isinstance(targets, Mapping):
-        return sorted(targets)
+        return list(targets), [(url, value) for url, value in targets.items() if value != WARM]
     text = outputs.get(TARGET_LINES)
     if not isinstance(text, str):
         return None
-    urls, _ = _read_lines(text)
-    urls.sort()  # already sorted when we wrote it: a linear pass
-    return urls
+    return _read_lines(text)
 
 
 @dataclass(frozen=True)

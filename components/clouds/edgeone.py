@@ -108,10 +108,7 @@ def _observation(task: Any) -> Optional[Observation]:
         return _row_without_url(get("Type"), get("JobId"), target)
     key = (get("JobId"), get("Type"), get("Status"), get("CreateTime"), get("UpdateTime"), get("FailType"),
            get("FailMessage"))
-    try:
-        part = _TASKS[key]
-    except TypeError:  # a list or object where a string belongs: checked, never stored
-        part = _task_part(*key)
+    part = _TASKS.part(key)
     if part is None:
         return None
     return Observation(_normalize_or_raw(target), *part)

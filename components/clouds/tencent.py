@@ -241,6 +241,13 @@ class TaskMemo(dict):
         super().__init__()
         self.build, self.size = build, size
 
+    def part(self, key: tuple[Any, ...]) -> Any:
+        """``build(*key)``, from the memo when the key is hashable (an unhashable one is built, never stored)."""
+        try:
+            return self[key]
+        except TypeError:  # a list or object where a string belongs: checked, never stored
+            return self.build(*key)
+
     def __missing__(self, key: tuple[Hashable, ...]) -> Any:
         value = self.build(*key)
         if len(self) >= self.size:

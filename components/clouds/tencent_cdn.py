@@ -122,10 +122,7 @@ class TencentCdnAdapter(CloudAdapter):
         if not isinstance(url, str):
             return _row_without_url(self.area, get("Area"), get("TaskId"), url)
         key = (self.area, get("Area"), get("TaskId"), get("Status"), get("CreateTime"), get("UpdateTime"))
-        try:
-            part = _TASKS[key]
-        except TypeError:  # a list or object where a string belongs: checked, never stored
-            part = _task_part(*key)
+        part = _TASKS.part(key)
         if part is None:
             return None
         try:
