@@ -1,9 +1,9 @@
-"""Test doubles shared by the unit tests: an in-memory cloud and a controllable clock."""
+"""Test doubles shared by the unit tests: an in-memory cloud, a controllable clock, a Tencent SDK transport."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 from components.clouds.base import CloudAdapter, CloudError, Quota, SubmitResult
 from components.status import Observation, TargetState
@@ -68,3 +68,27 @@ class FakeCloud(CloudAdapter):
                 else:
                     finished = done if task != "seed" else created
                     yield Observation(url, task, outcome, created, finished, None, outcome.value)
+
+
+class SdkAnswer:
+    """What a Tencent SDK client's transport (``_call``) hands back, as far as the client reads it."""
+
+    def __init__(self, content: Union[bytes, str], status_code: int = 200, content_type: str = "application/json"):
+        self.content = content.encode() if isinstance(content, str) else content
+        self.status_code, self.headers = status_code, {"Content-Type": content_type}
+
+
+def replace_tencent_transport(client: Any, answer: Callable[[str, dict], Union[bytes, str, SdkAnswer]]) -> Any:
+    """Make a real Tencent SDK client answer with ``answer(action, params)`` instead of sending anything.
+
+    ``_call`` is where the client builds, signs and sends a request; everything after it (status
+    and error checks, decoding, the models) stays the SDK's own, on both the model path and the
+    JSON path of TencentCaller. ``answer`` returns the body (or a whole SdkAnswer), or raises as
+    the transport would.
+    """
+    def transport(action: str, params: dict, options: Any = None, headers: Any = None) -> SdkAnswer:
+        body = answer(action, params)
+        return body if isinstance(body, SdkAnswer) else SdkAnswer(body)
+
+    client._call = transport
+    return client

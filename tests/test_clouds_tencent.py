@@ -17,6 +17,7 @@ from components.clouds.tencent import TencentCaller, read_pages
 from components.ratelimit import SlidingWindowLimiter
 from components.retry import RetryPolicy
 from components.settings import Endpoint, TencentCredentials
+from tests.fakes import SdkAnswer, replace_tencent_transport
 from tests.test_ratelimit import ManualClock
 
 
@@ -199,9 +200,9 @@ def test_pages_fetched_at_once_stay_within_the_limit_of_the_server():
 
 # -- TencentCaller.json: the model path's transport and error translation, without the models -----------
 def caller(answer):
-    """A real teo client whose transport is replaced (nothing is ever sent)."""
-    client = make_client(Endpoint("url", "http", "127.0.0.1:9"), TencentCredentials("i", "k"))
-    client.call = answer
+    """A real teo client whose transport is replaced (tests/fakes.py); nothing is ever sent."""
+    client = replace_tencent_transport(make_client(Endpoint("url", "http", "127.0.0.1:9"), TencentCredentials("i", "k")),
+                                       answer)
     return TencentCaller("edgeone", client, models, SlidingWindowLimiter(10**6), RetryPolicy(max_attempts=1))
 
 
@@ -223,6 +224,11 @@ def test_json_returns_the_response_object_as_sent():
     (b"[1, 2]", "TypeError", "malformed"),
     (TencentCloudSDKException("RequestLimitExceeded", "slow down", "rid"), "RequestLimitExceeded", "throttled"),
     (TencentCloudSDKException("AuthFailure.SignatureFailure", "bad", "rid"), "AuthFailure.SignatureFailure", "auth"),
+    (b'{"Response": {"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}, "RequestId": "r"}}',
+     "RequestLimitExceeded", "throttled"),
+    (b'{"Response": {"Error": {"Code": "InvalidParameter.ZoneId", "Message": "no zone"}, "RequestId": "r"}}',
+     "InvalidParameter.ZoneId", "invalid"),
+    (SdkAnswer(b"bad gateway", status_code=502, content_type="text/html"), "ServerNetworkError", "transient"),
 ])
 def test_json_fails_like_the_model_path_would(answer, code, kind):
     def call(action, params, options=None, headers=None):
@@ -236,6 +242,7 @@ def test_json_fails_like_the_model_path_would(answer, code, kind):
     with pytest.raises(CloudError) as model_path:
         caller(call)("DescribePrefetchTasks", {"ZoneId": "zone-a"})
     assert (model_path.value.code, model_path.value.kind) == (code, kind)
+    assert (raised.value.request_id, str(raised.value)) == (model_path.value.request_id, str(model_path.value))
 
 
 # -- TaskMemo: the per-task part of history rows, built once per distinct key -----------------------------

@@ -21,6 +21,7 @@ from components.clouds.ucloud import UCloudAdapter, make_client as ucloud_client
 from components.ratelimit import SlidingWindowLimiter
 from components.settings import Endpoint, TencentCredentials, UCloudCredentials
 from components.status import Observation, TargetState
+from tests.fakes import replace_tencent_transport
 
 SINCE, UNTIL = datetime(2026, 11, 22, tzinfo=timezone.utc), datetime(2026, 11, 23, tzinfo=timezone.utc)
 ENDPOINT = Endpoint("url", "http", "127.0.0.1:9")  # never contacted: the transport is replaced
@@ -82,8 +83,7 @@ def tencent_adapter(adapter, body: dict):
     """The body answers the first page; later pages are empty (the API's TotalCount may overstate)."""
     first = json.dumps({"Response": {**body, "RequestId": "r"}})
     empty = json.dumps({"Response": {"TotalCount": 0, "Tasks": [], "PushLogs": [], "RequestId": "r"}})
-    adapter._call.client.call = lambda action, params, options=None, headers=None: (
-        first if params.get("Offset", 0) == 0 else empty)
+    replace_tencent_transport(adapter._call.client, lambda action, params: first if params.get("Offset", 0) == 0 else empty)
     return adapter
 
 

