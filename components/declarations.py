@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 from .durations import parse_duration
 from .safety import policy_entries
@@ -245,6 +247,10 @@ def parse_document(
                                  for where, key in bad_keys]
     if data.get("preflight") is False:  # YAML 1.1 (PyYAML) reads a bare `off` as false; editors (YAML 1.2) do not
         data = {**data, "preflight": "off"}
+    # Imported here: the provider host imports this module for names and types only, and every
+    # engine command starts a new host (jsonschema costs ~50 ms of its CPU to import).
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(load_schema())
     for error in sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path]):
         if error.validator in ("allOf", "anyOf", "if", None, "false", "oneOf", "$ref"):

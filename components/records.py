@@ -289,28 +289,30 @@ def compact_observed(records: Mapping[str, Sequence[str]], order: Sequence[str])
     """
     table: list[list[str]] = []
     numbers: dict[tuple, int] = {}
-    tokens: list[str] = []
+    runs: list[tuple[int, int]] = []  # (record number, or -1 for no record; run length)
     previous, run = None, 0
+    get = records.get
     for url in order:
-        record = records.get(url)
+        record = get(url)
         if record is None:
-            token = _NO_RECORD
+            number = -1
         else:
-            key = tuple(record)
+            key = record if record.__class__ is tuple else tuple(record)
             number = numbers.get(key)
             if number is None:
                 number = numbers[key] = len(table)
-                table.append(list(record))
-            token = str(number)
-        if token == previous:
+                table.append(list(key))
+        if number == previous:
             run += 1
             continue
         if previous is not None:
-            tokens.append(previous if run == 1 else f"{previous}*{run}")
-        previous, run = token, 1
+            runs.append((previous, run))
+        previous, run = number, 1
     if previous is not None:
-        tokens.append(previous if run == 1 else f"{previous}*{run}")
-    return {"encoding": OBSERVED_ENCODING, "records": table, "index": ",".join(tokens)}
+        runs.append((previous, run))
+    index = ",".join((_NO_RECORD if number < 0 else str(number)) + ("" if count == 1 else f"*{count}")
+                     for number, count in runs)
+    return {"encoding": OBSERVED_ENCODING, "records": table, "index": index}
 
 
 def is_compact(observed: Any) -> bool:

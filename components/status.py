@@ -142,6 +142,17 @@ class TargetStatus:
     raw_status: Optional[str] = None
     content: Optional[str] = None  # short ETag the latest task was for (origin targets only)
 
+    def __init__(self, url: str, state: TargetState, task_id: Optional[str] = None, at: Optional[datetime] = None,
+                 reason: Optional[str] = None, raw_status: Optional[str] = None, content: Optional[str] = None):
+        # Written out as Observation's is, for the same reason: one verdict per target, 100,000 per refresh.
+        _SET_STATUS_URL(self, url)
+        _SET_STATUS_STATE(self, state)
+        _SET_STATUS_TASK_ID(self, task_id)
+        _SET_STATUS_AT(self, at)
+        _SET_STATUS_REASON(self, reason)
+        _SET_STATUS_RAW_STATUS(self, raw_status)
+        _SET_STATUS_CONTENT(self, content)
+
     def describe(self) -> str:
         """Plain words for previews and reports, e.g. ``failed: origin returned HTTP 502 (task j1, 2026-11-23 10:00:00Z)``."""
         if self.state is TargetState.WARM:
@@ -170,6 +181,10 @@ class TargetStatus:
         if context:
             text += f" ({', '.join(context)})"
         return text
+
+
+(_SET_STATUS_URL, _SET_STATUS_STATE, _SET_STATUS_TASK_ID, _SET_STATUS_AT, _SET_STATUS_REASON, _SET_STATUS_RAW_STATUS,
+ _SET_STATUS_CONTENT) = (getattr(TargetStatus, f.name).__set__ for f in fields(TargetStatus))
 
 
 def shared(text: str) -> str:

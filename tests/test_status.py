@@ -1,4 +1,4 @@
-"""The shared status model: Observation's hand-written constructor behaves as the dataclass's own."""
+"""The shared status model: Observation's and TargetStatus's hand-written constructors behave as the dataclass's own."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from datetime import datetime, timezone
 
 import pytest
 
-from components.status import Observation, TargetState
+from components.status import Observation, TargetState, TargetStatus
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 
 
-def test_observation_init_takes_exactly_the_fields_in_order_with_their_defaults():
-    # The constructor is written out for speed (status.py says why): it must not drift from the fields.
-    params = list(inspect.signature(Observation.__init__).parameters.values())[1:]
+@pytest.mark.parametrize("cls", [Observation, TargetStatus])
+def test_init_takes_exactly_the_fields_in_order_with_their_defaults(cls):
+    # The constructors are written out for speed (status.py says why): they must not drift from the fields.
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     assert [(p.name, p.default) for p in params] == \
         [(f.name, inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
-         for f in dataclasses.fields(Observation)]
+         for f in dataclasses.fields(cls)]
 
 
 def test_observation_sets_every_field_positionally_or_by_name():
@@ -39,3 +40,16 @@ def test_observation_stays_a_frozen_hashable_dataclass():
     assert dataclasses.replace(obs, content="etag").content == "etag" and obs.content is None
     assert pickle.loads(pickle.dumps(obs)) == obs
     assert obs.at == AT and not hasattr(obs, "__dict__")
+
+
+def test_target_status_sets_every_field_and_stays_a_frozen_hashable_dataclass():
+    values = ("https://a.example/x", TargetState.FAILED, "j1", AT, "HTTP 502", "failed", "9b2cf535d3e1")
+    by_position = TargetStatus(*values)
+    by_name = TargetStatus(**{f.name: v for f, v in zip(dataclasses.fields(TargetStatus), values)})
+    assert dataclasses.astuple(by_position) == dataclasses.astuple(by_name) == values
+    assert TargetStatus("u", TargetState.MISSING) == TargetStatus("u", TargetState.MISSING, None, None, None, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        by_position.state = TargetState.WARM  # type: ignore[misc]
+    assert hash(by_position) == hash(by_name)
+    assert dataclasses.replace(by_position, reason="r").reason == "r" and by_position.reason == "HTTP 502"
+    assert pickle.loads(pickle.dumps(by_position)) == by_position and not hasattr(by_position, "__dict__")
