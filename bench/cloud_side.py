@@ -101,7 +101,7 @@ def seed_history(box: Sandbox, cloud: Cloud, resources: Sequence[Resource]) -> N
     (reconcile + records) from the same rows, so the refresh starts from the state a create leaves.
     """
     from components.durations import parse_duration
-    from components.provider import resource_id
+    from components.provider import INPUTS_SHOW_DRIFT, resource_id
     from components.reconcile import plan as make_plan
     from components.records import SetInputs, SubmittedTask, build_outputs
     from components.status import Observation, TargetState
@@ -124,6 +124,7 @@ def seed_history(box: Sandbox, cloud: Cloud, resources: Sequence[Resource]) -> N
         plan = make_plan(set_inputs.targets, observations, now=datetime.now(timezone.utc),
                          freshness=parse_duration(set_inputs.freshness), content=set_inputs.content)
         outputs = build_outputs(set_inputs, plan, verified_at=datetime.now(timezone.utc), submitted=submitted)
+        outputs[INPUTS_SHOW_DRIFT] = False  # as create leaves it: the inputs in state are the desired values
         outputs["__provider"] = resource.inputs["__provider"]
         id_ = resource_id(set_inputs)
         index, count = resource.shard

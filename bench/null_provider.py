@@ -6,8 +6,10 @@ code runs. The host imports it by reference (``bench.null_provider.NullProvider`
 because the engine starts the host with the project root as its working directory.
 
 Its state has the new output layout (issue 6, contract 3): the targets as one ``target_lines``
-string, never as a map. ``read`` gets only the outputs (the host drops the state inputs), so it
-rebuilds the inputs' ``targets`` map from that string, which any provider with this layout must do.
+string, never as a map. ``read`` gets only the outputs (the host drops the state inputs). Like the
+real provider, it returns no inputs when the outputs say the inputs in state are the desired values
+(``inputs_show_drift`` false, as a create leaves them); otherwise it rebuilds the inputs' ``targets``
+map from that string, which any provider with this layout must do.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class NullProvider(ResourceProvider):
         return CreateResult(f"null/{props.get('set')}", outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        if props.get("inputs_show_drift") is False:  # as the real provider: nothing drifted, the engine keeps its inputs
+            return ReadResult(id_, props)
         inputs = {key: props[key] for key in _INPUT_KEYS if key in props}
         inputs["targets"] = _targets(props.get("target_lines"))
         return ReadResult(id_, props, inputs)
