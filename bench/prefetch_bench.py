@@ -127,10 +127,11 @@ def run_refresh(box: Sandbox, cloud: Cloud, resources: list[Resource], run: Run)
     size = sum(r.targets for r in resources)
     minimum = cloud.history_pages(size, 0)  # one read of the zone's history, shared by every resource
     phase = Phase(calls, rejected, minimum, result.read_wall, minimum / TENCENT_RATE, result.cpu, result.peak_rss,
-                  cpu_refresh=result.cpu_refresh, cpu_preview=result.cpu_preview)
+                  cpu_refresh=result.cpu_refresh, cpu_preview=result.cpu_preview, cpu_check=result.cpu_check)
     phase.note = (f"wall: Reads {result.read_wall:.2f}s (first sent to last answered), refresh Diffs done at "
                   f"{result.refresh_wall:.2f}s, whole sequence {result.wall:.2f}s; host CPU: Reads + refresh Diffs "
-                  f"{result.cpu_refresh:.2f}s, Checks + Diffs {result.cpu_preview:.2f}s")
+                  f"{result.cpu_refresh:.2f}s, Checks {result.cpu_check:.2f}s, Diffs "
+                  f"{result.cpu_preview - result.cpu_check:.2f}s")
     warm = sum(warm_count(state.outputs) for state in result.states)
     run.warm = warm
     if warm != size:
@@ -149,7 +150,7 @@ def run_floor(box: Sandbox, cloud: Cloud, resources: list[Resource]) -> Floor:
     finally:
         host.stop()
     state = sum(state_size(s.inputs, s.outputs) for s in result.states)
-    return Floor(result.cpu_refresh, result.cpu_preview, result.peak_rss, state)
+    return Floor(result.cpu_refresh, result.cpu_preview, result.peak_rss, state, result.cpu_check)
 
 
 def median_phase(phases: list[Phase]) -> Phase:
@@ -169,7 +170,7 @@ def median_phase(phases: list[Phase]) -> Phase:
             + ("" if len(calls) == 1 else f", calls {sorted(calls)}") + f"); first run: {first.note}")
     return Phase(first.calls, max(p.rejected for p in phases), first.min_calls, median(walls), first.floor,
                  median(cpus), int(median(rsss)), note, median([p.cpu_refresh for p in phases]),
-                 median([p.cpu_preview for p in phases]))
+                 median([p.cpu_preview for p in phases]), median([p.cpu_check for p in phases]))
 
 
 # -- shared history read: two sets on one zone -------------------------------------------------------------

@@ -45,10 +45,11 @@ class RefreshRun:
     read_wall: float         # first Read sent -> last Read answered: where the clouds are called
     refresh_wall: float      # first Read sent -> last refresh Diff answered
     wall: float              # the whole sequence, Check and Diff included
-    cpu_refresh: float       # host CPU of the Reads and refresh Diffs
+    cpu_refresh: float       # host CPU of the Reads and refresh Diffs (what `pulumi refresh` asks)
     cpu_preview: float       # host CPU of the Checks and Diffs
     peak_rss: int
     states: list[Refreshed]
+    cpu_check: float = 0.0   # the Checks' part of cpu_preview (the SDK re-serialises every input there)
 
     @property
     def cpu(self) -> float:
@@ -86,24 +87,35 @@ def refresh_all(host: ProviderHost, resources: Sequence[Resource], *, preview: b
         host.diff(new_id, resource.urn, outputs, old_inputs, inputs)  # the refresh Diff, reversed (§1.5)
         return sent, answered, time.monotonic(), Refreshed(new_id, outputs, inputs)
 
-    def check_and_diff(pair: tuple[Resource, Refreshed]) -> None:
+    checked: dict[str, dict[str, Any]] = {}
+
+    def check(pair: tuple[Resource, Refreshed]) -> None:
         resource, state = pair
-        checked = host.check(resource.urn, state.inputs, resource.inputs)
-        state.changes = host.diff(state.id, resource.urn, state.outputs, checked, state.inputs)
+        checked[resource.name] = host.check(resource.urn, state.inputs, resource.inputs)
+
+    def diff(pair: tuple[Resource, Refreshed]) -> None:
+        resource, state = pair
+        state.changes = host.diff(state.id, resource.urn, state.outputs, checked[resource.name], state.inputs)
 
     before = host.usage()
     start = time.monotonic()
     done = _pool(resources, refresh)
     middle = host.usage()
     states = [state for *_, state in done]
+    checks_done = middle
     if preview:
-        _pool(list(zip(resources, states)), check_and_diff)
+        # Every Check, then every Diff (the engine interleaves them per resource; the CPU is the same),
+        # so that the host CPU of each is read on its own.
+        _pool(list(zip(resources, states)), check)
+        checks_done = host.usage()
+        _pool(list(zip(resources, states)), diff)
     wall = time.monotonic() - start
     after = host.usage()
     first_sent = min(sent for sent, *_ in done)
     return RefreshRun(max(answered for _, answered, *_ in done) - first_sent,
                       max(finished for _, _, finished, _ in done) - first_sent, wall,
-                      middle.cpu - before.cpu, after.cpu - middle.cpu, after.peak_rss, states)
+                      middle.cpu - before.cpu, after.cpu - middle.cpu, after.peak_rss, states,
+                      checks_done.cpu - middle.cpu)
 
 
 def preview_all(host: ProviderHost, resources: Sequence[Resource],
