@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -243,6 +244,40 @@ def test_json_fails_like_the_model_path_would(answer, code, kind):
         caller(call)("DescribePrefetchTasks", {"ZoneId": "zone-a"})
     assert (model_path.value.code, model_path.value.kind) == (code, kind)
     assert (raised.value.request_id, str(raised.value)) == (model_path.value.request_id, str(model_path.value))
+
+
+def test_json_holds_the_limiter_slot_until_the_answer_arrives_not_while_it_is_decoded():
+    events = []
+
+    class Recorder:
+        @contextlib.contextmanager
+        def request(self, key):
+            events.append(("slot taken", key))
+            yield 0.0
+            events.append(("slot released", key))
+
+    class Body(SdkAnswer):
+        @property
+        def content(self):  # what the decoder reads
+            events.append(("decoded", None))
+            return b'{"Response": {"TotalCount": 0, "Tasks": [], "RequestId": "r"}}'
+
+        @content.setter
+        def content(self, _value):
+            pass
+
+    def answer(action, params):
+        events.append(("answered", action))
+        return Body(b"")
+
+    client = replace_tencent_transport(make_client(Endpoint("url", "http", "127.0.0.1:9"), TencentCredentials("i", "k")),
+                                       answer)
+    body = TencentCaller("edgeone", client, models, Recorder(), RetryPolicy(max_attempts=1)).json(
+        "DescribePrefetchTasks", {"ZoneId": "zone-a"})
+    assert body["TotalCount"] == 0
+    key = ("edgeone", "DescribePrefetchTasks")
+    assert events == [("slot taken", key), ("answered", "DescribePrefetchTasks"), ("slot released", key),
+                      ("decoded", None)]
 
 
 # -- TaskMemo: the per-task part of history rows, built once per distinct key -----------------------------

@@ -99,28 +99,26 @@ class TencentCaller:
         (named after the Python error), so failures classify exactly as on the model path.
         """
         wire = self._request(action, params)._serialize()
-
-        def fetch() -> Any:
-            try:
-                return call_json_once(self.client, action, wire)
-            except TencentCloudSDKException:
-                raise
-            except Exception as exc:  # noqa: BLE001 - as the SDK's generated methods wrap it
-                raise TencentCloudSDKException(type(exc).__name__, str(exc)) from None
-
-        return self._with_retry(action, fetch)
+        return self._with_retry(action, _sdk_errors(lambda: self.client._call(action, wire, None, None)),
+                                _sdk_errors(lambda answer: response_of(self.client, answer)))
 
     def _request(self, action: str, params: dict[str, Any]) -> Any:
         request = getattr(self.models, f"{action}Request")()
         request.from_json_string(json.dumps(params))
         return request
 
-    def _with_retry(self, action: str, send: Callable[[], Any]) -> Any:
+    def _with_retry(self, action: str, send: Callable[[], Any], finish: Optional[Callable[[Any], Any]] = None) -> Any:
+        """``send()`` under the limiter, then ``finish(answer)`` (if given) once its slot is released, with retries.
+
+        The slot is held until the answer arrives (see ratelimit.py for why), not while it is
+        decoded: a page of 1,000 rows takes milliseconds to decode, and the next request waits
+        for that slot.
+        """
         def once() -> Any:
             try:
-                # The slot is held until the answer arrives: see ratelimit.py for why.
                 with self.limiter.request((self.cloud, action)):
-                    return send()
+                    answer = send()
+                return answer if finish is None else finish(answer)
             except TencentCloudSDKException as exc:
                 code = exc.get_code() or "Error"
                 kind = classify(code)
@@ -132,23 +130,39 @@ class TencentCaller:
         return call_with_retry(once, read_only=action not in SUBMIT_ACTIONS, policy=self.policy)
 
 
-def call_json_once(client: Any, action: str, params: dict[str, Any]) -> Any:
-    """The SDK client's ``call_json(action, params)["Response"]``, decoding the body once instead of twice.
+def response_of(client: Any, answer: Any) -> Any:
+    """``Response`` of an answer of the SDK client's transport (``client._call``), as ``call_json`` checks it.
 
     The SDK's ``call``/``call_json`` decode every answer in ``_check_error`` only to look for
     ``Response.Error``, and then hand back the raw body (or decode it again). For a page of 1,000
-    history rows that second decode is ~1.3 ms of CPU: 0.13 s per 100,000 rows. This does what
-    ``call_json`` does (``_call``, ``_check_status``, the error check) with one decode, and raises
-    the same TencentCloudSDKException(code, message, request id) for an error answer. A body that
-    is not JSON raises the decoder's error, as ``call_json`` would.
+    history rows that second decode is ~1.3 ms of CPU: 0.13 s per 100,000 rows. This does the
+    same checks (``_check_status``, then the error check) with one decode, and raises the same
+    TencentCloudSDKException(code, message, request id) for an error answer. A body that is not
+    JSON raises the decoder's error, as ``call_json`` would.
     """
-    resp = client._call(action, params, None, None)
-    client._check_status(resp)
-    response = json.loads(resp.content)["Response"]
+    client._check_status(answer)
+    response = json.loads(answer.content)["Response"]
     error = response.get("Error") if isinstance(response, dict) else None
     if error is not None:
         raise TencentCloudSDKException(error["Code"], error["Message"], response.get("RequestId"))
     return response
+
+
+def _sdk_errors(call: Callable[..., Any]) -> Callable[..., Any]:
+    """``call``, with any other exception raised as the TencentCloudSDKException the SDK's methods make of it.
+
+    The generated methods (the model path) name it after the Python error (``JSONDecodeError``,
+    ``KeyError``...), so a failure classifies the same whichever path met it.
+    """
+    def wrapped(*args: Any) -> Any:
+        try:
+            return call(*args)
+        except TencentCloudSDKException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as the SDK's generated methods wrap it
+            raise TencentCloudSDKException(type(exc).__name__, str(exc)) from None
+
+    return wrapped
 
 
 # Pages of one history query fetched at once (each still waits for its slot in the shared limiter).
