@@ -361,7 +361,10 @@ def test_many_task_ids_windows_and_paging(sb: Sandbox) -> None:
     assert ids(TaskId=[t1, t3]) == (1, [t3])  # the default window applies to TaskId queries too
     assert ids(TaskId=[t1, t2, t3], BeginTime=now - 2 * DAY) == (3, [t3, t2, t1])
     assert ids(TaskId=[t1, t3], BeginTime=now - 2 * DAY, EndTime=now) == (2, [t3, t1])
-    created_t1 = task(cli, t3)["CreateTime"] - 60 - 25 * 3600
+    # t1's own CreateTime (it is outside the default window): deriving it from t3's would assume no
+    # second boundary passed between the submits.
+    (first,) = describe(cli, TaskId=[t1], BeginTime=now - 2 * DAY)["TaskList"]
+    created_t1 = first["CreateTime"]
     assert ids(BeginTime=created_t1, EndTime=created_t1) == (1, [t1])  # inclusive, to the second
     assert ids(BeginTime=created_t1 + 1, EndTime=created_t1 + 3600) == (0, [])
     assert ids(BeginTime=now - 2 * DAY, Offset=1, Limit=1) == (3, [t2])
