@@ -46,7 +46,7 @@ from bench.cloud_side import (  # noqa: E402
     naive_calls_computed, probe_page_latency, request_counts, run_naive, seed_history, start_sandbox)
 from bench.host import ProviderHost  # noqa: E402
 from bench.layout import Resource, lean_outputs, outputs_form, set_resources, state_size  # noqa: E402
-from bench.report import ChangeCheck, Floor, Phase, Run, Shared, report  # noqa: E402
+from bench.report import ChangeCheck, Floor, Phase, Run, Shared, report, speed_probe  # noqa: E402
 from bench.steps import Refreshed, create_all, preview_all, refresh_all  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
@@ -124,11 +124,14 @@ def run_refresh(box: Sandbox, cloud: Cloud, resources: list[Resource], run: Run)
     finally:
         log = host.stop()
     calls, rejected = request_counts(box)
+    arrivals = [r["time"] for r in box.store.requests()]
     size = sum(r.targets for r in resources)
     minimum = cloud.history_pages(size, 0)  # one read of the zone's history, shared by every resource
     phase = Phase(calls, rejected, minimum, result.read_wall, minimum / TENCENT_RATE, result.cpu, result.peak_rss,
                   cpu_refresh=result.cpu_refresh, cpu_preview=result.cpu_preview, cpu_check=result.cpu_check)
-    phase.note = (f"wall: Reads {result.read_wall:.2f}s (first sent to last answered), refresh Diffs done at "
+    span = max(arrivals) - min(arrivals) if arrivals else 0.0
+    phase.note = (f"wall: Reads {result.read_wall:.2f}s (first sent to last answered; the {len(arrivals)} history "
+                  f"requests reached the sandbox over {span:.2f}s), refresh Diffs done at "
                   f"{result.refresh_wall:.2f}s, whole sequence {result.wall:.2f}s; host CPU: Reads + refresh Diffs "
                   f"{result.cpu_refresh:.2f}s, Checks {result.cpu_check:.2f}s, Diffs "
                   f"{result.cpu_preview - result.cpu_check:.2f}s")
@@ -369,6 +372,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     runs, checks, shared = [], [], []
     load_start = os.getloadavg()
+    probe_start = speed_probe()
     with tempfile.TemporaryDirectory(prefix="prefetch-bench-") as tmp:
         for index, (cloud, size, skip) in enumerate(plan):
             run, found = bench_one(cloud, size, skip_create=skip, naive_max=args.naive_max, workdir=Path(tmp), log=log,
@@ -380,7 +384,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if size <= args.shared_max:
                 shared.append(run_shared(CLOUDS[name], size, args.shards, Path(tmp), log))
     command = "venv/bin/python bench/prefetch_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(runs, shared, checks, command.strip(), (load_start, os.getloadavg()))
+    text = report(runs, shared, checks, command.strip(), (load_start, os.getloadavg()), (probe_start, speed_probe()))
     print(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

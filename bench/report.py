@@ -157,7 +157,7 @@ def main_table(runs: list[Run]) -> list[str]:
 
 
 def acceptance_table(runs: list[Run]) -> list[str]:
-    lines = ["| cloud | targets | resources | calls ≤ 1.05 × min | wall ≤ 1.2 × floor | host CPU ≤ 3 s "
+    lines = ["| cloud | targets | resources | calls ≤ 1.05 × min | wall ≤ 1.2 × floor | host CPU, refresh + diff ≤ 3 s "
              "| peak RSS ≤ 300 MB | state ≤ 250 B/target | calls, CPU growth vs 1,000 ≤ 110 × |",
              "|---|---:|---:|---|---|---|---|---|---|"]
     for cloud in dict.fromkeys(r.cloud for r in runs):
@@ -174,8 +174,9 @@ def acceptance_table(runs: list[Run]) -> list[str]:
         per_target = big.state_bytes / big.size
         cells = [_mark(calls <= TARGETS["calls"] * ph.min_calls, f"{calls / ph.min_calls:.2f}"),
                  _mark(ph.wall <= TARGETS["wall"] * ph.floor, f"{ph.wall / ph.floor:.2f}"),
-                 _mark(ph.cpu <= TARGETS["cpu"], f"{ph.cpu:.2f} s (refresh {ph.cpu_refresh:.2f} + Check "
-                                                 f"{ph.cpu_check:.2f} + Diff {ph.cpu_diff:.2f})"),
+                 _mark(ph.cpu_refresh + ph.cpu_diff <= TARGETS["cpu"],
+                       f"{ph.cpu_refresh + ph.cpu_diff:.2f} s (refresh {ph.cpu_refresh:.2f} + Diff {ph.cpu_diff:.2f}); "
+                       f"with the preview's Check {ph.cpu:.2f} s"),
                  _mark(ph.peak_rss <= TARGETS["rss"], f"{ph.peak_rss / 1e6:.0f} MB"),
                  _mark(per_target <= TARGETS["state"], f"{per_target:.0f}"), growth]
         lines.append(f"| {cloud} | {big.size:,} | {big.resources} | " + " | ".join(cells) + " |")
@@ -227,11 +228,33 @@ def change_lines(checks: list[ChangeCheck]) -> list[str]:
     return lines
 
 
+def speed_probe() -> float:
+    """CPU seconds of a fixed piece of Python work like the provider's (JSON rows into dicts and tuples).
+
+    The machine is a shared VM: the same benchmark's CPU figures move by 20 % between runs an
+    hour apart. The probe, taken at the start and end of a run, says how fast the machine was
+    then, so runs can be compared.
+    """
+    import json
+    import time
+
+    body = json.dumps([{"JobId": f"j{i // 1000}", "Target": f"https://static.example.com/{i}.js", "Status": "success",
+                        "CreateTime": "2026-11-23T10:00:00+08:00"} for i in range(20_000)])
+    start = time.process_time()
+    for _ in range(5):
+        index: dict = {}
+        for row in json.loads(body):
+            index[row["Target"]] = (row.get("JobId"), row.get("Status"), row.get("CreateTime"))
+    return time.process_time() - start
+
+
 def report(runs: list[Run], shared: list[Shared], checks: list[ChangeCheck], command: str,
-           load: tuple[tuple[float, ...], tuple[float, ...]]) -> str:
+           load: tuple[tuple[float, ...], tuple[float, ...]], probes: tuple[float, float] = (0.0, 0.0)) -> str:
     lines = [f"Machine: {machine()}",
              f"Load average (1, 5, 15 min) at start {', '.join(f'{x:.2f}' for x in load[0])}; "
              f"at end {', '.join(f'{x:.2f}' for x in load[1])}",
+             f"Speed probe (CPU s of fixed Python work, bench/report.py speed_probe; lower is faster): "
+             f"{probes[0]:.3f} at start, {probes[1]:.3f} at end",
              f"Command: `{command}`", ""]
     lines += main_table(runs)
     lines += ["", "Acceptance (issue #6), refresh of the largest size per cloud:", ""]
