@@ -81,10 +81,11 @@ class SdkAnswer:
 def replace_tencent_transport(client: Any, answer: Callable[[str, dict], Union[bytes, str, SdkAnswer]]) -> Any:
     """Make a real Tencent SDK client answer with ``answer(action, params)`` instead of sending anything.
 
-    ``_call`` is where the client builds, signs and sends a request; everything after it (status
-    and error checks, decoding, the models) stays the SDK's own, on both the model path and the
-    JSON path of TencentCaller. ``answer`` returns the body (or a whole SdkAnswer), or raises as
-    the transport would.
+    ``_call`` is where the client builds, signs and sends a request. After it, the model path of
+    TencentCaller runs the SDK's own status check, error check, decoding and models; the JSON path
+    runs the SDK's status check and ``response_of`` (components/clouds/tencent.py), which mirrors
+    the SDK's error check on a body decoded once. ``answer`` returns the body (or a whole
+    SdkAnswer), or raises as the transport would (the real one raises ClientNetworkError).
     """
     def transport(action: str, params: dict, options: Any = None, headers: Any = None) -> SdkAnswer:
         body = answer(action, params)

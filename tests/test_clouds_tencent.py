@@ -230,6 +230,11 @@ def test_json_returns_the_response_object_as_sent():
     (b'{"Response": {"Error": {"Code": "InvalidParameter.ZoneId", "Message": "no zone"}, "RequestId": "r"}}',
      "InvalidParameter.ZoneId", "invalid"),
     (SdkAnswer(b"bad gateway", status_code=502, content_type="text/html"), "ServerNetworkError", "transient"),
+    (b'{"Response": {"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}}', "KeyError", "malformed"),
+    (b'{"Response": {"Error": null, "TotalCount": 0, "RequestId": "r"}}', "TypeError", "malformed"),
+    (b'{"Response": {"Error": {"Code": 5, "Message": "odd"}, "RequestId": "r"}}', "5", "other"),
+    (SdkAnswer(b'{"Response": {"Error": {"Code": "RequestLimitExceeded"}}}', content_type="text/plain"),
+     "KeyError", "malformed"),
 ])
 def test_json_fails_like_the_model_path_would(answer, code, kind):
     def call(action, params, options=None, headers=None):
@@ -244,6 +249,22 @@ def test_json_fails_like_the_model_path_would(answer, code, kind):
         caller(call)("DescribePrefetchTasks", {"ZoneId": "zone-a"})
     assert (model_path.value.code, model_path.value.kind) == (code, kind)
     assert (raised.value.request_id, str(raised.value)) == (model_path.value.request_id, str(model_path.value))
+
+
+def test_json_looks_for_an_error_only_where_the_sdk_does():
+    """The SDK checks ``Response.Error`` only under a JSON or text content type; elsewhere the body
+    comes back as it is (the adapters then find no rows in it), on the JSON path as on ``call_json``."""
+    body = b'{"Response": {"Error": {"Code": "RequestLimitExceeded", "Message": "slow"}, "RequestId": "r"}}'
+    for content_type in ("application/json; charset=utf-8", "text/html"):
+        answer = caller(lambda action, params: SdkAnswer(body, content_type=content_type))
+        assert answer.json("DescribePrefetchTasks", {"ZoneId": "zone-a"}) == json.loads(body)["Response"] == \
+            answer.client.call_json("DescribePrefetchTasks", {"ZoneId": "zone-a"})["Response"]
+
+
+def test_json_warns_of_a_deprecated_action_as_the_sdk_does():
+    body = b'{"Response": {"TotalCount": 0, "Tasks": [], "DeprecatedWarning": "use V2", "RequestId": "r"}}'
+    with pytest.warns(DeprecationWarning, match="use V2"):
+        caller(lambda action, params: body).json("DescribePrefetchTasks", {"ZoneId": "zone-a"})
 
 
 def test_json_holds_the_limiter_slot_until_the_answer_arrives_not_while_it_is_decoded():
