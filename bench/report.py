@@ -13,8 +13,19 @@ TARGETS = {  # issue #6, for a refresh of 100,000 targets
 }
 
 
+class _PreviewCpu:
+    """The Diffs' part of a refresh's preview CPU: what is left of ``cpu_preview`` after the Checks."""
+
+    cpu_preview: float
+    cpu_check: float
+
+    @property
+    def cpu_diff(self) -> float:
+        return self.cpu_preview - self.cpu_check
+
+
 @dataclass
-class Phase:
+class Phase(_PreviewCpu):
     calls: Counter = field(default_factory=Counter)
     rejected: int = 0
     min_calls: int = 0
@@ -27,13 +38,9 @@ class Phase:
     cpu_preview: float = 0.0   # refresh only: host CPU of the Checks and Diffs
     cpu_check: float = 0.0     # refresh only: the Checks' part of cpu_preview
 
-    @property
-    def cpu_diff(self) -> float:
-        return self.cpu_preview - self.cpu_check
-
 
 @dataclass
-class Floor:
+class Floor(_PreviewCpu):
     """The SDK floor: the same RPCs and shards against a provider that does nothing (bench/null_provider.py)."""
 
     cpu_refresh: float
@@ -41,10 +48,6 @@ class Floor:
     peak_rss: int
     state_bytes: int
     cpu_check: float = 0.0
-
-    @property
-    def cpu_diff(self) -> float:
-        return self.cpu_preview - self.cpu_check
 
     @property
     def cpu(self) -> float:
