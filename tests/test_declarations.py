@@ -279,3 +279,107 @@ def test_secret_values_are_never_accepted_in_a_declaration_nor_echoed(tmp_path, 
     [problem] = problems_of(tmp_path)
     assert "never accepted" in problem.message and "cdn-prefetch:originCredentials" in problem.message
     assert secret not in str(DeclarationError([problem]))
+
+
+# ------------------------------------------------------------------------------------------
+# Issue #6: a declaration of 100,000 targets is read in one libyaml parse, and the schema
+# validator is spared the 100,000 items that the schema's own item rule already decides.
+# (Their cost is measured by bench/program_bench.py; these tests hold the results equal.)
+# ------------------------------------------------------------------------------------------
+
+import yaml  # noqa: E402
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from components.declarations import parse_yaml, schema_view  # noqa: E402
+
+YAML_SAMPLES = [
+    GOOD,
+    GOOD + "freshness: 2h\nwait: 0s\n",
+    '{"provider": "edgeone", "zone": "z-1", "targets": ["https://a.example.com/x"]}',
+    "provider: edgeone\nzone: z\ntargets: [https://a.example.com/, 3, null, {k: v}]\norigin:\n  bucket: b\n",
+    "",
+    "# only a comment\n",
+    "- a\n- b\n",
+    "provider: edgeone\nprovider: ucloud\n",
+    "a: &x 1\nb: *x\nc: yes\nd: off\ne: 2026-11-23\n",
+]
+LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if getattr(yaml, "__with_libyaml__", False) else [])
+
+
+def lines_of(node):
+    """Every node's kind, value (scalars) and 1-based line, depth first."""
+    if node is None:
+        return []
+    out = [(type(node).__name__, node.value if isinstance(node, yaml.ScalarNode) else None, node.start_mark.line + 1)]
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out += lines_of(key) + lines_of(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            out += lines_of(item)
+    return out
+
+
+@pytest.mark.parametrize("loader", LOADERS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("text", YAML_SAMPLES)
+def test_one_parse_gives_what_safe_load_and_compose_give(text, loader):
+    data, node = parse_yaml(text, loader)
+    assert data == yaml.safe_load(text)
+    assert lines_of(node) == lines_of(yaml.compose(text, Loader=yaml.SafeLoader))
+
+
+@pytest.mark.parametrize("loader", LOADERS, ids=lambda c: c.__name__)
+def test_one_parse_raises_the_yaml_error_with_its_line(loader):
+    with pytest.raises(yaml.YAMLError) as info:
+        parse_yaml("provider: edgeone\ntargets:\n  - [unclosed\n", loader)
+    assert info.value.problem_mark.line + 1 >= 3
+    with pytest.raises(yaml.YAMLError):
+        parse_yaml("a: 1\n---\nb: 2\n", loader)  # one set per file, as safe_load insists
+
+
+def test_a_large_set_reports_the_bad_target_with_its_line_and_index(tmp_path):
+    urls = [f"https://static.example.com/{i}.js" for i in range(5000)]
+    urls[3210] = "static.example.com/no-scheme.js"
+    write(tmp_path, "big.yaml", "provider: edgeone\nzone: zone-abc123\ntargets:\n" + "".join(f"  - {u}\n" for u in urls))
+    problems = problems_of(tmp_path)
+    assert {(p.path, p.line) for p in problems} == {("targets[3210]", 3 + 3210 + 1)}
+    assert all("http" in p.message for p in problems)
+
+
+def validator_errors(data):
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    return sorted((list(e.absolute_path), e.validator, e.message) for e in validator.iter_errors(data))
+
+
+TARGET_ITEMS = st.one_of(
+    st.sampled_from(["https://a.example.com/x.js", "HTTP://b.example.com/", "http://", "ftp://c.example.com/",
+                     "https//d.example.com/", " https://e.example.com/", "", "https://f.example.com/\u00e9"]),
+    st.text(max_size=12), st.integers(), st.none(), st.booleans(), st.lists(st.text(max_size=3), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TARGET_ITEMS, max_size=8))
+def test_schema_view_changes_no_error_of_the_validator(targets):
+    data = {"provider": "edgeone", "zone": "zone-abc123", "targets": targets}
+    assert validator_errors(schema_view(data, load_schema())) == validator_errors(data)
+
+
+def test_schema_view_cuts_only_a_list_the_item_rule_passes_whole():
+    schema = load_schema()
+    good = {"provider": "edgeone", "zone": "z", "targets": [f"https://a.example.com/{i}" for i in range(100)]}
+    assert schema_view(good, schema)["targets"] == good["targets"][:1]
+    assert schema_view(good, schema)["provider"] == "edgeone" and len(good["targets"]) == 100  # not mutated
+    one_bad = {**good, "targets": good["targets"] + ["mailto:x@example.com"]}
+    assert schema_view(one_bad, schema) is one_bad
+    not_text = {**good, "targets": good["targets"] + [7]}
+    assert schema_view(not_text, schema) is not_text
+
+
+@pytest.mark.parametrize("extra", [{"maxItems": 3}, {"uniqueItems": True}, {"items": {"type": "string", "maxLength": 5}}])
+def test_schema_view_validates_the_whole_list_when_the_schema_asks_more_than_it_checks(extra):
+    schema = json.loads(json.dumps(load_schema()))
+    schema["properties"]["targets"].update(extra)
+    data = {"provider": "edgeone", "zone": "z", "targets": [f"https://a.example.com/{i}" for i in range(10)]}
+    assert schema_view(data, schema) is data
