@@ -32,7 +32,7 @@ from components import shards
 from components.declarations import load_sets
 from components.prefetch_set import (
     PROGRAM_SOURCE, Destination, PrefetchSet, PrefetchSetArgs, PrefetchSetError, drifted_targets,
-    merge_shard_entries, set_summary,
+    merge_shard_entries, normalize_targets, set_summary,
 )
 from components.provider import PrefetchProvider, check_inputs
 from components.reconcile import Plan
@@ -223,6 +223,14 @@ def test_typed_set_registers_exactly_what_the_yaml_set_does(tmp_path):
     assert list(expected["targets"]) == NORMALISED
     assert typed_run.warnings() == ["PrefetchSet 'web': 1 duplicate targets collapsed "
                                     "(e.g. https://static.example.com/index.html)"]
+
+
+def test_typed_targets_keep_first_occurrences_in_order_and_every_later_duplicate():
+    urls = ["https://b.example.com/1", "HTTPS://B.example.com/1", "https://a.example.com/2",
+            "https://b.example.com/1#frag", "https://a.example.com/2", "https://c.example.com/3"]
+    targets, duplicates = normalize_targets("web", urls)
+    assert targets == ["https://b.example.com/1", "https://a.example.com/2", "https://c.example.com/3"]
+    assert duplicates == ["https://b.example.com/1", "https://b.example.com/1", "https://a.example.com/2"]
 
 
 def test_older_call_with_a_declaration_still_works(tmp_path):
