@@ -47,6 +47,7 @@ from bench.cloud_side import (  # noqa: E402
 from bench.host import ProviderHost  # noqa: E402
 from bench.layout import Resource, lean_outputs, outputs_form, set_resources, state_size  # noqa: E402
 from bench.report import ChangeCheck, Floor, Phase, Run, Shared, report, speed_probe  # noqa: E402
+from bench import steps  # noqa: E402
 from bench.steps import Refreshed, create_all, preview_all, refresh_all  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
@@ -127,8 +128,11 @@ def run_refresh(box: Sandbox, cloud: Cloud, resources: list[Resource], run: Run)
     arrivals = [r["time"] for r in box.store.requests()]
     size = sum(r.targets for r in resources)
     minimum = cloud.history_pages(size, 0)  # one read of the zone's history, shared by every resource
-    phase = Phase(calls, rejected, minimum, result.read_wall, minimum / TENCENT_RATE, result.cpu, result.peak_rss,
-                  cpu_refresh=result.cpu_refresh, cpu_preview=result.cpu_preview, cpu_check=result.cpu_check)
+    # The refresh's wall ends with the last refresh Diff: the engine sends it right after each Read, and
+    # `pulumi refresh` is done with the provider only when both are answered.
+    phase = Phase(calls, rejected, minimum, result.refresh_wall, minimum / TENCENT_RATE, result.cpu, result.peak_rss,
+                  cpu_refresh=result.cpu_refresh, cpu_preview=result.cpu_preview, cpu_check=result.cpu_check,
+                  read_wall=result.read_wall)
     span = max(arrivals) - min(arrivals) if arrivals else 0.0
     phase.note = (f"wall: Reads {result.read_wall:.2f}s (first sent to last answered; the {len(arrivals)} history "
                   f"requests reached the sandbox over {span:.2f}s), refresh Diffs done at "
@@ -168,12 +172,14 @@ def median_phase(phases: list[Phase]) -> Phase:
     first = phases[0]
     walls, cpus, rsss = ([p.wall for p in phases], [p.cpu for p in phases], [p.peak_rss for p in phases])
     calls = {sum(p.calls.values()) for p in phases}
-    note = (f"median of {len(phases)} runs (Read wall {min(walls):.2f}-{max(walls):.2f}s, host CPU {min(cpus):.2f}-"
+    note = (f"median of {len(phases)} runs (wall to the last refresh Diff {min(walls):.2f}-{max(walls):.2f}s, "
+            f"host CPU {min(cpus):.2f}-"
             f"{max(cpus):.2f}s, peak RSS {min(rsss) / 1e6:.0f}-{max(rsss) / 1e6:.0f} MB"
             + ("" if len(calls) == 1 else f", calls {sorted(calls)}") + f"); first run: {first.note}")
     return Phase(first.calls, max(p.rejected for p in phases), first.min_calls, median(walls), first.floor,
                  median(cpus), int(median(rsss)), note, median([p.cpu_refresh for p in phases]),
-                 median([p.cpu_preview for p in phases]), median([p.cpu_check for p in phases]))
+                 median([p.cpu_preview for p in phases]), median([p.cpu_check for p in phases]),
+                 median([p.read_wall for p in phases]))
 
 
 # -- shared history read: two sets on one zone -------------------------------------------------------------
@@ -316,13 +322,19 @@ def bench_one(cloud: Cloud, size: int, *, skip_create: bool, naive_max: int, wor
     return run, checks
 
 
-def shard_option(text: str) -> Optional[int]:
-    if text == "auto":
-        return None
-    count = int(text)
-    if count < 1:
-        raise argparse.ArgumentTypeError("--shards must be 'auto' or a count >= 1")
-    return count
+def count_or(word: str, option: str) -> Callable[[str], Optional[int]]:
+    """An argparse type: ``word`` (None) or a count >= 1, e.g. ``--shards auto|N``."""
+    def parse(text: str) -> Optional[int]:
+        if text == word:
+            return None
+        try:
+            count = int(text)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise argparse.ArgumentTypeError(f"{option} must be '{word}' or a count >= 1")
+        return count
+    return parse
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -334,9 +346,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--also", action="append", metavar="SIZE:CLOUD[+CLOUD][:skip-create]",
                         help="extra runs after the grid, e.g. 100000:edgeone+tencent-cdn or 100000:ucloud:skip-create "
                              f"(default: {' and '.join(DEFAULT_ALSO)}; --also none for no extra runs)")
-    parser.add_argument("--shards", type=shard_option, default=None, metavar="auto|N",
+    parser.add_argument("--shards", type=count_or("auto", "--shards"), default=None, metavar="auto|N",
                         help="resources per set: 'auto' (default) as the program splits it (components/shards.py), "
                              "or N; --shards 1 measures one unsharded resource for comparison")
+    parser.add_argument("--parallel", type=count_or("unbounded", "--parallel"), default=None, metavar="unbounded|N",
+                        help="resource operations in flight at once, as `pulumi --parallel`: 'unbounded' (default, "
+                             "the engine's default) or N")
     parser.add_argument("--naive-max", type=int, default=10_000,
                         help="run the naive strategy up to this size; above it its calls are computed (default 10000)")
     parser.add_argument("--repeat", type=int, default=3,
@@ -353,6 +368,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                              "the (service, created) index this used to add")
     parser.add_argument("--output", help="also write the report (markdown) to this file")
     args = parser.parse_args(argv)
+    steps.PARALLEL = args.parallel
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     clouds = [CLOUDS[c.strip()] for c in args.clouds.split(",") if c.strip()]
@@ -384,7 +400,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             if size <= args.shared_max:
                 shared.append(run_shared(CLOUDS[name], size, args.shards, Path(tmp), log))
     command = "venv/bin/python bench/prefetch_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(runs, shared, checks, command.strip(), (load_start, os.getloadavg()), (probe_start, speed_probe()))
+    text = report(runs, shared, checks, command.strip(), (load_start, os.getloadavg()), (probe_start, speed_probe()),
+                  args.parallel)
     print(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

@@ -1,8 +1,11 @@
 """The engine's RPC sequences over several resources at once, timed, against one provider host.
 
-The engine steps resources in parallel, and the Python host serves 4 RPCs at a time
-(pulumi-dynamic.md §1.2), so shards are sent concurrently from a small thread pool. Host CPU and
-peak RSS are read from /proc between the stages (bench/host.py), so they are the host's alone.
+The engine steps resources in parallel: ``--parallel`` defaults to unbounded (`pulumi up`,
+`refresh`, `preview`: "Allow P resource operations to run in parallel at once ... Defaults to
+unbounded"), so every resource's RPC is sent at once, as here (``PARALLEL = None``); the Python host
+serves 4 of them at a time (pulumi-dynamic.md §1.2) and queues the rest in arrival order. ``PARALLEL``
+set to N is ``pulumi ... --parallel N``. Host CPU and peak RSS are read from /proc between the
+stages (bench/host.py), so they are the host's alone.
 
 ``pulumi up`` of a new set: Check({}, inputs), then Create, per resource.
 ``pulumi preview --refresh`` (§1.3, §1.5): first every resource is refreshed (Read, then the refresh
@@ -20,7 +23,8 @@ from typing import Any, Mapping, Optional, Sequence
 from bench.host import ProviderHost
 from bench.layout import Resource
 
-RPC_THREADS = 8  # more than the host's 4 workers, so the host is never idle for want of a request
+#: Resource operations in flight at once: None is the engine's default, unbounded; N is `--parallel N`.
+PARALLEL: Optional[int] = None
 
 
 @dataclass
@@ -57,7 +61,8 @@ class RefreshRun:
 
 
 def _pool(items: Sequence[Any], work) -> list[Any]:
-    with ThreadPoolExecutor(max_workers=min(RPC_THREADS, max(1, len(items)))) as pool:
+    workers = len(items) if PARALLEL is None else min(PARALLEL, len(items))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(work, items))
 
 
