@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.teo.v20220901 import models
 
@@ -131,6 +131,56 @@ def test_rows_listed_first_during_the_read_lose_no_row_that_was_there():
     assert set(original) <= set(read)  # none lost; a row at a page boundary may come twice
     assert len(read) == len(server.rows)  # the latest TotalCount was followed to the end
     assert sorted(server.asked) == [0, 1000, 2000]
+
+
+def test_rows_listed_first_between_two_pages_answered_out_of_order_lose_no_row():
+    """Pages at once are answered in any order: the page at 2000 before three new rows are listed, the
+    page at 1000 after. The latter then ends three rows short of where the former began; those rows
+    are fetched again at their moved offset, and nothing more is asked for."""
+    original = [f"old{i}" for i in range(4500)]
+    server = Server(original)
+    answered_2000 = threading.Event()
+
+    def fetch(offset):
+        if offset == 1000:
+            assert answered_2000.wait(10)
+            with server.lock:
+                server.rows[:0] = ["new0", "new1", "new2"]
+        answer = server(offset)
+        if offset == 2000:
+            answered_2000.set()
+        return answer
+
+    read = [row for page in read_pages(fetch, in_flight=4) for row in page]
+    assert set(original) <= set(read)
+    assert server.asked[:1] == [0] and sorted(server.asked[1:5]) == [1000, 2000, 3000, 4000]
+    # The plain loop's five pages (the last one holds the three rows more), then one page for the three
+    # rows skipped, old1997..old1999, fetched where they are now: three rows further back, at 2000.
+    assert server.asked[5:] == [2000]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(0, 5000), cap=st.sampled_from([100, 1000]), in_flight=st.integers(1, 4),
+       inserts=st.lists(st.tuples(st.integers(1, 12), st.integers(1, 400)), max_size=4),
+       delays=st.lists(st.floats(0, 0.003), min_size=8, max_size=8))
+def test_no_row_listed_at_the_start_is_lost_whatever_is_listed_first_and_whenever(rows, cap, in_flight, inserts,
+                                                                                  delays):
+    original = [f"old{i}" for i in range(rows)]
+    added = iter(range(10**6))
+    when = dict(inserts)
+
+    def arrive(call):
+        for _ in range(when.get(call, 0)):
+            server.rows.insert(0, f"new{next(added)}")
+
+    server = Server(original, cap=cap, on_call=arrive)
+
+    def fetch(offset):
+        time.sleep(delays[(offset // cap) % len(delays)])  # pages answered in a shuffled order
+        return server(offset)
+
+    read = [row for page in read_pages(fetch, in_flight=in_flight) for row in page]
+    assert set(original) <= set(read)
 
 
 def test_a_short_page_in_the_middle_replans_from_where_the_plain_loop_goes_on():

@@ -203,17 +203,24 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
     the caller's "now"), so a task created later is not in the query at all. Only a task the cloud
     stamps inside the window during the read can join it (within the last, rounded-up second, or
     with a cloud clock behind ours); it belongs to a later view of history and may or may not be
-    seen, as with a plain loop. No row that was there when the read started is lost: the clouds
-    list newest first, so a new row moves the others back by one; a row at a page boundary may then
-    come twice (the history snapshot keeps it once), and the reader follows the latest TotalCount
-    to the last row. Rows would be skipped only if rows of the window vanished during the read (the
-    cloud dropping its oldest history), and the window starts a day before the set's freshness,
-    well inside the ~30 days the clouds keep.
+    seen. The clouds list newest first, so such a row moves every other row back by one. A page
+    answered after it then starts that much further back, and since pages are fetched at once and
+    answered in any order, a page answered before it may end short of where the later-answered page
+    before it began: the rows between would be skipped. So each page's rows are placed in the
+    listing as it was when the read started (its offset less the growth of its TotalCount), and
+    what no page covered is fetched again afterwards at its moved offset (``_gaps``), for at most
+    ``REPAIR_ROUNDS`` rounds: a window closes to new rows a second after the read started, so the
+    moves stop. No row that was there when the read started is lost; a row may come twice (the
+    history snapshot keeps it once). A TotalCount that shrank (the cloud dropping its oldest rows,
+    far outside the windows read here) cannot be placed: the read is then the plain loop's.
     """
     pool = ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="history-page")
     ahead: deque[tuple[int, Future]] = deque()
     try:
         total, rows = fetch(0)
+        first = total  # the listing's length when the read started: what must be covered
+        covered: list[tuple[int, int]] = []
+        placeable = _cover(covered, 0, total, first, len(rows))
         step = len(rows)  # what the cloud puts in a page (its Limit, or less if it caps it)
         offset = planned = 0
         while True:
@@ -229,13 +236,56 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
                     planned += step
             yield rows
             if not more:
-                return
-            total, rows = ahead.popleft()[1].result()
+                break
+            at, future = ahead.popleft()
+            total, rows = future.result()
+            placeable = _cover(covered, at, total, first, len(rows)) and placeable
+        for _ in range(REPAIR_ROUNDS if placeable else 0):
+            gaps = _gaps(covered, first)
+            if not gaps:
+                break
+            for start, end in gaps:
+                while start < end:
+                    at = start + (total - first)  # where the rows of the gap are now
+                    total, rows = fetch(at)
+                    if not rows or not _cover(covered, at, total, first, len(rows)):
+                        return  # the listing ends here (TotalCount overstated it) or shrank: as the plain loop
+                    yield rows
+                    start = max(start + 1, at - (total - first) + len(rows))
     finally:
         # A caller that stops early (a malformed row) leaves at most the started read-only requests
         # to finish unseen.
         _drop(ahead)
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Rounds of re-fetching what no page covered (``read_pages``): rows stop moving once the window closes.
+REPAIR_ROUNDS = 3
+
+
+def _cover(covered: list[tuple[int, int]], offset: int, total: int, first: int, count: int) -> bool:
+    """Record which rows of the listing as it was at the start (``first`` rows) a page covered; False
+    when the page cannot be placed (the listing shrank since the start)."""
+    moved = total - first  # rows listed ahead of the old ones since the start
+    if moved < 0:
+        return False
+    start, end = max(0, offset - moved), min(first, offset - moved + count)
+    if start < end:
+        covered.append((start, end))
+    return True
+
+
+def _gaps(covered: list[tuple[int, int]], first: int) -> list[tuple[int, int]]:
+    """The spans of [0, first) that no covered span holds, in order."""
+    gaps: list[tuple[int, int]] = []
+    reached = 0
+    for start, end in sorted(covered):
+        if start > reached:
+            gaps.append((reached, start))
+        reached = max(reached, end)
+    if reached < first:
+        gaps.append((reached, first))
+    return gaps
 
 
 def _drop(ahead: deque[tuple[int, Future]]) -> None:
