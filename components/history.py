@@ -170,6 +170,8 @@ class HistoryCache:
         self._submitted: dict[tuple, dict[str, int]] = {}
         # Per key: the window starts of the callers polling it now (``polling``).
         self._pollers: dict[tuple, list[datetime]] = {}
+        # Per key: the least (cloud clock - ours) that our own tasks have shown (``learn_clock``).
+        self._clock_floor: dict[tuple, timedelta] = {}
 
     def read(self, adapter: CloudAdapter, since: datetime, until: datetime, *, urls: Collection[str],
              fresh_after: datetime, newer_than: int = 0) -> Snapshot:
@@ -257,11 +259,35 @@ class HistoryCache:
                 if not starts:
                     del self._pollers[key]
 
+    def learn_clock(self, adapter: CloudAdapter, evidence: timedelta) -> None:
+        """One of our tasks was created at cloud time T, and its submit returned at our time t: the
+        cloud's clock is at least ``T - t`` ahead of ours (behind, when negative).
+
+        The least evidence is kept: when a cloud stamps tasks a little after it answers, their
+        evidence overstates the offset, and a window started from it could start too late.
+        """
+        key = adapter.history_key()
+        if key is None:
+            return
+        with self._lock:
+            known = self._clock_floor.get(key)
+            if known is None or evidence < known:
+                self._clock_floor[key] = evidence
+
+    def clock_floor(self, adapter: CloudAdapter) -> Optional[timedelta]:
+        """What ``learn_clock`` has learnt of the scope's clock, or None: nothing yet."""
+        key = adapter.history_key()
+        if key is None:
+            return None
+        with self._lock:
+            return self._clock_floor.get(key)
+
     def clear(self) -> None:
-        """Forget every finished read and submit mark (tests; reads in flight still finish)."""
+        """Forget every finished read, submit mark and clock evidence (tests; reads in flight still finish)."""
         with self._lock:
             self._done.clear()
             self._submitted.clear()
+            self._clock_floor.clear()
 
     def _lead(self, adapter: CloudAdapter, mine: _Read) -> Snapshot:
         """Run the read this caller started, then hand it to every caller waiting on it."""

@@ -38,6 +38,10 @@ POLL_MAX = 15.0
 PROGRESS_EVERY = 30.0
 # A cloud clock a little off ours: history windows around our own submits are widened by this.
 CLOCK_TOLERANCE = timedelta(minutes=5)
+# Once our own tasks have shown the cloud's clock (history.py ``learn_clock``), a poll's window starts
+# this long before our start on the cloud's clock instead: the cloud's times are whole seconds, and
+# its servers' clocks may differ from one another by a little.
+CLOCK_MARGIN = timedelta(seconds=5)
 # Submit errors after which the cloud may have accepted the batch (see retry.py: never re-sent blindly).
 AMBIGUOUS_KINDS = frozenset({"transient", "malformed"})
 # Sends of one batch at most: the first, and re-sends of what history shows was not accepted.
@@ -68,6 +72,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def narrow_window(start: datetime, wide: datetime, clock_floor: Optional[timedelta]) -> datetime:
+    """Where the polls of tasks submitted after ``start`` (our clock) look from: ``wide`` until the
+    cloud's clock is known, then ``start`` on the cloud's clock less ``CLOCK_MARGIN`` (never before ``wide``).
+
+    ``clock_floor`` is a least (cloud - ours): our tasks were created at cloud time >= ``start +
+    clock_floor``, less the second the cloud rounds its times to, which the margin covers.
+    """
+    if clock_floor is None:
+        return wide
+    return max(wide, start + clock_floor - CLOCK_MARGIN)
+
+
 class DestinationSync:
     """One set on one destination, with the clock and sleep injectable for tests."""
 
@@ -93,6 +109,8 @@ class DestinationSync:
         self.clock = clock
         self.sleep = sleep
         self.log = log
+        # Task id -> our time when its submit returned (``_record_result``): clock evidence for polls.
+        self._sent_at: dict[str, datetime] = {}
 
     # -- read -----------------------------------------------------------------------------------
     def observe(self, prior_outputs: Optional[Mapping[str, Any]] = None, *, check_quota: bool = False) -> SyncResult:
@@ -253,6 +271,7 @@ class DestinationSync:
 
     def _record_result(self, result: SubmitResult, new_tasks: list[SubmittedTask]) -> list[Observation]:
         at = self.clock()
+        self._sent_at[result.task_id] = at
         new_tasks.append(SubmittedTask(result.task_id, at, len(result.accepted)))
         self.log.write(f"set {self.inputs.set}: submitted {len(result.accepted)} targets as task {result.task_id}"
                        f" on {self.adapter.describe_scope()}\n")
@@ -306,15 +325,24 @@ class DestinationSync:
         every read that starts while we wait, whoever asks for it, and we take only our rows of
         our window from it. The guarantees do not change: a read serves a poll only when it
         started after our submits and after our previous poll.
+
+        Once this process's own tasks on the scope have shown how the cloud's clock stands to ours
+        (``HistoryCache.learn_clock``), the window starts at our start on the cloud's clock less
+        ``CLOCK_MARGIN`` instead of ``CLOCK_TOLERANCE``: a shard created after others then reads
+        its own rows, not theirs again (at 100,000 targets, most of an ``up``'s history calls).
+        Should a pending target show no row in such a window, the polls after it go back to the
+        wide one: a row the narrow window missed is never taken for a task not yet listed.
         """
         if not pending or self.wait.total_seconds() <= 0:
             return []
-        since = start - CLOCK_TOLERANCE  # tolerate a cloud clock a little behind ours
+        wide = start - CLOCK_TOLERANCE  # tolerate a cloud clock a little behind ours
+        since = narrow_window(start, wide, self.history.clock_floor(self.adapter))
         with self.history.polling(self.adapter, since):
-            return self._poll(start, since, pending)
+            return self._poll(start, since, wide, pending)
 
-    def _poll(self, start: datetime, since: datetime, pending: set[str]) -> list[Observation]:
-        """The polls of ``_wait``: the rows of ``pending`` in [since, now] at the last poll."""
+    def _poll(self, start: datetime, since: datetime, wide: datetime, pending: set[str]) -> list[Observation]:
+        """The polls of ``_wait``: the rows of ``pending`` in [since, now] at the last poll (``wide`` once a
+        narrow window showed a pending target no row)."""
         deadline = start + self.wait
         interval = POLL_FIRST
         last_progress = start
@@ -342,6 +370,9 @@ class DestinationSync:
             for obs in rows:
                 if obs.url not in newest or obs.created >= newest[obs.url].created:
                     newest[obs.url] = obs
+            self._learn_clock(rows)
+            if since > wide and len(newest) < len(pending):
+                since = wide  # a row may lie before the narrow window: look at the whole tolerance from now on
             in_flight = {u for u in pending if u not in newest or newest[u].state.in_flight}
             now = self.clock()
             if (now - last_progress).total_seconds() >= PROGRESS_EVERY:
@@ -350,6 +381,13 @@ class DestinationSync:
             if not in_flight:
                 break
         return latest
+
+    def _learn_clock(self, rows: Iterable[Observation]) -> None:
+        """Clock evidence from the rows of tasks this sync submitted (history.py ``learn_clock``)."""
+        sent_at = self._sent_at
+        evidence = [obs.created - sent_at[obs.task_id] for obs in rows if obs.task_id in sent_at]
+        if evidence:
+            self.history.learn_clock(self.adapter, min(evidence))
 
     def _progress_line(self, pending: set[str], newest: dict[str, Observation], in_flight: set[str],
                        left: timedelta) -> str:

@@ -12,7 +12,8 @@ from components.quota import QuotaLedger
 from components.records import SetInputs, build_outputs
 from components.safety import Policy
 from components.status import ContentVersion, TargetState
-from components.sync import CONFIRM_DELAYS, SUBMIT_ATTEMPTS, DestinationSync, SubmitError
+from components.sync import (CLOCK_MARGIN, CLOCK_TOLERANCE, CONFIRM_DELAYS, SUBMIT_ATTEMPTS, DestinationSync,
+                             SubmitError, narrow_window)
 from tests.fakes import FakeClock, FakeCloud
 
 URLS = tuple(f"https://cdn.example.com/{i}.js" for i in range(10))
@@ -669,3 +670,76 @@ def test_refreshes_whose_clocks_were_read_seconds_apart_share_one_read_both_ways
     assert a.plan.in_sync
     assert b.plan.statuses[URLS[5]].state is TargetState.MISSING  # not EXPIRED: the old row is not B's
     assert {s.state for u, s in b.plan.statuses.items() if u != URLS[5]} == {TargetState.WARM}
+
+
+# -- polls narrowed to our own start on the cloud's clock (issue #6: a later shard reads its own rows) ----
+class SkewedCloud(SharedCloud):
+    """A shared fake cloud whose clock runs ``behind`` seconds behind ours when it stamps new tasks."""
+
+    behind = 0.0
+
+    def submit(self, urls):
+        result = super().submit(urls)
+        stamped = self.clock() - timedelta(seconds=self.behind)
+        self.rows = [(u, t, stamped if t == result.task_id else c, o) for u, t, c, o in self.rows]
+        return result
+
+
+def poll_windows(cloud, after):
+    """The ``since`` of every history read made after call number ``after`` that looked back less than a day."""
+    return [since for since, until in cloud.history_calls[after:] if until - since < timedelta(days=1)]
+
+
+def test_narrow_window_is_the_wide_one_until_the_clock_is_known_and_never_wider():
+    start = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+    wide = start - CLOCK_TOLERANCE
+    assert narrow_window(start, wide, None) == wide
+    assert narrow_window(start, wide, timedelta(seconds=-1)) == start - timedelta(seconds=1) - CLOCK_MARGIN
+    assert narrow_window(start, wide, timedelta(seconds=30)) == start + timedelta(seconds=30) - CLOCK_MARGIN
+    assert narrow_window(start, wide, timedelta(hours=-1)) == wide  # a cloud far behind: the tolerance still holds
+
+
+def test_the_clock_cache_keeps_the_least_evidence_per_scope():
+    cache, clock = HistoryCache(), FakeClock()
+    scoped, unscoped = SharedCloud(clock), FakeCloud(clock)
+    assert cache.clock_floor(scoped) is None
+    cache.learn_clock(scoped, timedelta(seconds=2))
+    cache.learn_clock(scoped, timedelta(seconds=-1))
+    cache.learn_clock(scoped, timedelta(seconds=5))
+    assert cache.clock_floor(scoped) == timedelta(seconds=-1)
+    cache.learn_clock(unscoped, timedelta(0))  # no scope key: shared with no one, kept for no one
+    assert cache.clock_floor(unscoped) is None
+    cache.clear()
+    assert cache.clock_floor(scoped) is None
+
+
+def test_a_later_up_polls_from_its_own_start_not_five_minutes_before_it():
+    clock = FakeClock()
+    cloud, cache = SkewedCloud(clock, finish_after=3), HistoryCache()
+    first_calls = len(cloud.history_calls)
+    assert shared(cloud, clock, URLS[:5], cache).converge().plan.in_sync
+    first_start = FakeClock().now
+    assert poll_windows(cloud, first_calls) and set(poll_windows(cloud, first_calls)) == {first_start - CLOCK_TOLERANCE}
+    assert cache.clock_floor(cloud) == timedelta(0)  # the fake stamps a task when its submit returns
+
+    clock.now += timedelta(seconds=40)
+    second_start, calls = clock(), len(cloud.history_calls)
+    second = shared(cloud, clock, URLS[5:], cache).converge()
+    assert second.plan.in_sync and [len(b) for b in cloud.submits] == [5, 5]
+    assert set(poll_windows(cloud, calls)) == {second_start - CLOCK_MARGIN}  # the first up's rows not read again
+
+
+def test_a_narrow_poll_that_shows_a_pending_target_no_row_goes_back_to_the_wide_window():
+    clock = FakeClock()
+    cloud, cache = SkewedCloud(clock, finish_after=3), HistoryCache()
+    shared(cloud, clock, URLS[:5], cache).converge()
+    assert cache.clock_floor(cloud) == timedelta(0)
+    cloud.behind = 60.0  # the cloud's clock was set back a minute: the learnt offset is now wrong
+    clock.now += timedelta(seconds=40)
+    second_start, calls = clock(), len(cloud.history_calls)
+    second = shared(cloud, clock, URLS[5:], cache).converge()
+    windows = poll_windows(cloud, calls)
+    assert windows[0] == second_start - CLOCK_MARGIN  # narrow: the rows, stamped a minute back, are not in it
+    assert set(windows[1:]) == {second_start - CLOCK_TOLERANCE} and windows[1:]  # then wide, and found there
+    assert second.plan.in_sync and [len(b) for b in cloud.submits] == [5, 5]  # nothing submitted twice
+    assert cache.clock_floor(cloud) == timedelta(seconds=-60)  # and the clock is learnt again
