@@ -14,6 +14,7 @@ from tencentcloud.teo.v20220901 import models
 
 from components.clouds.base import CloudError
 from components.clouds.edgeone import make_client
+from components.clouds import tencent
 from components.clouds.tencent import TencentCaller, read_pages
 from components.ratelimit import SlidingWindowLimiter
 from components.retry import RetryPolicy
@@ -114,6 +115,7 @@ def test_the_stop_rules_are_the_plain_loops(pages, totals, expected):
     fetch, asked = make()
     plain, plain_asked = make()
     assert list(read_pages(fetch)) == plain_loop(plain)
+    assert len(asked) == len(set(asked))  # no offset asked twice: nothing the plain loop covers is re-read
     if expected is not None:
         assert sorted(asked) == expected == plain_asked
 
@@ -133,12 +135,10 @@ def test_rows_listed_first_during_the_read_lose_no_row_that_was_there():
     assert sorted(server.asked) == [0, 1000, 2000]
 
 
-def test_rows_listed_first_between_two_pages_answered_out_of_order_lose_no_row():
-    """Pages at once are answered in any order: the page at 2000 before three new rows are listed, the
-    page at 1000 after. The latter then ends three rows short of where the former began; those rows
-    are fetched again at their moved offset, and nothing more is asked for."""
-    original = [f"old{i}" for i in range(4500)]
-    server = Server(original)
+def out_of_order_server(count=4500):
+    """Pages at once are answered in any order: here the page at 2000 before three new rows are listed,
+    the page at 1000 after them (the pages at 3000 and 4000 whenever)."""
+    server = Server([f"old{i}" for i in range(count)])
     answered_2000 = threading.Event()
 
     def fetch(offset):
@@ -151,12 +151,29 @@ def test_rows_listed_first_between_two_pages_answered_out_of_order_lose_no_row()
             answered_2000.set()
         return answer
 
+    return server, fetch
+
+
+def test_rows_listed_first_between_two_pages_answered_out_of_order_lose_no_row():
+    """The page at 1000 then ends three rows short of where the page at 2000 began; those rows are
+    fetched again at their moved offset, and nothing more is asked for."""
+    server, fetch = out_of_order_server()
+    original = [f"old{i}" for i in range(4500)]
     read = [row for page in read_pages(fetch, in_flight=4) for row in page]
     assert set(original) <= set(read)
     assert server.asked[:1] == [0] and sorted(server.asked[1:5]) == [1000, 2000, 3000, 4000]
     # The plain loop's five pages (the last one holds the three rows more), then one page for the three
     # rows skipped, old1997..old1999, fetched where they are now: three rows further back, at 2000.
     assert server.asked[5:] == [2000]
+
+
+def test_rows_still_uncovered_after_the_repairs_fail_the_read_instead_of_going_missing(monkeypatch):
+    monkeypatch.setattr(tencent, "REPAIR_ROUNDS", 0)  # no repair allowed: the three skipped rows stay uncovered
+    _, fetch = out_of_order_server()
+    with pytest.raises(CloudError) as info:
+        list(read_pages(fetch, in_flight=4, cloud="edgeone", action="DescribePrefetchTasks"))
+    assert info.value.kind == "transient" and info.value.action == "DescribePrefetchTasks"
+    assert "3 rows" in str(info.value) and "read again" in str(info.value)
 
 
 @settings(max_examples=60, deadline=None)

@@ -84,7 +84,8 @@ class EdgeOneAdapter(CloudAdapter):
         return (CLOUD, *client_identity(self.client), self.zone)
 
     def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
-        return paged_history(since, until, self.max_window, self._page, _observation)
+        return paged_history(since, until, self.max_window, self._page, _observation,
+                             cloud=CLOUD, action=ACTION)
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, Tasks) of one page of history, both checked."""

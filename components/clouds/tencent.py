@@ -184,7 +184,8 @@ def _sdk_errors(call: Callable[..., Any]) -> Callable[..., Any]:
 PAGES_IN_FLIGHT = 4
 
 
-def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAGES_IN_FLIGHT) -> Iterator[list]:
+def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAGES_IN_FLIGHT,
+               cloud: str = "", action: str = "") -> Iterator[list]:
     """Every page of one history query, in order: ``fetch(offset)`` answers (TotalCount, rows) of one page.
 
     The stop rules are a plain loop's: after a page, stop when it was empty or the offset (the rows
@@ -192,7 +193,8 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
     What differs is when pages are asked for: the first page tells how many rows there are and
     how many a page holds, so the following offsets are known and up to ``in_flight`` of them are
     fetched at once (each under the shared rate limiter inside ``fetch``), while the caller parses
-    the pages already here. Every page is asked for once, and pages are yielded in offset order.
+    the pages already here. Every page the plain loop reads is asked for once, and pages are
+    yielded in offset order.
 
     A page is used only when it was fetched at exactly the offset the plain loop would ask for. A
     short page in the middle moves that offset: the pages fetched ahead are dropped and the rest
@@ -203,16 +205,17 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
     the caller's "now"), so a task created later is not in the query at all. Only a task the cloud
     stamps inside the window during the read can join it (within the last, rounded-up second, or
     with a cloud clock behind ours); it belongs to a later view of history and may or may not be
-    seen. The clouds list newest first, so such a row moves every other row back by one. A page
-    answered after it then starts that much further back, and since pages are fetched at once and
-    answered in any order, a page answered before it may end short of where the later-answered page
-    before it began: the rows between would be skipped. So each page's rows are placed in the
-    listing as it was when the read started (its offset less the growth of its TotalCount), and
-    what no page covered is fetched again afterwards at its moved offset (``_gaps``), for at most
-    ``REPAIR_ROUNDS`` rounds: a window closes to new rows a second after the read started, so the
-    moves stop. No row that was there when the read started is lost; a row may come twice (the
-    history snapshot keeps it once). A TotalCount that shrank (the cloud dropping its oldest rows,
-    far outside the windows read here) cannot be placed: the read is then the plain loop's.
+    seen. The clouds list newest first, one row per URL, so such a task moves every other row back
+    by its number of URLs. A page answered after it starts that much further back; since pages
+    are fetched at once and answered in any order, a page answered before it may end short of
+    where a later-answered page before it began, and the rows between would be skipped. So each
+    page's rows are placed in the listing as it was when the read started (its offset less the
+    growth of its own TotalCount), and what no page covered is fetched again at where it has moved
+    to (the largest growth seen), for at most ``REPAIR_ROUNDS`` rounds. Rows still uncovered then
+    fail the read (a transient CloudError: read again) rather than go missing. A row may come
+    twice (the history snapshot keeps it once). Two cases are left as the plain loop leaves them:
+    a TotalCount that shrank (the cloud dropping its oldest rows, far outside the windows read
+    here) cannot be placed, and an empty page ends the listing (a TotalCount that overstated it).
     """
     pool = ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="history-page")
     ahead: deque[tuple[int, Future]] = deque()
@@ -221,6 +224,7 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
         first = total  # the listing's length when the read started: what must be covered
         covered: list[tuple[int, int]] = []
         placeable = _cover(covered, 0, total, first, len(rows))
+        grown = 0  # the most rows listed ahead of the old ones that any answer has shown
         step = len(rows)  # what the cloud puts in a page (its Limit, or less if it caps it)
         offset = planned = 0
         while True:
@@ -239,19 +243,33 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
                 break
             at, future = ahead.popleft()
             total, rows = future.result()
+            grown = max(grown, total - first)
             placeable = _cover(covered, at, total, first, len(rows)) and placeable
-        for _ in range(REPAIR_ROUNDS if placeable else 0):
+            if not rows:  # an empty page ends the listing there (TotalCount overstated it), as for the plain loop
+                first = min(first, max(0, at - (total - first)))
+        if not placeable:
+            return
+        for _ in range(REPAIR_ROUNDS):
             gaps = _gaps(covered, first)
             if not gaps:
-                break
+                return
             for start, end in gaps:
                 while start < end:
-                    at = start + (total - first)  # where the rows of the gap are now
+                    at = start + grown  # where the first uncovered row is now, as far as we know
                     total, rows = fetch(at)
+                    grown = max(grown, total - first)
                     if not rows or not _cover(covered, at, total, first, len(rows)):
                         return  # the listing ends here (TotalCount overstated it) or shrank: as the plain loop
                     yield rows
-                    start = max(start + 1, at - (total - first) + len(rows))
+                    reached = at - (total - first) + len(rows)  # the end of what this page covered
+                    if reached <= start:
+                        break  # rows moved again before it was answered: the next round looks again
+                    start = reached
+        missing = sum(end - start for start, end in _gaps(covered, first))
+        if missing:
+            raise CloudError(cloud, action, "HistoryMoved",
+                             f"{missing} rows of the history were not seen: tasks kept being listed in the "
+                             f"queried window while it was read; read again", kind="transient")
     finally:
         # A caller that stops early (a malformed row) leaves at most the started read-only requests
         # to finish unseen.
@@ -296,7 +314,8 @@ def _drop(ahead: deque[tuple[int, Future]]) -> None:
 
 def paged_history(since: datetime, until: datetime, span: timedelta,
                   page: Callable[[datetime, datetime, int], tuple[int, list]],
-                  observation: Callable[[Any], Optional[Observation]]) -> Iterator[Observation]:
+                  observation: Callable[[Any], Optional[Observation]], *, cloud: str = "",
+                  action: str = "") -> Iterator[Observation]:
     """The history of both Tencent APIs: windows of at most ``span``, each read page by page.
 
     ``page(start, end, offset)`` answers one checked page; ``observation(row)`` turns a row into
@@ -307,7 +326,8 @@ def paged_history(since: datetime, until: datetime, span: timedelta,
     if until.microsecond:
         until = until.replace(microsecond=0) + timedelta(seconds=1)
     for start, end in windows(since, until, span):
-        for rows in read_pages(lambda offset, start=start, end=end: page(start, end, offset)):
+        for rows in read_pages(lambda offset, start=start, end=end: page(start, end, offset), cloud=cloud,
+                               action=action):
             for row in rows:
                 obs = observation(row)
                 if obs is not None:

@@ -105,7 +105,8 @@ class TencentCdnAdapter(CloudAdapter):
         return (CLOUD, *client_identity(self._call.client), self.area)
 
     def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
-        return paged_history(since, until, self.max_window, self._page, self._observation)
+        return paged_history(since, until, self.max_window, self._page, self._observation,
+                             cloud=CLOUD, action=ACTION)
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, PushLogs) of one page of history, both checked."""
