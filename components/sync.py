@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
@@ -81,7 +82,9 @@ def narrow_window(start: datetime, wide: datetime, clock_floor: Optional[timedel
     """
     if clock_floor is None:
         return wide
-    return max(wide, start + clock_floor - CLOCK_MARGIN)
+    # A cloud ahead of us stamps our tasks after our start anyway; starting later would leave the
+    # window empty until our clock caught up (and a window that starts after "now" may be refused).
+    return max(wide, start + min(clock_floor, timedelta(0)) - CLOCK_MARGIN)
 
 
 class DestinationSync:
@@ -271,7 +274,8 @@ class DestinationSync:
 
     def _record_result(self, result: SubmitResult, new_tasks: list[SubmittedTask]) -> list[Observation]:
         at = self.clock()
-        self._sent_at[result.task_id] = at
+        if result.accepted:  # a task of rejected URLs only may never be listed
+            self._sent_at[result.task_id] = at
         new_tasks.append(SubmittedTask(result.task_id, at, len(result.accepted)))
         self.log.write(f"set {self.inputs.set}: submitted {len(result.accepted)} targets as task {result.task_id}"
                        f" on {self.adapter.describe_scope()}\n")
@@ -337,12 +341,16 @@ class DestinationSync:
             return []
         wide = start - CLOCK_TOLERANCE  # tolerate a cloud clock a little behind ours
         since = narrow_window(start, wide, self.history.clock_floor(self.adapter))
-        with self.history.polling(self.adapter, since):
-            return self._poll(start, since, wide, pending)
+        with ExitStack() as polling:
+            polling.enter_context(self.history.polling(self.adapter, since))
+            # Back to the wide window: registered too, so that reads other pollers start cover it again.
+            widen = lambda: polling.enter_context(self.history.polling(self.adapter, wide))  # noqa: E731
+            return self._poll(start, since, wide, pending, widen)
 
-    def _poll(self, start: datetime, since: datetime, wide: datetime, pending: set[str]) -> list[Observation]:
+    def _poll(self, start: datetime, since: datetime, wide: datetime, pending: set[str],
+              widen: Callable[[], Any]) -> list[Observation]:
         """The polls of ``_wait``: the rows of ``pending`` in [since, now] at the last poll (``wide`` once a
-        narrow window showed a pending target no row)."""
+        narrow window did not show every task we submitted and every pending target)."""
         deadline = start + self.wait
         interval = POLL_FIRST
         last_progress = start
@@ -372,7 +380,12 @@ class DestinationSync:
                     newest[obs.url] = obs
             self._learn_clock(rows)
             if since > wide and len(newest) < len(pending):
-                since = wide  # a row may lie before the narrow window: look at the whole tolerance from now on
+                # A pending target's row may lie before the narrow window: look at the whole tolerance from
+                # now on. (A target with a row in it is decided: were our task's row hidden before the
+                # window, that row would be of a task the cloud created later, which decides either way.)
+                since = wide
+                widen()
+                continue
             in_flight = {u for u in pending if u not in newest or newest[u].state.in_flight}
             now = self.clock()
             if (now - last_progress).total_seconds() >= PROGRESS_EVERY:

@@ -695,7 +695,8 @@ def test_narrow_window_is_the_wide_one_until_the_clock_is_known_and_never_wider(
     wide = start - CLOCK_TOLERANCE
     assert narrow_window(start, wide, None) == wide
     assert narrow_window(start, wide, timedelta(seconds=-1)) == start - timedelta(seconds=1) - CLOCK_MARGIN
-    assert narrow_window(start, wide, timedelta(seconds=30)) == start + timedelta(seconds=30) - CLOCK_MARGIN
+    # A cloud ahead of us: its rows are stamped after our start anyway; a window past our "now" would be empty.
+    assert narrow_window(start, wide, timedelta(seconds=30)) == start - CLOCK_MARGIN
     assert narrow_window(start, wide, timedelta(hours=-1)) == wide  # a cloud far behind: the tolerance still holds
 
 
@@ -743,3 +744,4 @@ def test_a_narrow_poll_that_shows_a_pending_target_no_row_goes_back_to_the_wide_
     assert set(windows[1:]) == {second_start - CLOCK_TOLERANCE} and windows[1:]  # then wide, and found there
     assert second.plan.in_sync and [len(b) for b in cloud.submits] == [5, 5]  # nothing submitted twice
     assert cache.clock_floor(cloud) == timedelta(seconds=-60)  # and the clock is learnt again
+
