@@ -228,7 +228,9 @@ def parse_file(path: Path) -> tuple[Optional[PrefetchSetDeclaration], list[Probl
 
 
 # libyaml when PyYAML was built with it (its wheels are): ~0.4 s for 100,000 targets, where the pure-
-# Python loader takes ~5 s a pass (and this used to take two). Both build the same nodes and line marks.
+# Python loader takes ~5 s a pass (and this used to take two). For a valid document both build the same
+# nodes and line marks. For a broken one libyaml words the problem differently but names the same line
+# (tests/test_declarations.py), and it accepts a few things the pure loader refuses (a tab after `key:`).
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -259,7 +261,7 @@ def schema_view(data: Any, schema: Mapping[str, Any]) -> Any:
     errors, their paths and their lines are the validator's own.
     """
     targets = data.get("targets") if isinstance(data, dict) else None
-    if not isinstance(targets, list) or len(targets) < 2:
+    if not isinstance(targets, list) or len(targets) < 2 or _looks_at_targets(schema):
         return data
     array = (schema.get("properties") or {}).get("targets")
     item = array.get("items") if isinstance(array, dict) else None
@@ -276,6 +278,24 @@ def schema_view(data: Any, schema: Mapping[str, Any]) -> Any:
 @lru_cache(maxsize=8)
 def _compiled(pattern: str) -> "re.Pattern[str]":
     return re.compile(pattern)
+
+
+def _looks_at_targets(schema: Mapping[str, Any]) -> bool:
+    """Whether a rule of the schema besides ``properties.targets`` (and ``required`` lists) names
+    ``targets``: an ``if``, ``dependentSchemas`` or ``not`` over it would judge a cut list wrongly."""
+    def walk(node: Any, path: tuple[str, ...]) -> bool:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if (path == ("properties",) and key == "targets") or (key == "required" and isinstance(value, list)):
+                    continue  # the rule schema_view checks itself; presence only (the cut list is still there)
+                if key == "targets" or walk(value, path + (key,)):
+                    return True
+            return False
+        if isinstance(node, list):
+            return any(walk(item, path + ("[]",)) for item in node)
+        return node == "targets"
+
+    return walk(schema, ())
 
 
 def parse_document(
