@@ -221,7 +221,8 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
     ahead: deque[tuple[int, Future]] = deque()
     try:
         total, rows = fetch(0)
-        first = total  # the listing's length when the read started: what must be covered
+        first = total  # the listing's length when the read started: where rows are placed from
+        listed = first  # how much of it must be covered (less, once an empty page showed where it ends)
         covered: list[tuple[int, int]] = []
         placeable = _cover(covered, 0, total, first, len(rows))
         grown = 0  # the most rows listed ahead of the old ones that any answer has shown
@@ -246,11 +247,11 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
             grown = max(grown, total - first)
             placeable = _cover(covered, at, total, first, len(rows)) and placeable
             if not rows:  # an empty page ends the listing there (TotalCount overstated it), as for the plain loop
-                first = min(first, max(0, at - (total - first)))
+                listed = min(listed, max(0, at - (total - first)))
         if not placeable:
             return
         for _ in range(REPAIR_ROUNDS):
-            gaps = _gaps(covered, first)
+            gaps = _gaps(covered, listed)
             if not gaps:
                 return
             for start, end in gaps:
@@ -265,7 +266,7 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
                     if reached <= start:
                         break  # rows moved again before it was answered: the next round looks again
                     start = reached
-        missing = sum(end - start for start, end in _gaps(covered, first))
+        missing = sum(end - start for start, end in _gaps(covered, listed))
         if missing:
             raise CloudError(cloud, action, "HistoryMoved",
                              f"{missing} rows of the history were not seen: tasks kept being listed in the "
