@@ -349,8 +349,8 @@ class DestinationSync:
 
     def _poll(self, start: datetime, since: datetime, wide: datetime, pending: set[str],
               widen: Callable[[], Any]) -> list[Observation]:
-        """The polls of ``_wait``: the rows of ``pending`` in [since, now] at the last poll (``wide`` once a
-        narrow window did not show every task we submitted and every pending target)."""
+        """The polls of ``_wait``: the rows of ``pending`` in [since, now] at the last poll (from ``wide``
+        on, once a narrow window showed a pending target no row; ``widen`` registers that window)."""
         deadline = start + self.wait
         interval = POLL_FIRST
         last_progress = start
