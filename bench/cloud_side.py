@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.layout import Resource
+from bench.layout import HOST, Resource
 from components.clouds.tencent import TencentCaller
 from components.ratelimit import SlidingWindowLimiter
 from sandbox import (
@@ -27,7 +27,6 @@ from sandbox.store import NewTask
 RESOURCE_TYPE = "pulumi-python:dynamic/cdnprefetch:Destination"
 ZONE = "zone-2o0i4xfimj9g"
 UCLOUD_DOMAIN = "ucdn-bench"
-HOST = "static.example.com"
 TENCENT_RATE = 20.0       # requests per second per action (documented; the sandbox enforces it)
 UCLOUD_INTERVAL = 10.0    # seconds between UCloud submits (documented; the sandbox enforces it)
 PAGE = 1000               # rows per history page (EdgeOne's documented maximum; the sandbox's for CDN)

@@ -11,11 +11,21 @@ or one ``target_lines`` string. The helpers here read both, so the benchmark run
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from components.shards import shard_count, shard_input, shard_name, split
+
+#: The host of every benchmark URL (the sandbox's UCloud domain and EdgeOne rows use it too).
+HOST = "static.example.com"
+
+
+def target_urls(count: int) -> list[str]:
+    """``count`` URLs of 60 characters, like a bundler's hashed assets: the sets both benchmarks measure."""
+    return [f"https://{HOST}/assets/v2/{i // 1000:03d}/chunk-{hashlib.md5(str(i).encode()).hexdigest()[:10]}.js"
+            for i in range(count)]
 
 WARM = "warm"
 

@@ -45,7 +45,7 @@ from bench.cloud_side import (  # noqa: E402
     CLOUDS, HOST, PROGRESS_SECONDS, RESOURCE_TYPE, TENCENT_RATE, UCLOUD_INTERVAL, Cloud, config_for,
     naive_calls_computed, probe_page_latency, request_counts, run_naive, seed_history, start_sandbox)
 from bench.host import ProviderHost  # noqa: E402
-from bench.layout import Resource, lean_outputs, outputs_form, set_resources, state_size  # noqa: E402
+from bench.layout import Resource, lean_outputs, outputs_form, set_resources, state_size, target_urls  # noqa: E402
 from bench.report import ChangeCheck, Floor, Phase, Run, Shared, report, speed_probe  # noqa: E402
 from bench import steps  # noqa: E402
 from bench.steps import Refreshed, create_all, preview_all, refresh_all  # noqa: E402
@@ -69,12 +69,6 @@ def provider_blob(null: bool = False) -> str:
     from components.provider import PrefetchProvider
 
     return serialize_provider(PrefetchProvider())
-
-
-def target_urls(count: int) -> list[str]:
-    """``count`` URLs of 60 characters, like a bundler's hashed assets."""
-    return [f"https://{HOST}/assets/v2/{i // 1000:03d}/chunk-{hashlib.md5(str(i).encode()).hexdigest()[:10]}.js"
-            for i in range(count)]
 
 
 def resources_for(cloud: Cloud, urls: Sequence[str], shards: Optional[int], *, set_name: str,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,23 +36,13 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.host import process_usage  # noqa: E402
+from bench.layout import target_urls  # noqa: E402
 from bench.report import machine, speed_probe  # noqa: E402
 
 WAYS = ("yaml", "typed")
 ZONE = "zone-2o0i4xfimj9g"
 GROWTH_LIMIT = 110
-
-
-def target_urls(count: int) -> list[str]:
-    """The provider benchmark's URLs (about 60 characters), so both benchmarks speak of the same sets."""
-    return [f"https://static.example.com/assets/v2/{i % 1000:03d}/chunk-{i:010x}.js" for i in range(count)]
-
-
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def child(way: str, size: int) -> dict:
@@ -80,7 +71,7 @@ def child(way: str, size: int) -> dict:
         raise SystemExit(f"{way} {size}: the program failed: {run.error}")
     shards = [r for r in run.registrations if r.type == DYNAMIC]
     registered = sum(len(r.inputs["targets"]) for r in shards)
-    return {"way": way, "size": size, "cpu": cpu, "wall": wall, "rss": peak_rss_mb(),
+    return {"way": way, "size": size, "cpu": cpu, "wall": wall, "rss": process_usage(os.getpid()).peak_rss / 2**20,
             "resources": len(shards), "registered": registered}
 
 
