@@ -18,10 +18,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.layout import HOST, Resource
+from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.tencent import TencentCaller
-from components.ratelimit import SlidingWindowLimiter
 from sandbox import (
-    SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox)
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SANDBOX_UCLOUD_PRIVATE_KEY,
+    SANDBOX_UCLOUD_PUBLIC_KEY,
+    Sandbox,
+)
 from sandbox.store import NewTask
 
 RESOURCE_TYPE = "pulumi-python:dynamic/cdnprefetch:Destination"
@@ -99,11 +104,12 @@ def seed_history(box: Sandbox, cloud: Cloud, resources: Sequence[Resource]) -> N
     targets in batches, as its Create would; its outputs are built by the product's own code
     (reconcile + records) from the same rows, so the refresh starts from the state a create leaves.
     """
-    from components.durations import parse_duration
+    from components.model.durations import parse_duration
+    from components.model.status import Observation, TargetState
+    from components.plan.reconcile import plan as make_plan
     from components.provider import INPUTS_SHOW_DRIFT, resource_id
-    from components.reconcile import plan as make_plan
-    from components.records import SetInputs, SubmittedTask, build_outputs
-    from components.status import Observation, TargetState
+    from components.resource.inputs import SetInputs
+    from components.resource.outputs import SubmittedTask, build_outputs
 
     now = time.time() - 600  # finished ten minutes ago, well within freshness
     scope = {"edgeone": ZONE, "tencent-cdn": "mainland", "ucloud": SANDBOX_UCLOUD_PUBLIC_KEY}[cloud.name]
@@ -149,7 +155,11 @@ def probe_page_latency(box: Sandbox, cloud: Cloud, size: int, samples: int = 4) 
     slot, a sequential reader is bound by the emulator rather than by the limit. Measured from this
     process after the run; not counted as calls.
     """
-    from components.settings import Endpoint, TencentCredentials, UCloudCredentials
+    from components.model.connection import (
+        Endpoint,
+        TencentCredentials,
+        UCloudCredentials,
+    )
 
     endpoint = Endpoint("url", "http", box.endpoint)
     now = datetime.now(timezone.utc)
@@ -165,9 +175,11 @@ def probe_page_latency(box: Sandbox, cloud: Cloud, size: int, samples: int = 4) 
                                                  "EndTime": int(now.timestamp()) + 1, "Offset": 0, "Limit": 100})
     else:
         if cloud.name == "edgeone":
-            from components.clouds.edgeone import _iso as render, make_client
+            from components.clouds.edgeone import _iso as render
+            from components.clouds.edgeone import make_client
         else:
-            from components.clouds.tencent_cdn import beijing as render, make_client
+            from components.clouds.tencent_cdn import beijing as render
+            from components.clouds.tencent_cdn import make_client
         client = make_client(endpoint, TencentCredentials(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY))
         scope = {"ZoneId": ZONE} if cloud.name == "edgeone" else {}
 
@@ -193,7 +205,7 @@ def run_naive(box: Sandbox, cloud: Cloud, task_ids: list[str]) -> tuple[int, flo
     limiter = SlidingWindowLimiter(limit=int(TENCENT_RATE), window=1.0)
     if cloud.name == "ucloud":
         from components.clouds.ucloud import make_client
-        from components.settings import Endpoint, UCloudCredentials
+        from components.model.connection import Endpoint, UCloudCredentials
 
         client = make_client(Endpoint("url", "http", box.endpoint),
                              UCloudCredentials(SANDBOX_UCLOUD_PUBLIC_KEY, SANDBOX_UCLOUD_PRIVATE_KEY))
@@ -201,7 +213,7 @@ def run_naive(box: Sandbox, cloud: Cloud, task_ids: list[str]) -> tuple[int, flo
             limiter.acquire("ucloud")
             client.describe_new_ucdn_prefetch_cache_task({"TaskId": [task_id]})
     else:
-        from components.settings import Endpoint, TencentCredentials
+        from components.model.connection import Endpoint, TencentCredentials
 
         creds = TencentCredentials(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY)
         endpoint = Endpoint("url", "http", box.endpoint)

@@ -1,6 +1,6 @@
 """The dynamic resources a prefetch set becomes, built the way the program builds them.
 
-A set of N targets on one destination is ``shards.shard_count(N)`` resources (components/shards.py):
+A set of N targets on one destination is ``shards.shard_count(N)`` resources (components/plan/shards.py):
 each gets the targets ``shards.split`` gives it and, only when there is more than one, a ``shard``
 input. The benchmark drives exactly these resources, so what it measures is what the engine would
 send for a real stack.
@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from components.shards import shard_count, shard_input, shard_name, split
+from components.plan.shards import shard_count, shard_input, shard_name, split
 
 #: The host of every benchmark URL (the sandbox's UCloud domain and EdgeOne rows use it too).
 HOST = "static.example.com"

@@ -6,7 +6,7 @@ in the SDK's real dynamic provider host (``python -u -m pulumi.dynamic``), drive
 the engine drives it (bench/host.py, bench/steps.py); the sandbox runs in this process, so the
 host's CPU seconds and peak RSS (read from /proc) are the provider's alone.
 
-A set becomes the resources the program makes of it (bench/layout.py, components/shards.py): one
+A set becomes the resources the program makes of it (bench/layout.py, components/plan/shards.py): one
 up to 8,192 targets, then a power of two of shards, each with a ``shard`` input. They are created
 and refreshed concurrently, as the engine steps resources in parallel.
 
@@ -41,13 +41,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi.runtime.proto import provider_pb2  # noqa: E402
 
-from bench.cloud_side import (  # noqa: E402
-    CLOUDS, HOST, PROGRESS_SECONDS, RESOURCE_TYPE, TENCENT_RATE, UCLOUD_INTERVAL, Cloud, config_for,
-    naive_calls_computed, probe_page_latency, request_counts, run_naive, seed_history, start_sandbox)
-from bench.host import ProviderHost  # noqa: E402
-from bench.layout import Resource, lean_outputs, outputs_form, set_resources, state_size, target_urls  # noqa: E402
-from bench.report import ChangeCheck, Floor, Phase, Run, Shared, report, speed_probe  # noqa: E402
 from bench import steps  # noqa: E402
+from bench.cloud_side import (  # noqa: E402
+    CLOUDS,
+    HOST,
+    PROGRESS_SECONDS,
+    RESOURCE_TYPE,
+    TENCENT_RATE,
+    UCLOUD_INTERVAL,
+    Cloud,
+    config_for,
+    naive_calls_computed,
+    probe_page_latency,
+    request_counts,
+    run_naive,
+    seed_history,
+    start_sandbox,
+)
+from bench.host import ProviderHost  # noqa: E402
+from bench.layout import (  # noqa: E402
+    Resource,
+    lean_outputs,
+    outputs_form,
+    set_resources,
+    state_size,
+    target_urls,
+)
+from bench.report import ChangeCheck, Floor, Phase, Run, Shared, report, speed_probe  # noqa: E402
 from bench.steps import Refreshed, create_all, preview_all, refresh_all  # noqa: E402
 from sandbox import Sandbox  # noqa: E402
 
@@ -341,7 +361,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="extra runs after the grid, e.g. 100000:edgeone+tencent-cdn or 100000:ucloud:skip-create "
                              f"(default: {' and '.join(DEFAULT_ALSO)}; --also none for no extra runs)")
     parser.add_argument("--shards", type=count_or("auto", "--shards"), default=None, metavar="auto|N",
-                        help="resources per set: 'auto' (default) as the program splits it (components/shards.py), "
+                        help="resources per set: 'auto' (default) as the program splits it (components/plan/shards.py), "
                              "or N; --shards 1 measures one unsharded resource for comparison")
     parser.add_argument("--parallel", type=count_or("unbounded", "--parallel"), default=None, metavar="unbounded|N",
                         help="resource operations in flight at once, as `pulumi --parallel`: 'unbounded' (default, "

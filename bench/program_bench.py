@@ -48,7 +48,8 @@ GROWTH_LIMIT = 110
 def child(way: str, size: int) -> dict:
     """Run the program once in this process; what the parent prints for one way and size."""
     from components import program
-    from components.prefetch_set import PrefetchSet, PrefetchSetArgs
+    from components.engine.args import PrefetchSetArgs
+    from components.engine.prefetch_set import PrefetchSet
     from tests.test_prefetch_set import DYNAMIC, run_program
 
     urls = target_urls(size)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pulumi
 from pulumi.config import ConfigTypeError
 
-from .declarations import DeclarationError, Problem, load_sets
-from .origin import OriginError, resolve_origins
-from .prefetch_set import PrefetchSet, stack_record
-from .references import TencentCloudLookup, resolve_references
+from components.declare.declarations import DeclarationError, Problem, load_sets
+from components.declare.origin import OriginError, resolve_origins
+from components.declare.references import TencentCloudLookup, resolve_references
+from components.engine.prefetch_set import PrefetchSet, stack_output
 
 DEFAULT_SETS_DIR = "prefetch-sets"
 
@@ -21,7 +21,7 @@ def main() -> None:
     lookup = TencentCloudLookup()
     try:
         declarations = load_sets(sets_dir)
-        # zoneName/domain become zone/area through pulumi-tencentcloud's data sources (components/references.py).
+        # zoneName/domain become zone/area through pulumi-tencentcloud's data sources (components/declare/references.py).
         declarations = resolve_references(declarations, lookup)
         # Sets with an origin get its objects as targets; the buckets are listed here, never in the provider.
         needs_keys = any(d.origin is not None and d.origin.credentials_config for d in declarations)
@@ -36,7 +36,7 @@ def main() -> None:
             pulumi.log.warn(f"{decl.source}: {len(decl.duplicates)} duplicate targets collapsed "
                             f"(e.g. {decl.duplicates[0]})")
         sets[decl.name] = PrefetchSet.from_declaration(decl, lookup=lookup).audit
-    pulumi.export("prefetch", stack_record(sets))
+    pulumi.export("prefetch", stack_output(sets))
 
 
 def origin_credentials(config: pulumi.Config) -> object:

@@ -31,14 +31,22 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from .clouds.factory import adapter_for
-from .declarations import SUPPORTED_PROVIDERS
-from .durations import parse_duration
-from .records import SetInputs, build_outputs, output_targets, parse_shard, refreshed_inputs
-from .safety import CONFIG_KEY, POLICY_KEYS, Policy, RefusedChange, check_drop, parse_consent, policy_problems
-from .settings import ConfigError, ProviderSettings, settings_from_config
-from .sync import DestinationSync, SyncResult
-
+from components.clouds.factory import adapter_for
+from components.declare.declarations import SUPPORTED_PROVIDERS
+from components.engine.settings import settings_from_config
+from components.model.connection import ConfigError, ProviderSettings
+from components.model.durations import parse_duration
+from components.model.policy import (
+    CONFIG_KEY,
+    POLICY_KEYS,
+    Policy,
+    parse_consent,
+    policy_problems,
+)
+from components.plan.safety import RefusedChange, check_drop
+from components.resource.converge import DestinationSync, SyncResult
+from components.resource.inputs import SetInputs, parse_shard
+from components.resource.outputs import build_outputs, output_targets, refreshed_inputs
 
 #: Output: whether the inputs in state hold live statuses of drifted targets (False: the desired values).
 INPUTS_SHOW_DRIFT = "inputs_show_drift"

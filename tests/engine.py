@@ -37,10 +37,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 import grpc
-import yaml
-
 import pulumi
 import pulumi.runtime
+import yaml
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as _settings

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
-from components.clouds.base import CloudAdapter, CloudError, Quota, SubmitResult
-from components.status import Observation, TargetState
+from components.clouds.base import CloudAdapter, CloudError, SubmitResult
+from components.model.quota import Quota
+from components.model.status import Observation, TargetState
 
 
 class FakeClock:

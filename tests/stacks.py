@@ -6,10 +6,9 @@ was submitted; the engine (tests/engine.py) drives the real provider host as the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
-
-import json
 
 import jsonschema
 import yaml

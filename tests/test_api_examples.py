@@ -17,7 +17,7 @@ from tencentcloud.teo.v20220901 import models as teo_models
 from components.clouds.edgeone import EdgeOneAdapter
 from components.clouds.tencent_cdn import TencentCdnAdapter
 from components.clouds.ucloud import UCloudAdapter
-from components.status import TargetState
+from components.model.status import TargetState
 
 EXAMPLES = Path(__file__).parent / "fixtures" / "api_examples"
 # One query window: the fake transport answers every window with the same example.

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from components.clouds import edgeone
 from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.edgeone import EdgeOneAdapter, make_client, map_status
-from components.ratelimit import SlidingWindowLimiter
-from components.settings import Endpoint, TencentCredentials
-from components.status import TargetState
+from components.clouds.ratelimit import SlidingWindowLimiter
+from components.model.connection import Endpoint, TencentCredentials
+from components.model.status import TargetState
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
 from tests.test_clouds_tencent import near_duplicates
 

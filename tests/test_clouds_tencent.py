@@ -8,17 +8,21 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings, strategies as st
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+    TencentCloudSDKException,
+)
 from tencentcloud.teo.v20220901 import models
 
+from components.clouds import paging, tencent
 from components.clouds.base import CloudError
 from components.clouds.edgeone import make_client
-from components.clouds import tencent
-from components.clouds.tencent import TencentCaller, read_pages
-from components.ratelimit import SlidingWindowLimiter
-from components.retry import RetryPolicy
-from components.settings import Endpoint, TencentCredentials
+from components.clouds.paging import read_pages
+from components.clouds.ratelimit import SlidingWindowLimiter
+from components.clouds.retry import RetryPolicy
+from components.clouds.tencent import TencentCaller
+from components.model.connection import Endpoint, TencentCredentials
 from tests.fakes import SdkAnswer, replace_tencent_transport
 from tests.test_ratelimit import ManualClock
 
@@ -168,7 +172,7 @@ def test_rows_listed_first_between_two_pages_answered_out_of_order_lose_no_row()
 
 
 def test_rows_still_uncovered_after_the_repairs_fail_the_read_instead_of_going_missing(monkeypatch):
-    monkeypatch.setattr(tencent, "REPAIR_ROUNDS", 0)  # no repair allowed: the three skipped rows stay uncovered
+    monkeypatch.setattr(paging, "REPAIR_ROUNDS", 0)  # no repair allowed: the three skipped rows stay uncovered
     _, fetch = out_of_order_server()
     with pytest.raises(CloudError) as info:
         list(read_pages(fetch, in_flight=4, cloud="edgeone", action="DescribePrefetchTasks"))
@@ -373,7 +377,7 @@ def test_json_holds_the_limiter_slot_until_the_answer_arrives_not_while_it_is_de
 
 # -- TaskMemo: the per-task part of history rows, built once per distinct key -----------------------------
 def test_task_memo_builds_once_per_key_and_never_stores_a_refusal():
-    from components.clouds.tencent import TaskMemo
+    from components.clouds.paging import TaskMemo
 
     built = []
 
@@ -395,7 +399,7 @@ def test_task_memo_builds_once_per_key_and_never_stores_a_refusal():
 
 
 def test_task_memo_is_emptied_when_full_so_it_stays_small():
-    from components.clouds.tencent import TaskMemo
+    from components.clouds.paging import TaskMemo
 
     memo = TaskMemo(lambda n: n * 2, size=3)
     for n in range(10):

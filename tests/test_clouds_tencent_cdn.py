@@ -10,10 +10,15 @@ from hypothesis import strategies as st
 
 from components.clouds import tencent_cdn
 from components.clouds.base import CloudError, MalformedResponse
-from components.clouds.tencent_cdn import TencentCdnAdapter, make_client, map_status, parse_beijing
-from components.ratelimit import SlidingWindowLimiter
-from components.settings import Endpoint, TencentCredentials
-from components.status import TargetState
+from components.clouds.ratelimit import SlidingWindowLimiter
+from components.clouds.tencent_cdn import (
+    TencentCdnAdapter,
+    make_client,
+    map_status,
+    parse_beijing,
+)
+from components.model.connection import Endpoint, TencentCredentials
+from components.model.status import TargetState
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
 from tests.test_clouds_tencent import near_duplicates
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from components.clouds import ucloud
 from components.clouds.base import CloudError, MalformedResponse
+from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.ucloud import UCloudAdapter, make_client, map_status
-from components.ratelimit import SlidingWindowLimiter
-from components.settings import Endpoint, UCloudCredentials
-from components.status import Observation, TargetState
+from components.model.connection import Endpoint, UCloudCredentials
+from components.model.status import Observation, TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox
 from tests.test_clouds_tencent import near_duplicates
 
@@ -150,8 +150,8 @@ def test_status_mapping(raw, state):
 def test_more_than_a_thousand_targets_go_out_in_batches_the_sandbox_accepts(sb):
     import io
 
-    from components.records import SetInputs
-    from components.sync import DestinationSync
+    from components.resource.converge import DestinationSync
+    from components.resource.inputs import SetInputs
 
     sb.store.set_setting("ucloud_prefetch_daily", 5000)
     urls = tuple(sorted(URL.format(f"b{i:04d}") for i in range(1001)))

@@ -4,7 +4,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from components.declarations import DeclarationError, load_schema, load_sets
+from components.declare.declarations import DeclarationError, load_schema, load_sets
 
 GOOD = """\
 provider: edgeone
@@ -121,7 +121,7 @@ def test_document_that_is_not_a_mapping(tmp_path):
 
 
 def test_provider_not_yet_shipped_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("components.declarations.SUPPORTED_PROVIDERS", ("edgeone",))
+    monkeypatch.setattr("components.declare.declarations.SUPPORTED_PROVIDERS", ("edgeone",))
     write(tmp_path, "x.yaml", "provider: ucloud\ndomainId: ucdn-abc\ntargets: [https://a.example.com/x]\n")
     [problem] = problems_of(tmp_path)
     assert "not available in this version" in problem.message and problem.line == 1
@@ -133,7 +133,7 @@ def test_example_set_in_the_repo_is_valid():
 
 
 def test_several_destinations_for_one_set(tmp_path, monkeypatch):
-    monkeypatch.setattr("components.declarations.SUPPORTED_PROVIDERS", ("edgeone", "tencent-cdn", "ucloud"))
+    monkeypatch.setattr("components.declare.declarations.SUPPORTED_PROVIDERS", ("edgeone", "tencent-cdn", "ucloud"))
     write(tmp_path, "multi.yaml", """\
 destinations:
   - provider: edgeone
@@ -288,9 +288,10 @@ def test_secret_values_are_never_accepted_in_a_declaration_nor_echoed(tmp_path, 
 # ------------------------------------------------------------------------------------------
 
 import yaml  # noqa: E402
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
-from components.declarations import parse_yaml, schema_view  # noqa: E402
+from components.declare.declarations import parse_yaml, schema_view  # noqa: E402
 
 YAML_SAMPLES = [
     GOOD,

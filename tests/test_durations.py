@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from components.durations import format_duration, parse_duration
+from components.model.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("15m", 900), ("24h", 86400), ("7d", 604800),

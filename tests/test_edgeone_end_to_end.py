@@ -14,11 +14,20 @@ import jsonschema
 import pytest
 
 from components.clouds.edgeone import EdgeOneAdapter, make_client
-from components.settings import Endpoint, TencentCredentials
+from components.model.connection import Endpoint, TencentCredentials
 from sandbox import SandboxStore
 from tests.engine import EngineError
 from tests.stacks import (
-    DESTINATIONS, PROJECT, SECRET_ID, SECRET_KEY, ZONE, Stack, path_of, resource_name, start_sandbox, target_diff,
+    DESTINATIONS,
+    PROJECT,
+    SECRET_ID,
+    SECRET_KEY,
+    ZONE,
+    Stack,
+    path_of,
+    resource_name,
+    start_sandbox,
+    target_diff,
 )
 
 RESOURCE = resource_name("web", DESTINATIONS["edgeone"])

@@ -14,9 +14,23 @@ from pathlib import Path
 import pytest
 
 try:  # tests/ may or may not become a package
-    from tests.engine import COMPUTED, DiffEntry, Engine, EngineError, display_diff, input_diff
+    from tests.engine import (
+        COMPUTED,
+        DiffEntry,
+        Engine,
+        EngineError,
+        display_diff,
+        input_diff,
+    )
 except ImportError:  # pragma: no cover
-    from engine import COMPUTED, DiffEntry, Engine, EngineError, display_diff, input_diff
+    from engine import (
+        COMPUTED,
+        DiffEntry,
+        Engine,
+        EngineError,
+        display_diff,
+        input_diff,
+    )
 
 from pulumi.runtime import rpc
 

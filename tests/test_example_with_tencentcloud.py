@@ -17,7 +17,13 @@ import yaml
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from tests.test_prefetch_set import DOMAIN_TYPE, ZONE_ID, ZONE_TYPE, no_unknowns, run_program
+from tests.test_prefetch_set import (
+    DOMAIN_TYPE,
+    ZONE_ID,
+    ZONE_TYPE,
+    no_unknowns,
+    run_program,
+)
 from tests.test_references import FakeTencentCloud, zone
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "with-tencentcloud"

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-import components.history as history_module
+import components.clouds.history as history_module
 from components.clouds.base import CloudError
-from components.history import HistoryCache, index
-from components.status import Observation, TargetState
+from components.clouds.history import HistoryCache, index
+from components.model.status import Observation, TargetState
 from tests.fakes import FakeClock, FakeCloud
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)

@@ -15,12 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.clouds.base import CloudError
-from components.clouds.edgeone import EdgeOneAdapter, make_client as teo_client
-from components.clouds.tencent_cdn import TencentCdnAdapter, make_client as cdn_client
-from components.clouds.ucloud import UCloudAdapter, make_client as ucloud_client
-from components.ratelimit import SlidingWindowLimiter
-from components.settings import Endpoint, TencentCredentials, UCloudCredentials
-from components.status import Observation, TargetState
+from components.clouds.edgeone import EdgeOneAdapter
+from components.clouds.edgeone import make_client as teo_client
+from components.clouds.ratelimit import SlidingWindowLimiter
+from components.clouds.tencent_cdn import TencentCdnAdapter
+from components.clouds.tencent_cdn import make_client as cdn_client
+from components.clouds.ucloud import UCloudAdapter
+from components.clouds.ucloud import make_client as ucloud_client
+from components.model.connection import Endpoint, TencentCredentials, UCloudCredentials
+from components.model.status import Observation, TargetState
 from tests.fakes import replace_tencent_transport
 
 SINCE, UNTIL = datetime(2026, 11, 22, tzinfo=timezone.utc), datetime(2026, 11, 23, tzinfo=timezone.utc)

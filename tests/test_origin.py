@@ -9,9 +9,9 @@ import pytest
 from botocore import exceptions as bx
 from botocore.stub import Stubber
 
-from components import origin as origin_module
-from components.declarations import OriginDeclaration, PrefetchSetDeclaration
-from components.origin import (
+from components.declare import origin as origin_module
+from components.declare.declarations import OriginDeclaration, PrefetchSetDeclaration
+from components.declare.origin import (
     Listing,
     ListingFailed,
     OriginCredentials,
@@ -26,7 +26,7 @@ from components.origin import (
     select,
     with_origin_targets,
 )
-from components.status import ContentVersion
+from components.model.status import ContentVersion
 
 BASE = "https://static.example.com"
 ETAG = '"9b2cf535d3e1a8f3c0a6e4c2d1b0a9f8"'

@@ -23,11 +23,19 @@ from moto.core.authorization import ActionAuthenticatorMixin
 from moto.s3.models import s3_backends
 from moto.server import ThreadedMotoServer
 
-from components import origin as origin_module
-from components.records import output_targets
-from components.status import short_etag
+from components.declare import origin as origin_module
+from components.model.status import short_etag
+from components.resource.outputs import output_targets
 from tests.engine import EngineError
-from tests.stacks import DESTINATIONS, HOST, Stack, path_of, resource_name, start_sandbox, target_diff
+from tests.stacks import (
+    DESTINATIONS,
+    HOST,
+    Stack,
+    path_of,
+    resource_name,
+    start_sandbox,
+    target_diff,
+)
 
 RESOURCE = resource_name("web", DESTINATIONS["edgeone"])
 BASE = f"https://{HOST}"

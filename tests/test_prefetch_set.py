@@ -28,16 +28,27 @@ from pulumi.runtime import settings as _settings
 from pulumi.runtime.mocks import MockMonitor, Mocks
 from pulumi.runtime.stack import run_in_stack
 
-from components import shards
-from components.declarations import load_sets
-from components.prefetch_set import (
-    PROGRAM_SOURCE, Destination, PrefetchSet, PrefetchSetArgs, PrefetchSetError, drifted_targets,
-    merge_shard_entries, normalize_targets, set_summary,
+from components.declare.declarations import load_sets
+from components.engine.args import PrefetchSetArgs
+from components.engine.prefetch_set import (
+    PROGRAM_SOURCE,
+    Destination,
+    PrefetchSet,
+    PrefetchSetError,
+    normalize_targets,
 )
+from components.model.status import TargetState, TargetStatus, parse_time
+from components.plan import shards
+from components.plan.reconcile import Plan
 from components.provider import PrefetchProvider, check_inputs
-from components.reconcile import Plan
-from components.records import DRIFTED_LIST_LIMIT, SetInputs, audit_entry, build_outputs, targets_digest
-from components.status import TargetState, TargetStatus, parse_time
+from components.resource.audit import (
+    audit_entry,
+    drifted_targets,
+    merge_shard_entries,
+    set_summary,
+)
+from components.resource.inputs import SetInputs, targets_digest
+from components.resource.outputs import DRIFTED_LIST_LIMIT, build_outputs
 
 ZONE_ID = "zone-2o0i4xfimj9g"
 DYNAMIC = "pulumi-python:dynamic/cdnprefetch:Destination"

@@ -9,12 +9,24 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.preflight import (
-    PreflightError, cdn_findings, check_mode, edgeone_findings, endpoints_overridden, hosts_of, parent_wildcard,
+from components.declare.references import (
+    CDN_DOMAINS_TOKEN,
+    ZONES_TOKEN,
+    CdnDomain,
+    Zone,
 )
-from components.prefetch_set import PrefetchSet, PrefetchSetArgs
+from components.engine.args import PrefetchSetArgs
+from components.engine.prefetch_set import PrefetchSet
+from components.engine.preflight import (
+    PreflightError,
+    cdn_findings,
+    check_mode,
+    edgeone_findings,
+    endpoints_overridden,
+    hosts_of,
+    parent_wildcard,
+)
 from components.program import main
-from components.references import CDN_DOMAINS_TOKEN, ZONES_TOKEN, CdnDomain, Zone
 from tests.engine import EngineError
 from tests.stacks import PROJECT, AuditedEngine
 from tests.test_prefetch_set import run_program

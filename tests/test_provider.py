@@ -9,12 +9,13 @@ from pulumi.dynamic.config import Config
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 
-from components.clouds.base import Quota
+from components.model.policy import Policy
+from components.model.quota import Quota
+from components.plan.reconcile import plan
+from components.plan.safety import RefusedChange, decide_quota
 from components.provider import PrefetchProvider, check_inputs, resource_id
-from components.reconcile import plan
-from components.records import SetInputs
-from components.safety import Policy, RefusedChange, decide_quota
-from components.sync import SyncResult
+from components.resource.converge import SyncResult
+from components.resource.inputs import SetInputs
 
 INPUTS = SetInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"},
                    ("https://a.example.com/x.js",), "24h", "10m")
@@ -150,8 +151,8 @@ def test_values_unknown_during_a_preview_are_not_judged():
 
 
 # -- outputs without the targets map, and shards (issue #6) ---------------------------------------
-from components import shards  # noqa: E402
-from components.records import TARGET_LINES, target_lines  # noqa: E402
+from components.plan import shards  # noqa: E402
+from components.resource.inputs import TARGET_LINES, target_lines  # noqa: E402
 
 
 def as_new_outputs(props_):
@@ -232,8 +233,8 @@ def test_a_real_drop_in_a_shard_is_still_refused():
 
 
 # -- read leaves the inputs alone when they already are what it would write (issue #6) --------------
+from components.model.status import Observation, TargetState  # noqa: E402
 from components.provider import INPUTS_SHOW_DRIFT  # noqa: E402
-from components.status import Observation, TargetState  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
 URL = INPUTS.targets[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from components.report import main as report_main
+from components.report.cli import main as report_main
 from tests.stacks import PROJECT, AuditedEngine
 
 

@@ -8,9 +8,10 @@ from typing import Iterator, Optional, Sequence
 
 import pytest
 
-from components.clouds.base import CloudAdapter, CloudError, Quota, SubmitResult
-from components.quota import QuotaLedger
-from components.safety import Policy
+from components.clouds.base import CloudAdapter, CloudError, SubmitResult
+from components.clouds.quota_ledger import QuotaLedger
+from components.model.policy import Policy
+from components.model.quota import Quota
 
 
 class QuotaOnly(CloudAdapter):

@@ -2,7 +2,7 @@ import threading
 import time
 from contextlib import contextmanager
 
-from components.ratelimit import SlidingWindowLimiter
+from components.clouds.ratelimit import SlidingWindowLimiter
 
 
 class ManualClock:

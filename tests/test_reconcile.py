@@ -1,8 +1,14 @@
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from components.reconcile import assess, latest_by_url, plan
-from components.status import ContentVersion, Observation, TargetState, TargetStatus, short_etag
+from components.model.status import (
+    ContentVersion,
+    Observation,
+    TargetState,
+    TargetStatus,
+    short_etag,
+)
+from components.plan.reconcile import assess, latest_by_url, plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(hours=24)

@@ -1,19 +1,21 @@
 import json
 from datetime import datetime, timedelta, timezone
 
-from components.reconcile import plan
-from components.records import (
-    DRIFTED_LIST_LIMIT,
+from components.model.status import ContentVersion, Observation, TargetState
+from components.plan.reconcile import plan
+from components.resource.audit import audit_entry
+from components.resource.inputs import (
     SetInputs,
-    audit_entry,
-    build_outputs,
     desired_value,
     parse_desired,
-    prior_observations,
-    refreshed_inputs,
     targets_digest,
 )
-from components.status import ContentVersion, Observation, TargetState
+from components.resource.outputs import (
+    DRIFTED_LIST_LIMIT,
+    build_outputs,
+    prior_observations,
+    refreshed_inputs,
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 A, B, C = (f"https://cdn.example.com/{x}.js" for x in "abc")
@@ -124,7 +126,7 @@ def test_refresh_keeps_the_desired_value_of_a_warm_origin_target_and_words_a_sta
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from components.records import (  # noqa: E402
+from components.resource.outputs import (
     COMPACT_OBSERVED_ABOVE,
     OBSERVED_ENCODING,
     compact_observed,
@@ -217,7 +219,8 @@ from datetime import datetime as _datetime  # noqa: E402
 
 import pytest  # noqa: E402
 
-from components.records import TARGET_LINES, output_targets, parse_shard, prior_contents, target_lines  # noqa: E402
+from components.resource.inputs import TARGET_LINES, parse_shard, target_lines
+from components.resource.outputs import output_targets, prior_contents  # noqa: E402
 
 
 def test_outputs_carry_the_targets_as_sorted_lines_and_no_map():

@@ -14,9 +14,14 @@ from typing import Any, Optional
 import pytest
 import yaml
 
-from components.declarations import DeclarationError, load_sets, parse_file
-from components.references import (
-    CDN_DOMAINS_TOKEN, ZONES_TOKEN, TencentCloudLookup, UnresolvedReference, resolve_cdn_domain, resolve_references,
+from components.declare.declarations import DeclarationError, load_sets, parse_file
+from components.declare.references import (
+    CDN_DOMAINS_TOKEN,
+    ZONES_TOKEN,
+    TencentCloudLookup,
+    UnresolvedReference,
+    resolve_cdn_domain,
+    resolve_references,
     resolve_zone_name,
 )
 
@@ -74,14 +79,14 @@ class FakeLookup(TencentCloudLookup):
         self.cloud = cloud
 
     def zones(self, field: str, value: str):
-        from components.references import zone_of
+        from components.declare.references import zone_of
 
         answer = self.cloud(type("Args", (), {"token": ZONES_TOKEN,
                                               "args": {"filters": [{"name": field, "values": [value]}]}}))
         return [zone_of({_snake(k): v for k, v in z.items()}) for z in answer["zones"]]
 
     def cdn_domains(self, domain: str):
-        from components.references import cdn_domain_of
+        from components.declare.references import cdn_domain_of
 
         answer = self.cloud(type("Args", (), {"token": CDN_DOMAINS_TOKEN, "args": {"domain": domain}}))
         return [cdn_domain_of(d) for d in answer["domainLists"]]

@@ -22,11 +22,20 @@ from typing import Any, Callable, Optional, Sequence
 import pytest
 import yaml
 
-from components.records import output_targets
+from components.resource.outputs import output_targets
 from sandbox.faults import fires
 from sandbox.store import NewTask
 from tests.engine import EngineError
-from tests.stacks import DESTINATIONS, HOST, SERVICES, SUBMIT_ACTIONS, ZONE, Stack, resource_name, start_sandbox
+from tests.stacks import (
+    DESTINATIONS,
+    HOST,
+    SERVICES,
+    SUBMIT_ACTIONS,
+    ZONE,
+    Stack,
+    resource_name,
+    start_sandbox,
+)
 
 URLS = [f"https://{HOST}/assets/{i:03d}.js" for i in range(120)]
 EDGEONE = DESTINATIONS["edgeone"]

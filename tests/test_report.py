@@ -14,24 +14,32 @@ from pathlib import Path
 
 import pytest
 
-from components import report as report_module
-from components.declarations import DestinationDeclaration, PrefetchSetDeclaration
-from components.reconcile import Plan
-from components.report import (
-    Observed,
-    build_report,
+from components.declare.declarations import (
+    DestinationDeclaration,
+    PrefetchSetDeclaration,
+)
+from components.engine.settings import settings_from_config
+from components.model.connection import ConfigError
+from components.model.status import TargetState, TargetStatus
+from components.plan.reconcile import Plan
+from components.report import cli as report_module
+from components.report.cli import (
     config_getter,
     load_stack_config,
     main,
     parse_endpoint_overrides,
+)
+from components.report.render import (
+    Observed,
+    build_report,
     render_json,
     render_markdown,
     render_table,
 )
-from components.settings import ConfigError, settings_from_config
-from components.status import TargetState, TargetStatus
 from sandbox import Sandbox
-from tests.stacks import AuditedEngine as Engine  # every command audited for leaks and output shape
+from tests.stacks import (
+    AuditedEngine as Engine,  # every command audited for leaks and output shape
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 ZONE = "zone-2o0i4xfimj9g"
@@ -369,9 +377,9 @@ def test_a_failing_cloud_call_exits_1_keeps_reading_and_never_shows_the_secret(p
 def test_a_destination_named_by_reference_is_reported_as_an_error_not_a_crash(tmp_path):
     import io
 
-    from components.declarations import load_sets
-    from components.report import observe
-    from components.settings import settings_from_config
+    from components.declare.declarations import load_sets
+    from components.engine.settings import settings_from_config
+    from components.report.cli import observe
 
     (tmp_path / "web.yaml").write_text("provider: edgeone\nzoneName: example.com\ntargets: [https://a.example.com/x]\n")
     log = io.StringIO()

@@ -1,9 +1,9 @@
 import pytest
 
 from components.clouds.base import CloudError
+from components.clouds.retry import RetryPolicy, call_with_retry
 from components.clouds.tencent import classify
 from components.clouds.ucloud import classify_retcode
-from components.retry import RetryPolicy, call_with_retry
 
 
 class Flaky:

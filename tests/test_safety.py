@@ -1,14 +1,18 @@
-"""The safety rails and partial submission as pure decisions (components/safety.py)."""
+"""The safety rails and partial submission as pure decisions (components/plan/safety.py)."""
 
 import pytest
 import yaml
 
-from components.clouds.base import Quota
-from components.declarations import parse_document
-from components.safety import (
-    CONFIG_KEY, MIN_TARGETS_FOR_DROP_RAIL, Policy, check_drop, decide_quota, parse_consent, policy_entries,
+from components.declare.declarations import parse_document
+from components.model.policy import (
+    CONFIG_KEY,
+    Policy,
+    parse_consent,
+    policy_entries,
     policy_problems,
 )
+from components.model.quota import Quota
+from components.plan.safety import MIN_TARGETS_FOR_DROP_RAIL, check_drop, decide_quota
 
 WHERE = "set 'web' on edgeone zone zone-x"
 TARGETS = [f"https://cdn.example.com/{i}.js" for i in range(40)]
@@ -150,7 +154,7 @@ def test_bad_policy_keys_are_declaration_problems():
 
 
 # -- the drop rail on a shard of a split set (issue #6) --------------------------------------------
-from components.shards import shard_of  # noqa: E402
+from components.plan.shards import shard_of  # noqa: E402
 
 MANY = [f"https://cdn.example.com/{i}.js" for i in range(400)]
 

@@ -32,7 +32,9 @@ import requests
 from tencentcloud.cdn.v20180606 import cdn_client
 from tencentcloud.cdn.v20180606 import models as cdn_models
 from tencentcloud.common import credential
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+    TencentCloudSDKException,
+)
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models as teo_models
@@ -47,8 +49,10 @@ from sandbox import (
     SANDBOX_UCLOUD_PUBLIC_KEY,
     Sandbox,
     SandboxStore,
+    faults,
+    server,
+    ucloud,
 )
-from sandbox import faults, server, ucloud
 
 ZONE = "zone-faults"
 URL = "https://static.example.com/app.js"

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from sandbox import SandboxStore
+from sandbox import SandboxStore, cdn, tencent, teo, ucloud
 from sandbox import store as store_module
-from sandbox import tencent, teo, ucloud, cdn
 from sandbox.pages import CACHED_QUERIES
 from sandbox.store import NewTask, StoredTask, task_query
 

@@ -13,13 +13,14 @@ from typing import Any, Callable, Iterator
 import pytest
 from tencentcloud.common import abstract_client, credential
 from tencentcloud.common.common_client import CommonClient
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+    TencentCloudSDKException,
+)
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models, teo_client
 
-from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox, SandboxStore
-from sandbox import tc3
+from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox, SandboxStore, tc3
 
 ZONE = "zone-2noz78a4w5ol"
 BJ = timezone(timedelta(hours=8))

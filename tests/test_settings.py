@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from components.settings import ConfigError, TencentCredentials, parse_endpoint, settings_from_config
+from components.engine.settings import parse_endpoint, settings_from_config
+from components.model.connection import ConfigError, TencentCredentials
 
 
 def getter(table):

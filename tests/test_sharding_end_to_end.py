@@ -16,9 +16,16 @@ from collections import Counter
 
 import pytest
 
-from components import shards
-from components.records import targets_digest
-from tests.stacks import DESTINATIONS, Stack, path_of, resource_name, start_sandbox, target_diff
+from components.plan import shards
+from components.resource.inputs import targets_digest
+from tests.stacks import (
+    DESTINATIONS,
+    Stack,
+    path_of,
+    resource_name,
+    start_sandbox,
+    target_diff,
+)
 
 BASE = resource_name("web", DESTINATIONS["edgeone"])
 PER_SHARD = 40

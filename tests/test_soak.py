@@ -19,7 +19,14 @@ import time
 from collections import Counter
 
 from tests.engine import EngineError
-from tests.stacks import DESTINATIONS, SERVICES, SUBMIT_ACTIONS, Stack, resource_name, start_sandbox
+from tests.stacks import (
+    DESTINATIONS,
+    SERVICES,
+    SUBMIT_ACTIONS,
+    Stack,
+    resource_name,
+    start_sandbox,
+)
 
 TARGETS = 5_000
 MAX_UPS = 6

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from components.status import Observation, TargetState, TargetStatus
+from components.model.status import Observation, TargetState, TargetStatus
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 

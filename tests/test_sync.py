@@ -6,14 +6,23 @@ from typing import Any, Callable, Optional, Sequence
 
 import pytest
 
-from components.clouds.base import CloudError, Quota
-from components.history import HistoryCache
-from components.quota import QuotaLedger
-from components.records import SetInputs, build_outputs
-from components.safety import Policy
-from components.status import ContentVersion, TargetState
-from components.sync import (CLOCK_MARGIN, CLOCK_TOLERANCE, CONFIRM_DELAYS, SUBMIT_ATTEMPTS, DestinationSync,
-                             SubmitError, narrow_window)
+from components.clouds.base import CloudError
+from components.clouds.history import HistoryCache
+from components.clouds.quota_ledger import QuotaLedger
+from components.model.policy import Policy
+from components.model.quota import Quota
+from components.model.status import ContentVersion, TargetState
+from components.resource.converge import (
+    CLOCK_MARGIN,
+    CLOCK_TOLERANCE,
+    CONFIRM_DELAYS,
+    SUBMIT_ATTEMPTS,
+    DestinationSync,
+    SubmitError,
+    narrow_window,
+)
+from components.resource.inputs import SetInputs
+from components.resource.outputs import build_outputs
 from tests.fakes import FakeClock, FakeCloud
 
 URLS = tuple(f"https://cdn.example.com/{i}.js" for i in range(10))

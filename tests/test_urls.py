@@ -1,6 +1,6 @@
 import pytest
 
-from components.urls import InvalidUrl, normalize_url
+from components.model.urls import InvalidUrl, normalize_url
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -35,7 +35,7 @@ def test_rejects_what_cannot_be_prefetched_with_a_reason(raw, words):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from components.urls import _ALREADY_NORMAL, _normalize  # noqa: E402
+from components.model.urls import _ALREADY_NORMAL, _normalize  # noqa: E402
 
 _URL_CHARS = "aZ09-._~:/?#[]@!$&'()*+,;=% \"\\\t\né"
 

@@ -11,16 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterator, Mapping, Optional, Sequence
 
-from ..status import Observation, TargetState
-
-
-@dataclass(frozen=True)
-class Quota:
-    """Live prefetch quota of one destination."""
-
-    batch: int       # most URLs one submit may carry
-    daily: int       # daily cap
-    available: int   # what is left today
+from components.model.quota import Quota
+from components.model.status import Observation, TargetState
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,14 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..settings import ConfigError, Endpoint, ProviderSettings, TencentCredentials, UCloudCredentials
-from .base import CloudAdapter
+from components.clouds.base import CloudAdapter
+from components.model.connection import (
+    ConfigError,
+    Endpoint,
+    ProviderSettings,
+    TencentCredentials,
+    UCloudCredentials,
+)
 
 _SANDBOXES: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -19,7 +25,9 @@ _LOCK = threading.Lock()
 
 def embedded_sandbox(db_path: str) -> Any:
     """The process-wide sandbox for ``db_path`` (started once, stopped when the process exits)."""
-    from sandbox import Sandbox  # the product's own emulator package at the project root
+    from sandbox import (
+        Sandbox,  # the product's own emulator package at the project root
+    )
 
     key = str(Path(db_path).resolve())
     with _LOCK:
@@ -74,13 +82,13 @@ def adapter_for(destination: Mapping[str, Any], settings: ProviderSettings) -> C
     """The adapter for one destination (``{"provider": ..., <scope keys>}``)."""
     cloud = destination.get("provider")
     if cloud == "edgeone":
-        from . import edgeone
+        from components.clouds import edgeone
 
         endpoint, creds = tencent_connection(cloud, settings)
         return edgeone.EdgeOneAdapter(edgeone.make_client(endpoint, creds), destination["zone"],
                                       destination.get("mode", "default"))
     if cloud == "tencent-cdn":
-        from . import tencent_cdn
+        from components.clouds import tencent_cdn
 
         endpoint, creds = tencent_connection(cloud, settings)
         return tencent_cdn.TencentCdnAdapter(
@@ -88,7 +96,7 @@ def adapter_for(destination: Mapping[str, Any], settings: ProviderSettings) -> C
             user_agent=destination.get("userAgent"), layer=destination.get("layer"),
             parse_m3u8=bool(destination.get("parseM3U8", False)), headers=destination.get("headers") or ())
     if cloud == "ucloud":
-        from . import ucloud
+        from components.clouds import ucloud
 
         endpoint, ucreds = ucloud_connection(settings, (destination["domainId"],))
         project = destination.get("projectId")

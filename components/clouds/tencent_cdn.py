@@ -13,13 +13,30 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from tencentcloud.cdn.v20180606 import cdn_client, models
 
-from ..ratelimit import SlidingWindowLimiter, TENCENT_LIMITER
-from ..settings import Endpoint, TencentCredentials
-from ..status import Observation, TargetState, shared
-from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, MalformedResponse, Quota, SubmitResult, lookup_status
-from .tencent import (TaskMemo, TencentCaller, checked_counts, checked_page, checked_time, client_identity,
-                      client_profile, paged_history, sdk_credential)
+from components.clouds.base import (
+    CloudAdapter,
+    MalformedResponse,
+    SubmitResult,
+    lookup_status,
+)
+from components.clouds.paging import (
+    TaskMemo,
+    checked_counts,
+    checked_page,
+    checked_time,
+    paged_history,
+)
+from components.clouds.ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
+from components.clouds.tencent import (
+    TencentCaller,
+    client_identity,
+    client_profile,
+    sdk_credential,
+)
+from components.model.connection import Endpoint, TencentCredentials
+from components.model.quota import Quota
+from components.model.status import Observation, TargetState, shared
+from components.model.urls import InvalidUrl, normalize_url
 
 CLOUD = "tencent-cdn"
 ACTION = "DescribePushTasks"  # the history action, named in every MalformedResponse about a row

@@ -19,12 +19,20 @@ from ucloud.core import exc as uexc
 from ucloud.core.utils.middleware import Middleware
 from ucloud.services.ucdn.client import UCDNClient
 
-from ..ratelimit import SlidingWindowLimiter
-from ..retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
-from ..settings import Endpoint, UCloudCredentials
-from ..status import Observation, TargetState, shared
-from ..urls import InvalidUrl, normalize_url
-from .base import CloudAdapter, CloudError, MalformedResponse, Quota, SubmitResult, windows, lookup_status
+from components.clouds.base import (
+    CloudAdapter,
+    CloudError,
+    MalformedResponse,
+    SubmitResult,
+    lookup_status,
+    windows,
+)
+from components.clouds.ratelimit import SlidingWindowLimiter
+from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from components.model.connection import Endpoint, UCloudCredentials
+from components.model.quota import Quota
+from components.model.status import Observation, TargetState, shared
+from components.model.urls import InvalidUrl, normalize_url
 
 CLOUD = "ucloud"
 DEFAULT_BASE_URL = "https://api.ucloud.cn"

@@ -8,7 +8,8 @@ that keeps the domain's assets warm once the domain exists.
 import pulumi
 import tencentcloud_iac_pulumi as tencentcloud
 
-from components.prefetch_set import PrefetchSet, PrefetchSetArgs, stack_record
+from components.engine.args import PrefetchSetArgs
+from components.engine.prefetch_set import PrefetchSet, stack_output
 
 config = pulumi.Config()
 site = config.get("siteName") or "example.com"
@@ -49,4 +50,4 @@ pulumi.export("zoneId", zone.id)
 pulumi.export("inSync", assets.in_sync)
 pulumi.export("drifted", assets.drifted)
 # The same audit record as the YAML-driven project (schemas/stack-outputs.schema.json).
-pulumi.export("prefetch", stack_record({"site-assets": assets.audit}))
+pulumi.export("prefetch", stack_output({"site-assets": assets.audit}))

@@ -19,14 +19,23 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
-from .clouds.base import CloudAdapter, CloudError, SubmitResult
-from .durations import parse_duration
-from .history import SHARED, HistoryCache, window_start
-from .quota import SHARED as SHARED_QUOTA, QuotaLedger
-from .reconcile import Plan, plan as make_plan
-from .records import SetInputs, SubmittedTask, prior_contents, prior_observations, prior_submitted
-from .safety import Policy, QuotaDecision, decide_quota
-from .status import Observation, TargetState
+from components.clouds.base import CloudAdapter, CloudError, SubmitResult
+from components.clouds.history import SHARED, HistoryCache, window_start
+from components.clouds.quota_ledger import SHARED as SHARED_QUOTA
+from components.clouds.quota_ledger import QuotaLedger
+from components.model.durations import parse_duration
+from components.model.policy import Policy
+from components.model.status import Observation, TargetState
+from components.plan.reconcile import Plan
+from components.plan.reconcile import plan as make_plan
+from components.plan.safety import QuotaDecision, decide_quota
+from components.resource.inputs import SetInputs
+from components.resource.outputs import (
+    SubmittedTask,
+    prior_contents,
+    prior_observations,
+    prior_submitted,
+)
 
 # History is read this far beyond the freshness window, so a success just older than freshness
 # is seen (and reported as expired) rather than mistaken for "never submitted".

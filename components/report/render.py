@@ -1,7 +1,7 @@
 """The drift report as a value, and its renderers: terminal table, Markdown, JSON.
 
 Pure: observed plans in, plain data out, text out. No cloud, no files, no clock (the caller passes
-the time), so every renderer is tested on a hand-built report. ``components/report.py`` does the I/O.
+the time), so every renderer is tested on a hand-built report. ``components/report/cli.py`` does the I/O.
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .declarations import DestinationDeclaration, PrefetchSetDeclaration
-from .reconcile import Plan
-from .records import drift_entry, targets_digest
-from .status import ALL_STATES, TargetState, TargetStatus, format_time
+from components.declare.declarations import (
+    DestinationDeclaration,
+    PrefetchSetDeclaration,
+)
+from components.model.status import ALL_STATES, TargetState, TargetStatus, format_time
+from components.plan.reconcile import Plan
+from components.resource.inputs import targets_digest
+from components.resource.outputs import drift_entry
 
 REPORT_VERSION = 1
 MARKDOWN_MAX_ROWS = 50

@@ -4,7 +4,7 @@ Reads the stack's config file (``Pulumi.<stack>.yaml``, with the defaults declar
 ``Pulumi.yaml``), loads the declarations, and reads every set's live status on every destination
 through the same adapters and reconcile code the provider uses (``adapter_for`` +
 ``DestinationSync.observe()``). Read-only: it never submits. The report itself is built and
-rendered by the pure ``components/render.py``; this module does the I/O.
+rendered by the pure ``components/report/render.py``; this module does the I/O.
 
 Encrypted config values (``{secure: ...}``) cannot be decrypted without the Pulumi CLI, so they
 count as absent: credentials then come from the environment (``TENCENTCLOUD_SECRET_ID`` /
@@ -20,16 +20,36 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NoReturn, Optional, Sequence, TextIO
+from typing import (
+    Any,
+    Callable,
+    Iterable,
+    Mapping,
+    NoReturn,
+    Optional,
+    Sequence,
+    TextIO,
+)
 
 import yaml
 
-from .clouds.base import CloudError
-from .clouds.factory import adapter_for
-from .declarations import DeclarationError, PrefetchSetDeclaration, load_sets
-from .history import HistoryCache
-from .records import SetInputs
-from .render import (  # re-exported: the report's public API lives here
+from components.clouds.base import CloudError
+from components.clouds.factory import adapter_for
+from components.clouds.history import HistoryCache
+from components.declare.declarations import (
+    DeclarationError,
+    PrefetchSetDeclaration,
+    load_sets,
+)
+from components.engine.settings import (
+    CLOUDS,
+    PROJECT,
+    SANDBOX,
+    parse_endpoint,
+    settings_from_config,
+)
+from components.model.connection import ConfigError, ProviderSettings
+from components.report.render import (
     EXIT_DRIFT,
     EXIT_ERROR,
     EXIT_WARM,
@@ -46,8 +66,8 @@ from .render import (  # re-exported: the report's public API lives here
     report_dict,
     summary_line,
 )
-from .settings import CLOUDS, PROJECT, SANDBOX, ConfigError, ProviderSettings, parse_endpoint, settings_from_config
-from .sync import DestinationSync, utcnow
+from components.resource.converge import DestinationSync, utcnow
+from components.resource.inputs import SetInputs
 
 __all__ = [
     "EXIT_DRIFT", "EXIT_ERROR", "EXIT_WARM", "DestinationReport", "DriftedTarget", "Observed", "Report",
@@ -420,6 +440,3 @@ def _run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err:
         out.flush()
     return report.exit_code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ set and its file:line; every problem of every set is reported at once.
 
 The data sources are invokes, so this runs inside a Pulumi program only (where the tencentcloud
 plugin answers them; under ``pulumi.runtime.set_mocks`` ``Mocks.call`` does). The lookups are
-behind :class:`TencentCloudLookup` so preflight (components/preflight.py) shares them and their
+behind :class:`TencentCloudLookup` so preflight (components/engine/preflight.py) shares them and their
 answers. A data source that fails (credentials, permissions) is a problem naming the set too.
 """
 
@@ -26,7 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
 
-from .declarations import DeclarationError, PrefetchSetDeclaration, Problem, Reference, load_schema
+from components.declare.declarations import (
+    DeclarationError,
+    PrefetchSetDeclaration,
+    Problem,
+    Reference,
+    load_schema,
+)
 
 ZONES_TOKEN = "tencentcloud:Teo/getZones:getZones"
 CDN_DOMAINS_TOKEN = "tencentcloud:Cdn/getDomains:getDomains"

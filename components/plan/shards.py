@@ -14,7 +14,7 @@ The number of shards is the smallest power of two that keeps every shard at abou
 size, and then jump hashing moves only the targets that must move: growing from K to 2K shards
 moves about half of each old shard's targets into the new shards and nothing between old ones.
 A moved target is never submitted again: its task is in the cloud's history, which every shard
-reads (one shared read per zone, components/history.py).
+reads (one shared read per zone, components/clouds/history.py).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ The preview says so first, per set (``preflight: warn | error | off``, default `
 * EdgeOne: the zone must be visible, not paused or blocked, and every target's host must be the
   zone's site name or below it -- from ``tencentcloud_iac_pulumi.teo.get_zones``.
 
-It uses the same data sources as the references (components/references.py), so the
+It uses the same data sources as the references (components/declare/references.py), so the
 ``tencentcloud:`` provider config. It checks the real cloud only: a cloud whose
 ``cdn-prefetch:endpoints`` entry is set (``sandbox`` or a URL) is skipped, as is UCloud (no data
 source). Warnings go to ``pulumi.log.warn`` on the PrefetchSet; with ``preflight: error`` the
@@ -27,7 +27,13 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from .references import CdnDomain, LookupFailed, TencentCloudLookup, Zone, exact_domains
+from components.declare.references import (
+    CdnDomain,
+    LookupFailed,
+    TencentCloudLookup,
+    Zone,
+    exact_domains,
+)
 
 MODES = ("warn", "error", "off")
 DEFAULT_MODE = "warn"

@@ -19,12 +19,12 @@ import yaml
 if TYPE_CHECKING:
     import jsonschema
 
-from .durations import parse_duration
-from .safety import policy_entries
-from .status import ContentVersion
-from .urls import InvalidUrl, normalize_url
+from components.model.durations import parse_duration
+from components.model.policy import policy_entries
+from components.model.status import ContentVersion
+from components.model.urls import InvalidUrl, normalize_url
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "prefetch-set.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "prefetch-set.schema.json"
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 # Clouds whose adapter ships in this version; the schema already describes all three.
 SUPPORTED_PROVIDERS = ("edgeone", "tencent-cdn", "ucloud")
@@ -36,7 +36,7 @@ SCOPE_KEYS = {
 # The scope key that tells two destinations of one provider apart (and names the resource).
 IDENTITY_KEY = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
 # Reference keys: a name the program looks up with pulumi-tencentcloud's data sources
-# (components/references.py), and the scope key the lookup fills in (the reference key is then dropped).
+# (components/declare/references.py), and the scope key the lookup fills in (the reference key is then dropped).
 REFERENCE_KEYS = {"edgeone": {"zoneName": "zone"}, "tencent-cdn": {"domain": "area"}}
 ALL_SCOPE_KEYS = frozenset(k for keys in SCOPE_KEYS.values() for k in keys)
 
@@ -75,7 +75,7 @@ class DestinationDeclaration:
 
     provider: str
     scope: Mapping[str, Any]
-    # The set's allowPartial/safety, as the provider reads them (components/safety.py); empty if not declared.
+    # The set's allowPartial/safety, as the provider reads them (components/plan/safety.py); empty if not declared.
     policy: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -114,7 +114,7 @@ class Reference:
 
 @dataclass(frozen=True)
 class OriginDeclaration:
-    """An S3-compatible bucket whose objects become targets (listed by components/origin.py)."""
+    """An S3-compatible bucket whose objects become targets (listed by components/declare/origin.py)."""
 
     bucket: str
     public_base_url: str
@@ -141,7 +141,7 @@ class OriginDeclaration:
 class PrefetchSetDeclaration:
     """A validated, normalised prefetch set.
 
-    ``content`` is filled once the origin is listed (components/origin.py): the current version
+    ``content`` is filled once the origin is listed (components/declare/origin.py): the current version
     of every origin-derived target, which becomes part of its desired value.
     """
 
@@ -155,9 +155,9 @@ class PrefetchSetDeclaration:
     duplicates: tuple[str, ...] = field(default=(), compare=False)
     origin: Optional[OriginDeclaration] = None
     content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
-    # What the preview does when preflight finds a target's domain not ready (components/preflight.py).
+    # What the preview does when preflight finds a target's domain not ready (components/engine/preflight.py).
     preflight: str = "warn"
-    # zoneName/domain keys to resolve (components/references.py); empty once resolved.
+    # zoneName/domain keys to resolve (components/declare/references.py); empty once resolved.
     references: tuple[Reference, ...] = field(default=(), compare=False)
     allow_partial: bool = False
     safety: Mapping[str, float] = field(default_factory=dict)

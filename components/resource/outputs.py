@@ -6,26 +6,28 @@ Pure functions: a plan in, plain dicts out (and back), so the shape is tested wi
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from .declarations import DestinationDeclaration, PrefetchSetDeclaration
-from .reconcile import Plan
-from .status import ALL_STATES, ContentVersion, Observation, TargetState, TargetStatus, format_time, parse_time
+from components.model.status import (
+    ALL_STATES,
+    Observation,
+    TargetState,
+    TargetStatus,
+    format_time,
+    parse_time,
+)
+from components.plan.reconcile import Plan
+from components.resource.inputs import (
+    TARGET_LINES,
+    WARM,
+    SetInputs,
+    _read_lines,
+    targets_digest,
+)
 
 OUTPUTS_VERSION = 1
-WARM = TargetState.WARM.value
-# Input keys of the dynamic resource (``shard`` only when the set is split). Outputs repeat them so
-# read/delete (which get outputs) see them, except ``targets``: outputs carry it as ``target_lines``.
-INPUT_KEYS = ("set", "destination", "targets", "freshness", "wait", "shard")
-# The outputs' form of the targets: one string, the sorted URLs one a line; a target whose desired
-# value is not plain ``warm`` is written ``url<TAB>desired``. Why not the map: the SDK (de)serialises
-# every map value on each RPC (~4-9 us each), and 100,000 targets cross read, refresh-diff and diff
-# in the outputs; one string crosses in one piece. Old state (the map under ``targets``) still reads.
-TARGET_LINES = "target_lines"
 DRIFTED_LIST_LIMIT = 100
 # ``observed`` records, per target, the task that decided its status: [state, task id, time, reason]
 # plus the ETag for origin targets. Up to this many targets it is a readable map {url: record}.
@@ -37,155 +39,6 @@ COMPACT_OBSERVED_ABOVE = 256
 OBSERVED_ENCODING = "records-by-target-index"
 _NO_RECORD = "-"  # in the index: a target without a task (missing)
 _STATE_VALUES = {state: state.value for state in ALL_STATES}  # Enum.value is a slow descriptor
-# The desired value of an origin-derived target: warm, with the content the origin has now.
-_DESIRED_WITH_CONTENT = re.compile(r"^warm \(etag (\S+), (\d+) bytes\)$")
-
-
-def desired_value(content: Optional[ContentVersion]) -> str:
-    """``warm`` for a URL target; ``warm (etag 9b2cf535d3e1, 2048 bytes)`` for an origin object."""
-    return WARM if content is None else f"{WARM} ({content.marker})"
-
-
-def parse_desired(value: Any) -> Optional[ContentVersion]:
-    """Inverse of desired_value: the content version a desired value names, or None."""
-    match = _DESIRED_WITH_CONTENT.match(value) if isinstance(value, str) else None
-    return ContentVersion(match.group(1), int(match.group(2))) if match else None
-
-
-@dataclass(frozen=True)
-class SetInputs:
-    """The dynamic resource's inputs, typed.
-
-    ``content`` holds the origin's current version of each origin-derived target; URL targets
-    have none and keep the plain desired value ``warm``.
-    """
-
-    set: str
-    destination: Mapping[str, Any]
-    targets: tuple[str, ...]
-    freshness: str
-    wait: str
-    content: Mapping[str, ContentVersion] = field(default_factory=dict)
-    shard: Optional[tuple[int, int]] = None  # (index, count) of a set split into shards; None: not split
-
-    @property
-    def provider(self) -> str:
-        return self.destination["provider"]
-
-    def to_props(self) -> dict[str, Any]:
-        """The resource inputs. ``shard`` only when split, so an unsplit set's inputs never change."""
-        content = self.content
-        props = {
-            "set": self.set,
-            "destination": dict(self.destination),
-            "targets": ({url: desired_value(content.get(url)) for url in self.targets} if content
-                        else dict.fromkeys(self.targets, WARM)),
-            "freshness": self.freshness,
-            "wait": self.wait,
-        }
-        if self.shard is not None:
-            props["shard"] = {"index": self.shard[0], "count": self.shard[1]}
-        return props
-
-    def output_props(self) -> dict[str, Any]:
-        """The inputs as outputs repeat them: ``target_lines`` in place of the ``targets`` map."""
-        props = {
-            "set": self.set,
-            "destination": dict(self.destination),
-            TARGET_LINES: target_lines(self.targets, self.content),
-            "freshness": self.freshness,
-            "wait": self.wait,
-        }
-        if self.shard is not None:
-            props["shard"] = {"index": self.shard[0], "count": self.shard[1]}
-        return props
-
-    @classmethod
-    def from_declaration(cls, decl: PrefetchSetDeclaration, destination: DestinationDeclaration) -> "SetInputs":
-        return cls(decl.name, destination.as_dict(), decl.targets, decl.freshness, decl.wait, dict(decl.content))
-
-    @classmethod
-    def from_props(cls, props: Mapping[str, Any]) -> "SetInputs":
-        """From inputs (the ``targets`` map), new outputs (``target_lines``) or old outputs (the map).
-
-        KeyError when the props hold neither form of the targets; ValueError for a malformed ``shard``.
-        """
-        targets = props.get("targets")
-        if isinstance(targets, Mapping):
-            # A map crosses gRPC as a protobuf Struct, which keeps no order: sort, for deterministic batches.
-            urls = sorted(targets)
-            desired: Iterable[tuple[str, Any]] = targets.items()
-        elif isinstance(props.get(TARGET_LINES), str):
-            urls, desired = _read_lines(props[TARGET_LINES])
-            urls.sort()  # written sorted: a linear check, and the same order whatever wrote them
-        else:
-            raise KeyError("targets")
-        content = {}
-        for url, value in desired:
-            if value == WARM:
-                continue  # a URL target (the common case): no content version
-            version = parse_desired(value)
-            if version is not None:
-                content[url] = version
-        return cls(
-            set=props["set"],
-            destination=dict(props["destination"]),
-            targets=tuple(urls),
-            freshness=props["freshness"],
-            wait=props["wait"],
-            content=content,
-            shard=parse_shard(props.get("shard")),
-        )
-
-
-def parse_shard(value: Any) -> Optional[tuple[int, int]]:
-    """``{"index": k, "count": K}`` as (k, K); None when absent. ValueError names what is wrong.
-
-    Numbers cross gRPC as doubles (a Struct has no integers): ``1.0`` is read as 1, ``1.5`` refused.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or set(value) != {"index", "count"}:
-        raise ValueError(f"shard must be a map {{index: k, count: K}}; got {value!r}")
-    index, count = _whole(value["index"]), _whole(value["count"])
-    if index is None or count is None or not 0 <= index < count:
-        raise ValueError(f"shard must have whole numbers 0 <= index < count; got index {value['index']!r}, "
-                         f"count {value['count']!r}")
-    return index, count
-
-
-def _whole(value: Any) -> Optional[int]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def target_lines(targets: Iterable[str], content: Mapping[str, ContentVersion]) -> str:
-    """The outputs' ``target_lines``: sorted URLs one a line; ``url<TAB>desired`` for an origin object."""
-    order = sorted(targets)
-    if not content:
-        return "\n".join(order)
-    return "\n".join(url if url not in content else f"{url}\t{desired_value(content[url])}" for url in order)
-
-
-def _read_lines(text: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """(URLs in written order, (url, desired) of the lines that name a desired value other than warm)."""
-    if not text:
-        return [], []
-    lines = text.split("\n")
-    if "\t" not in text:
-        return lines, []
-    urls, desired = [], []
-    for line in lines:
-        url, tab, value = line.partition("\t")
-        urls.append(url)
-        if tab:
-            desired.append((url, value))
-    return urls, desired
 
 
 def output_targets(outputs: Optional[Mapping[str, Any]]) -> Optional[dict[str, str]]:
@@ -230,11 +83,6 @@ class SubmittedTask:
 
     def to_dict(self) -> dict[str, Any]:
         return {"task_id": self.task_id, "at": format_time(self.at), "count": self.count}
-
-
-def targets_digest(targets: Iterable[str]) -> str:
-    """Order-independent digest of the declared targets, so an auditor can match outputs to a declaration."""
-    return "sha256:" + hashlib.sha256("".join(url + "\n" for url in sorted(targets)).encode("utf-8")).hexdigest()
 
 
 def build_outputs(
@@ -500,27 +348,3 @@ def prior_submitted(outputs: Optional[Mapping[str, Any]]) -> list[dict[str, Any]
     return [dict(s) for s in outputs.get("submitted") or [] if isinstance(s, Mapping)]
 
 
-def audit_entry(outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """One destination's part of the stack-output audit record (schemas/stack-outputs.schema.json)."""
-    destination = dict(outputs.get("destination") or {})
-    task_ids: list[str] = []
-    seen: set[str] = set()
-    for item in outputs.get("submitted") or []:
-        if item.get("task_id") and item["task_id"] not in seen:
-            seen.add(item["task_id"])
-            task_ids.append(item["task_id"])
-    observed = outputs.get("observed") or {}
-    records = observed.get("records") if is_compact(observed) else observed.values()
-    for record in records if isinstance(records, Iterable) else ():
-        if len(record) > 1 and record[1] and record[1] not in seen:
-            seen.add(record[1])
-            task_ids.append(record[1])
-    return {
-        "provider": destination.pop("provider", ""),
-        "scope": destination,
-        "summary": outputs.get("summary") or {},
-        "drifted": list(outputs.get("drifted") or []),
-        "drifted_total": outputs.get("drifted_total") or 0,
-        "submitted": list(outputs.get("submitted") or []),
-        "task_ids": task_ids,
-    }

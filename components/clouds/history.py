@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Union
 
-from .clouds.base import CloudAdapter
-from .status import Observation
+from components.clouds.base import CloudAdapter
+from components.model.status import Observation
 
 TTL = 60.0       # seconds a finished read is kept (monotonic time)
 MAX_ENTRIES = 4  # finished reads kept at once; the oldest goes first

@@ -21,9 +21,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote
 
-from .declarations import OriginDeclaration, PrefetchSetDeclaration, Problem
-from .status import ContentVersion
-from .urls import InvalidUrl, normalize_url
+from components.declare.declarations import (
+    OriginDeclaration,
+    PrefetchSetDeclaration,
+    Problem,
+)
+from components.model.status import ContentVersion
+from components.model.urls import InvalidUrl, normalize_url
 
 CONFIG_KEY = "cdn-prefetch:originCredentials"
 PAGE_SIZE = 1000          # the S3 maximum per ListObjectsV2 page

@@ -22,7 +22,7 @@ create), never read. The component's ``depends_on`` is handed to every dynamic r
 ``depends_on=[domain]`` orders the prefetch after the domain, not only after the component.
 
 **Shards.** A destination whose target list is plain (every YAML set; a typed set given a plain
-list) and longer than ``shards.SHARD_TARGETS`` is split into ``K`` shards (components/shards.py),
+list) and longer than ``shards.SHARD_TARGETS`` is split into ``K`` shards (components/plan/shards.py),
 one dynamic resource each, named ``<set>-<label>`` for shard 0 and ``<set>-<label>-shard-<k>``
 for the others, each with the extra input ``shard: {index, count}``. A set of one shard registers
 exactly what it did before sharding existed (same name, same inputs), so existing stacks show no
@@ -37,36 +37,45 @@ destination: its shards' outputs are merged (``merge_shard_entries``).
 import re
 from dataclasses import dataclass
 from inspect import isawaitable
-from typing import Any, Mapping, Optional, Sequence, TypedDict, Union
-
-try:  # Python 3.11+
-    from typing import Required
-except ImportError:  # pragma: no cover
-    from typing_extensions import Required
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import jsonschema
 import pulumi
 from pulumi.dynamic import Resource
 
-from . import preflight, shards
-from .declarations import SCOPE_KEYS, SUPPORTED_PROVIDERS, PrefetchSetDeclaration, load_schema
-from .durations import parse_duration
-from .provider import PrefetchProvider
-from .records import DRIFTED_LIST_LIMIT, OUTPUTS_VERSION, SetInputs, audit_entry, desired_value, targets_digest
-from .references import TencentCloudLookup
-from .status import ALL_STATES, ContentVersion
-from .urls import InvalidUrl, normalize_url
+from components.declare.declarations import (
+    SCOPE_KEYS,
+    SUPPORTED_PROVIDERS,
+    PrefetchSetDeclaration,
+    load_schema,
+)
+from components.declare.references import TencentCloudLookup
+from components.engine import preflight
+from components.engine.args import (
+    IDENTITY_SCOPE,
+    REQUIRED_SCOPE,
+    SCOPE_ARGS,
+    PrefetchSetArgs,
+)
+from components.model.durations import parse_duration
+from components.model.status import ContentVersion
+from components.model.urls import InvalidUrl, normalize_url
+from components.plan import shards
+from components.provider import PrefetchProvider
+from components.resource.audit import (
+    DriftedTarget,
+    SetSummary,
+    audit_entry,
+    drifted_targets,
+    merge_shard_entries,
+    set_summary,
+    stack_record,
+)
+from components.resource.inputs import SetInputs, desired_value, targets_digest
 
 COMPUTED_OUTPUTS = ("observed", "submitted", "summary", "drifted", "drifted_total")
 #: ``source`` of a set made with the typed API, in the audit record (a declaration gives its file).
 PROGRAM_SOURCE = "pulumi program"
-# Typed argument -> scope key of the declarations (and of the dynamic resource's ``destination``).
-SCOPE_ARGS = {
-    "zone": "zone", "mode": "mode", "area": "area", "user_agent": "userAgent", "layer": "layer",
-    "parse_m3u8": "parseM3U8", "headers": "headers", "domain_id": "domainId", "project_id": "projectId",
-}
-REQUIRED_SCOPE = {"edgeone": "zone", "ucloud": "domainId"}
-IDENTITY_SCOPE = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
 
 
 class PrefetchSetError(pulumi.RunError):
@@ -78,95 +87,6 @@ class PrefetchSetError(pulumi.RunError):
 # ----------------------------------------------------------------------------------------------
 # Typed arguments
 # ----------------------------------------------------------------------------------------------
-
-
-class _ScopeArgs(TypedDict, total=False):
-    zone: pulumi.Input[str]
-    """EdgeOne (required): the zone id, e.g. ``zone.id`` of a ``tencentcloud.teo.Zone``, or ``zone-2o0i4xfimj9g``."""
-    mode: pulumi.Input[str]
-    """EdgeOne: ``default`` prefetches to the middle tier; ``edge`` also to edge nodes (allow-listed accounts)."""
-    area: pulumi.Input[str]
-    """Tencent Cloud CDN: ``mainland`` (default), ``overseas`` or ``global`` (spends both areas' quota)."""
-    user_agent: pulumi.Input[str]
-    """Tencent Cloud CDN: User-Agent sent to the origin when prefetching."""
-    layer: pulumi.Input[str]
-    """Tencent Cloud CDN: ``middle`` prefetches to the middle tier only."""
-    parse_m3u8: pulumi.Input[bool]
-    """Tencent Cloud CDN: also prefetch the TS segments an M3U8 playlist names (default false)."""
-    headers: pulumi.Input[Sequence[pulumi.Input[Mapping[str, pulumi.Input[str]]]]]
-    """Tencent Cloud CDN: extra HTTP headers sent to the origin, ``[{"name": ..., "value": ...}]`` (at most 20)."""
-    domain_id: pulumi.Input[str]
-    """UCloud (required): the UCDN domain id, e.g. ``ucdn-abc123``."""
-    project_id: pulumi.Input[str]
-    """UCloud: the project id (needed for sub-accounts), e.g. ``org-abc123``."""
-
-
-class DestinationArgs(_ScopeArgs, total=False):
-    """One CDN destination of a set: the provider and its scope."""
-
-    provider: Required[str]
-    """``edgeone``, ``tencent-cdn`` or ``ucloud``. A plain string: it decides the resources' names."""
-    label: str
-    """Names the destination's resource (``<set>-<label>``). Default: ``<provider>-<zone, area or domain id>``
-    when that is a plain string (as for a YAML set), else ``<provider>``. Give one when two destinations
-    of one provider take their scope from Outputs."""
-
-
-class PrefetchSetArgs(_ScopeArgs, total=False):
-    """Arguments of a PrefetchSet. Give the destination either with ``provider`` and its scope
-    (``zone``, ``area``, ``domain_id``, ...) or as a ``destinations`` list."""
-
-    targets: Required[pulumi.Input[Sequence[pulumi.Input[str]]]]
-    """URLs to keep warm: full ``http://`` or ``https://`` URLs. Scheme and host are lower-cased,
-    fragments, userinfo and default ports dropped, duplicates collapsed (components/urls.py)."""
-    destinations: Sequence[DestinationArgs]
-    """Several CDN destinations for the same targets; each is reconciled and reported on its own."""
-    provider: str
-    """Single-destination shorthand: ``edgeone``, ``tencent-cdn`` or ``ucloud`` (a plain string)."""
-    label: str
-    """Single-destination shorthand: see ``DestinationArgs.label``."""
-    freshness: pulumi.Input[str]
-    """How long a successful prefetch counts as warm, e.g. ``24h`` (default), ``90s``, ``7d``, ``1h30m``."""
-    wait: pulumi.Input[str]
-    """How long ``pulumi up`` waits for submitted tasks, e.g. ``2m``; ``0s`` does not wait (default ``10m``)."""
-    description: pulumi.Input[str]
-    """Free text, copied into the audit record."""
-    preflight: pulumi.Input[str]
-    """``warn`` (default), ``error`` or ``off``: what the preview does when a target's domain is not
-    online, not accelerated in the requested area, or outside the EdgeOne zone (components/preflight.py)."""
-
-
-class SetSummary(TypedDict):
-    """The set's status over all its destinations."""
-
-    total: int
-    """Statuses counted: targets x destinations."""
-    counts: dict[str, int]
-    """Number per status (every status present)."""
-    warm_ratio: float
-    """Share of ``total`` that is warm (1.0 for an empty set)."""
-    in_sync: bool
-    """True when every target is warm on every destination."""
-    destinations: int
-    """Destinations that reported (counted once however many shards; it reports once all its shards have)."""
-    verified_at: str
-    """The oldest of the destinations' verification times (UTC, ISO 8601); empty before any."""
-
-
-class DriftedTarget(TypedDict):
-    """A target that is not warm on one destination."""
-
-    destination: str
-    """The destination's label, e.g. ``edgeone-zone-2o0i4xfimj9g``."""
-    url: str
-    state: str
-    """Normalised status: failed, timed_out, expired, missing, queued, running, stale, unknown."""
-    status: str
-    """The status in plain words."""
-    reason: str
-    task_id: str
-    at: str
-    """Time of the task (UTC, ISO 8601), or empty."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -427,7 +347,7 @@ def _spec_from_declaration(decl: PrefetchSetDeclaration) -> _Spec:
     if decl.references:
         unresolved = ", ".join(f"{r.path}: {r.value}" for r in decl.references)
         raise PrefetchSetError(f"{decl.source}: set {decl.name!r} still has references to resolve ({unresolved}); "
-                               "pass it through components.references.resolve_references first")
+                               "pass it through components.declare.references.resolve_references first")
     return _Spec(
         name=decl.name,
         source=decl.source,
@@ -531,7 +451,7 @@ class PrefetchSet(pulumi.ComponentResource):
     @classmethod
     def from_declaration(cls, declaration: PrefetchSetDeclaration, opts: Optional[pulumi.ResourceOptions] = None, *,
                          lookup: Optional[TencentCloudLookup] = None) -> "PrefetchSet":
-        """The component for a YAML/JSON set (references already resolved: components/references.py)."""
+        """The component for a YAML/JSON set (references already resolved: components/declare/references.py)."""
         return cls(declaration, opts, lookup=lookup)
 
     def _warn_unsharded(self, name: str, urls: Sequence[str]) -> None:
@@ -591,88 +511,6 @@ def _shard_entry(resource: Destination) -> pulumi.Output[dict]:
         .apply(audit_entry)
 
 
-def merge_shard_entries(entries: Sequence[Mapping[str, Any]], digest: str) -> dict[str, Any]:
-    """One destination's audit entry from its shards' entries, as if it were one resource.
-
-    - summary: counts and total summed; warm ratio and in-sync recomputed; ``verified_at`` the oldest
-      (the destination is verified as of its least recent shard); ``digest`` the one given (the
-      program's, over the whole target set). It is ``{}`` (not reported) unless every shard has one.
-    - drifted: the first ``DRIFTED_LIST_LIMIT`` in URL order. Each shard lists its own first ones
-      in URL order, so this is the list one unsharded resource would give. ``drifted_total`` summed.
-    - submitted: every shard's tasks, in time order (stable); ``task_ids``: in shard order, once each.
-
-    A single entry (an unsharded destination) is returned as it is, but for the digest, which is
-    the same value: its outputs are the audit record byte for byte, as before sharding existed.
-    """
-    if not entries:
-        raise ValueError("a destination has at least one shard")
-    first = entries[0]
-    summaries = [entry.get("summary") or {} for entry in entries]
-    if len(entries) == 1:
-        return {**first, "summary": {**summaries[0], "digest": digest} if summaries[0] else {}}
-    summary: dict[str, Any] = {}
-    if all(summaries):
-        counts = {state.value: 0 for state in ALL_STATES}
-        for part in summaries:
-            for state, number in (part.get("counts") or {}).items():
-                counts[state] = counts.get(state, 0) + int(number or 0)
-        total = sum(int(part.get("total") or 0) for part in summaries)
-        times = [part["verified_at"] for part in summaries if part.get("verified_at")]
-        summary = {
-            "version": summaries[0].get("version", OUTPUTS_VERSION),
-            "total": total,
-            "counts": counts,
-            "warm_ratio": round(counts.get("warm", 0) / total, 4) if total else 1.0,
-            "in_sync": all(part.get("in_sync") is True for part in summaries),
-            "verified_at": min(times) if times else "",
-            "digest": digest,
-        }
-    drifted = sorted((item for entry in entries for item in entry.get("drifted") or []),
-                     key=lambda item: str(item.get("url", "")))
-    task_ids = list(dict.fromkeys(task for entry in entries for task in entry.get("task_ids") or []))
-    return {
-        "provider": first.get("provider", ""),
-        "scope": first.get("scope") or {},
-        "summary": summary,
-        "drifted": drifted[:DRIFTED_LIST_LIMIT],
-        "drifted_total": sum(int(entry.get("drifted_total") or 0) for entry in entries),
-        "submitted": sorted((item for entry in entries for item in entry.get("submitted") or []),
-                            key=lambda item: str(item.get("at", ""))),
-        "task_ids": task_ids,
-    }
-
-
-def set_summary(summaries: Sequence[Optional[Mapping[str, Any]]]) -> SetSummary:
-    """The destinations' summaries combined (a destination without one yet is left out)."""
-    counts = {state.value: 0 for state in ALL_STATES}
-    total, reported, times = 0, 0, []
-    for summary in summaries:
-        if not summary:
-            continue
-        reported += 1
-        total += int(summary.get("total") or 0)
-        for state, number in (summary.get("counts") or {}).items():
-            counts[state] = counts.get(state, 0) + int(number or 0)
-        if summary.get("verified_at"):
-            times.append(summary["verified_at"])
-    warm = counts.get("warm", 0)
-    return {
-        "total": total,
-        "counts": counts,
-        "warm_ratio": round(warm / total, 4) if total else 1.0,
-        "in_sync": reported == len(summaries) and warm == total,
-        "destinations": reported,
-        "verified_at": min(times) if times else "",
-    }
-
-
-def drifted_targets(labels: Sequence[str],
-                    lists: Sequence[Optional[Sequence[Mapping[str, Any]]]]) -> list[DriftedTarget]:
-    """Every destination's drifted list, each entry naming its destination."""
-    return [{"destination": label, **entry}  # type: ignore[typeddict-item]
-            for label, entries in zip(labels, lists) for entry in (entries or [])]
-
-
-def stack_record(sets: dict[str, pulumi.Output[dict]]) -> pulumi.Output[dict]:
-    """The ``prefetch`` stack output: versioned, one entry per set."""
-    return pulumi.Output.all(**sets).apply(lambda by_name: {"version": OUTPUTS_VERSION, "sets": dict(by_name)})
+def stack_output(sets: Mapping[str, pulumi.Output[dict]]) -> pulumi.Output[dict]:
+    """The ``prefetch`` stack output from each set's ``audit`` Output (resource/audit.py ``stack_record``)."""
+    return pulumi.Output.all(**sets).apply(stack_record)

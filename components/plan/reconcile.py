@@ -9,8 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Optional, Sequence
 
-from .durations import format_duration
-from .status import ContentVersion, Observation, TargetState, TargetStatus
+from components.model.durations import format_duration
+from components.model.status import (
+    ContentVersion,
+    Observation,
+    TargetState,
+    TargetStatus,
+)
 
 
 @dataclass(frozen=True)

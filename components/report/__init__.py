@@ -1,0 +1,1 @@
+"""The drift report without the Pulumi CLI: ``python -m components.report``."""
