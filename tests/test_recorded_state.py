@@ -33,7 +33,7 @@ from tencentcloud.teo.v20220901 import models as teo_models, teo_client
 from ucloud.services.ucdn.client import UCDNClient
 
 import tests.engine
-from components import shards
+from components.plan import shards
 from sandbox import (
     SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox,
 )
