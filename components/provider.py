@@ -32,8 +32,8 @@ from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.clouds.factory import adapter_for
-from components.declare.declarations import SUPPORTED_PROVIDERS
 from components.engine.settings import settings_from_config
+from components.model.clouds import cloud, cloud_keys, find
 from components.model.connection import ConfigError, ProviderSettings
 from components.model.durations import parse_duration
 from components.model.policy import (
@@ -184,10 +184,10 @@ def resource_id(inputs: SetInputs) -> str:
 
 
 def describe_destination(destination: dict[str, Any]) -> str:
-    """``edgeone zone zone-x``, as the adapters' describe_scope() says it, without building one."""
+    """The destination as the adapters' describe_scope() says it (``<cloud> zone <id>``), without building one."""
     provider = destination.get("provider", "?")
-    key = {"edgeone": ("zone", "zone"), "tencent-cdn": ("area", "area"), "ucloud": ("domain", "domainId")}.get(provider)
-    return f"{provider} {key[0]} {destination.get(key[1])}" if key else str(provider)
+    spec = find(provider)
+    return spec.describe(destination.get(spec.identity_key)) if spec else str(provider)
 
 
 def check_inputs(news: dict[str, Any]) -> list[tuple[str, str]]:
@@ -202,11 +202,15 @@ def check_inputs(news: dict[str, Any]) -> list[tuple[str, str]]:
     destination = news.get("destination")
     if _unknown(destination):
         pass
-    elif not isinstance(destination, dict) or destination.get("provider") not in SUPPORTED_PROVIDERS:
-        problems.append(("destination", f"destination.provider must be one of: {', '.join(SUPPORTED_PROVIDERS)}"))
-    elif (destination["provider"] == "edgeone" and not isinstance(destination.get("zone"), str)
-          and not _unknown(destination.get("zone"))):
-        problems.append(("destination", "an EdgeOne destination needs its zone id (destination.zone)"))
+    elif not isinstance(destination, dict) or find(destination.get("provider")) is None:
+        problems.append(("destination", f"destination.provider must be one of: {', '.join(cloud_keys())}"))
+    else:
+        spec = cloud(destination["provider"])
+        required = spec.required_key
+        if required and not isinstance(destination.get(required), str) and not _unknown(destination.get(required)):
+            article = "an" if spec.title[:1] in "AEIO" else "a"
+            problems.append(("destination", f"{article} {spec.title} destination needs its {spec.identity_noun} id "
+                                            f"(destination.{required})"))
     targets = news.get("targets")
     if not _unknown(targets) and (not isinstance(targets, dict) or not all(isinstance(k, str) for k in targets)):
         problems.append(("targets", "targets must be a map from URL to 'warm'"))

@@ -19,12 +19,12 @@ from components.engine.args import PrefetchSetArgs
 from components.engine.prefetch_set import PrefetchSet
 from components.engine.preflight import (
     PreflightError,
-    cdn_findings,
     check_mode,
-    edgeone_findings,
+    domain_findings,
     endpoints_overridden,
     hosts_of,
     parent_wildcard,
+    zone_findings,
 )
 from components.program import main
 from tests.engine import EngineError
@@ -70,28 +70,28 @@ def test_hosts_and_wildcards():
       "with ResourceUnavailable.CdnHostIsNotOnline"]),
 ])
 def test_cdn_findings(area, domain, expected):
-    assert cdn_findings(HOST, area, [domain]) == expected
+    assert domain_findings(HOST, area, [domain]) == expected
 
 
 def test_cdn_domain_not_in_the_account():
-    [finding] = cdn_findings(HOST, "mainland", [])
+    [finding] = domain_findings(HOST, "mainland", [])
     assert finding.startswith(f"{HOST} is not a Tencent Cloud CDN domain of this account")
 
 
 def test_edgeone_findings():
     site = Zone(ZONE_ID, "example.com", type="partial", status="active")
-    assert edgeone_findings(ZONE_ID, [HOST, "example.com"], [site]) == []
-    assert edgeone_findings(ZONE_ID, [HOST], []) == [
+    assert zone_findings(ZONE_ID, [HOST, "example.com"], [site]) == []
+    assert zone_findings(ZONE_ID, [HOST], []) == [
         f"EdgeOne zone {ZONE_ID} is not visible to these credentials (teo.get_zones found none); prefetching on it "
         "fails"]
     paused = Zone(ZONE_ID, "example.com", paused=True, status="deactivated", type="full")
-    assert edgeone_findings(ZONE_ID, ["cdn.other.org"], [paused]) == [
+    assert zone_findings(ZONE_ID, ["cdn.other.org"], [paused]) == [
         f"EdgeOne zone {ZONE_ID} (example.com) is paused; prefetch tasks fail until it is enabled again",
         f"EdgeOne zone {ZONE_ID} (example.com) is blocked (status deactivated); prefetch tasks fail",
         f"cdn.other.org is not in EdgeOne zone {ZONE_ID} (example.com): the zone only accelerates example.com and "
         "names below it",
     ]
-    assert edgeone_findings(ZONE_ID, ["any.host.org"], [Zone(ZONE_ID, "", type="noDomainAccess")]) == []
+    assert zone_findings(ZONE_ID, ["any.host.org"], [Zone(ZONE_ID, "", type="noDomainAccess")]) == []
 
 
 def test_endpoints_overridden_reads_the_stack_config():

@@ -33,7 +33,7 @@ def test_configured_provider_does_not_carry_settings_into_a_new_pickle():
     provider = PrefetchProvider()
     provider.configure(ConfigureRequest(Config({"tencentcloud:secretId": "id", "tencentcloud:secretKey": "key-xyz"},
                                                "cdn-prefetch")))
-    assert provider._settings.tencent.secret_key == "key-xyz"
+    assert provider._settings.credentials_for("tencentcloud").secret_key == "key-xyz"
     assert b"key-xyz" not in base64.b64decode(serialize_provider(PrefetchProvider()))
 
 

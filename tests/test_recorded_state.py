@@ -25,17 +25,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tencentcloud.cdn.v20180606 import cdn_client, models as cdn_models
+from tencentcloud.cdn.v20180606 import cdn_client
+from tencentcloud.cdn.v20180606 import models as cdn_models
 from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.teo.v20220901 import models as teo_models, teo_client
+from tencentcloud.teo.v20220901 import models as teo_models
+from tencentcloud.teo.v20220901 import teo_client
 from ucloud.services.ucdn.client import UCDNClient
 
 import tests.engine
 from components.plan import shards
 from sandbox import (
-    SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox,
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SANDBOX_UCLOUD_PRIVATE_KEY,
+    SANDBOX_UCLOUD_PUBLIC_KEY,
+    Sandbox,
 )
 from tests.engine import ResourceState
 from tests.stacks import PROJECT, AuditedEngine

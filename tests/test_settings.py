@@ -37,13 +37,13 @@ def test_config_mistakes_name_the_key_and_the_fix(table, words):
 def test_credentials_from_config_win_over_environment():
     settings = settings_from_config(getter({"tencentcloud:secretId": "cfg-id", "tencentcloud:secretKey": "cfg-key"}),
                                     {"TENCENTCLOUD_SECRET_ID": "env-id", "TENCENTCLOUD_SECRET_KEY": "env-key"})
-    assert (settings.tencent.secret_id, settings.tencent.source) == ("cfg-id", "config")
+    assert (settings.credentials_for("tencentcloud").secret_id, settings.credentials_for("tencentcloud").source) == ("cfg-id", "config")
 
 
 def test_credentials_fall_back_to_environment():
     settings = settings_from_config(getter({}), {"TENCENTCLOUD_SECRET_ID": "env-id", "TENCENTCLOUD_SECRET_KEY": "env-key",
                                                  "TENCENTCLOUD_SECURITY_TOKEN": "tok"})
-    assert (settings.tencent.secret_id, settings.tencent.token, settings.tencent.source) == ("env-id", "tok", "environment")
+    assert (settings.credentials_for("tencentcloud").secret_id, settings.credentials_for("tencentcloud").token, settings.credentials_for("tencentcloud").source) == ("env-id", "tok", "environment")
 
 
 def test_secret_parts_never_show_in_repr():

@@ -7,8 +7,8 @@ per history query, Limit <= 1000, ``FailedList`` partial success, status spellin
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Optional, Sequence
+from datetime import datetime, timezone
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from tencentcloud.teo.v20220901 import models, teo_client
 
@@ -32,14 +32,16 @@ from components.clouds.tencent import (
     client_profile,
     sdk_credential,
 )
+from components.model.clouds import cloud
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.quota import Quota
 from components.model.status import Observation, TargetState, parse_time, shared
 from components.model.urls import InvalidUrl, normalize_url
 
-CLOUD = "edgeone"
+SPEC = cloud("edgeone")
+CLOUD = SPEC.key
 ACTION = "DescribePrefetchTasks"  # the history action, named in every MalformedResponse about a row
-PAGE_LIMIT = 1000  # documented maximum
+PAGE_LIMIT = SPEC.history_page  # documented maximum
 STATUS_MAP = {
     "processing": (TargetState.RUNNING, None),
     "success": (TargetState.WARM, None),
@@ -58,9 +60,14 @@ def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30
     return teo_client.TeoClient(sdk_credential(creds), "", client_profile(endpoint, timeout))
 
 
+def build(destination: Mapping[str, Any], endpoint: Endpoint, credentials: TencentCredentials) -> "EdgeOneAdapter":
+    """The adapter for one destination (components/clouds/factory.py)."""
+    return EdgeOneAdapter(make_client(endpoint, credentials), destination["zone"], destination.get("mode", "default"))
+
+
 class EdgeOneAdapter(CloudAdapter):
     cloud = CLOUD
-    max_window = timedelta(days=7)
+    max_window = SPEC.history_window
 
     def __init__(self, client: teo_client.TeoClient, zone: str, mode: str = "default",
                  limiter: SlidingWindowLimiter = TENCENT_LIMITER):
@@ -70,7 +77,7 @@ class EdgeOneAdapter(CloudAdapter):
         self._call = TencentCaller(CLOUD, client, models, limiter)
 
     def describe_scope(self) -> str:
-        return f"edgeone zone {self.zone}"
+        return SPEC.describe(self.zone)
 
     def quota(self) -> Quota:
         resp = self._call("DescribeContentQuota", {"ZoneId": self.zone})

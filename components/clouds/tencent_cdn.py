@@ -33,17 +33,19 @@ from components.clouds.tencent import (
     client_profile,
     sdk_credential,
 )
+from components.model.clouds import cloud
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.quota import Quota
 from components.model.status import Observation, TargetState, shared
 from components.model.urls import InvalidUrl, normalize_url
 
-CLOUD = "tencent-cdn"
+SPEC = cloud("tencent-cdn")
+CLOUD = SPEC.key
 ACTION = "DescribePushTasks"  # the history action, named in every MalformedResponse about a row
 BEIJING = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The docs give no maximum Limit for DescribePushTasks (default 20); 1000 is what the sandbox allows.
-PAGE_LIMIT = 1000
+PAGE_LIMIT = SPEC.history_page
 STATUS_MAP = {
     "process": (TargetState.RUNNING, None),
     "done": (TargetState.WARM, None),
@@ -72,10 +74,18 @@ def parse_beijing(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=BEIJING).astimezone(timezone.utc)
 
 
+def build(destination: Mapping[str, Any], endpoint: Endpoint, credentials: TencentCredentials) -> "TencentCdnAdapter":
+    """The adapter for one destination (components/clouds/factory.py)."""
+    return TencentCdnAdapter(
+        make_client(endpoint, credentials), destination.get("area", "mainland"),
+        user_agent=destination.get("userAgent"), layer=destination.get("layer"),
+        parse_m3u8=bool(destination.get("parseM3U8", False)), headers=destination.get("headers") or ())
+
+
 class TencentCdnAdapter(CloudAdapter):
     cloud = CLOUD
     # No maximum span is documented; 7-day windows keep each query modest. History lasts ~30 days.
-    max_window = timedelta(days=7)
+    max_window = SPEC.history_window
 
     def __init__(self, client: cdn_client.CdnClient, area: str = "mainland", *, user_agent: Optional[str] = None,
                  layer: Optional[str] = None, parse_m3u8: bool = False,
@@ -85,7 +95,7 @@ class TencentCdnAdapter(CloudAdapter):
         self._call = TencentCaller(CLOUD, client, models, limiter)
 
     def describe_scope(self) -> str:
-        return f"tencent-cdn area {self.area}"
+        return SPEC.describe(self.area)
 
     def quota(self) -> Quota:
         resp = self._call("DescribePushQuota", {})

@@ -10,9 +10,9 @@ always passed as lists (a string would be sent one character per element).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import requests
 from ucloud.core import exc as uexc
@@ -29,12 +29,14 @@ from components.clouds.base import (
 )
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from components.model.clouds import cloud
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.quota import Quota
 from components.model.status import Observation, TargetState, shared
 from components.model.urls import InvalidUrl, normalize_url
 
-CLOUD = "ucloud"
+SPEC = cloud("ucloud")
+CLOUD = SPEC.key
 DEFAULT_BASE_URL = "https://api.ucloud.cn"
 BATCH = 1000            # UrlList.N per call
 SUBMIT_INTERVAL = 10.0  # seconds between submits, per account
@@ -96,10 +98,24 @@ def make_client(endpoint: Endpoint, creds: UCloudCredentials, project_id: Option
     return UCDNClient(config, middleware=Middleware(), logger=_SDK_LOGGER)
 
 
+def build(destination: Mapping[str, Any], endpoint: Endpoint, credentials: UCloudCredentials) -> "UCloudAdapter":
+    """The adapter for one destination (components/clouds/factory.py)."""
+    project = destination.get("projectId")
+    return UCloudAdapter(make_client(endpoint, credentials, project), destination["domainId"], project)
+
+
+def prepare_sandbox(box: Any, destination: Mapping[str, Any]) -> None:
+    """The embedded sandbox must know a domain before it reports its quota: a new user's example
+    domain is registered on first use (its usage is counted under a placeholder host)."""
+    domain_id = destination["domainId"]
+    if box.store.ucloud_domain_host(domain_id) is None:
+        box.store.add_ucloud_domain(domain_id, f"{domain_id}.sandbox.invalid")
+
+
 class UCloudAdapter(CloudAdapter):
     cloud = CLOUD
     # No maximum span is documented; 7-day windows keep each answer modest.
-    max_window = timedelta(days=7)
+    max_window = SPEC.history_window
 
     def __init__(self, client: UCDNClient, domain_id: str, project_id: Optional[str] = None,
                  submit_limiter: SlidingWindowLimiter = SUBMIT_LIMITER,
@@ -109,7 +125,7 @@ class UCloudAdapter(CloudAdapter):
         self.account = getattr(getattr(client, "credential", None), "public_key", "")
 
     def describe_scope(self) -> str:
-        return f"ucloud domain {self.domain_id}"
+        return SPEC.describe(self.domain_id)
 
     def history_key(self) -> tuple:
         # The history API takes no domain: it answers the account's (and project's) tasks, so

@@ -19,6 +19,7 @@ import yaml
 if TYPE_CHECKING:
     import jsonschema
 
+from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find
 from components.model.durations import parse_duration
 from components.model.policy import policy_entries
 from components.model.status import ContentVersion
@@ -26,20 +27,6 @@ from components.model.urls import InvalidUrl, normalize_url
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "prefetch-set.schema.json"
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
-# Clouds whose adapter ships in this version; the schema already describes all three.
-SUPPORTED_PROVIDERS = ("edgeone", "tencent-cdn", "ucloud")
-SCOPE_KEYS = {
-    "edgeone": ("zone", "zoneName", "mode"),
-    "tencent-cdn": ("area", "domain", "userAgent", "layer", "parseM3U8", "headers"),
-    "ucloud": ("domainId", "projectId"),
-}
-# The scope key that tells two destinations of one provider apart (and names the resource).
-IDENTITY_KEY = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
-# Reference keys: a name the program looks up with pulumi-tencentcloud's data sources
-# (components/declare/references.py), and the scope key the lookup fills in (the reference key is then dropped).
-REFERENCE_KEYS = {"edgeone": {"zoneName": "zone"}, "tencent-cdn": {"domain": "area"}}
-ALL_SCOPE_KEYS = frozenset(k for keys in SCOPE_KEYS.values() for k in keys)
-
 PathPart = Union[str, int]
 # Keys that hold secret values: never accepted in a declaration file, wherever they are put.
 _SECRET_WORDS = ("secret", "accesskey", "access_key", "password", "token", "privatekey", "private_key")
@@ -80,17 +67,18 @@ class DestinationDeclaration:
 
     @property
     def identity(self) -> str:
-        key = IDENTITY_KEY[self.provider]
+        spec = cloud(self.provider)
+        key = spec.identity_key
         if key not in self.scope:  # not resolved yet: named by its reference (zoneName, domain)
-            for ref, resolves in REFERENCE_KEYS.get(self.provider, {}).items():
-                if resolves == key and ref in self.scope:
-                    return str(self.scope[ref])
+            for ref in spec.references:
+                if ref.fills == key and ref.key in self.scope:
+                    return str(self.scope[ref.key])
         return str(self.scope[key])
 
     @property
     def unresolved(self) -> dict[str, str]:
         """Reference keys still to be looked up (``{"zoneName": "example.com"}``); empty once resolved."""
-        return {ref: self.scope[ref] for ref in REFERENCE_KEYS.get(self.provider, {}) if ref in self.scope}
+        return {ref.key: self.scope[ref.key] for ref in cloud(self.provider).references if ref.key in self.scope}
 
     @property
     def label(self) -> str:
@@ -344,20 +332,21 @@ def parse_document(
         problems.append(Problem(file, lines.line(("destinations",) if has_destinations else ()), "",
                                 "give the CDN destination either with top-level 'provider' (and its zone, area "
                                 "or domainId) or as a 'destinations' list, not both" if has_provider else
-                                "missing the CDN destination: add 'provider' (edgeone, tencent-cdn or ucloud) "
-                                "with its zone, area or domainId, or a 'destinations' list"))
+                                f"missing the CDN destination: add 'provider' ({or_list(cloud_keys())}) "
+                                f"with its {or_list(dict.fromkeys(s.identity_key for s in clouds()))}, or a "
+                                "'destinations' list"))
     elif has_provider:
         problems.extend(_foreign_scope_keys(data, (), file, lines))
-        problems.extend(_zone_problems(data, (), file, lines))
+        problems.extend(_reference_problems(data, (), file, lines))
     else:
         listed = data.get("destinations")
         for index, item in enumerate(listed if isinstance(listed, list) else []):
             if isinstance(item, dict):
                 problems.extend(_foreign_scope_keys(item, ("destinations", index), file, lines))
-                problems.extend(_zone_problems(item, ("destinations", index), file, lines))
+                problems.extend(_reference_problems(item, ("destinations", index), file, lines))
         problems.extend(Problem(file, lines.line(("destinations",)), "destinations",
                                 f"key {key!r} belongs inside a destination, not beside 'destinations'; move it")
-                        for key in sorted(ALL_SCOPE_KEYS & set(data)))
+                        for key in sorted(all_scope_keys() & set(data)))
     if problems:
         return None, sorted(problems, key=lambda p: p.line or 0)
 
@@ -367,10 +356,10 @@ def parse_document(
     for index, raw in enumerate(raw_destinations):
         where: tuple[PathPart, ...] = () if has_provider else ("destinations", index)
         provider = raw["provider"]
-        if provider not in SUPPORTED_PROVIDERS:
+        if find(provider) is None:
             problems.append(Problem(file, lines.line(where + ("provider",)), json_path(where + ("provider",)),
                                     f"provider {provider!r} is not available in this version yet "
-                                    f"(available: {', '.join(SUPPORTED_PROVIDERS)})"))
+                                    f"(available: {', '.join(cloud_keys())})"))
             continue
         destination = DestinationDeclaration(provider, _scope(provider, raw))
         if any(d.label == destination.label for d in destinations):
@@ -459,40 +448,49 @@ def _origin(raw: Mapping[str, Any], file: str, lines: "_LineFinder", problems: l
 
 
 def _scope(provider: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The provider's scope keys as declared, with the schema's defaults filled in."""
+    """The provider's scope keys as declared, with the schema's defaults filled in (not for a key a
+    declared reference fills in: ``domain`` supplies the area)."""
     defs = load_schema()["$defs"]
+    spec = cloud(provider)
+    filled_by_reference = {ref.fills for ref in spec.references if ref.key in raw}
     scope: dict[str, Any] = {}
-    for key in SCOPE_KEYS[provider]:
+    for key in spec.scope_keys:
         if key in raw:
             scope[key] = raw[key]
-        elif "default" in defs[key] and not (key == "area" and "domain" in raw):  # domain supplies the area
+        elif "default" in defs[key] and key not in filled_by_reference:
             scope[key] = defs[key]["default"]
     return scope
 
 
-def _zone_problems(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,
-                   lines: "_LineFinder") -> list[Problem]:
-    """An EdgeOne destination names its zone by id (zone) or by site name (zoneName): exactly one of them."""
-    if mapping.get("provider") != "edgeone":
-        return []
-    has_zone, has_name = "zone" in mapping, "zoneName" in mapping
-    if has_zone and has_name:
-        return [Problem(file, lines.line(where + ("zoneName",)), json_path(where + ("zoneName",)),
-                        "give the EdgeOne zone either by id (zone) or by site name (zoneName), not both; remove one")]
-    if not (has_zone or has_name):
-        return [Problem(file, lines.line(where), json_path(where),
-                        f"missing required key 'zone': {load_schema()['$defs']['zone']['description']} "
-                        "Or name the site instead, e.g. zoneName: example.com")]
-    return []
+def _reference_problems(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,
+                        lines: "_LineFinder") -> list[Problem]:
+    """A scope key given by id or by name (EdgeOne: ``zone`` or ``zoneName``): exactly one of them."""
+    spec = find(mapping.get("provider"))
+    problems: list[Problem] = []
+    for ref in spec.references if spec else ():
+        if not ref.exclusive:
+            continue
+        has_id, has_name = ref.fills in mapping, ref.key in mapping
+        if has_id and has_name:
+            problems.append(Problem(file, lines.line(where + (ref.key,)), json_path(where + (ref.key,)),
+                                    f"give the {spec.title} {spec.identity_noun} either by id ({ref.fills}) or by "
+                                    f"{ref.noun} ({ref.key}), not both; remove one"))
+        elif not (has_id or has_name):
+            problems.append(Problem(file, lines.line(where), json_path(where),
+                                    f"missing required key '{ref.fills}': "
+                                    f"{load_schema()['$defs'][ref.fills]['description']} Or name the {ref.thing} "
+                                    f"instead, e.g. {ref.key}: {ref.example}"))
+    return problems
 
 
 def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,
                         lines: "_LineFinder") -> list[Problem]:
     """Scope keys of another provider (e.g. an EdgeOne 'zone' on a UCloud destination)."""
     provider = mapping.get("provider")
-    if not isinstance(provider, str) or provider not in SCOPE_KEYS:
+    spec = find(provider)
+    if spec is None:
         return []
-    foreign = (ALL_SCOPE_KEYS - set(SCOPE_KEYS[provider])) & set(mapping)
+    foreign = (all_scope_keys() - set(spec.scope_keys)) & set(mapping)
     return [Problem(file, lines.line(where + (key,)), json_path(where + (key,)),
                     f"key {key!r} does not apply to provider {provider}; remove it") for key in sorted(foreign)]
 
@@ -517,6 +515,12 @@ def _non_text_keys(value: Any, where: tuple[PathPart, ...]) -> Iterable[tuple[tu
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield from _non_text_keys(child, where + (index,))
+
+
+def or_list(items: Iterable[str]) -> str:
+    """``a, b or c``: how messages list the choices."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def json_path(parts: Iterable[PathPart]) -> str:

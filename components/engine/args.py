@@ -12,17 +12,7 @@ except ImportError:  # pragma: no cover
 
 import pulumi
 
-# Typed argument -> scope key of the declarations (and of the dynamic resource's ``destination``).
-SCOPE_ARGS = {
-    "zone": "zone", "mode": "mode", "area": "area", "user_agent": "userAgent", "layer": "layer",
-    "parse_m3u8": "parseM3U8", "headers": "headers", "domain_id": "domainId", "project_id": "projectId",
-}
-
-
-REQUIRED_SCOPE = {"edgeone": "zone", "ucloud": "domainId"}
-
-
-IDENTITY_SCOPE = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
+from components.model.clouds import clouds
 
 
 class _ScopeArgs(TypedDict, total=False):
@@ -50,7 +40,8 @@ class DestinationArgs(_ScopeArgs, total=False):
     """One CDN destination of a set: the provider and its scope."""
 
     provider: Required[str]
-    """``edgeone``, ``tencent-cdn`` or ``ucloud``. A plain string: it decides the resources' names."""
+    """The cloud: a key of the registry (components/model/clouds.py): EdgeOne, Tencent Cloud CDN or UCloud.
+    A plain string: it decides the resources' names."""
     label: str
     """Names the destination's resource (``<set>-<label>``). Default: ``<provider>-<zone, area or domain id>``
     when that is a plain string (as for a YAML set), else ``<provider>``. Give one when two destinations
@@ -63,11 +54,11 @@ class PrefetchSetArgs(_ScopeArgs, total=False):
 
     targets: Required[pulumi.Input[Sequence[pulumi.Input[str]]]]
     """URLs to keep warm: full ``http://`` or ``https://`` URLs. Scheme and host are lower-cased,
-    fragments, userinfo and default ports dropped, duplicates collapsed (components/urls.py)."""
+    fragments, userinfo and default ports dropped, duplicates collapsed (components/model/urls.py)."""
     destinations: Sequence[DestinationArgs]
     """Several CDN destinations for the same targets; each is reconciled and reported on its own."""
     provider: str
-    """Single-destination shorthand: ``edgeone``, ``tencent-cdn`` or ``ucloud`` (a plain string)."""
+    """Single-destination shorthand: the cloud's key, as ``DestinationArgs.provider`` (a plain string)."""
     label: str
     """Single-destination shorthand: see ``DestinationArgs.label``."""
     freshness: pulumi.Input[str]
@@ -79,3 +70,8 @@ class PrefetchSetArgs(_ScopeArgs, total=False):
     preflight: pulumi.Input[str]
     """``warn`` (default), ``error`` or ``off``: what the preview does when a target's domain is not
     online, not accelerated in the requested area, or outside the EdgeOne zone (components/preflight.py)."""
+
+
+def scope_args() -> dict[str, str]:
+    """Typed argument -> scope key (``user_agent`` -> ``userAgent``), over every registered cloud."""
+    return {arg: key for spec in clouds() for arg, key in spec.typed_args.items()}

@@ -43,20 +43,11 @@ import jsonschema
 import pulumi
 from pulumi.dynamic import Resource
 
-from components.declare.declarations import (
-    SCOPE_KEYS,
-    SUPPORTED_PROVIDERS,
-    PrefetchSetDeclaration,
-    load_schema,
-)
+from components.declare.declarations import PrefetchSetDeclaration, load_schema, or_list
 from components.declare.references import TencentCloudLookup
 from components.engine import preflight
-from components.engine.args import (
-    IDENTITY_SCOPE,
-    REQUIRED_SCOPE,
-    SCOPE_ARGS,
-    PrefetchSetArgs,
-)
+from components.engine.args import PrefetchSetArgs, scope_args
+from components.model.clouds import cloud_keys, clouds, find
 from components.model.durations import parse_duration
 from components.model.status import ContentVersion
 from components.model.urls import InvalidUrl, normalize_url
@@ -214,8 +205,15 @@ class _Destination:
         return {"provider": self.provider, **self.scope}
 
 
+def _identity_args(typed: Mapping[str, str]) -> list[str]:
+    """The typed argument naming each cloud's identity (``zone``, ``area``, ``domain_id``), once each."""
+    keys = dict.fromkeys(spec.identity_key for spec in clouds())
+    return [arg for key in keys for arg, scope_key in typed.items() if scope_key == key]
+
+
 def _destinations_from_args(set_name: str, args: Mapping[str, Any]) -> list[_Destination]:
-    shorthand = [key for key in ("provider", "label", *SCOPE_ARGS) if args.get(key) is not None]
+    typed = scope_args()
+    shorthand = [key for key in ("provider", "label", *typed) if args.get(key) is not None]
     listed = args.get("destinations")
     if listed is not None and shorthand:
         raise PrefetchSetError(f"PrefetchSet {set_name!r}: give the destination either with provider (and its "
@@ -224,14 +222,14 @@ def _destinations_from_args(set_name: str, args: Mapping[str, Any]) -> list[_Des
     if listed is None:
         if "provider" not in shorthand:
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: missing the CDN destination: give provider "
-                                   "(edgeone, tencent-cdn or ucloud) with its zone, area or domain_id, or destinations")
+                                   f"({or_list(cloud_keys())}) with its {or_list(_identity_args(typed))}, or destinations")
         raw_list, prefixes = [{k: args[k] for k in shorthand}], [""]
     else:
         if isinstance(listed, (str, Mapping)) or not isinstance(listed, Sequence) or not listed:
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: destinations must be a non-empty list of "
                                    "DestinationArgs")
         raw_list, prefixes = list(listed), [f"destinations[{i}]." for i in range(len(listed))]
-    allowed = {"provider", "label", *SCOPE_ARGS}
+    allowed = {"provider", "label", *typed}
     out: list[_Destination] = []
     defs = load_schema()["$defs"]
     for raw, prefix in zip(raw_list, prefixes):
@@ -242,28 +240,29 @@ def _destinations_from_args(set_name: str, args: Mapping[str, Any]) -> list[_Des
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{unknown[0]}: unknown argument; a destination "
                                    f"takes {', '.join(sorted(allowed))}")
         provider = raw.get("provider")
-        if provider not in SUPPORTED_PROVIDERS:
+        spec = find(provider)
+        if spec is None:
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}provider = {provider!r} is not valid; use one "
-                                   f"of: {', '.join(SUPPORTED_PROVIDERS)} (a plain string)")
+                                   f"of: {', '.join(cloud_keys())} (a plain string)")
         scope: dict[str, Any] = {}
-        for arg, key in SCOPE_ARGS.items():
+        for arg, key in typed.items():
             if raw.get(arg) is None:
                 continue
-            if key not in SCOPE_KEYS[provider]:
+            if key not in spec.scope_keys:
                 raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{arg} does not apply to provider "
                                        f"{provider}; remove it")
             scope[key] = _checked(raw[arg], _scope_check(set_name, prefix + arg, key))
-        required = REQUIRED_SCOPE.get(provider)
+        required = spec.required_key
         if required and required not in scope:
-            arg = next(a for a, k in SCOPE_ARGS.items() if k == required)
+            arg = next(a for a, k in typed.items() if k == required)
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{arg} is required for provider {provider}: "
                                    f"{defs[required]['description']}")
-        for key in SCOPE_KEYS[provider]:  # the schema's defaults, as a YAML set gets them
+        for key in spec.scope_keys:  # the schema's defaults, as a YAML set gets them
             if key not in scope and key in defs and "default" in defs[key]:
                 scope[key] = defs[key]["default"]
         label = raw.get("label")
         if label is None:
-            identity = scope.get(IDENTITY_SCOPE[provider])
+            identity = scope.get(spec.identity_key)
             label = f"{provider}-{identity}" if isinstance(identity, str) else provider
         elif not isinstance(label, str) or not label:
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}label must be a non-empty plain string")

@@ -34,10 +34,10 @@ from components.declare.references import (
     Zone,
     exact_domains,
 )
+from components.model.clouds import cloud, find
 
 MODES = ("warn", "error", "off")
 DEFAULT_MODE = "warn"
-CHECKED_PROVIDERS = ("edgeone", "tencent-cdn")
 # Which prefetch areas a CDN domain's acceleration area serves.
 AREA_SERVES = {"global": ("mainland", "overseas", "global"), "mainland": ("mainland",), "overseas": ("overseas",)}
 # EdgeOne zone states in which prefetch tasks fail.
@@ -73,7 +73,7 @@ def parent_wildcard(host: str) -> Optional[str]:
     return "*." + ".".join(parts[1:]) if len(parts) > 2 else None
 
 
-def cdn_findings(host: str, area: str, matches: Sequence[CdnDomain]) -> list[str]:
+def domain_findings(host: str, area: str, matches: Sequence[CdnDomain]) -> list[str]:
     """What is wrong with prefetching ``host`` in ``area`` on Tencent Cloud CDN (empty: nothing)."""
     if not matches:
         return [f"{host} is not a Tencent Cloud CDN domain of this account (cdn.get_domains found neither it nor a "
@@ -91,7 +91,7 @@ def cdn_findings(host: str, area: str, matches: Sequence[CdnDomain]) -> list[str
     return found
 
 
-def edgeone_findings(zone_id: str, hosts: Sequence[str], zones: Sequence[Zone]) -> list[str]:
+def zone_findings(zone_id: str, hosts: Sequence[str], zones: Sequence[Zone]) -> list[str]:
     """What is wrong with prefetching ``hosts`` on EdgeOne zone ``zone_id`` (empty: nothing)."""
     matching = [z for z in zones if z.zone_id == zone_id]
     if not matching:
@@ -136,9 +136,9 @@ def cdn_matches(lookup: TencentCloudLookup, host: str) -> list[CdnDomain]:
 def findings(provider: str, scope_value: Any, targets: Sequence[str], lookup: TencentCloudLookup) -> list[str]:
     """Every finding for one destination (``scope_value``: its zone id or area). Raises LookupFailed."""
     hosts = hosts_of(targets)
-    if provider == "edgeone":
-        return edgeone_findings(scope_value, hosts, lookup.zones("zone-id", scope_value))
-    return [finding for host in hosts for finding in cdn_findings(host, scope_value, cdn_matches(lookup, host))]
+    if cloud(provider).preflight == "zone":
+        return zone_findings(scope_value, hosts, lookup.zones("zone-id", scope_value))
+    return [finding for host in hosts for finding in domain_findings(host, scope_value, cdn_matches(lookup, host))]
 
 
 def run(provider: str, scope_value: Any, targets: Sequence[str], lookup: TencentCloudLookup, *, mode: str,
@@ -147,7 +147,7 @@ def run(provider: str, scope_value: Any, targets: Sequence[str], lookup: Tencent
     try:
         found = findings(provider, scope_value, targets, lookup)
     except LookupFailed as exc:
-        found = [f"could not check the {'zone' if provider == 'edgeone' else 'domains'}: {exc}"]
+        found = [f"could not check the {'zone' if cloud(provider).preflight == 'zone' else 'domains'}: {exc}"]
     return report(found, mode=mode, set_name=set_name, source=source, label=label, resource=resource)
 
 
@@ -169,10 +169,11 @@ def report(found: Sequence[str], *, mode: str, set_name: str, source: Optional[s
 
 def applies_to(provider: str, endpoints: Iterable[str]) -> bool:
     """Whether preflight checks a destination of ``provider`` (a real cloud with a data source)."""
-    return provider in CHECKED_PROVIDERS and provider not in set(endpoints)
+    spec = find(provider)
+    return spec is not None and spec.supports_preflight and provider not in set(endpoints)
 
 
 def scope_key(provider: str) -> str:
     """The scope value preflight needs: the zone id (EdgeOne) or the area (Tencent Cloud CDN)."""
-    return {"edgeone": "zone", "tencent-cdn": "area"}[provider]
+    return cloud(provider).identity_key
 

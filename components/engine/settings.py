@@ -10,17 +10,20 @@ import json
 from typing import Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
+from components.model.clouds import (
+    CredentialFamily,
+    cloud_keys,
+    credential_families,
+    find,
+)
 from components.model.connection import (
     DEFAULT_SANDBOX_DB,
     ConfigError,
     Endpoint,
     ProviderSettings,
-    TencentCredentials,
-    UCloudCredentials,
 )
 
 PROJECT = "cdn-prefetch"
-CLOUDS = ("edgeone", "tencent-cdn", "ucloud")
 SANDBOX = "sandbox"
 
 
@@ -51,48 +54,43 @@ def settings_from_config(get: Callable[[str], Optional[str]], env: Mapping[str, 
             table = raw
         if not isinstance(table, dict):
             raise ConfigError(
-                f"stack config {PROJECT}:endpoints must be a map from cloud ({', '.join(CLOUDS)}) to "
+                f"stack config {PROJECT}:endpoints must be a map from cloud ({', '.join(cloud_keys())}) to "
                 "'sandbox' or a URL"
             )
         for cloud, value in table.items():
-            if cloud not in CLOUDS:
+            if find(cloud) is None:
                 raise ConfigError(
-                    f"stack config {PROJECT}:endpoints has unknown cloud {cloud!r}; use {', '.join(CLOUDS)}"
+                    f"stack config {PROJECT}:endpoints has unknown cloud {cloud!r}; use {', '.join(cloud_keys())}"
                 )
             endpoints[cloud] = parse_endpoint(f"{PROJECT}:endpoints.{cloud}", value)
-    secret_id = get("tencentcloud:secretId")
-    secret_key = get("tencentcloud:secretKey")
-    token = get("tencentcloud:securityToken") or None
-    source = "config"
-    if not (secret_id or secret_key):
-        secret_id, secret_key = env.get("TENCENTCLOUD_SECRET_ID"), env.get("TENCENTCLOUD_SECRET_KEY")
-        token = env.get("TENCENTCLOUD_SECURITY_TOKEN") or None
-        source = "environment"
-    tencent = None
-    if secret_id or secret_key:
-        if not (secret_id and secret_key):
-            missing = "secretKey" if secret_id else "secretId"
-            raise ConfigError(
-                f"Tencent Cloud credentials from the {source} are incomplete: {missing} is missing; set "
-                "both tencentcloud:secretId and tencentcloud:secretKey (pulumi config set --secret ...) "
-                "or both TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
-            )
-        tencent = TencentCredentials(secret_id.strip(), secret_key.strip(), token, source)
-    return ProviderSettings(endpoints, tencent, get(f"{PROJECT}:sandboxDb") or DEFAULT_SANDBOX_DB,
-                            _ucloud_credentials(get, env))
+    credentials = {}
+    for family in credential_families():
+        found = family_credentials(family, get, env)
+        if found is not None:
+            credentials[family.name] = found
+    return ProviderSettings(endpoints, credentials, get(f"{PROJECT}:sandboxDb") or DEFAULT_SANDBOX_DB)
 
 
-def _ucloud_credentials(get: Callable[[str], Optional[str]], env: Mapping[str, str]) -> Optional[UCloudCredentials]:
-    public, private, source = get("ucloud:publicKey"), get("ucloud:privateKey"), "config"
-    if not (public or private):
-        public, private, source = env.get("UCLOUD_PUBLIC_KEY"), env.get("UCLOUD_PRIVATE_KEY"), "environment"
-    if not (public or private):
+def family_credentials(family: CredentialFamily, get: Callable[[str], Optional[str]],
+                       env: Mapping[str, str]) -> Optional[object]:
+    """One family's key pair: from stack config if either key is set there, else from the environment.
+
+    One source per pair: half a pair in config is an error, never completed from the environment.
+    """
+    (id_key, secret_key), token_key = family.config_keys, family.token_config_key
+    key_id, secret, source = get(id_key), get(secret_key), "config"
+    token = (get(token_key) or None) if token_key else None
+    if not (key_id or secret):
+        (id_env, secret_env), token_env = family.env_keys, family.token_env_key
+        key_id, secret, source = env.get(id_env), env.get(secret_env), "environment"
+        token = (env.get(token_env) or None) if token_env else None
+    if not (key_id or secret):
         return None
-    if not (public and private):
-        missing = "privateKey" if public else "publicKey"
+    if not (key_id and secret):
+        missing = (secret_key if key_id else id_key).partition(":")[2]
         raise ConfigError(
-            f"UCloud credentials from the {source} are incomplete: {missing} is missing; set both "
-            "ucloud:publicKey and ucloud:privateKey (pulumi config set --secret ...) or both "
-            "UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY"
+            f"{family.title} credentials from the {source} are incomplete: {missing} is missing; set both "
+            f"{id_key} and {secret_key} (pulumi config set --secret ...) or both "
+            f"{family.env_keys[0]} and {family.env_keys[1]}"
         )
-    return UCloudCredentials(public.strip(), private.strip(), source)
+    return family.make(key_id.strip(), secret.strip(), token, source)

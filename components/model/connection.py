@@ -50,10 +50,16 @@ class UCloudCredentials:
 
 @dataclass(frozen=True)
 class ProviderSettings:
+    """What the provider reads in ``configure()``: an endpoint per cloud (unset: the real cloud) and
+    the credentials of each credential family (``tencentcloud``, ``ucloud``: model/clouds.py)."""
+
     endpoints: Mapping[str, Endpoint]
-    tencent: Optional[TencentCredentials]
+    credentials: Mapping[str, object] = field(default_factory=dict)
     sandbox_db: str = DEFAULT_SANDBOX_DB
-    ucloud: Optional[UCloudCredentials] = None
 
     def endpoint(self, cloud: str) -> Endpoint:
         return self.endpoints.get(cloud, Endpoint("default"))
+
+    def credentials_for(self, family: str) -> Optional[object]:
+        """The key pair of one credential family, or None when neither config nor environment has it."""
+        return self.credentials.get(family)

@@ -42,12 +42,12 @@ from components.declare.declarations import (
     load_sets,
 )
 from components.engine.settings import (
-    CLOUDS,
     PROJECT,
     SANDBOX,
     parse_endpoint,
     settings_from_config,
 )
+from components.model.clouds import cloud, cloud_keys, credential_families, find
 from components.model.connection import ConfigError, ProviderSettings
 from components.report.render import (
     EXIT_DRIFT,
@@ -77,14 +77,6 @@ __all__ = [
 
 DEFAULT_STACK = "dev"
 DEFAULT_SETS_DIR = "prefetch-sets"
-TENCENT_CLOUDS = ("edgeone", "tencent-cdn")
-# Credential keys that only make sense as a pair: if one is encrypted, the whole group is read from the env.
-CREDENTIAL_GROUPS = (
-    ("tencentcloud:secretId", "tencentcloud:secretKey", "tencentcloud:securityToken"),
-    ("ucloud:publicKey", "ucloud:privateKey"),
-)
-CREDENTIAL_ENV_HINT = ("TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY in the environment "
-                       "(UCloud: UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY)")
 
 USAGE_EPILOG = """\
 exit status:
@@ -94,8 +86,9 @@ exit status:
   1  error: invalid declarations or config, a cloud call failed, or anything unexpected
 
 Credentials are read from the stack file only when stored in plain text; encrypted values
-({secure: ...}) need the Pulumi CLI, so the report reads TENCENTCLOUD_SECRET_ID and
-TENCENTCLOUD_SECRET_KEY (UCloud: UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY) from the environment.
+({secure: ...}) need the Pulumi CLI, so the report reads """ + "; ".join(
+    f"{family.env_keys[0]} and {family.env_keys[1]} ({family.title})" for family in credential_families()) + """
+from the environment.
 """
 
 
@@ -177,7 +170,7 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
                 values.pop(name, None)
             else:
                 values[name] = cleaned
-    for group in CREDENTIAL_GROUPS:
+    for group in credential_groups():
         if any(key in encrypted for key in group):
             for key in group:  # one source per credential pair: the environment
                 values.pop(key, None)
@@ -185,6 +178,12 @@ def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
 
 
 _ABSENT = object()
+
+
+def credential_groups() -> list[tuple[str, ...]]:
+    """Credential keys that only make sense together: if one is encrypted, the whole group is read from the env."""
+    return [family.config_keys + ((family.token_config_key,) if family.token_config_key else ())
+            for family in credential_families()]
 
 
 def _strip_secure(value: Any, name: str, encrypted: list[str]) -> Any:
@@ -211,9 +210,10 @@ def parse_endpoint_overrides(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         cloud, sep, value = item.partition("=")
         cloud, value = cloud.strip(), value.strip()
-        if not sep or cloud not in CLOUDS:
-            raise ConfigError(f"--endpoint {item!r}: write CLOUD=VALUE with CLOUD one of {', '.join(CLOUDS)}, "
-                              "e.g. --endpoint edgeone=http://127.0.0.1:8787 or --endpoint edgeone=sandbox")
+        if not sep or find(cloud) is None:
+            example = cloud_keys()[0]
+            raise ConfigError(f"--endpoint {item!r}: write CLOUD=VALUE with CLOUD one of {', '.join(cloud_keys())}, "
+                              f"e.g. --endpoint {example}=http://127.0.0.1:8787 or --endpoint {example}=sandbox")
         try:
             parse_endpoint(cloud, value)
         except ConfigError:
@@ -263,17 +263,22 @@ def check_credentials(declarations: Sequence[PrefetchSetDeclaration], settings: 
     """Fail before any call when a real cloud is used without credentials, saying where the report looks."""
     for decl in declarations:
         for dest in decl.destinations:
-            cloud = dest.provider
-            if cloud in TENCENT_CLOUDS and settings.endpoint(cloud).kind != SANDBOX and settings.tencent is None:
-                message = (f"no Tencent Cloud credentials for {cloud} (set {decl.name}): the report reads them from "
-                           f"{CREDENTIAL_ENV_HINT}, or from plain-text tencentcloud:secretId and "
-                           "tencentcloud:secretKey in the stack file")
-                if config.encrypted:
-                    where = config.stack_file.name if config.stack_file else "the stack file"
-                    message += (f"; {where} holds {', '.join(config.encrypted)} encrypted ({{secure: ...}}), which "
-                                "only the Pulumi CLI can decrypt, so export them in the environment instead")
-                message += f"; or try it locally with --endpoint {cloud}=sandbox"
-                raise ConfigError(message)
+            spec = cloud(dest.provider)
+            family = spec.credentials
+            if settings.endpoint(spec.key).kind == SANDBOX or settings.credentials_for(family.name) is not None:
+                continue
+            (id_env, secret_env), (id_key, secret_key) = family.env_keys, family.config_keys
+            others = "; ".join(f"{other.title}: {other.env_keys[0]} and {other.env_keys[1]}"
+                               for other in credential_families() if other.name != family.name)
+            message = (f"no {family.title} credentials for {spec.key} (set {decl.name}): the report reads them from "
+                       f"{id_env} and {secret_env} in the environment" + (f" ({others})" if others else "")
+                       + f", or from plain-text {id_key} and {secret_key} in the stack file")
+            if config.encrypted:
+                where = config.stack_file.name if config.stack_file else "the stack file"
+                message += (f"; {where} holds {', '.join(config.encrypted)} encrypted ({{secure: ...}}), which "
+                            "only the Pulumi CLI can decrypt, so export them in the environment instead")
+            message += f"; or try it locally with --endpoint {spec.key}=sandbox"
+            raise ConfigError(message)
 
 
 # -- observe ----------------------------------------------------------------------------------------
@@ -359,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="report only these sets (repeatable)")
     parser.add_argument("--endpoint", dest="endpoints", action="append", default=[], metavar="CLOUD=VALUE",
                         help="override cdn-prefetch:endpoints for one cloud: 'sandbox' or a URL (repeatable), "
-                             "e.g. edgeone=http://127.0.0.1:8787")
+                             f"e.g. {cloud_keys()[0]}=http://127.0.0.1:8787")
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of stdout")
     parser.add_argument("--max-rows", type=_count, metavar="N",
                         help=f"drifted targets listed per destination in table and markdown "

@@ -1,0 +1,206 @@
+"""The registry of clouds: everything that differs between the clouds, one entry per cloud.
+
+Like octodns's providers declaring ``SUPPORTS_*`` flags, each cloud declares its facts here:
+how a destination names its scope (keys, the key that tells two destinations apart, the names a
+program may look up instead of ids), how it is described in messages, its credentials, its
+documented limits and capabilities, and which module builds its adapter. Nothing outside this
+module and ``components/clouds/`` names a cloud: declarations, the component, the provider,
+preflight, settings, the report and the adapter factory all read these entries.
+
+Adding a cloud = one adapter module under ``components/clouds/`` (``build()``), one entry here (or,
+from another package, a ``cdn_prefetch.clouds`` entry point naming a ``CloudSpec``), and its
+sandbox module. This module is plain data: importing it imports no adapter and no SDK.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable, Iterator, Mapping, Optional
+
+from components.model.connection import TencentCredentials, UCloudCredentials
+
+#: Entry-point group through which another package registers a cloud (its value is a CloudSpec).
+ENTRY_POINT_GROUP = "cdn_prefetch.clouds"
+
+
+@dataclass(frozen=True)
+class CredentialFamily:
+    """One account's key pair, shared by the clouds of one vendor (EdgeOne and Cloud CDN share Tencent's)."""
+
+    name: str                      # the stack-config namespace of its keys, e.g. ``tencentcloud``
+    title: str                     # in messages: ``Tencent Cloud``
+    config_keys: tuple[str, str]   # (id, secret), e.g. ``tencentcloud:secretId``, ``tencentcloud:secretKey``
+    env_keys: tuple[str, str]      # the same from the environment
+    token_config_key: Optional[str] = None
+    token_env_key: Optional[str] = None
+    # Builds the credential value (whose repr hides the secret): (id, secret, token, source) -> value.
+    make: Callable[..., object] = TencentCredentials
+    # Names of the sandbox package's built-in pair for this family.
+    sandbox_pair: tuple[str, str] = ("SANDBOX_SECRET_ID", "SANDBOX_SECRET_KEY")
+
+    def hint(self) -> str:
+        """How to set them, for messages."""
+        return (f"run `pulumi config set --secret {self.config_keys[0]} ...` and `pulumi config set --secret "
+                f"{self.config_keys[1]} ...`, or set {self.env_keys[0]} and {self.env_keys[1]}")
+
+
+@dataclass(frozen=True)
+class ReferenceKey:
+    """A destination key naming a cloud object the program looks up (declare/references.py), and the
+    scope key the lookup fills in."""
+
+    key: str                 # ``zoneName``
+    fills: str               # ``zone``
+    noun: str                # in messages: ``site name``
+    thing: str               # ``site``
+    example: str             # ``example.com``
+    exclusive: bool = False  # the scope key is given either by id or by this name, never both
+
+
+@dataclass(frozen=True)
+class CloudSpec:
+    """One cloud: the facts every layer reads (see the module docstring)."""
+
+    key: str                                   # the ``provider`` value of a destination
+    title: str                                 # in messages: ``EdgeOne``
+    identity_key: str                          # the scope key that tells two destinations apart
+    identity_noun: str                         # ``zone``: a destination is described ``edgeone zone zone-x``
+    scope_keys: tuple[str, ...]                # every key a destination of this cloud may declare
+    typed_args: Mapping[str, str]              # typed API argument -> scope key (engine/args.py)
+    credentials: CredentialFamily
+    adapter: str                               # module under which ``build(destination, endpoint, credentials)``
+    required_key: Optional[str] = None         # a scope key the typed API requires
+    references: tuple[ReferenceKey, ...] = ()
+    preflight: Optional[str] = None            # what preflight checks: ``zone`` | ``domain`` | None (nothing)
+    # Documented limits.
+    history_window: timedelta = timedelta(days=7)  # longest span one history query may cover
+    requests_per_second: int = 20                  # per action and account
+    history_page: int = 1000                       # most rows one history page may hold
+
+    @property
+    def supports_preflight(self) -> bool:
+        return self.preflight is not None
+
+    @property
+    def reference_keys(self) -> dict[str, str]:
+        """``{"zoneName": "zone"}``: the reference keys and what each fills in."""
+        return {ref.key: ref.fills for ref in self.references}
+
+    def describe(self, identity: object) -> str:
+        """How messages name one destination: ``edgeone zone zone-x``."""
+        return f"{self.key} {self.identity_noun} {identity}"
+
+
+TENCENT = CredentialFamily(
+    name="tencentcloud", title="Tencent Cloud",
+    config_keys=("tencentcloud:secretId", "tencentcloud:secretKey"),
+    env_keys=("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"),
+    token_config_key="tencentcloud:securityToken", token_env_key="TENCENTCLOUD_SECURITY_TOKEN",
+    make=TencentCredentials, sandbox_pair=("SANDBOX_SECRET_ID", "SANDBOX_SECRET_KEY"),
+)
+UCLOUD = CredentialFamily(
+    name="ucloud", title="UCloud",
+    config_keys=("ucloud:publicKey", "ucloud:privateKey"),
+    env_keys=("UCLOUD_PUBLIC_KEY", "UCLOUD_PRIVATE_KEY"),
+    make=lambda key_id, secret, _token, source: UCloudCredentials(key_id, secret, source),
+    sandbox_pair=("SANDBOX_UCLOUD_PUBLIC_KEY", "SANDBOX_UCLOUD_PRIVATE_KEY"),
+)
+
+BUILT_IN = (
+    CloudSpec(
+        key="edgeone", title="EdgeOne", identity_key="zone", identity_noun="zone",
+        scope_keys=("zone", "zoneName", "mode"), typed_args={"zone": "zone", "mode": "mode"},
+        credentials=TENCENT, adapter="components.clouds.edgeone", required_key="zone",
+        references=(ReferenceKey("zoneName", "zone", "site name", "site", "example.com", exclusive=True),),
+        preflight="zone",
+    ),
+    CloudSpec(
+        key="tencent-cdn", title="Tencent Cloud CDN", identity_key="area", identity_noun="area",
+        scope_keys=("area", "domain", "userAgent", "layer", "parseM3U8", "headers"),
+        typed_args={"area": "area", "user_agent": "userAgent", "layer": "layer", "parse_m3u8": "parseM3U8",
+                    "headers": "headers"},
+        credentials=TENCENT, adapter="components.clouds.tencent_cdn",
+        references=(ReferenceKey("domain", "area", "domain", "domain", "static.example.com"),),
+        preflight="domain",
+    ),
+    CloudSpec(
+        key="ucloud", title="UCloud UCDN", identity_key="domainId", identity_noun="domain",
+        scope_keys=("domainId", "projectId"), typed_args={"domain_id": "domainId", "project_id": "projectId"},
+        credentials=UCLOUD, adapter="components.clouds.ucloud", required_key="domainId",
+    ),
+)
+
+_REGISTRY: dict[str, CloudSpec] = {spec.key: spec for spec in BUILT_IN}
+_PLUGINS_LOADED = False
+_LOCK = threading.Lock()
+
+
+class UnknownCloud(KeyError):
+    """A destination names a cloud no entry describes."""
+
+
+def register(spec: CloudSpec) -> CloudSpec:
+    """Add a cloud (another package's, or a test's); a key already taken by another spec is refused."""
+    with _LOCK:
+        existing = _REGISTRY.get(spec.key)
+        if existing is not None and existing != spec:
+            raise ValueError(f"cloud {spec.key!r} is already registered")
+        _REGISTRY[spec.key] = spec
+    return spec
+
+
+def _load_plugins() -> None:
+    """Entry points of the ``cdn_prefetch.clouds`` group, once per process, on the first unknown key."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        spec = point.load()
+        if isinstance(spec, CloudSpec):
+            register(spec)
+
+
+def find(key: object) -> Optional[CloudSpec]:
+    """The entry for ``key``, or None."""
+    if not isinstance(key, str):
+        return None
+    spec = _REGISTRY.get(key)
+    if spec is None:
+        _load_plugins()
+        spec = _REGISTRY.get(key)
+    return spec
+
+
+def cloud(key: object) -> CloudSpec:
+    """The entry for ``key``; UnknownCloud (naming the known keys) if there is none."""
+    spec = find(key)
+    if spec is None:
+        raise UnknownCloud(f"unknown provider {key!r}; use {', '.join(cloud_keys())}")
+    return spec
+
+
+def cloud_keys() -> tuple[str, ...]:
+    """Every registered cloud's key, built-in ones first."""
+    return tuple(_REGISTRY)
+
+
+def clouds() -> Iterator[CloudSpec]:
+    return iter(tuple(_REGISTRY.values()))
+
+
+def all_scope_keys() -> frozenset[str]:
+    """Every scope key of every cloud (a key of another cloud on a destination is a mistake)."""
+    return frozenset(key for spec in _REGISTRY.values() for key in spec.scope_keys)
+
+
+def credential_families() -> tuple[CredentialFamily, ...]:
+    """Each family once, in registry order."""
+    seen: dict[str, CredentialFamily] = {}
+    for spec in _REGISTRY.values():
+        seen.setdefault(spec.credentials.name, spec.credentials)
+    return tuple(seen.values())
