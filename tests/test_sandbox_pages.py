@@ -17,7 +17,7 @@ import pytest
 
 from sandbox import SandboxStore
 from sandbox import store as store_module
-from sandbox import tencent, teo, ucloud, cdn
+from sandbox import tencent, teo, ucdn, ucloud, cdn
 from sandbox.pages import CACHED_QUERIES
 from sandbox.store import NewTask, StoredTask, task_query
 
@@ -280,13 +280,13 @@ def _reference_ucloud(store: SandboxStore, now: float, begin: int, end: int, sta
     """DescribeNewUcdnPrefetchCacheTask as the sandbox built it from StoredTasks, before plain rows."""
     def url_status(row: StoredTask) -> str:
         if now >= row.finish:
-            return ucloud.REPORTED_STATUS.get(row.outcome, "unknow")
-        return "wait" if now - row.created < ucloud.WAIT_FRACTION * (row.finish - row.created) else "process"
+            return ucdn.REPORTED_STATUS.get(row.outcome, "unknow")
+        return "wait" if now - row.created < ucdn.WAIT_FRACTION * (row.finish - row.created) else "process"
 
     def task_status(rows: list[StoredTask]) -> str:
         if any(now < r.finish for r in rows):
             created, last = rows[0].created, max(r.finish for r in rows)
-            return "wait" if now - created < ucloud.WAIT_FRACTION * (last - created) else "process"
+            return "wait" if now - created < ucdn.WAIT_FRACTION * (last - created) else "process"
         finals = {url_status(r) for r in rows}
         return next((s for s in ("failure", "unknow") if s in finals), "success")
 
@@ -315,7 +315,7 @@ def test_ucloud_answers_are_unchanged(store: SandboxStore, now: float, status: s
         params = {"BeginTime": "1000", "EndTime": "1015", "Offset": str(offset), "Limit": str(limit)}
         if status is not None:
             params["Status"] = status
-        got = ucloud.describe_new_ucdn_prefetch_cache_task(ucloud.Params(params), ucloud.Context(store, now, "pk", "r"))
+        got = ucdn.describe_new_ucdn_prefetch_cache_task(ucloud.Params(params), ucloud.Context(store, now, "pk", "r"))
         assert got == _reference_ucloud(store, now, 1000, 1015, status, offset, limit)
 
 
@@ -329,7 +329,7 @@ def test_ucloud_statuses_are_all_met(store: SandboxStore) -> None:
 
 
 def test_task_values_names_only_task_columns(store: SandboxStore) -> None:
-    rows = store.task_values("ucloud", "pk", ucloud.URL_COLUMNS, now=5000.0, start=1000, end=1000)
+    rows = store.task_values("ucloud", "pk", ucdn.URL_COLUMNS, now=5000.0, start=1000, end=1000)
     assert rows == [(t.job_id, t.target, t.created, t.finish, t.outcome)
                     for t in uncached(store, "ucloud", "pk", now=5000.0, start=1000, end=1000)[1]]
     for bad in ([], ["target", "1; DROP TABLE tasks"], ["nope"]):
