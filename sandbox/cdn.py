@@ -28,7 +28,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from .store import Charge, NewTask, QuotaExceeded, pick_rule
+from .steering import pick_rule
+from .tasks import Charge, NewTask, QuotaExceeded
 from .tencent import ApiError, Context, Params, TencentService
 
 SERVICE_NAME = "cdn"

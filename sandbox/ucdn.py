@@ -27,7 +27,8 @@ from collections import Counter
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from .store import Charge, NewTask, QuotaExceeded, SubmitTooSoon, pick_rule, task_progress
+from .steering import pick_rule
+from .tasks import Charge, NewTask, QuotaExceeded, SubmitTooSoon, task_progress
 from .ucloud import RET_THROTTLED, SERVICE_NAME, Context, Handler, Params, UCloudError, bad_param
 
 RET_DOMAIN_NOT_FOUND = 44003

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from sandbox import SandboxStore
-from sandbox import store as store_module
+from sandbox import history as history_module
+from sandbox import tasks as tasks_module
 from sandbox import tencent, teo, ucdn, ucloud, cdn
 from sandbox.pages import CACHED_QUERIES
 from sandbox.store import NewTask, StoredTask, task_query
@@ -38,13 +39,13 @@ def store(tmp_path) -> SandboxStore:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """Every read of a full id list, by query key."""
     seen: list[tuple] = []
-    original = store_module._read_matches
+    original = history_module._read_matches
 
     def counting(db: sqlite3.Connection, query: Any, state: Any, now: float) -> Any:
         seen.append(query.key)
         return original(db, query, state, now)
 
-    monkeypatch.setattr(store_module, "_read_matches", counting)
+    monkeypatch.setattr(history_module, "_read_matches", counting)
     return seen
 
 
@@ -73,7 +74,7 @@ def uncached(store: SandboxStore, service: str, scope: str | None, *, now: float
         db.row_factory = sqlite3.Row
         total = int(db.execute(query.count_sql, query.args).fetchone()[0])
         rows = db.execute(query.page_sql, query.page_args).fetchall()
-    return total, [store_module._task(r) for r in rows]
+    return total, [tasks_module._task(r) for r in rows]
 
 
 def pages(store: SandboxStore, service: str, scope: str | None, *, now: float, **filters: Any) -> list:
@@ -204,13 +205,13 @@ def test_kept_lists_are_few(store: SandboxStore, reads: list) -> None:
 
 def test_concurrent_pages_of_a_new_query_read_it_once(store: SandboxStore, reads: list,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    counting = store_module._read_matches
+    counting = history_module._read_matches
 
     def slow(*args: Any) -> Any:  # a long read (100,000 ids): every other page arrives meanwhile
         time.sleep(0.2)
         return counting(*args)
 
-    monkeypatch.setattr(store_module, "_read_matches", slow)
+    monkeypatch.setattr(history_module, "_read_matches", slow)
     total = uncached(store, "cdn", None, now=5000.0)[0]
     offsets = list(range(0, total, LIMIT))
     start = threading.Barrier(len(offsets))
