@@ -12,7 +12,7 @@ import os
 import sqlite3
 from array import array
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, TypedDict, Unpack
 
 from .database import Database
 from .pages import MatchCache, Matches, TableState
@@ -22,6 +22,18 @@ _TASK_COLUMNS = ", ".join(TASK_FIELDS)
 """Rows read as plain tuples in this order convert without name lookups."""
 _ID_CHUNK = 500
 """Ids per `IN (...)` when a page's rows are fetched by id (SQLite caps bound variables)."""
+
+
+class TaskFilters(TypedDict, total=False):
+    """What a history query may narrow by, named once for `query_tasks` and `task_query`; None: any."""
+
+    start: int | None
+    end: int | None
+    job_id: str | None
+    job_ids: Iterable[str] | None
+    target: str | None
+    statuses: Iterable[str] | None
+    hosts: Iterable[str] | None
 
 
 class TaskHistory(Database):
@@ -37,27 +49,21 @@ class TaskHistory(Database):
         scope: str | None,
         *,
         now: float,
-        start: int | None = None,
-        end: int | None = None,
-        job_id: str | None = None,
-        job_ids: Iterable[str] | None = None,
-        target: str | None = None,
-        statuses: Iterable[str] | None = None,
-        hosts: Iterable[str] | None = None,
         offset: int = 0,
         limit: int | None = None,
+        **filters: Unpack[TaskFilters],
     ) -> tuple[int, list[StoredTask]]:
         """(total matching, one page), newest first (ties: later insert first).
 
-        `start`/`end` are whole Unix seconds, inclusive, compared with the creation time truncated
-        to the second: what the API renders is what it filters on. `statuses` are the sandbox's own
-        states (`processing` or an outcome); each service translates its vocabulary into them.
+        `filters` (TaskFilters): `start`/`end` are whole Unix seconds, inclusive, compared with the
+        creation time truncated to the second: what the API renders is what it filters on. `statuses`
+        are the sandbox's own states (`processing` or an outcome); each service translates its
+        vocabulary into them.
         A page of a longer history is cut from the query's ids, kept between pages (sandbox/pages.py).
         """
         offset = max(0, offset)  # as SQL's OFFSET and LIMIT read them
         limit = None if limit is not None and limit < 0 else limit
-        query = task_query(service, scope, now=now, start=start, end=end, job_id=job_id, job_ids=job_ids,
-                           target=target, statuses=statuses, hosts=hosts, offset=offset, limit=limit)
+        query = task_query(service, scope, now=now, offset=offset, limit=limit, **filters)
         with self._connect() as db:
             db.row_factory = None  # plain tuples, in `_TASK_COLUMNS` order
             if limit is None:  # everything at once (UCloud's history): one ordered read, nothing to skip
@@ -155,50 +161,47 @@ def task_query(
     scope: str | None,
     *,
     now: float,
-    start: int | None = None,
-    end: int | None = None,
-    job_id: str | None = None,
-    job_ids: Iterable[str] | None = None,
-    target: str | None = None,
-    statuses: Iterable[str] | None = None,
-    hosts: Iterable[str] | None = None,
     offset: int = 0,
     limit: int | None = None,
     columns: Sequence[str] = TASK_FIELDS,
+    **filters: Unpack[TaskFilters],
 ) -> TaskQuery:
     """The SQL of `SandboxStore.query_tasks`, built apart so a test can ask SQLite for its query plan.
 
     `columns`: what `page_sql` selects (names from TASK_FIELDS; the default makes StoredTasks).
     """
+    unknown = filters.keys() - TaskFilters.__annotations__.keys()
+    if unknown:  # a misspelt filter must not silently match everything
+        raise TypeError(f"unknown task filters: {', '.join(sorted(unknown))}")
     where: list[str] = ["service = ?"]
     args: list[Any] = [service]
     if scope is not None:
         where.append("scope = ?")
         args.append(scope)
-    if start is not None:
+    if (start := filters.get("start")) is not None:
         where.append("created >= ?")
         args.append(start)
-    if end is not None:
+    if (end := filters.get("end")) is not None:
         where.append("created < ?")
         args.append(end + 1)
-    if job_id is not None:
+    if (job_id := filters.get("job_id")) is not None:
         where.append("job_id = ?")
         args.append(job_id)
-    if job_ids is not None:
+    if (job_ids := filters.get("job_ids")) is not None:
         wanted_jobs = list(job_ids)
         where.append(f"job_id IN ({_marks(wanted_jobs)})")
         args.extend(wanted_jobs)
-    if target is not None:
+    if (target := filters.get("target")) is not None:
         where.append("target = ?")
         args.append(target)
-    if hosts is not None:
+    if (hosts := filters.get("hosts")) is not None:
         wanted_hosts = [h.lower() for h in hosts]
         where.append(f"host IN ({_marks(wanted_hosts)})")
         args.extend(wanted_hosts)
     timeless_where, timeless_args = " AND ".join(where), tuple(args)  # what does not depend on `now`
     bounds_sql = None
     wanted: list[str] = []
-    if statuses is not None:
+    if (statuses := filters.get("statuses")) is not None:
         wanted = list(statuses)
         where.append(f"(CASE WHEN finish > ? THEN 'processing' ELSE outcome END) IN ({_marks(wanted)})")
         args.extend([now, *wanted])
