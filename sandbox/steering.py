@@ -11,11 +11,13 @@ import math
 import sqlite3
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
 
 from . import faults as fault_kinds
 from .database import Database
 from .faults import Fault
+from .tasks import NewTask
 
 OUTCOMES: tuple[str, ...] = ("success", "failed", "timeout", "canceled", "invalid", "unknown", "rejected")
 """What a rule can make of a target, in neutral words; each service renders them in its own vocabulary.
@@ -102,6 +104,24 @@ def pick_rule(rules: Sequence[Rule], url: str, service: str | None = None) -> Ru
         if rule.applies(url, service):
             return rule
     return None
+
+
+def steered_tasks(steering: Steering, service: str, urls: Iterable[str], *, now: float) -> list[NewTask]:
+    """The task each URL of a submit to `service` at `now` becomes, as the rules decide, in order.
+
+    No rule: success after `progress_seconds`. Every service refuses `rejected` ones its own way.
+    """
+    rules = steering.rule_objects()
+    progress = float(steering.get_setting("progress_seconds"))
+    tasks: list[NewTask] = []
+    for url in urls:
+        rule = pick_rule(rules, url, service)
+        outcome = rule.outcome if rule else "success"
+        fail_type, fail_message = rule.failure() if rule and outcome != "success" else ("", "")
+        delay = rule.delay_seconds if rule and rule.delay_seconds is not None else progress
+        host = (urlsplit(url).hostname or "").lower()
+        tasks.append(NewTask(url, host, now + delay, outcome, fail_type, fail_message))
+    return tasks
 
 
 class Steering(Database):

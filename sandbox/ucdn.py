@@ -27,8 +27,8 @@ from collections import Counter
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from .steering import pick_rule
-from .tasks import Charge, NewTask, QuotaExceeded, SubmitTooSoon, task_progress
+from .steering import steered_tasks
+from .tasks import Charge, QuotaExceeded, SubmitTooSoon, task_progress
 from .ucloud import RET_THROTTLED, SERVICE_NAME, Context, Handler, Params, UCloudError, bad_param
 
 RET_DOMAIN_NOT_FOUND = 44003
@@ -79,18 +79,10 @@ def prefetch_new_ucdn_domain_cache(params: Params, ctx: Context) -> dict[str, An
         if not _is_url(url):
             raise bad_param(f"UrlList.{i}", f"must start with http:// or https:// and name a domain; got {url!r}")
 
-    rules = store.rule_objects()
-    progress = float(store.get_setting("progress_seconds"))
-    tasks: list[NewTask] = []
-    for url in urls:
-        rule = pick_rule(rules, url, SERVICE_NAME)
-        outcome = rule.outcome if rule else "success"
-        if rule is not None and outcome == "rejected":
-            raise bad_param("UrlList", f"{url} cannot be prefetched: {rule.failure()[1]}")
-        fail_type, fail_message = rule.failure() if rule and outcome != "success" else ("", "")
-        delay = rule.delay_seconds if rule and rule.delay_seconds is not None else progress
-        host = (urlsplit(url).hostname or "").lower()
-        tasks.append(NewTask(url, host, ctx.now + delay, outcome, fail_type, fail_message))
+    tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now)
+    for task in tasks:
+        if task.outcome == "rejected":
+            raise bad_param("UrlList", f"{task.target} cannot be prefetched: {task.fail_message}")
 
     daily = int(store.get_setting("ucloud_prefetch_daily"))
     per_host = Counter(t.host for t in tasks)
