@@ -132,12 +132,9 @@ class TaskTable(Database):
             charges = [Charge(scope, len(tasks), daily_limit)]
         with self._write() as db:
             if min_interval:
-                row = db.execute(
-                    "SELECT MAX(created) FROM tasks WHERE service = ? AND scope = ? AND kind = ?",
-                    (service, scope, kind),
-                ).fetchone()
-                if row[0] is not None and now - float(row[0]) < min_interval:
-                    raise SubmitTooSoon(float(row[0]), min_interval - (now - float(row[0])))
+                last = self._last_submit(db, service, scope, kind)
+                if last is not None and now - last < min_interval:
+                    raise SubmitTooSoon(last, min_interval - (now - last))
             for charge in charges:
                 if charge.limit is not None and charge.count:
                     used = self._used_today(db, service, charge.scope, kind, now)
@@ -160,9 +157,13 @@ class TaskTable(Database):
     def last_submit(self, service: str, scope: str, *, kind: str = "prefetch") -> float | None:
         """Creation time of `scope`'s newest task (its last accepted submit), or None."""
         with self._connect() as db:
-            row = db.execute(
-                "SELECT MAX(created) FROM tasks WHERE service = ? AND scope = ? AND kind = ?", (service, scope, kind)
-            ).fetchone()
+            return self._last_submit(db, service, scope, kind)
+
+    @staticmethod
+    def _last_submit(db: sqlite3.Connection, service: str, scope: str, kind: str) -> float | None:
+        row = db.execute(
+            "SELECT MAX(created) FROM tasks WHERE service = ? AND scope = ? AND kind = ?", (service, scope, kind)
+        ).fetchone()
         return None if row[0] is None else float(row[0])
 
     def used_today(self, service: str, scope: str, *, now: float, kind: str = "prefetch") -> int:
