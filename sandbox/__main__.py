@@ -18,7 +18,8 @@ from .server import (
     Sandbox,
 )
 from .faults import KINDS
-from .store import OUTCOMES, SERVICES, SETTINGS, SandboxStore
+from .steering import OUTCOMES, SERVICES, SETTINGS
+from .store import SandboxStore
 
 DEFAULT_DB = os.path.join(".sandbox", "sandbox.db")
 DEFAULT_PORT = 8787

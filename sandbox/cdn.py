@@ -28,7 +28,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from .store import Charge, NewTask, QuotaExceeded, pick_rule
+from .steering import steered_tasks
+from .tasks import Charge, QuotaExceeded
 from .tencent import ApiError, Context, Params, TencentService
 
 SERVICE_NAME = "cdn"
@@ -126,18 +127,10 @@ def push_urls_cache(params: Params, ctx: Context) -> dict[str, Any]:
             f"{len(urls)} URLs submitted; at most {batch} per PushUrlsCache for area {area}.",
         )
 
-    rules = store.rule_objects()
-    progress = float(store.get_setting("progress_seconds"))
-    tasks: list[NewTask] = []
-    for url in urls:
-        rule = pick_rule(rules, url, SERVICE_NAME)
-        outcome = rule.outcome if rule else "success"
-        if rule is not None and outcome == "rejected":
-            raise ApiError(HOST_INVALID, f"URL {url!r} cannot be prefetched: {rule.failure()[1]}.")
-        fail_type, fail_message = rule.failure() if rule and outcome != "success" else ("", "")
-        delay = rule.delay_seconds if rule and rule.delay_seconds is not None else progress
-        host = (urlsplit(url).hostname or "").lower()
-        tasks.append(NewTask(url, host, ctx.now + delay, outcome, fail_type, fail_message))
+    tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now)
+    for task in tasks:
+        if task.outcome == "rejected":
+            raise ApiError(HOST_INVALID, f"URL {task.target!r} cannot be prefetched: {task.fail_message}.")
 
     limits = _daily_limits(ctx)
     spent = AREAS if area == "global" else (area,)

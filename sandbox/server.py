@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Callable, Hashable, Mapping
 
-from . import cdn, faults, tencent, teo, ucloud
+from . import cdn, faults, tencent, teo, ucdn, ucloud
 from .faults import Fault
 from .store import SandboxStore
 from .wire import Env, HttpRequest, Identity, RateLimiter, Reply
@@ -40,7 +40,7 @@ TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (te
 
 PROTOCOLS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest, Env], Reply]]] = [
     (tencent.claims, lambda req, env: tencent.handle(req, env, TENCENT_SERVICES)),
-    (ucloud.claims, ucloud.handle),  # `Action` + `PublicKey` + SHA1 `Signature` parameters
+    (ucloud.claims, lambda req, env: ucloud.handle(req, env, ucdn.ACTIONS)),  # Action, PublicKey, SHA1 Signature
 ]
 """Wire protocols, tried in order; the first whose `claims` accepts a request handles it."""
 

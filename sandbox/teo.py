@@ -24,7 +24,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from .store import NewTask, QuotaExceeded, pick_rule
+from .steering import steered_tasks
+from .tasks import NewTask, QuotaExceeded
 from .tencent import ApiError, Context, Params, TencentService
 
 SERVICE_NAME = "teo"
@@ -118,20 +119,13 @@ def create_prefetch_task(params: Params, ctx: Context) -> dict[str, Any]:
     if len(targets) > batch:
         raise ApiError("LimitExceeded.BatchQuota", f"{len(targets)} targets submitted; at most {batch} per submission.")
 
-    rules = store.rule_objects()
-    progress = float(store.get_setting("progress_seconds"))
     rejected: dict[str, list[str]] = {}
     tasks: list[NewTask] = []
-    for target in targets:
-        rule = pick_rule(rules, target, SERVICE_NAME)
-        outcome = rule.outcome if rule else "success"
-        fail_type, fail_message = rule.failure() if rule and outcome != "success" else ("", "")
-        if outcome == "rejected":
-            rejected.setdefault(fail_message, []).append(target)
-            continue
-        delay = rule.delay_seconds if rule and rule.delay_seconds is not None else progress
-        host = (urlsplit(target).hostname or "").lower()
-        tasks.append(NewTask(target, host, ctx.now + delay, outcome, fail_type, fail_message))
+    for task in steered_tasks(store, SERVICE_NAME, targets, now=ctx.now):
+        if task.outcome == "rejected":
+            rejected.setdefault(task.fail_message, []).append(task.target)
+        else:
+            tasks.append(task)
 
     job_id = new_job_id()
     daily = int(store.get_setting("prefetch_daily"))

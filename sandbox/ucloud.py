@@ -1,4 +1,7 @@
-"""UCloud UCDN: a second wire protocol (form or JSON parameters, SHA1 signature, RetCode envelope).
+"""UCloud's wire protocol (form or JSON parameters, SHA1 signature, RetCode envelope), for UCDN.
+
+Kept apart from the actions (`sandbox.ucdn`), as `sandbox.tencent` is from teo and cdn: the
+envelope, auth, throttling and logging are the protocol's, whatever the action.
 
 Requests are recognised by an `Action`, `PublicKey` or `Signature` parameter (form-encoded POST as
 the SDK sends it, a JSON POST, or a GET query), at any path: `base_url` may carry one. Every answer
@@ -9,21 +12,7 @@ Checks, in order: Action present (160), Signature present (170), PublicKey known
 right (171), Action known (161), rate (153), parameters. The signature is verified exactly as
 `ucloud/core/auth/_cfg.py` computes it (cdn-apis.md §4.2). Choices where the docs leave it open:
 - A bad or missing parameter is RetCode 230 ("Params [X] not available"), like UCloud's gateway.
-- A `rejected` rule fails the whole PrefetchNewUcdnDomainCache with 230 naming the URL.
-- The daily quota (per host, `ucloud_prefetch_daily`, Beijing-time day) is RetCode 44010,
-  "prefetch quota exceeded for domain ..."; nothing is created. Note that the SDK flags every
-  RetCode above 2000 as retryable.
-- GetUcdnDomainPrefetchRefreshState knows DomainIds declared with `add_ucloud_domain` (or the CLI's
-  `ucloud-domain add`); any other DomainId is RetCode 44003 "domain not found".
-- Submits: at most one per `ucloud_prefetch_interval` seconds per PublicKey (153); only accepted
-  submits start the interval. Other actions: `rate_limit_per_second` per action (153).
-- History: the default window (BeginTime = EndTime - 1 day) applies even when TaskId.N is given;
-  `Limit` absent or 0 means everything. Tasks are per PublicKey. `IsDcdn` is checked to be a
-  boolean and otherwise ignored: SDK 0.11.150 cannot send it on submit, so a filter on it could
-  only ever hide the tasks the SDK created.
-- A task is `wait` for the first 10% of its progress time, then `process`; once every URL is done
-  it is `failure` if any URL failed, else `unknow` if any URL is unknown, else `success`.
-  Outcomes: success -> success; failed, timeout, canceled, invalid -> failure; unknown -> unknow.
+- Every action: `rate_limit_per_second` per (PublicKey, action) (153).
 """
 
 from __future__ import annotations
@@ -32,18 +21,15 @@ import hashlib
 import hmac
 import json
 import re
-import secrets
-import string
 import sys
 import traceback
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from . import tencent
-from .store import Charge, NewTask, QuotaExceeded, SandboxStore, SubmitTooSoon, pick_rule, task_progress
+from .store import SandboxStore
 from .wire import Env, HttpRequest, Identity, Reply
 
 SERVICE_NAME = "ucloud"
@@ -57,18 +43,6 @@ RET_MISSING_SIGNATURE = 170
 RET_BAD_SIGNATURE = 171
 RET_UNKNOWN_USER = 172
 RET_BAD_PARAMS = 230
-RET_DOMAIN_NOT_FOUND = 44003
-RET_QUOTA_EXCEEDED = 44010
-
-WAIT_FRACTION = 0.1  # share of a task's progress time reported as `wait`
-TASK_STATUSES = ("wait", "process", "success", "failure", "unknow")
-REPORTED_STATUS = {
-    "success": "success", "failed": "failure", "timeout": "failure", "canceled": "failure",
-    "invalid": "failure", "unknown": "unknow",
-}
-"""Sandbox outcome -> UCloud Status of a finished URL."""
-REFRESH_FILE_QUOTA, REFRESH_DIR_QUOTA = 10000, 100  # refresh is not emulated: reported untouched
-_TASK_ID_ALPHABET = string.ascii_letters + string.digits
 _INTEGER = re.compile(r"-?\d+")
 
 
@@ -226,6 +200,9 @@ class Params:
         return [indexed[i] for i in range(len(indexed))]
 
 
+Handler = Callable[[Params, Context], dict[str, Any]]
+
+
 def loggable(params: Mapping[str, str]) -> dict[str, Any]:
     """Parameters for the request log: lists rebuilt (`UrlList.0` -> UrlList), never the Signature.
 
@@ -250,8 +227,8 @@ def identify(req: HttpRequest) -> Identity:
     )
 
 
-def handle(req: HttpRequest, env: Env) -> Reply:
-    """Authenticate, throttle and dispatch one UCloud request; never raises."""
+def handle(req: HttpRequest, env: Env, actions: Mapping[str, Handler]) -> Reply:
+    """Authenticate, throttle and dispatch one UCloud request to `actions`; never raises."""
     request_id = str(uuid.uuid4())
     reply = Reply(body={}, request_id=request_id, service=SERVICE_NAME, headers={REQUEST_UUID_HEADER: request_id})
     action = ""
@@ -271,7 +248,7 @@ def handle(req: HttpRequest, env: Env) -> Reply:
             raise UCloudError(RET_UNKNOWN_USER, f"User does not exist: no account has PublicKey {public_key!r}")
         if not hmac.compare_digest(signature(params, private_key), params["Signature"]):
             raise UCloudError(RET_BAD_SIGNATURE, "Signature VerifyAC Error")
-        handler = ACTIONS.get(action)
+        handler = actions.get(action)
         if handler is None:
             raise UCloudError(RET_UNKNOWN_ACTION, f"Action [{action}] does not exist")
         limit = int(env.store.get_setting("rate_limit_per_second"))
@@ -293,185 +270,3 @@ def handle(req: HttpRequest, env: Env) -> Reply:
 
 def error_body(action: str, code: int, message: str) -> dict[str, Any]:
     return {"Action": f"{action}Response", "RetCode": code, "Message": message}
-
-
-# ----- actions -------------------------------------------------------------------------------------
-
-
-def new_task_id() -> str:
-    """8 random letters and digits, the shape of real TaskIds (e.g. `IhrznXRB`)."""
-    return "".join(secrets.choice(_TASK_ID_ALPHABET) for _ in range(8))
-
-
-def _is_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
-
-
-def _too_soon(retry_after: float) -> UCloudError:
-    return UCloudError(
-        RET_THROTTLED, f"Request throttled: one prefetch submit per interval; retry in {retry_after:.1f} s"
-    )
-
-
-def prefetch_new_ucdn_domain_cache(params: Params, ctx: Context) -> dict[str, Any]:
-    store = ctx.store
-    interval = float(store.get_setting("ucloud_prefetch_interval"))
-    last = store.last_submit(SERVICE_NAME, ctx.public_key)
-    if interval and last is not None and ctx.now - last < interval:  # the gateway refuses before validating
-        raise _too_soon(interval - (ctx.now - last))
-    params.string("ProjectId")
-    params.boolean("IsDcdn")
-    urls = params.strings("UrlList")
-    batch = int(store.get_setting("ucloud_prefetch_batch"))
-    if not urls:
-        raise bad_param("UrlList", "at least one URL is required")
-    if len(urls) > batch:
-        raise bad_param("UrlList", f"{len(urls)} URLs submitted; at most {batch} per call")
-    for i, url in enumerate(urls):
-        if not _is_url(url):
-            raise bad_param(f"UrlList.{i}", f"must start with http:// or https:// and name a domain; got {url!r}")
-
-    rules = store.rule_objects()
-    progress = float(store.get_setting("progress_seconds"))
-    tasks: list[NewTask] = []
-    for url in urls:
-        rule = pick_rule(rules, url, SERVICE_NAME)
-        outcome = rule.outcome if rule else "success"
-        if rule is not None and outcome == "rejected":
-            raise bad_param("UrlList", f"{url} cannot be prefetched: {rule.failure()[1]}")
-        fail_type, fail_message = rule.failure() if rule and outcome != "success" else ("", "")
-        delay = rule.delay_seconds if rule and rule.delay_seconds is not None else progress
-        host = (urlsplit(url).hostname or "").lower()
-        tasks.append(NewTask(url, host, ctx.now + delay, outcome, fail_type, fail_message))
-
-    daily = int(store.get_setting("ucloud_prefetch_daily"))
-    per_host = Counter(t.host for t in tasks)
-    task_id = new_task_id()
-    try:
-        store.create_tasks(
-            SERVICE_NAME, ctx.public_key, task_id, tasks, now=ctx.now,
-            charges=[Charge(host, count, daily) for host, count in sorted(per_host.items())],
-            min_interval=interval,
-        )
-    except SubmitTooSoon as exc:
-        raise _too_soon(exc.retry_after) from None
-    except QuotaExceeded as exc:
-        raise UCloudError(
-            RET_QUOTA_EXCEEDED,
-            f"prefetch quota exceeded for domain {exc.scope}: {exc.used} used today + {exc.requested} "
-            f"submitted > {exc.limit}",
-        ) from None
-    return {"TaskId": task_id}
-
-
-URL_COLUMNS = ("job_id", "target", "created", "finish", "outcome")
-"""What a history answer needs of a task row (`SandboxStore.task_values`): plain tuples, because an
-answer may carry 100,000 URLs and building a StoredTask for each cost more than anything else."""
-
-
-def _url_status(created: float, finish: float, outcome: str, now: float) -> str:
-    if now >= finish:
-        return REPORTED_STATUS.get(outcome, "unknow")
-    return "wait" if now - created < WAIT_FRACTION * (finish - created) else "process"
-
-
-def task_status(rows: list[tuple[Any, ...]], now: float) -> str:
-    """One task's status from its URLs (URL_COLUMNS rows, oldest first): wait/process while any runs,
-    then the aggregate outcome."""
-    if any(now < r[3] for r in rows):
-        created, last = rows[0][2], max(r[3] for r in rows)
-        return "wait" if now - created < WAIT_FRACTION * (last - created) else "process"
-    finals = {REPORTED_STATUS.get(r[4], "unknow") for r in rows}  # every URL is finished
-    for status in ("failure", "unknow"):
-        if status in finals:
-            return status
-    return "success"
-
-
-def describe_new_ucdn_prefetch_cache_task(params: Params, ctx: Context) -> dict[str, Any]:
-    params.string("ProjectId")
-    task_ids = params.strings("TaskId")
-    begin, end = params.integer("BeginTime"), params.integer("EndTime")
-    if end is not None and begin is None:
-        raise bad_param("BeginTime", "required when EndTime is given")
-    if end is None:
-        end = int(ctx.now)
-    if begin is None:
-        begin = end - 86400
-    if begin > end:
-        raise bad_param("EndTime", "must not be earlier than BeginTime")
-    status = params.string("Status")
-    if status is not None and status not in TASK_STATUSES:
-        raise bad_param("Status", f"must be one of {', '.join(TASK_STATUSES)}; got {status!r}")
-    offset = params.integer("Offset") or 0
-    limit = params.integer("Limit") or 0
-    if offset < 0:
-        raise bad_param("Offset", "must be >= 0")
-    if limit < 0:
-        raise bad_param("Limit", "must be >= 0")
-    params.boolean("IsDcdn")
-
-    rows = ctx.store.task_values(
-        SERVICE_NAME, ctx.public_key, URL_COLUMNS, now=ctx.now, start=begin, end=end, job_ids=task_ids or None,
-    )
-    grouped: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:  # newest task first; its URLs come newest-id first, so reverse them below
-        grouped.setdefault(row[0], []).append(row)
-    now = ctx.now
-    found: list[tuple[str, str, list[tuple[Any, ...]]]] = []  # (TaskId, Status, rows oldest first)
-    for task_id, task_rows in grouped.items():
-        task_rows.reverse()
-        aggregate = task_status(task_rows, now)
-        if status is None or aggregate == status:
-            found.append((task_id, aggregate, task_rows))
-    page = found[offset:offset + limit] if limit else found[offset:]
-    tasks = [  # only the page's URLs are rendered
-        {
-            "TaskId": task_id,
-            "CreateTime": int(task_rows[0][2]),
-            "Status": aggregate,
-            "UrlLists": [
-                {
-                    "Url": target,
-                    "CreateTime": int(created),
-                    "FinishTime": int(finish) if now >= finish else 0,
-                    "Status": _url_status(created, finish, outcome, now),
-                    "Progress": task_progress(created, finish, now),
-                }
-                for _, target, created, finish, outcome in task_rows
-            ],
-        }
-        for task_id, aggregate, task_rows in page
-    ]
-    return {"TotalCount": len(found), "TaskList": tasks}
-
-
-def get_ucdn_domain_prefetch_refresh_state(params: Params, ctx: Context) -> dict[str, Any]:
-    params.string("ProjectId")
-    domain_id = params.string("DomainId", required=True)
-    assert domain_id is not None
-    host = ctx.store.ucloud_domain_host(domain_id)
-    if host is None:
-        raise UCloudError(
-            RET_DOMAIN_NOT_FOUND,
-            f"domain not found: {domain_id} (declare it with `python -m sandbox ucloud-domain add`)",
-        )
-    return {
-        "PrefetchQuota": int(ctx.store.get_setting("ucloud_prefetch_daily")),
-        "SubmitPrefetchCount": ctx.store.used_today(SERVICE_NAME, host, now=ctx.now),
-        "RefreshQuota": REFRESH_FILE_QUOTA,
-        "SubmitRefreshCount": 0,
-        "RefreshFileQuota": REFRESH_FILE_QUOTA,
-        "SubmitRefreshFile": 0,
-        "RefreshDirQuota": REFRESH_DIR_QUOTA,
-        "SubmitRefreshDir": 0,
-    }
-
-
-ACTIONS: Mapping[str, Callable[[Params, Context], dict[str, Any]]] = {
-    "PrefetchNewUcdnDomainCache": prefetch_new_ucdn_domain_cache,
-    "DescribeNewUcdnPrefetchCacheTask": describe_new_ucdn_prefetch_cache_task,
-    "GetUcdnDomainPrefetchRefreshState": get_ucdn_domain_prefetch_refresh_state,
-}
-"""Emulated UCloud actions by name."""

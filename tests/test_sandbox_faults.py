@@ -53,6 +53,7 @@ from sandbox import (
     server,
     ucloud,
 )
+from sandbox import ucdn as ucdn_actions
 
 ZONE = "zone-faults"
 URL = "https://static.example.com/app.js"
@@ -551,7 +552,7 @@ def test_defaults_are_stored_and_reset_clears_faults(tmp_path: Path) -> None:
 
 def test_default_fields_cover_every_emulated_action() -> None:
     emulated = {(name, action) for name, svc in server.TENCENT_SERVICES.items() for action in svc.actions}
-    emulated |= {("ucloud", action) for action in ucloud.ACTIONS}
+    emulated |= {("ucloud", action) for action in ucdn_actions.ACTIONS}
     assert set(faults.DEFAULT_FIELDS) == emulated
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from sandbox import SandboxStore, cdn, tencent, teo, ucloud
-from sandbox import store as store_module
+from sandbox import SandboxStore, cdn, tencent, teo, ucdn, ucloud
+from sandbox import history as history_module
+from sandbox import tasks as tasks_module
 from sandbox.pages import CACHED_QUERIES
 from sandbox.store import NewTask, StoredTask, task_query
 
@@ -37,13 +38,13 @@ def store(tmp_path) -> SandboxStore:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """Every read of a full id list, by query key."""
     seen: list[tuple] = []
-    original = store_module._read_matches
+    original = history_module._read_matches
 
     def counting(db: sqlite3.Connection, query: Any, state: Any, now: float) -> Any:
         seen.append(query.key)
         return original(db, query, state, now)
 
-    monkeypatch.setattr(store_module, "_read_matches", counting)
+    monkeypatch.setattr(history_module, "_read_matches", counting)
     return seen
 
 
@@ -72,7 +73,7 @@ def uncached(store: SandboxStore, service: str, scope: str | None, *, now: float
         db.row_factory = sqlite3.Row
         total = int(db.execute(query.count_sql, query.args).fetchone()[0])
         rows = db.execute(query.page_sql, query.page_args).fetchall()
-    return total, [store_module._task(r) for r in rows]
+    return total, [tasks_module._task(r) for r in rows]
 
 
 def pages(store: SandboxStore, service: str, scope: str | None, *, now: float, **filters: Any) -> list:
@@ -203,13 +204,13 @@ def test_kept_lists_are_few(store: SandboxStore, reads: list) -> None:
 
 def test_concurrent_pages_of_a_new_query_read_it_once(store: SandboxStore, reads: list,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    counting = store_module._read_matches
+    counting = history_module._read_matches
 
     def slow(*args: Any) -> Any:  # a long read (100,000 ids): every other page arrives meanwhile
         time.sleep(0.2)
         return counting(*args)
 
-    monkeypatch.setattr(store_module, "_read_matches", slow)
+    monkeypatch.setattr(history_module, "_read_matches", slow)
     total = uncached(store, "cdn", None, now=5000.0)[0]
     offsets = list(range(0, total, LIMIT))
     start = threading.Barrier(len(offsets))
@@ -279,13 +280,13 @@ def _reference_ucloud(store: SandboxStore, now: float, begin: int, end: int, sta
     """DescribeNewUcdnPrefetchCacheTask as the sandbox built it from StoredTasks, before plain rows."""
     def url_status(row: StoredTask) -> str:
         if now >= row.finish:
-            return ucloud.REPORTED_STATUS.get(row.outcome, "unknow")
-        return "wait" if now - row.created < ucloud.WAIT_FRACTION * (row.finish - row.created) else "process"
+            return ucdn.REPORTED_STATUS.get(row.outcome, "unknow")
+        return "wait" if now - row.created < ucdn.WAIT_FRACTION * (row.finish - row.created) else "process"
 
     def task_status(rows: list[StoredTask]) -> str:
         if any(now < r.finish for r in rows):
             created, last = rows[0].created, max(r.finish for r in rows)
-            return "wait" if now - created < ucloud.WAIT_FRACTION * (last - created) else "process"
+            return "wait" if now - created < ucdn.WAIT_FRACTION * (last - created) else "process"
         finals = {url_status(r) for r in rows}
         return next((s for s in ("failure", "unknow") if s in finals), "success")
 
@@ -314,7 +315,7 @@ def test_ucloud_answers_are_unchanged(store: SandboxStore, now: float, status: s
         params = {"BeginTime": "1000", "EndTime": "1015", "Offset": str(offset), "Limit": str(limit)}
         if status is not None:
             params["Status"] = status
-        got = ucloud.describe_new_ucdn_prefetch_cache_task(ucloud.Params(params), ucloud.Context(store, now, "pk", "r"))
+        got = ucdn.describe_new_ucdn_prefetch_cache_task(ucloud.Params(params), ucloud.Context(store, now, "pk", "r"))
         assert got == _reference_ucloud(store, now, 1000, 1015, status, offset, limit)
 
 
@@ -328,7 +329,7 @@ def test_ucloud_statuses_are_all_met(store: SandboxStore) -> None:
 
 
 def test_task_values_names_only_task_columns(store: SandboxStore) -> None:
-    rows = store.task_values("ucloud", "pk", ucloud.URL_COLUMNS, now=5000.0, start=1000, end=1000)
+    rows = store.task_values("ucloud", "pk", ucdn.URL_COLUMNS, now=5000.0, start=1000, end=1000)
     assert rows == [(t.job_id, t.target, t.created, t.finish, t.outcome)
                     for t in uncached(store, "ucloud", "pk", now=5000.0, start=1000, end=1000)[1]]
     for bad in ([], ["target", "1; DROP TABLE tasks"], ["nope"]):

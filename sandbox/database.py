@@ -1,0 +1,147 @@
+"""The sandbox's one SQLite file: its schema, in-place upgrades of older files, and connections.
+
+Everything lives in one file so that a test (or the CLI) can steer a sandbox running inside another
+process, e.g. the one the Pulumi provider host starts, just by opening the same path. Every
+operation opens its own short-lived connection: that is safe across threads and processes (WAL +
+busy timeout) and keeps no state that could go stale between processes. The schema is kept here
+whole, for every table, so that one place says what a file holds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Iterator
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL,            -- "teo", "cdn", "ucloud"
+    scope TEXT NOT NULL,              -- what queries are per: ZoneId (teo), Area (cdn), PublicKey (ucloud)
+    kind TEXT NOT NULL,               -- "prefetch" (room for "purge")
+    job_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    host TEXT NOT NULL,               -- lowercase hostname of target, for domain filters
+    created REAL NOT NULL,
+    finish REAL NOT NULL,             -- `processing` until then, then `outcome`
+    outcome TEXT NOT NULL,
+    fail_type TEXT NOT NULL,
+    fail_message TEXT NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}'  -- service-specific fields (JSON)
+);
+CREATE INDEX IF NOT EXISTS tasks_by_scope ON tasks (service, scope, created);
+-- History across scopes (a CDN query without Area): without this index every page scans and sorts
+-- every row of the service. With the rowid it carries, it also yields ORDER BY created DESC, id DESC.
+CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (service, created);
+-- One task's rows (a TaskId / job-id filter), already in page order: without `created` here the planner
+-- may walk tasks_by_time in order instead, to skip the sort, and scan the whole service for one task.
+CREATE INDEX IF NOT EXISTS tasks_by_job_time ON tasks (service, job_id, created);
+DROP INDEX IF EXISTS tasks_by_job;
+CREATE TABLE IF NOT EXISTS rules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pattern TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    fail_type TEXT,
+    fail_message TEXT,
+    delay_seconds REAL,
+    service TEXT                      -- NULL: every service, else only this one
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ucloud_domains (domain_id TEXT PRIMARY KEY, host TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT NOT NULL, scope TEXT NOT NULL, kind TEXT NOT NULL,  -- scope: ZoneId, area, host
+    at REAL NOT NULL, count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_by_scope ON usage (service, scope, kind, at);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    service TEXT, action TEXT, method TEXT, secret_id TEXT,
+    params TEXT,                      -- JSON of the decoded parameters, NULL if undecodable
+    error_code TEXT, error_message TEXT,
+    request_id TEXT NOT NULL,
+    fault TEXT,                       -- kind of the fault that fired on this request, else NULL
+    fault_id INTEGER,
+    handled INTEGER NOT NULL DEFAULT 1  -- 0: a fault cut the request off before the API saw it
+);
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    service TEXT, action TEXT,        -- NULL: any
+    probability REAL NOT NULL,
+    count INTEGER,                    -- most firings, NULL: unlimited
+    executed INTEGER NOT NULL,
+    delay_seconds REAL, status INTEGER, field TEXT,
+    seed INTEGER NOT NULL,
+    evaluated INTEGER NOT NULL DEFAULT 0,  -- draws so far: the position in the fault's random stream
+    fired INTEGER NOT NULL DEFAULT 0
+);
+"""
+_TASKS_VERSION = [
+    # What a kept list of history ids (sandbox/pages.py) is checked against before each page: a token
+    # naming this file's table and a count of the updates and deletes made to it, bumped by triggers
+    # whoever writes (another process steering the same file, `age()`, a raw SQL edit). Inserts need
+    # no count: ids only grow, so the rows inserted since a list was read are those above its last id.
+    "CREATE TABLE IF NOT EXISTS tasks_version"
+    " (id INTEGER PRIMARY KEY CHECK (id = 1), token TEXT NOT NULL, changes INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO tasks_version (id, token, changes) VALUES (1, lower(hex(randomblob(16))), 0)",
+    *(
+        f"CREATE TRIGGER IF NOT EXISTS tasks_version_{event.lower()} AFTER {event} ON tasks"
+        " BEGIN UPDATE tasks_version SET changes = changes + 1; END"
+        for event in ("UPDATE", "DELETE")
+    ),
+]
+"""Statements run after _SCHEMA, one by one: trigger bodies hold `;`, which _SCHEMA is split on."""
+_REQUEST_COLUMNS_ADDED = {"fault": "TEXT", "fault_id": "INTEGER", "handled": "INTEGER NOT NULL DEFAULT 1"}
+"""Request-log columns newer than the first db files: added in place when an older file is opened."""
+
+
+class Database:
+    """One SQLite file, created or brought up to date when opened; the table classes build on it."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(db_path)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent in the file; readers never block writers
+            db.execute("BEGIN IMMEDIATE")
+            # executescript() would commit on its own; run the statements inside our transaction.
+            for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                db.execute(statement)
+            for statement in _TASKS_VERSION:
+                db.execute(statement)
+            # Files written before rules could be scoped to a service: add the column in place.
+            columns = {row[1] for row in db.execute("PRAGMA table_info(rules)")}
+            if "service" not in columns:
+                db.execute("ALTER TABLE rules ADD COLUMN service TEXT")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+            for column, declaration in _REQUEST_COLUMNS_ADDED.items():
+                if column not in columns:
+                    db.execute(f"ALTER TABLE requests ADD COLUMN {column} {declaration}")
+            db.execute("COMMIT")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.row_factory = sqlite3.Row
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (IMMEDIATE), so read-check-write is atomic."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
