@@ -15,7 +15,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
 )
 from tencentcloud.teo.v20220901 import models
 
-from components.clouds import paging, tencent
+from components.clouds import paging
 from components.clouds.base import CloudError
 from components.clouds.edgeone import make_client
 from components.clouds.paging import read_pages

@@ -34,7 +34,6 @@ from tests.stacks import (
     path_of,
     resource_name,
     start_sandbox,
-    target_diff,
 )
 
 RESOURCE = resource_name("web", DESTINATIONS["edgeone"])

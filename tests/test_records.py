@@ -215,7 +215,6 @@ def test_compact_state_is_small():
 
 
 # -- outputs carry the targets as one string, ``target_lines`` (issue #6) ---------------------------
-from datetime import datetime as _datetime  # noqa: E402
 
 import pytest  # noqa: E402
 

@@ -23,18 +23,13 @@ from components.model.connection import ConfigError
 from components.model.status import TargetState, TargetStatus
 from components.plan.reconcile import Plan
 from components.report import cli as report_module
-from components.report.cli import (
+from components.report.cli import main
+from components.report.model import DestinationReading, build_report
+from components.report.renderers import render_json, render_markdown, render_table
+from components.report.stack_config import (
     config_getter,
     load_stack_config,
-    main,
     parse_endpoint_overrides,
-)
-from components.report.render import (
-    Observed,
-    build_report,
-    render_json,
-    render_markdown,
-    render_table,
 )
 from sandbox import Sandbox
 from tests.stacks import (
@@ -63,7 +58,7 @@ def observed(statuses, urls=None, **kwargs):
     urls = urls or [s.url for s in statuses]
     decl = declaration(urls, **kwargs)
     plan = Plan({s.url: s for s in statuses})
-    return Observed(decl, decl.destinations[0], plan, NOW)
+    return DestinationReading(decl, decl.destinations[0], plan, NOW)
 
 
 def scenario_statuses(urls=URLS):
@@ -176,7 +171,7 @@ def test_in_flight_and_unknown_count_as_drift_and_errors_win():
     assert report.exit_code == 2
     assert "cloud reported status 'weird'" in render_table(report)
     decl = declaration(URLS[:3], name="gone")
-    broken = build_report([observed(statuses), Observed(decl, decl.destinations[0], error="edgeone X failed: boom")])
+    broken = build_report([observed(statuses), DestinationReading(decl, decl.destinations[0], error="edgeone X failed: boom")])
     assert broken.exit_code == 1
     assert "ERROR: edgeone X failed: boom" in render_table(broken)
     assert "could not be read: edgeone X failed: boom" in render_markdown(broken)

@@ -13,11 +13,7 @@ from typing import Any, Mapping
 
 from components.clouds.base import CloudAdapter
 from components.model.clouds import CloudSpec, UnknownCloud, cloud
-from components.model.connection import (
-    ConfigError,
-    Endpoint,
-    ProviderSettings,
-)
+from components.model.connection import ConfigError, Endpoint, ProviderSettings
 
 _SANDBOXES: dict[str, Any] = {}
 _LOCK = threading.Lock()
