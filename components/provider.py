@@ -44,8 +44,8 @@ from components.model.policy import (
     policy_problems,
 )
 from components.plan.safety import RefusedChange, check_drop
-from components.resource.converge import DestinationSync, SyncResult
-from components.resource.inputs import SetInputs, parse_shard
+from components.resource.converge import ShardSync, SyncResult
+from components.resource.inputs import ShardInputs, parse_shard
 from components.resource.outputs import build_outputs, output_targets, refreshed_inputs
 
 #: Output: whether the inputs in state hold live statuses of drifted targets (False: the desired values).
@@ -84,9 +84,9 @@ class PrefetchProvider(ResourceProvider):
         return Policy.from_destination(props.get("destination") or {},
                                        allow_large_changes=getattr(self, "_allow_large_changes", False))
 
-    def _sync(self, props: dict[str, Any]) -> DestinationSync:
-        inputs = SetInputs.from_props(props)
-        return DestinationSync(adapter_for(inputs.destination, self._require_settings()), inputs, log=sys.stderr,
+    def _sync(self, props: dict[str, Any]) -> ShardSync:
+        inputs = ShardInputs.from_props(props)
+        return ShardSync(adapter_for(inputs.destination, self._require_settings()), inputs, log=sys.stderr,
                                policy=self._policy(props))
 
     # -- engine calls ---------------------------------------------------------------------------
@@ -162,7 +162,7 @@ class PrefetchProvider(ResourceProvider):
         return None
 
 
-def outputs(sync: DestinationSync, result: SyncResult, *, inputs_show_drift: bool) -> dict[str, Any]:
+def outputs(sync: ShardSync, result: SyncResult, *, inputs_show_drift: bool) -> dict[str, Any]:
     """The audit outputs, plus ``quota`` when the live quota was held against what needs a prefetch.
 
     ``inputs_show_drift`` records whether the inputs the engine keeps after this call hold live
@@ -176,7 +176,7 @@ def outputs(sync: DestinationSync, result: SyncResult, *, inputs_show_drift: boo
     return outs
 
 
-def resource_id(inputs: SetInputs) -> str:
+def resource_id(inputs: ShardInputs) -> str:
     scope = ",".join(f"{k}={v}" for k, v in sorted(inputs.destination.items())
                      if k != "provider" and k not in POLICY_KEYS)
     shard = f"/shard-{inputs.shard[0]}-of-{inputs.shard[1]}" if inputs.shard else ""

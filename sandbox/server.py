@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Callable, Hashable, Mapping
 
-from . import cdn, faults, tencent, teo, ucdn, ucloud
+from . import edgeone, faults, tencent, tencent_cdn, ucloud, ucloud_wire
 from .faults import Fault
 from .store import SandboxStore
 from .wire import Env, HttpRequest, Identity, RateLimiter, Reply
@@ -35,18 +35,18 @@ SANDBOX_UCLOUD_PUBLIC_KEY = "sandbox-public-key"
 SANDBOX_UCLOUD_PRIVATE_KEY = "sandbox-private-key"
 """The built-in UCloud key pair (PublicKey, PrivateKey)."""
 
-TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (teo.SERVICE, cdn.SERVICE)}
+TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (edgeone.SERVICE, tencent_cdn.SERVICE)}
 """Emulated Tencent services by credential-scope name. A new service is one module + one entry here."""
 
 PROTOCOLS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest, Env], Reply]]] = [
     (tencent.claims, lambda req, env: tencent.handle(req, env, TENCENT_SERVICES)),
-    (ucloud.claims, lambda req, env: ucloud.handle(req, env, ucdn.ACTIONS)),  # Action, PublicKey, SHA1 Signature
+    (ucloud_wire.claims, lambda req, env: ucloud_wire.handle(req, env, ucloud.ACTIONS)),  # Action, PublicKey, SHA1 Signature
 ]
 """Wire protocols, tried in order; the first whose `claims` accepts a request handles it."""
 
 IDENTIFIERS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest], Identity]]] = [
     (tencent.claims, tencent.identify),
-    (ucloud.claims, ucloud.identify),
+    (ucloud_wire.claims, ucloud_wire.identify),
 ]
 """How each protocol names a request's service and action before handling it (faults match on them)."""
 JSON = "application/json"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.clouds import quota_ledger as quota
-from components.clouds.history import SHARED
+from components.clouds.history import SHARED_HISTORY
+from components.clouds.quota_ledger import SHARED_QUOTA
 
 
 @pytest.fixture(autouse=True)
@@ -16,8 +16,8 @@ def fresh_shared_history():
     In production one provider host serves one engine command; in one pytest process, tests that
     reuse a sandbox port or a fake scope must not be served another test's history.
     """
-    SHARED.clear()
-    quota.SHARED.clear()
+    SHARED_HISTORY.clear()
+    SHARED_QUOTA.clear()
     yield
-    SHARED.clear()
-    quota.SHARED.clear()
+    SHARED_HISTORY.clear()
+    SHARED_QUOTA.clear()

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 from components.clouds.base import CloudAdapter, CloudError, SubmitResult
 from components.model.quota import Quota
-from components.model.status import Observation, TargetState
+from components.model.status import HistoryRow, TargetState
 
 
 class FakeClock:
@@ -58,17 +58,17 @@ class FakeCloud(CloudAdapter):
         self.available -= len(urls) - len(rejected)
         return SubmitResult(task, tuple(u for u in urls if u not in rejected), rejected)
 
-    def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         self.history_calls.append((since, until))
         now = self.clock()
         for url, task, created, outcome in self.rows:
             if since <= created <= until:
                 done = created + timedelta(seconds=self.finish_after)
                 if task != "seed" and now < done:
-                    yield Observation(url, task, TargetState.RUNNING, created, None, None, "processing")
+                    yield HistoryRow(url, task, TargetState.RUNNING, created, None, None, "processing")
                 else:
                     finished = done if task != "seed" else created
-                    yield Observation(url, task, outcome, created, finished, None, outcome.value)
+                    yield HistoryRow(url, task, outcome, created, finished, None, outcome.value)
 
 
 class SdkAnswer:

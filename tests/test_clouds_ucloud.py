@@ -15,7 +15,7 @@ from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.ucloud import UCloudAdapter, make_client, map_status
 from components.model.connection import Endpoint, UCloudCredentials
-from components.model.status import Observation, TargetState
+from components.model.status import HistoryRow, TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox
 from tests.test_clouds_tencent import near_duplicates
 
@@ -150,13 +150,13 @@ def test_status_mapping(raw, state):
 def test_more_than_a_thousand_targets_go_out_in_batches_the_sandbox_accepts(sb):
     import io
 
-    from components.resource.converge import DestinationSync
-    from components.resource.inputs import SetInputs
+    from components.resource.converge import ShardSync
+    from components.resource.inputs import ShardInputs
 
     sb.store.set_setting("ucloud_prefetch_daily", 5000)
     urls = tuple(sorted(URL.format(f"b{i:04d}") for i in range(1001)))
-    inputs = SetInputs("big", {"provider": "ucloud", "domainId": DOMAIN}, urls, "24h", "0s")
-    DestinationSync(adapter(sb), inputs, log=io.StringIO()).converge()
+    inputs = ShardInputs("big", {"provider": "ucloud", "domainId": DOMAIN}, urls, "24h", "0s")
+    ShardSync(adapter(sb), inputs, log=io.StringIO()).converge()
     log = sb.store.requests(action="PrefetchNewUcdnDomainCache")
     assert sorted(len(r["params"]["UrlList"]) for r in log) == [1, 1000]
     assert all(r["error_code"] is None for r in log)
@@ -251,6 +251,6 @@ def test_a_url_parses_the_same_whatever_urls_of_its_task_came_before(items, task
     alone = []
     for one in items:
         alone.extend(outcomes({**task, "UrlLists": [one]}))
-        if not isinstance(alone[-1], Observation):
+        if not isinstance(alone[-1], HistoryRow):
             break  # a refused URL ends the task's rows
     assert together == alone

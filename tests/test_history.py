@@ -11,7 +11,7 @@ import pytest
 import components.clouds.history as history_module
 from components.clouds.base import CloudError
 from components.clouds.history import HistoryCache, index
-from components.model.status import Observation, TargetState
+from components.model.status import HistoryRow, TargetState
 from tests.fakes import FakeClock, FakeCloud
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -216,9 +216,9 @@ def test_each_caller_takes_only_its_own_urls_rows():
 
 
 def test_the_index_keeps_a_row_read_twice_once_and_every_task_of_a_url():
-    first = Observation(A, "t1", TargetState.RUNNING, NOW)
-    done = Observation(A, "t1", TargetState.WARM, NOW, NOW + timedelta(minutes=1))
-    other = Observation(B, "t2", TargetState.WARM, NOW)
+    first = HistoryRow(A, "t1", TargetState.RUNNING, NOW)
+    done = HistoryRow(A, "t1", TargetState.WARM, NOW, NOW + timedelta(minutes=1))
+    other = HistoryRow(B, "t2", TargetState.WARM, NOW)
     by_url, count = index([first, other, first, done, other])
     assert count == 5
     assert by_url[A] == [first, done] and by_url[B] == other  # a changed row of one task is kept: the newer decides

@@ -23,7 +23,7 @@ from components.clouds.tencent_cdn import make_client as cdn_client
 from components.clouds.ucloud import UCloudAdapter
 from components.clouds.ucloud import make_client as ucloud_client
 from components.model.connection import Endpoint, TencentCredentials, UCloudCredentials
-from components.model.status import Observation, TargetState
+from components.model.status import HistoryRow, TargetState
 from tests.fakes import replace_tencent_transport
 
 SINCE, UNTIL = datetime(2026, 11, 22, tzinfo=timezone.utc), datetime(2026, 11, 23, tzinfo=timezone.utc)
@@ -77,7 +77,7 @@ def check_outcome(run, rows_sent: int, cloud: str, action: str):
         assert str(error).startswith(f"{cloud} {action} failed:")
         return
     for obs in observations:
-        assert isinstance(obs, Observation) and isinstance(obs.url, str) and obs.task_id
+        assert isinstance(obs, HistoryRow) and isinstance(obs.url, str) and obs.task_id
         assert isinstance(obs.state, TargetState) and obs.created.tzinfo is not None
     assert len(observations) == rows_sent, "a row that parsed must not be dropped"
 

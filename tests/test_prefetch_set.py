@@ -32,9 +32,9 @@ from components.declare.declarations import load_sets
 from components.engine.args import PrefetchSetArgs
 from components.engine.prefetch_set import (
     PROGRAM_SOURCE,
-    Destination,
     PrefetchSet,
     PrefetchSetError,
+    ShardResource,
     normalize_targets,
 )
 from components.model.status import TargetState, TargetStatus, parse_time
@@ -47,7 +47,7 @@ from components.resource.audit import (
     merge_shard_entries,
     set_summary,
 )
-from components.resource.inputs import SetInputs, targets_digest
+from components.resource.inputs import ShardInputs, targets_digest
 from components.resource.outputs import DRIFTED_LIST_LIMIT, build_outputs
 
 ZONE_ID = "zone-2o0i4xfimj9g"
@@ -227,7 +227,7 @@ def test_typed_set_registers_exactly_what_the_yaml_set_does(tmp_path):
         targets=URLS, provider="edgeone", zone=ZONE_ID, freshness="12h", wait="2m")))
     assert yaml_run.error is None and typed_run.error is None, (yaml_run.error, typed_run.error)
     from_yaml, typed = yaml_run.dynamic(f"web-edgeone-{ZONE_ID}"), typed_run.dynamic(f"web-edgeone-{ZONE_ID}")
-    expected = SetInputs.from_declaration(decl, decl.destinations[0]).to_props()
+    expected = ShardInputs.from_declaration(decl, decl.destinations[0]).to_props()
     for reg in (from_yaml, typed):
         assert {k: v for k, v in reg.inputs.items() if k != "__provider"} == expected
         assert reg.parent.endswith("cdnprefetch:index:PrefetchSet::web")
@@ -445,7 +445,7 @@ def test_summary_of_nothing_yet():
 
 
 def test_destination_still_takes_set_inputs():
-    assert issubclass(Destination, pulumi.dynamic.Resource)
+    assert issubclass(ShardResource, pulumi.dynamic.Resource)
 
 
 # ------------------------------------------------------------------------------------------
@@ -464,7 +464,7 @@ def _plan(urls: list, failing: set = FAILING) -> Plan:
 
 def _entry(urls: list, verified_at: str = "2026-11-23T10:05:00Z", submitted: list = ()) -> dict:
     """records.audit_entry of what the provider outputs for a resource holding ``urls``."""
-    inputs = SetInputs("web", {"provider": "edgeone", "zone": ZONE_ID}, tuple(sorted(urls)), "24h", "2m")
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": ZONE_ID}, tuple(sorted(urls)), "24h", "2m")
     return audit_entry(build_outputs(inputs, _plan(sorted(urls)), verified_at=parse_time(verified_at),
                                      submitted=list(submitted)))
 
@@ -485,7 +485,7 @@ def test_merged_shards_are_the_entry_one_unsharded_resource_would_give():
 def test_merged_shards_are_in_sync_only_when_every_shard_is():
     parts = shards.split(MANY, 2)
     warm = [audit_entry(build_outputs(
-        SetInputs("web", {"provider": "edgeone", "zone": ZONE_ID}, tuple(sorted(part)), "24h", "2m"),
+        ShardInputs("web", {"provider": "edgeone", "zone": ZONE_ID}, tuple(sorted(part)), "24h", "2m"),
         _plan(sorted(part), failing=set()), verified_at=AT, submitted=[])) for part in parts]
     merged = merge_shard_entries(warm, targets_digest(MANY))
     assert merged["summary"]["in_sync"] is True and merged["summary"]["warm_ratio"] == 1.0
@@ -516,7 +516,7 @@ def test_one_shard_is_its_entry_unchanged_and_a_shard_without_outputs_means_not_
 
 def _provider_outputs(state: dict) -> dict:
     """What the provider would output for the registered inputs: half the targets failed, one task per resource."""
-    inputs = SetInputs.from_props(state)
+    inputs = ShardInputs.from_props(state)
     shard = state.get("shard") or {"index": 0}
     task = {"task_id": f"t-{state['destination']['provider']}-{int(shard['index'])}",
             "at": "2026-11-23T10:00:00Z", "count": len(inputs.targets)}

@@ -11,13 +11,13 @@ from pulumi.output import Unknown
 
 from components.model.policy import Policy
 from components.model.quota import Quota
-from components.plan.reconcile import plan
+from components.plan.reconcile import make_plan
 from components.plan.safety import RefusedChange, decide_quota
 from components.provider import PrefetchProvider, check_inputs, resource_id
 from components.resource.converge import SyncResult
-from components.resource.inputs import SetInputs
+from components.resource.inputs import ShardInputs
 
-INPUTS = SetInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"},
+INPUTS = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"},
                    ("https://a.example.com/x.js",), "24h", "10m")
 
 
@@ -98,7 +98,7 @@ def test_consent_lets_the_large_drop_through(provider, news):
     calls = []
 
     class Sync:
-        inputs = SetInputs.from_props(news)
+        inputs = ShardInputs.from_props(news)
 
         def converge(self, olds):
             calls.append(olds)
@@ -119,13 +119,13 @@ def test_a_bad_consent_value_is_a_check_failure():
 def test_policy_entries_are_checked_and_left_out_of_the_resource_id():
     assert {p for p, _ in check_inputs(props(BIG, maxQuotaShare="7"))} == {"destination"}
     assert check_inputs(props(BIG, maxQuotaShare="0.7", allowPartial="true")) == []
-    with_policy = SetInputs.from_props(props(BIG, maxQuotaShare="0.7", allowPartial="true"))
+    with_policy = ShardInputs.from_props(props(BIG, maxQuotaShare="0.7", allowPartial="true"))
     assert resource_id(with_policy) == resource_id(INPUTS)
 
 
 def test_read_records_the_quota_outlook_in_the_outputs():
     now = datetime(2026, 11, 23, tzinfo=timezone.utc)
-    result = SyncResult(plan(INPUTS.targets, [], now=now, freshness=timedelta(hours=24)), [], now,
+    result = SyncResult(make_plan(INPUTS.targets, [], now=now, freshness=timedelta(hours=24)), [], now,
                         quota=decide_quota(1, Quota(10, 10, 0), Policy(), "w"))
 
     class Sync:
@@ -163,7 +163,7 @@ def as_new_outputs(props_):
 
 
 def test_resource_id_of_a_shard_names_it():
-    sharded = SetInputs(INPUTS.set, INPUTS.destination, INPUTS.targets, "24h", "10m", shard=(3, 16))
+    sharded = ShardInputs(INPUTS.set, INPUTS.destination, INPUTS.targets, "24h", "10m", shard=(3, 16))
     assert resource_id(sharded) == "web/edgeone/mode=default,zone=zone-a/shard-3-of-16"
 
 
@@ -233,7 +233,7 @@ def test_a_real_drop_in_a_shard_is_still_refused():
 
 
 # -- read leaves the inputs alone when they already are what it would write (issue #6) --------------
-from components.model.status import Observation, TargetState  # noqa: E402
+from components.model.status import HistoryRow, TargetState  # noqa: E402
 from components.provider import INPUTS_SHOW_DRIFT  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
@@ -242,9 +242,9 @@ URL = INPUTS.targets[0]
 
 def read_with(state, old_outputs):
     """provider.read over a fake sync whose history shows the one target in ``state``."""
-    rows = [] if state is None else [Observation(URL, "task-1", state, NOW - timedelta(minutes=5),
+    rows = [] if state is None else [HistoryRow(URL, "task-1", state, NOW - timedelta(minutes=5),
                                                  NOW - timedelta(minutes=4), None, None)]
-    result = SyncResult(plan(INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24)), [], NOW)
+    result = SyncResult(make_plan(INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24)), [], NOW)
 
     class Sync:
         inputs = INPUTS
@@ -262,7 +262,7 @@ def test_create_and_update_record_that_the_inputs_in_state_are_the_desired_ones(
         inputs = INPUTS
 
         def converge(self, prior=None):
-            return SyncResult(plan(INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24)), [], NOW)
+            return SyncResult(make_plan(INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24)), [], NOW)
 
     provider = configured()
     provider._sync = lambda _props: Sync()

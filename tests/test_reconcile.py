@@ -3,12 +3,12 @@ from datetime import datetime, timedelta, timezone
 
 from components.model.status import (
     ContentVersion,
-    Observation,
+    HistoryRow,
     TargetState,
     TargetStatus,
     short_etag,
 )
-from components.plan.reconcile import assess, latest_by_url, plan
+from components.plan.reconcile import assess, latest_by_url, make_plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(hours=24)
@@ -17,7 +17,7 @@ A, B, C, D = (f"https://cdn.example.com/{x}.js" for x in "abcd")
 
 def obs(url, state, minutes_ago, task="t1", reason=None, finished_after=1):
     created = NOW - timedelta(minutes=minutes_ago)
-    return Observation(url, task, state, created, created + timedelta(minutes=finished_after), reason, state.value)
+    return HistoryRow(url, task, state, created, created + timedelta(minutes=finished_after), reason, state.value)
 
 
 def test_newest_task_decides_per_url():
@@ -49,7 +49,7 @@ def test_success_older_than_freshness_is_expired():
 def test_plan_submits_exactly_the_drifted_and_never_what_is_in_flight():
     rows = [obs(A, TargetState.WARM, 10), obs(B, TargetState.RUNNING, 1), obs(C, TargetState.FAILED, 10),
             obs(D, TargetState.UNKNOWN, 10)]
-    result = plan([A, B, C, D, "https://cdn.example.com/new.js"], rows, now=NOW, freshness=DAY)
+    result = make_plan([A, B, C, D, "https://cdn.example.com/new.js"], rows, now=NOW, freshness=DAY)
     assert result.to_submit == (C, D, "https://cdn.example.com/new.js")
     assert result.in_flight == [B]
     assert not result.in_sync
@@ -57,7 +57,7 @@ def test_plan_submits_exactly_the_drifted_and_never_what_is_in_flight():
 
 
 def test_all_warm_is_in_sync_with_nothing_to_submit():
-    result = plan([A, B], [obs(A, TargetState.WARM, 5), obs(B, TargetState.WARM, 5)], now=NOW, freshness=DAY)
+    result = make_plan([A, B], [obs(A, TargetState.WARM, 5), obs(B, TargetState.WARM, 5)], now=NOW, freshness=DAY)
     assert result.in_sync and result.to_submit == ()
 
 
@@ -80,7 +80,7 @@ def with_etag(observation, etag):
 
 def test_success_for_another_etag_is_stale_and_resubmitted():
     rows = [with_etag(obs(A, TargetState.WARM, 10), OLD.etag), with_etag(obs(B, TargetState.WARM, 10), NEW.etag)]
-    result = plan([A, B, C], rows, now=NOW, freshness=DAY, content={A: NEW, B: NEW})
+    result = make_plan([A, B, C], rows, now=NOW, freshness=DAY, content={A: NEW, B: NEW})
     assert result.statuses[A].state is TargetState.STALE
     assert result.statuses[A].reason == ("origin changed since last prefetch: etag 9b2cf535d3e1 was prefetched, "
                                          "the origin now has etag 4f1e2d3c4b5a")
@@ -123,8 +123,8 @@ def test_short_etag_keeps_12_hex_digits_of_a_hash_and_digests_anything_else():
 
 def test_a_success_exactly_freshness_old_is_still_warm_and_a_microsecond_more_is_expired():
     finished = NOW - DAY
-    on_edge = Observation(A, "t1", TargetState.WARM, finished - timedelta(minutes=1), finished)
-    past = Observation(B, "t1", TargetState.WARM, finished - timedelta(minutes=1), finished - timedelta(microseconds=1))
+    on_edge = HistoryRow(A, "t1", TargetState.WARM, finished - timedelta(minutes=1), finished)
+    past = HistoryRow(B, "t1", TargetState.WARM, finished - timedelta(minutes=1), finished - timedelta(microseconds=1))
     result = assess([A, B], [on_edge, past], now=NOW, freshness=DAY)
     assert result[A].state is TargetState.WARM
     assert result[B].state is TargetState.EXPIRED and result[B].reason == "last warmed more than 24h ago"
@@ -134,6 +134,6 @@ def test_one_pass_over_targets_and_rows_for_a_large_set():
     """Observations may be a one-shot iterator (the shared history hands each caller its own rows)."""
     urls = [f"https://cdn.example.com/{n}.js" for n in range(20_000)]
     rows = iter(obs(u, TargetState.WARM if n % 2 else TargetState.FAILED, 10) for n, u in enumerate(urls))
-    result = plan(urls, rows, now=NOW, freshness=DAY)
+    result = make_plan(urls, rows, now=NOW, freshness=DAY)
     assert len(result.statuses) == 20_000 and len(result.to_submit) == 10_000
     assert list(result.statuses) == urls

@@ -1,11 +1,11 @@
 import json
 from datetime import datetime, timedelta, timezone
 
-from components.model.status import ContentVersion, Observation, TargetState
-from components.plan.reconcile import plan
+from components.model.status import ContentVersion, HistoryRow, TargetState
+from components.plan.reconcile import make_plan
 from components.resource.audit import audit_entry
 from components.resource.inputs import (
-    SetInputs,
+    ShardInputs,
     desired_value,
     parse_desired,
     targets_digest,
@@ -19,21 +19,21 @@ from components.resource.outputs import (
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 A, B, C = (f"https://cdn.example.com/{x}.js" for x in "abc")
-INPUTS = SetInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"}, (A, B, C), "24h", "10m")
+INPUTS = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"}, (A, B, C), "24h", "10m")
 
 
 def sample_plan():
-    rows = [Observation(A, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4)),
-            Observation(B, "j1", TargetState.FAILED, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+    rows = [HistoryRow(A, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4)),
+            HistoryRow(B, "j1", TargetState.FAILED, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
                         "originPullFailed: origin returned HTTP 502")]
-    return plan(INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24))
+    return make_plan(INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24))
 
 
 def test_inputs_mark_every_target_warm_as_the_desired_state():
     assert INPUTS.to_props()["targets"] == {A: "warm", B: "warm", C: "warm"}
-    assert SetInputs.from_props(INPUTS.to_props()) == INPUTS
+    assert ShardInputs.from_props(INPUTS.to_props()) == INPUTS
     shuffled = {**INPUTS.to_props(), "targets": {C: "warm", A: "warm", B: "warm"}}
-    assert SetInputs.from_props(shuffled).targets == (A, B, C)  # gRPC Structs keep no order
+    assert ShardInputs.from_props(shuffled).targets == (A, B, C)  # gRPC Structs keep no order
 
 
 def test_refreshed_inputs_differ_from_desired_only_at_drifted_targets():
@@ -59,8 +59,8 @@ def test_outputs_summarise_counts_ratio_and_drift():
 
 def test_drift_list_is_bounded_but_the_total_is_not():
     targets = tuple(f"https://cdn.example.com/{i}" for i in range(DRIFTED_LIST_LIMIT + 5))
-    inputs = SetInputs("big", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "0s")
-    outs = build_outputs(inputs, plan(targets, [], now=NOW, freshness=timedelta(hours=1)), verified_at=NOW, submitted=[])
+    inputs = ShardInputs("big", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "0s")
+    outs = build_outputs(inputs, make_plan(targets, [], now=NOW, freshness=timedelta(hours=1)), verified_at=NOW, submitted=[])
     assert len(outs["drifted"]) == DRIFTED_LIST_LIMIT and outs["drifted_total"] == DRIFTED_LIST_LIMIT + 5
 
 
@@ -82,22 +82,22 @@ def test_audit_entry_collects_every_task_id_once():
 
 # -- origin-derived targets: the content marker in inputs and the ETag in outputs -----------------
 V1, V2 = ContentVersion("9b2cf535d3e1", 2048), ContentVersion("4f1e2d3c4b5a", 2100)
-ORIGIN_INPUTS = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, (A, B, C), "24h", "10m", {A: V1, B: V1})
+ORIGIN_INPUTS = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, (A, B, C), "24h", "10m", {A: V1, B: V1})
 
 
 def test_origin_targets_desire_warm_with_their_content_and_url_targets_plain_warm():
     props = ORIGIN_INPUTS.to_props()
     assert props["targets"] == {A: "warm (etag 9b2cf535d3e1, 2048 bytes)", B: "warm (etag 9b2cf535d3e1, 2048 bytes)",
                                 C: "warm"}
-    assert SetInputs.from_props(props) == ORIGIN_INPUTS
+    assert ShardInputs.from_props(props) == ORIGIN_INPUTS
     assert parse_desired(desired_value(V2)) == V2 and parse_desired("warm") is None
     assert parse_desired("failed: origin returned HTTP 502 (task j1, 2026-11-23T11:56:00Z)") is None
 
 
 def test_outputs_record_the_etag_each_task_was_for_and_read_it_back():
-    rows = [Observation(A, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+    rows = [HistoryRow(A, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
                         content=V1.etag)]
-    outs = build_outputs(ORIGIN_INPUTS, plan(ORIGIN_INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24),
+    outs = build_outputs(ORIGIN_INPUTS, make_plan(ORIGIN_INPUTS.targets, rows, now=NOW, freshness=timedelta(hours=24),
                                              content=ORIGIN_INPUTS.content), verified_at=NOW, submitted=[])
     assert outs["observed"][A] == ["warm", "j1", "2026-11-23T11:56:00Z", "", V1.etag]
     assert outs["summary"]["counts"]["stale"] == 0 and outs["summary"]["counts"]["missing"] == 2
@@ -107,16 +107,16 @@ def test_outputs_record_the_etag_each_task_was_for_and_read_it_back():
 
 def test_refresh_keeps_the_desired_value_of_a_warm_origin_target_and_words_a_stale_one():
     # State says the origin had V2 when last deployed, but the last success was for V1: stale.
-    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, (A, B), "24h", "10m", {A: V2, B: V1})
-    rows = [Observation(u, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, (A, B), "24h", "10m", {A: V2, B: V1})
+    rows = [HistoryRow(u, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
                         content=V1.etag) for u in (A, B)]
-    live = refreshed_inputs(inputs, plan(inputs.targets, rows, now=NOW, freshness=timedelta(hours=24),
+    live = refreshed_inputs(inputs, make_plan(inputs.targets, rows, now=NOW, freshness=timedelta(hours=24),
                                          content=inputs.content))
     assert live["targets"][B] == "warm (etag 9b2cf535d3e1, 2048 bytes)"
     assert live["targets"][A] == ("stale: origin changed since last prefetch: etag 9b2cf535d3e1 was prefetched, the "
                                   "origin now has etag 4f1e2d3c4b5a (task j1, 2026-11-23T11:56:00Z)")
     # an old stale record is re-judged from its ETag, not kept as a verdict
-    outs = build_outputs(inputs, plan(inputs.targets, rows, now=NOW, freshness=timedelta(hours=24),
+    outs = build_outputs(inputs, make_plan(inputs.targets, rows, now=NOW, freshness=timedelta(hours=24),
                                       content=inputs.content), verified_at=NOW, submitted=[])
     assert outs["observed"][A][0] == "stale"
     assert {o.url: o.state for o in prior_observations(outs)} == {A: TargetState.WARM, B: TargetState.WARM}
@@ -149,12 +149,12 @@ def test_compact_observed_round_trips_any_records(urls, data):
 def big_set(count=COMPACT_OBSERVED_ABOVE + 44):
     """Two tasks' worth of warm targets, a failed one, and targets never submitted."""
     urls = tuple(f"https://cdn.example.com/{i:04d}.js" for i in range(count))
-    rows = [Observation(u, "j1" if i < count // 2 else "j2", TargetState.WARM, NOW - timedelta(minutes=5),
+    rows = [HistoryRow(u, "j1" if i < count // 2 else "j2", TargetState.WARM, NOW - timedelta(minutes=5),
                         NOW - timedelta(minutes=4)) for i, u in enumerate(urls[:-10])]
-    rows.append(Observation(urls[7], "j3", TargetState.FAILED, NOW - timedelta(minutes=3), NOW - timedelta(minutes=2),
+    rows.append(HistoryRow(urls[7], "j3", TargetState.FAILED, NOW - timedelta(minutes=3), NOW - timedelta(minutes=2),
                             "originPullFailed: origin returned HTTP 502"))
-    inputs = SetInputs("big", {"provider": "edgeone", "zone": "zone-a"}, urls, "24h", "10m")
-    return inputs, plan(urls, rows, now=NOW, freshness=timedelta(hours=24))
+    inputs = ShardInputs("big", {"provider": "edgeone", "zone": "zone-a"}, urls, "24h", "10m")
+    return inputs, make_plan(urls, rows, now=NOW, freshness=timedelta(hours=24))
 
 
 def test_large_sets_record_observations_compactly_and_read_back_the_same():
@@ -234,33 +234,33 @@ def test_outputs_carry_the_targets_as_sorted_lines_and_no_map():
 def test_an_origin_target_line_names_its_desired_content_after_a_tab():
     assert target_lines([C, B, A], ORIGIN_INPUTS.content) == (
         f"{A}\twarm (etag 9b2cf535d3e1, 2048 bytes)\n{B}\twarm (etag 9b2cf535d3e1, 2048 bytes)\n{C}")
-    outs = build_outputs(ORIGIN_INPUTS, plan(ORIGIN_INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24),
+    outs = build_outputs(ORIGIN_INPUTS, make_plan(ORIGIN_INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24),
                                              content=ORIGIN_INPUTS.content), verified_at=NOW, submitted=[])
     assert output_targets(outs) == ORIGIN_INPUTS.to_props()["targets"]
-    assert SetInputs.from_props(outs) == ORIGIN_INPUTS
+    assert ShardInputs.from_props(outs) == ORIGIN_INPUTS
 
 
-@pytest.mark.parametrize("inputs", [INPUTS, ORIGIN_INPUTS, SetInputs("e", {"provider": "edgeone", "zone": "z"},
+@pytest.mark.parametrize("inputs", [INPUTS, ORIGIN_INPUTS, ShardInputs("e", {"provider": "edgeone", "zone": "z"},
                                                                       (), "24h", "0s")])
 def test_inputs_read_back_from_inputs_new_outputs_and_old_outputs_alike(inputs):
-    new_outputs = build_outputs(inputs, plan(inputs.targets, [], now=NOW, freshness=timedelta(hours=1),
+    new_outputs = build_outputs(inputs, make_plan(inputs.targets, [], now=NOW, freshness=timedelta(hours=1),
                                              content=inputs.content), verified_at=NOW, submitted=[])
     old_outputs = {**{k: v for k, v in new_outputs.items() if k != TARGET_LINES}, **inputs.to_props()}
     for props in (inputs.to_props(), new_outputs, old_outputs):
-        assert SetInputs.from_props(props) == inputs
+        assert ShardInputs.from_props(props) == inputs
         assert output_targets(props) == inputs.to_props()["targets"]
     assert output_targets({"set": "x"}) is None and output_targets({TARGET_LINES: 7}) is None
     with pytest.raises(KeyError):
-        SetInputs.from_props({k: v for k, v in new_outputs.items() if k != TARGET_LINES})
+        ShardInputs.from_props({k: v for k, v in new_outputs.items() if k != TARGET_LINES})
 
 
 def test_a_shard_is_in_inputs_and_outputs_only_when_the_set_is_split():
-    sharded = SetInputs("web", INPUTS.destination, INPUTS.targets, "24h", "10m", shard=(3, 16))
+    sharded = ShardInputs("web", INPUTS.destination, INPUTS.targets, "24h", "10m", shard=(3, 16))
     props = sharded.to_props()
     assert props["shard"] == {"index": 3, "count": 16} and "shard" not in INPUTS.to_props()
     assert build_outputs(sharded, sample_plan(), verified_at=NOW, submitted=[])["shard"] == {"index": 3, "count": 16}
     # numbers cross gRPC as doubles
-    assert SetInputs.from_props({**props, "shard": {"index": 3.0, "count": 16.0}}) == sharded
+    assert ShardInputs.from_props({**props, "shard": {"index": 3.0, "count": 16.0}}) == sharded
     assert refreshed_inputs(sharded, sample_plan())["shard"] == {"index": 3, "count": 16}
 
 
@@ -271,7 +271,7 @@ def test_a_malformed_shard_is_refused(bad):
     with pytest.raises(ValueError, match="shard must"):
         parse_shard(bad)
     with pytest.raises(ValueError):
-        SetInputs.from_props({**INPUTS.to_props(), "shard": bad})
+        ShardInputs.from_props({**INPUTS.to_props(), "shard": bad})
 
 
 def test_outputs_of_a_large_set_hold_one_line_per_target_not_a_map():
@@ -315,12 +315,12 @@ def test_no_record_old_enough_or_no_etag_means_the_targets_are_never_read():
 
 
 def test_prior_contents_are_the_etags_prior_observations_carry():
-    rows = [Observation(u, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
+    rows = [HistoryRow(u, "j1", TargetState.WARM, NOW - timedelta(minutes=5), NOW - timedelta(minutes=4),
                         content=V1.etag) for u in (A, B)]
     urls = tuple(f"https://cdn.example.com/{i:04d}.js" for i in range(COMPACT_OBSERVED_ABOVE + 1)) + (A, B)
     for targets in ((A, B, C), urls):  # readable and compact
-        inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "10m", {A: V1, B: V1})
-        outs = build_outputs(inputs, plan(targets, rows, now=NOW, freshness=timedelta(hours=24),
+        inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "10m", {A: V1, B: V1})
+        outs = build_outputs(inputs, make_plan(targets, rows, now=NOW, freshness=timedelta(hours=24),
                                           content=inputs.content), verified_at=NOW, submitted=[])
         assert prior_contents(outs) == {(A, "j1"): V1.etag, (B, "j1"): V1.etag} == \
             {(o.url, o.task_id): o.content for o in prior_observations(outs) if o.content}

@@ -51,9 +51,9 @@ from sandbox import (
     SandboxStore,
     faults,
     server,
-    ucloud,
+    ucloud_wire,
 )
-from sandbox import ucdn as ucdn_actions
+from sandbox import ucloud as ucdn_actions
 
 ZONE = "zone-faults"
 URL = "https://static.example.com/app.js"
@@ -356,7 +356,7 @@ def test_wrong_content_type_hides_errors_from_the_tencent_sdk(sb: Sandbox) -> No
     sb.store.add_rule("*/refused.js", "rejected", service="ucloud")
     with pytest.raises(uexc.RetCodeException) as info:
         ucloud_prefetch(sb, refused)
-    assert info.value.code == ucloud.RET_BAD_PARAMS
+    assert info.value.code == ucloud_wire.RET_BAD_PARAMS
     assert ucloud_prefetch(sb)["TaskId"]
 
 

@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from sandbox import SandboxStore, cdn, tencent, teo, ucdn, ucloud
+from sandbox import SandboxStore, tencent, ucloud_wire
+from sandbox import edgeone as teo
+from sandbox import tencent_cdn as cdn
+from sandbox import ucloud as ucdn
 from sandbox import history as history_module
 from sandbox import tasks as tasks_module
 from sandbox.pages import CACHED_QUERIES
@@ -315,7 +318,7 @@ def test_ucloud_answers_are_unchanged(store: SandboxStore, now: float, status: s
         params = {"BeginTime": "1000", "EndTime": "1015", "Offset": str(offset), "Limit": str(limit)}
         if status is not None:
             params["Status"] = status
-        got = ucdn.describe_new_ucdn_prefetch_cache_task(ucloud.Params(params), ucloud.Context(store, now, "pk", "r"))
+        got = ucdn.describe_new_ucdn_prefetch_cache_task(ucloud_wire.Params(params), ucloud_wire.Context(store, now, "pk", "r"))
         assert got == _reference_ucloud(store, now, 1000, 1015, status, offset, limit)
 
 

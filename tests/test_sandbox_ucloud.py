@@ -31,7 +31,7 @@ from sandbox import (
     Sandbox,
     SandboxStore,
 )
-from sandbox import ucloud as ucloud_protocol
+from sandbox import ucloud_wire as ucloud_protocol
 
 QUIET = logging.getLogger("tests.ucloud_sdk")
 QUIET.setLevel(logging.ERROR)  # the SDK logs every request's parameters at INFO

@@ -1,4 +1,4 @@
-"""The shared status model: Observation's and TargetStatus's hand-written constructors behave as the dataclass's own."""
+"""The shared status model: HistoryRow's and TargetStatus's hand-written constructors behave as the dataclass's own."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from components.model.status import Observation, TargetState, TargetStatus
+from components.model.status import HistoryRow, TargetState, TargetStatus
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("cls", [Observation, TargetStatus])
+@pytest.mark.parametrize("cls", [HistoryRow, TargetStatus])
 def test_init_takes_exactly_the_fields_in_order_with_their_defaults(cls):
     # The constructors are written out for speed (status.py says why): they must not drift from the fields.
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
@@ -25,18 +25,18 @@ def test_init_takes_exactly_the_fields_in_order_with_their_defaults(cls):
 
 def test_observation_sets_every_field_positionally_or_by_name():
     values = ("https://a.example/x", "j1", TargetState.FAILED, AT, AT, "HTTP 502", "failed", "9b2cf535d3e1")
-    by_position = Observation(*values)
-    by_name = Observation(**{f.name: v for f, v in zip(dataclasses.fields(Observation), values)})
+    by_position = HistoryRow(*values)
+    by_name = HistoryRow(**{f.name: v for f, v in zip(dataclasses.fields(HistoryRow), values)})
     assert dataclasses.astuple(by_position) == dataclasses.astuple(by_name) == values
-    assert Observation("u", "j", TargetState.WARM, AT) == Observation("u", "j", TargetState.WARM, AT, None, None, None,
+    assert HistoryRow("u", "j", TargetState.WARM, AT) == HistoryRow("u", "j", TargetState.WARM, AT, None, None, None,
                                                                       None)
 
 
 def test_observation_stays_a_frozen_hashable_dataclass():
-    obs = Observation("u", "j", TargetState.WARM, AT)
+    obs = HistoryRow("u", "j", TargetState.WARM, AT)
     with pytest.raises(dataclasses.FrozenInstanceError):
         obs.url = "v"  # type: ignore[misc]
-    assert hash(obs) == hash(Observation("u", "j", TargetState.WARM, AT))
+    assert hash(obs) == hash(HistoryRow("u", "j", TargetState.WARM, AT))
     assert dataclasses.replace(obs, content="etag").content == "etag" and obs.content is None
     assert pickle.loads(pickle.dumps(obs)) == obs
     assert obs.at == AT and not hasattr(obs, "__dict__")

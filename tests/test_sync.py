@@ -17,11 +17,11 @@ from components.resource.converge import (
     CLOCK_TOLERANCE,
     CONFIRM_DELAYS,
     SUBMIT_ATTEMPTS,
-    DestinationSync,
+    ShardSync,
     SubmitError,
     narrow_window,
 )
-from components.resource.inputs import SetInputs
+from components.resource.inputs import ShardInputs
 from components.resource.outputs import build_outputs
 from tests.fakes import FakeClock, FakeCloud
 
@@ -29,8 +29,8 @@ URLS = tuple(f"https://cdn.example.com/{i}.js" for i in range(10))
 
 
 def make(cloud, clock, targets=URLS, wait="1m", freshness="24h"):
-    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, freshness, wait)
-    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO())
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, freshness, wait)
+    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO())
 
 
 def test_first_converge_submits_everything_and_waits_until_warm():
@@ -141,8 +141,8 @@ def test_history_is_read_over_freshness_plus_margin():
 
 # -- origin-derived targets: content drift -------------------------------------------------------
 def make_origin(cloud, clock, content, wait="1m"):
-    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, URLS, "24h", wait, content)
-    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO())
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, URLS, "24h", wait, content)
+    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO())
 
 
 def test_changed_origin_content_resubmits_exactly_the_changed_targets():
@@ -349,8 +349,8 @@ def test_a_failed_progress_poll_does_not_fail_the_up():
 
 # -- quota: partial submission and the share rail (issue #5 item 5) ------------------------------
 def make_with(cloud, clock, policy, targets=URLS):
-    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
-    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy)
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
+    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy)
 
 
 def test_with_allow_partial_up_submits_what_fits_never_warmed_first_and_reports_the_rest():
@@ -461,8 +461,8 @@ class SharedCloud(FlakyCloud):
 
 
 def shared(cloud, clock, targets, cache, wait="1m"):
-    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", wait)
-    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache)
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", wait)
+    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache)
 
 
 def test_two_sets_on_one_scope_refresh_with_one_history_read():
@@ -541,8 +541,8 @@ def test_a_failing_shared_read_fails_the_refresh_and_is_not_kept():
 
 # -- the quota ledger (quota.py): shards of one set spend one quota reading ----------------------------------
 def shard_sync(cloud, clock, targets, ledger, policy=Policy(max_quota_share=1.0)):
-    inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "0s")
-    return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy,
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "0s")
+    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy,
                            history=HistoryCache(), quota=ledger)
 
 
@@ -640,8 +640,8 @@ def test_shards_that_started_at_different_moments_share_their_polls_both_ways():
     cloud, cache, ledger = SlowSubmits(clock, batch=1, finish_after=2), HistoryCache(), QuotaLedger()
 
     def shard(targets):
-        inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
-        sync = DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache,
+        inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
+        sync = ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache,
                                quota=ledger)
         return sync.converge
 
@@ -670,8 +670,8 @@ def test_refreshes_whose_clocks_were_read_seconds_apart_share_one_read_both_ways
 
     def set_at(targets, seconds):
         clock = FakeClock(base + timedelta(seconds=seconds))
-        inputs = SetInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
-        return DestinationSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache)
+        inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", "1m")
+        return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), history=cache)
 
     a = set_at(URLS[:5], 7).observe()  # A read its clock later than B, but reads first
     b = set_at(URLS[5:], 3).observe()

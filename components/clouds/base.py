@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Iterator, Mapping, Optional, Sequence
 
 from components.model.quota import Quota
-from components.model.status import Observation, TargetState
+from components.model.status import HistoryRow, TargetState
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class CloudAdapter(ABC):
         """Submit one batch (len(urls) <= quota().batch). Not idempotent: never call blindly twice."""
 
     @abstractmethod
-    def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         """Every prefetch row created in [since, until], all pages, as normalised observations."""
 
     def describe_scope(self) -> str:

@@ -35,7 +35,7 @@ from components.clouds.tencent import (
 from components.model.clouds import cloud
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.quota import Quota
-from components.model.status import Observation, TargetState, parse_time, shared
+from components.model.status import HistoryRow, TargetState, parse_time, shared
 from components.model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("edgeone")
@@ -107,7 +107,7 @@ class EdgeOneAdapter(CloudAdapter):
         # What decides the rows history() yields: the API and account it asks, and the zone.
         return (CLOUD, *client_identity(self.client), self.zone)
 
-    def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         return paged_history(since, until, self.max_window, self._page, _observation,
                              cloud=CLOUD, action=ACTION)
 
@@ -123,7 +123,7 @@ class EdgeOneAdapter(CloudAdapter):
         return checked_page(resp, CLOUD, ACTION, "Tasks")
 
 
-def _observation(task: Any) -> Optional[Observation]:
+def _observation(task: Any) -> Optional[HistoryRow]:
     """One row of ``Tasks`` (plain JSON): every field it reads is checked, the per-task ones once per task."""
     if not isinstance(task, dict):
         raise MalformedResponse(CLOUD, ACTION, "Tasks[]", f"expected an object, got {type(task).__name__}")
@@ -136,7 +136,7 @@ def _observation(task: Any) -> Optional[Observation]:
     part = _TASKS.part(key)
     if part is None:
         return None
-    return Observation(_normalize_or_raw(target), *part)
+    return HistoryRow(_normalize_or_raw(target), *part)
 
 
 def _task_part(job_id: Any, kind: Any, status: Any, create_time: Any, update_time: Any, fail_type: Any,

@@ -55,13 +55,13 @@ from datetime import datetime, timedelta
 from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Union
 
 from components.clouds.base import CloudAdapter
-from components.model.status import Observation
+from components.model.status import HistoryRow
 
 TTL = 60.0       # seconds a finished read is kept (monotonic time)
 MAX_ENTRIES = 4  # finished reads kept at once; the oldest goes first
 GRID_MINUTES = 10  # window_start floors to this many minutes (a divisor of 60)
 
-Rows = Union[Observation, list]  # one row, or a list of them when a URL has several tasks
+Rows = Union[HistoryRow, list]  # one row, or a list of them when a URL has several tasks
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,14 +78,14 @@ class Snapshot:
     by_url: Mapping[str, Rows]
     rows: int  # rows read, duplicates included
 
-    def rows_for(self, urls: Iterable[str], since: Optional[datetime] = None) -> list[Observation]:
+    def rows_for(self, urls: Iterable[str], since: Optional[datetime] = None) -> list[HistoryRow]:
         """The rows of these URLs only (a lookup per URL, never a scan of the whole history).
 
         With ``since`` later than this read's start of window, rows created before it are left
         out, as a read of the caller's own window would have done.
         """
         get = self.by_url.get
-        found: list[Observation] = []
+        found: list[HistoryRow] = []
         add, extend = found.append, found.extend
         for url in urls:
             rows = get(url)
@@ -118,7 +118,7 @@ def _spans(since: datetime, until: datetime, span: timedelta) -> int:
     return max(1, -(-(until - since) // span))
 
 
-def index(observations: Iterable[Observation]) -> tuple[dict[str, Rows], int]:
+def index(observations: Iterable[HistoryRow]) -> tuple[dict[str, Rows], int]:
     """{url: row or [rows]} in history order, and the number of rows read.
 
     A row read twice (pages that shifted while they were read, see clouds/tencent.py) is kept
@@ -326,5 +326,5 @@ def _fetch(adapter: CloudAdapter, since: datetime, until: datetime, seq: int) ->
     return Snapshot(since, until, seq, by_url, count)
 
 
-SHARED = HistoryCache()
-"""The provider process's cache: every DestinationSync uses it unless given another."""
+SHARED_HISTORY = HistoryCache()
+"""The provider process's cache: every ShardSync uses it unless given another."""

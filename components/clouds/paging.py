@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Hashable, Iterator, Optional
 
 from components.clouds.base import CloudError, MalformedResponse, windows
-from components.model.status import Observation
+from components.model.status import HistoryRow
 
 # Pages of one history query fetched at once (each still waits for its slot in the shared limiter).
 PAGES_IN_FLIGHT = 4
@@ -158,8 +158,8 @@ def _drop(ahead: deque[tuple[int, Future]]) -> None:
 
 def paged_history(since: datetime, until: datetime, span: timedelta,
                   page: Callable[[datetime, datetime, int], tuple[int, list]],
-                  observation: Callable[[Any], Optional[Observation]], *, cloud: str = "",
-                  action: str = "") -> Iterator[Observation]:
+                  observation: Callable[[Any], Optional[HistoryRow]], *, cloud: str = "",
+                  action: str = "") -> Iterator[HistoryRow]:
     """The history of both Tencent APIs: windows of at most ``span``, each read page by page.
 
     ``page(start, end, offset)`` answers one checked page; ``observation(row)`` turns a row into

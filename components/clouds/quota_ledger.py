@@ -115,4 +115,4 @@ def _less(quota: Quota, reserved: int) -> Quota:
 
 
 #: The ledger of this process.
-SHARED = QuotaLedger()
+SHARED_QUOTA = QuotaLedger()

@@ -36,7 +36,7 @@ from components.clouds.tencent import (
 from components.model.clouds import cloud
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.quota import Quota
-from components.model.status import Observation, TargetState, shared
+from components.model.status import HistoryRow, TargetState, shared
 from components.model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("tencent-cdn")
@@ -131,7 +131,7 @@ class TencentCdnAdapter(CloudAdapter):
         # yields depend on its area: they are part of the key.
         return (CLOUD, *client_identity(self._call.client), self.area)
 
-    def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         return paged_history(since, until, self.max_window, self._page, self._observation,
                              cloud=CLOUD, action=ACTION)
 
@@ -141,7 +141,7 @@ class TencentCdnAdapter(CloudAdapter):
                                         "Limit": PAGE_LIMIT})
         return checked_page(resp, CLOUD, ACTION, "PushLogs")
 
-    def _observation(self, row: Any) -> Optional[Observation]:
+    def _observation(self, row: Any) -> Optional[HistoryRow]:
         """One row of ``PushLogs`` (plain JSON): every field it reads is checked, the per-task ones once per task."""
         if not isinstance(row, dict):
             raise MalformedResponse(CLOUD, ACTION, "PushLogs[]", f"expected an object, got {type(row).__name__}")
@@ -163,7 +163,7 @@ class TencentCdnAdapter(CloudAdapter):
             percent = get("Percent")
             if isinstance(percent, int) and not isinstance(percent, bool):
                 reason = f"{percent}% done"
-        return Observation(url, task_id, state, created, updated, reason, raw)
+        return HistoryRow(url, task_id, state, created, updated, reason, raw)
 
 
 def _task_part(destination_area: str, area: Any, task_id: Any, status: Any, create_time: Any,

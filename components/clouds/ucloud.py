@@ -32,7 +32,7 @@ from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from components.model.clouds import cloud
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.quota import Quota
-from components.model.status import Observation, TargetState, shared
+from components.model.status import HistoryRow, TargetState, shared
 from components.model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("ucloud")
@@ -195,7 +195,7 @@ class UCloudAdapter(CloudAdapter):
                                     f"expected a task id, got {task_id!r}")
         return SubmitResult(task_id, tuple(url_list), {})
 
-    def history(self, since: datetime, until: datetime) -> Iterator[Observation]:
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         for start, end in windows(since, until, self.max_window):
             offset = 0
             while True:
@@ -219,7 +219,7 @@ class UCloudAdapter(CloudAdapter):
                     break
 
 
-def _task_observations(task: Any) -> Iterator[Observation]:
+def _task_observations(task: Any) -> Iterator[HistoryRow]:
     """The rows of one task of ``TaskList``: every field read is checked, the ones its URLs repeat once each."""
     if not isinstance(task, dict):
         raise MalformedResponse(CLOUD, ACTION, "TaskList[]", f"expected an object, got {type(task).__name__}")
@@ -256,7 +256,7 @@ def _task_observations(task: Any) -> Iterator[Observation]:
             url = normalize_url(url)
         except InvalidUrl:
             pass
-        yield Observation(url, task_id, state, created, finished, reason, raw_status)
+        yield HistoryRow(url, task_id, state, created, finished, reason, raw_status)
 
 
 def _url_part(raw: Any, create_time: Any, finish_time: Any, task_created: datetime) -> tuple:

@@ -14,7 +14,7 @@ One component, two ways in:
 
 * **a YAML/JSON declaration** (components/program.py): ``PrefetchSet.from_declaration(decl)``.
 
-Both register the same dynamic resources with the same inputs (``records.SetInputs.to_props()``:
+Both register the same dynamic resources with the same inputs (``records.ShardInputs.to_props()``:
 ``set``, ``destination``, ``targets`` as ``{url: desired}``, ``freshness``, ``wait``), so the
 provider cannot tell them apart. Inputs are resolved with Output.apply, so a zone id that is
 unknown during the preview of a new stack is sent as an unknown value (the engine plans a
@@ -62,7 +62,7 @@ from components.resource.audit import (
     set_summary,
     stack_record,
 )
-from components.resource.inputs import SetInputs, desired_value, targets_digest
+from components.resource.inputs import ShardInputs, desired_value, targets_digest
 
 COMPUTED_OUTPUTS = ("observed", "submitted", "summary", "drifted", "drifted_total")
 #: ``source`` of a set made with the typed API, in the audit record (a declaration gives its file).
@@ -85,9 +85,10 @@ class PrefetchSetError(pulumi.RunError):
 # ----------------------------------------------------------------------------------------------
 
 
-class Destination(Resource, module="cdnprefetch", name="Destination"):
-    """A prefetch set on one CDN destination, or one shard of it (``shard`` input). Type
-    ``pulumi-python:dynamic/cdnprefetch:Destination``."""
+class ShardResource(Resource, module="cdnprefetch", name="Destination"):
+    """One shard of a prefetch set on one CDN destination (a set of up to ``SHARD_TARGETS`` targets has
+    one shard per destination). Registered type ``pulumi-python:dynamic/cdnprefetch:Destination``:
+    the name it had before shards existed, kept so that existing stacks keep their URNs."""
 
     observed: pulumi.Output[dict]
     """Per target with a task: [state, task id, time, reason] of its latest task, plus for an origin
@@ -100,10 +101,10 @@ class Destination(Resource, module="cdnprefetch", name="Destination"):
     """The first 100 targets that are not warm, with status in plain words, reason, task id and time."""
     drifted_total: pulumi.Output[int]
 
-    def __init__(self, name: str, inputs: Union[SetInputs, Mapping[str, Any]],
+    def __init__(self, name: str, inputs: Union[ShardInputs, Mapping[str, Any]],
                  opts: Optional[pulumi.ResourceOptions] = None):
-        # ``inputs``: SetInputs, or its to_props() shape with Pulumi Inputs as values.
-        props = inputs.to_props() if isinstance(inputs, SetInputs) else dict(inputs)
+        # ``inputs``: ShardInputs, or its to_props() shape with Pulumi Inputs as values.
+        props = inputs.to_props() if isinstance(inputs, ShardInputs) else dict(inputs)
         props.update({key: None for key in COMPUTED_OUTPUTS})
         super().__init__(PrefetchProvider(), name, props, opts)
 
@@ -380,7 +381,7 @@ class PrefetchSet(pulumi.ComponentResource):
     """Number of (target, destination) pairs that are not warm."""
     in_sync: pulumi.Output[bool]
     """True when every target is warm on every destination."""
-    destinations: list[Destination]
+    destinations: list[ShardResource]
     """The dynamic resources: per destination (in order), its shards (shard 0 first). One per destination
     for a set of up to ``shards.SHARD_TARGETS`` targets, or whose targets are an Output."""
 
@@ -407,7 +408,7 @@ class PrefetchSet(pulumi.ComponentResource):
             pulumi.Output.from_input(spec.targets).apply(lambda urls: self._warn_unsharded(spec.name, urls))
         endpoints = preflight.endpoints_overridden()
         self.destinations = []
-        by_destination: list[list[Destination]] = []
+        by_destination: list[list[ShardResource]] = []
         for dest in spec.destinations:
             checked = self._preflight(spec, dest, endpoints)  # once per destination, whatever its shards
             resources = []
@@ -420,7 +421,7 @@ class PrefetchSet(pulumi.ComponentResource):
                 if len(parts) > 1:  # an unsharded set's inputs stay exactly what they were
                     inputs["shard"] = shards.shard_input(index, len(parts))
                 name = shards.shard_name(f"{spec.name}-{dest.label}", index, len(parts))
-                resources.append(Destination(name, inputs, child_opts))
+                resources.append(ShardResource(name, inputs, child_opts))
             by_destination.append(resources)
             self.destinations.extend(resources)
 
@@ -504,7 +505,7 @@ def shard_targets(targets: Any, desired: Any) -> list[Any]:
     return [{url: desired[url] for url in part} for part in shards.split(targets, count)]
 
 
-def _shard_entry(resource: Destination) -> pulumi.Output[dict]:
+def _shard_entry(resource: ShardResource) -> pulumi.Output[dict]:
     """One shard's audit entry (records.audit_entry of its outputs)."""
     return pulumi.Output.all(**{key: getattr(resource, key) for key in ("destination", *COMPUTED_OUTPUTS)}) \
         .apply(audit_entry)

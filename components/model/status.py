@@ -87,7 +87,7 @@ def short_etag(raw: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)  # slots: 100,000 rows of history in half the memory
-class Observation:
+class HistoryRow:
     """One history row about one URL, already normalised by a cloud adapter.
 
     ``content`` is the short ETag the task was submitted for. Clouds do not know it: it comes from
@@ -127,7 +127,7 @@ class Observation:
 
 # The slots' own setters, which a frozen class's __setattr__ does not guard.
 (_SET_URL, _SET_TASK_ID, _SET_STATE, _SET_CREATED, _SET_UPDATED, _SET_REASON, _SET_RAW_STATUS,
- _SET_CONTENT) = (getattr(Observation, f.name).__set__ for f in fields(Observation))
+ _SET_CONTENT) = (getattr(HistoryRow, f.name).__set__ for f in fields(HistoryRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,7 @@ class TargetStatus:
 
     def __init__(self, url: str, state: TargetState, task_id: Optional[str] = None, at: Optional[datetime] = None,
                  reason: Optional[str] = None, raw_status: Optional[str] = None, content: Optional[str] = None):
-        # Written out as Observation's is, for the same reason: one verdict per target, 100,000 per refresh.
+        # Written out as HistoryRow's is, for the same reason: one verdict per target, 100,000 per refresh.
         _SET_STATUS_URL(self, url)
         _SET_STATUS_STATE(self, state)
         _SET_STATUS_TASK_ID(self, task_id)

@@ -12,7 +12,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 from components.model.durations import format_duration
 from components.model.status import (
     ContentVersion,
-    Observation,
+    HistoryRow,
     TargetState,
     TargetStatus,
 )
@@ -38,13 +38,13 @@ class Plan:
         return not self.drifted
 
 
-def latest_by_url(observations: Iterable[Observation]) -> dict[str, Observation]:
+def latest_by_url(observations: Iterable[HistoryRow]) -> dict[str, HistoryRow]:
     """Keep, per URL, the most recently created task (ties: the later-changed row wins).
 
     The newest task decides: a failure followed by a successful retry is warm, and a success
     followed by a failed re-prefetch is failed.
     """
-    latest: dict[str, Observation] = {}
+    latest: dict[str, HistoryRow] = {}
     get = latest.get
     for obs in observations:
         url = obs.url
@@ -56,7 +56,7 @@ def latest_by_url(observations: Iterable[Observation]) -> dict[str, Observation]
 
 def assess(
     targets: Iterable[str],
-    observations: Iterable[Observation],
+    observations: Iterable[HistoryRow],
     *,
     now: datetime,
     freshness: timedelta,
@@ -99,9 +99,9 @@ def assess(
     return result
 
 
-def plan(
+def make_plan(
     targets: Sequence[str],
-    observations: Iterable[Observation],
+    observations: Iterable[HistoryRow],
     *,
     now: datetime,
     freshness: timedelta,

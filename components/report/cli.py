@@ -3,7 +3,7 @@
 Reads the stack's config file (``Pulumi.<stack>.yaml``, with the defaults declared in
 ``Pulumi.yaml``), loads the declarations, and reads every set's live status on every destination
 through the same adapters and reconcile code the provider uses (``adapter_for`` +
-``DestinationSync.observe()``). Read-only: it never submits. The report itself is built and
+``ShardSync.observe()``). Read-only: it never submits. The report itself is built and
 rendered by the pure ``report/model.py`` and ``report/renderers.py``, and the stack's config read by
 ``report/stack_config.py``; this module is the command line and does the cloud reads.
 
@@ -64,8 +64,8 @@ from components.report.stack_config import (
     parse_endpoint_overrides,
     stack_file_path,
 )
-from components.resource.converge import DestinationSync, utcnow
-from components.resource.inputs import SetInputs
+from components.resource.converge import ShardSync, utcnow
+from components.resource.inputs import ShardInputs
 
 DEFAULT_STACK = "dev"
 DEFAULT_SETS_DIR = "prefetch-sets"
@@ -131,7 +131,7 @@ def observe(declarations: Sequence[PrefetchSetDeclaration], settings: ProviderSe
                 continue
             try:
                 adapter = adapter_for(dest.as_dict(), settings)
-                result = DestinationSync(adapter, SetInputs.from_declaration(decl, dest), log=log,
+                result = ShardSync(adapter, ShardInputs.from_declaration(decl, dest), log=log,
                                          history=history).observe()
             except CloudError as exc:
                 log.write(f"report: set {decl.name} on {dest.label}: {exc}\n")

@@ -20,16 +20,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
 from components.clouds.base import CloudAdapter, CloudError, SubmitResult
-from components.clouds.history import SHARED, HistoryCache, window_start
-from components.clouds.quota_ledger import SHARED as SHARED_QUOTA
-from components.clouds.quota_ledger import QuotaLedger
+from components.clouds.history import SHARED_HISTORY, HistoryCache, window_start
+from components.clouds.quota_ledger import SHARED_QUOTA, QuotaLedger
 from components.model.durations import parse_duration
 from components.model.policy import Policy
-from components.model.status import Observation, TargetState
-from components.plan.reconcile import Plan
-from components.plan.reconcile import plan as make_plan
+from components.model.status import HistoryRow, TargetState
+from components.plan.reconcile import Plan, make_plan
 from components.plan.safety import QuotaDecision, decide_quota
-from components.resource.inputs import SetInputs
+from components.resource.inputs import ShardInputs
 from components.resource.outputs import (
     SubmittedTask,
     prior_contents,
@@ -96,19 +94,19 @@ def narrow_window(start: datetime, wide: datetime, clock_floor: Optional[timedel
     return max(wide, start + min(clock_floor, timedelta(0)) - CLOCK_MARGIN)
 
 
-class DestinationSync:
+class ShardSync:
     """One set on one destination, with the clock and sleep injectable for tests."""
 
     def __init__(
         self,
         adapter: CloudAdapter,
-        inputs: SetInputs,
+        inputs: ShardInputs,
         *,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
         log: TextIO = sys.stderr,
         policy: Policy = Policy(),
-        history: HistoryCache = SHARED,
+        history: HistoryCache = SHARED_HISTORY,
         quota: QuotaLedger = SHARED_QUOTA,
     ):
         self.adapter = adapter
@@ -155,13 +153,13 @@ class DestinationSync:
             self.log.write(line + "\n")
         return decision
 
-    def _plan(self, observations: list[Observation], now: datetime) -> Plan:
+    def _plan(self, observations: list[HistoryRow], now: datetime) -> Plan:
         return make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness,
                          content=self.inputs.content)
 
     def _history_with_prior(
         self, now: datetime, prior_outputs: Optional[Mapping[str, Any]]
-    ) -> tuple[list[Observation], dict[tuple[str, str], str]]:
+    ) -> tuple[list[HistoryRow], dict[tuple[str, str], str]]:
         """History rows of our targets (with the ETag each of our tasks was for) plus old records the
         cloud no longer keeps.
 
@@ -181,7 +179,7 @@ class DestinationSync:
         # Inside the window the cloud's history is authoritative: only older records are kept.
         for obs in prior_observations(prior_outputs, older_than=since):
             if obs.state.in_flight:
-                obs = Observation(obs.url, obs.task_id, TargetState.UNKNOWN, obs.created, obs.updated,
+                obs = HistoryRow(obs.url, obs.task_id, TargetState.UNKNOWN, obs.created, obs.updated,
                                   "task no longer in the cloud's history", None, obs.content)
             observations.append(obs)
         return observations, contents
@@ -221,7 +219,7 @@ class DestinationSync:
         return SyncResult(final, submitted, now, new_tasks, decision)
 
     def _submit(self, urls: list[str], batch: int, known: set[tuple[str, str]], start: datetime,
-                new_tasks: list[SubmittedTask]) -> list[Observation]:
+                new_tasks: list[SubmittedTask]) -> list[HistoryRow]:
         """Submit in batches; returns a note per URL (queued, rejected, or what history showed).
 
         ``known`` holds the (url, task id) pairs seen before this up: after an ambiguous failure,
@@ -229,7 +227,7 @@ class DestinationSync:
         """
         adapter = self.adapter
         total = -(-len(urls) // batch)
-        notes: list[Observation] = []
+        notes: list[HistoryRow] = []
         for number, index in enumerate(range(0, len(urls), batch), start=1):
             pending = urls[index:index + batch]
             for attempt in range(1, SUBMIT_ATTEMPTS + 1):
@@ -281,24 +279,24 @@ class DestinationSync:
             "only the rest."
         )
 
-    def _record_result(self, result: SubmitResult, new_tasks: list[SubmittedTask]) -> list[Observation]:
+    def _record_result(self, result: SubmitResult, new_tasks: list[SubmittedTask]) -> list[HistoryRow]:
         at = self.clock()
         if result.accepted:  # a task of rejected URLs only may never be listed
             self._sent_at[result.task_id] = at
         new_tasks.append(SubmittedTask(result.task_id, at, len(result.accepted)))
         self.log.write(f"set {self.inputs.set}: submitted {len(result.accepted)} targets as task {result.task_id}"
                        f" on {self.adapter.describe_scope()}\n")
-        notes = [Observation(url, result.task_id, TargetState.QUEUED, at, None, None, None, self._etag(url))
+        notes = [HistoryRow(url, result.task_id, TargetState.QUEUED, at, None, None, None, self._etag(url))
                  for url in result.accepted]
-        notes.extend(Observation(url, result.task_id, TargetState.FAILED, at, at, f"rejected at submit: {reason}",
+        notes.extend(HistoryRow(url, result.task_id, TargetState.FAILED, at, at, f"rejected at submit: {reason}",
                                  "rejected", self._etag(url)) for url, reason in result.rejected.items())
         return notes
 
-    def _confirm(self, urls: Sequence[str], known: set[tuple[str, str]], start: datetime) -> dict[str, Observation]:
+    def _confirm(self, urls: Sequence[str], known: set[tuple[str, str]], start: datetime) -> dict[str, HistoryRow]:
         """Tasks for ``urls`` that appeared since this up started (newest per URL), read a few times."""
         wanted = set(urls)
         since = start - CLOCK_TOLERANCE
-        found: dict[str, Observation] = {}
+        found: dict[str, HistoryRow] = {}
         for delay in CONFIRM_DELAYS:
             self.sleep(delay)
             for obs in self.adapter.history(since, self.clock() + CLOCK_TOLERANCE):
@@ -310,9 +308,9 @@ class DestinationSync:
                 break
         return found
 
-    def _record_found(self, found: Mapping[str, Observation], new_tasks: list[SubmittedTask]) -> list[Observation]:
+    def _record_found(self, found: Mapping[str, HistoryRow], new_tasks: list[SubmittedTask]) -> list[HistoryRow]:
         """Targets history shows were accepted despite the error: submitted, under the task history names."""
-        by_task: dict[str, list[Observation]] = {}
+        by_task: dict[str, list[HistoryRow]] = {}
         for obs in found.values():
             by_task.setdefault(obs.task_id, []).append(obs)
         notes = []
@@ -328,7 +326,7 @@ class DestinationSync:
         version = self.inputs.content.get(url)
         return version.etag if version else None
 
-    def _wait(self, start: datetime, pending: set[str]) -> list[Observation]:
+    def _wait(self, start: datetime, pending: set[str]) -> list[HistoryRow]:
         """Poll history for the submitted targets until none is in flight or the deadline passes.
 
         Each poll takes a shared read (history.py) that started after this caller's previous poll
@@ -357,13 +355,13 @@ class DestinationSync:
             return self._poll(start, since, wide, pending, widen)
 
     def _poll(self, start: datetime, since: datetime, wide: datetime, pending: set[str],
-              widen: Callable[[], Any]) -> list[Observation]:
+              widen: Callable[[], Any]) -> list[HistoryRow]:
         """The polls of ``_wait``: the rows of ``pending`` in [since, now] at the last poll (from ``wide``
         on, once a narrow window showed a pending target no row; ``widen`` registers that window)."""
         deadline = start + self.wait
         interval = POLL_FIRST
         last_progress = start
-        latest: list[Observation] = []
+        latest: list[HistoryRow] = []
         previous_start, previous_seq = self.clock(), 0
         while pending:
             now = self.clock()
@@ -383,7 +381,7 @@ class DestinationSync:
             previous_start, previous_seq = poll_start, snapshot.seq
             rows = [o for o in snapshot.rows_for(pending, since) if o.created >= since]
             latest = rows
-            newest: dict[str, Observation] = {}
+            newest: dict[str, HistoryRow] = {}
             for obs in rows:
                 if obs.url not in newest or obs.created >= newest[obs.url].created:
                     newest[obs.url] = obs
@@ -404,14 +402,14 @@ class DestinationSync:
                 break
         return latest
 
-    def _learn_clock(self, rows: Iterable[Observation]) -> None:
+    def _learn_clock(self, rows: Iterable[HistoryRow]) -> None:
         """Clock evidence from the rows of tasks this sync submitted (history.py ``learn_clock``)."""
         sent_at = self._sent_at
         evidence = [obs.created - sent_at[obs.task_id] for obs in rows if obs.task_id in sent_at]
         if evidence:
             self.history.learn_clock(self.adapter, min(evidence))
 
-    def _progress_line(self, pending: set[str], newest: dict[str, Observation], in_flight: set[str],
+    def _progress_line(self, pending: set[str], newest: dict[str, HistoryRow], in_flight: set[str],
                        left: timedelta) -> str:
         """One line per poll period while `up` waits; the engine shows it as a diagnostic."""
         warm = sum(1 for u in pending if u in newest and newest[u].state is TargetState.WARM)
@@ -440,7 +438,7 @@ class DestinationSync:
                            f"not warm ({summary}); see the set's drifted output\n")
 
 
-def with_content(observations: Iterable[Observation], contents: Mapping[tuple[str, str], str]) -> list[Observation]:
+def with_content(observations: Iterable[HistoryRow], contents: Mapping[tuple[str, str], str]) -> list[HistoryRow]:
     """History rows carry no ETag: add the one our records or submits say each task was for."""
     if not contents:
         return list(observations)

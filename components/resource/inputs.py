@@ -48,7 +48,7 @@ def parse_desired(value: Any) -> Optional[ContentVersion]:
 
 
 @dataclass(frozen=True)
-class SetInputs:
+class ShardInputs:
     """The dynamic resource's inputs, typed.
 
     ``content`` holds the origin's current version of each origin-derived target; URL targets
@@ -96,11 +96,11 @@ class SetInputs:
         return props
 
     @classmethod
-    def from_declaration(cls, decl: PrefetchSetDeclaration, destination: DestinationDeclaration) -> "SetInputs":
+    def from_declaration(cls, decl: PrefetchSetDeclaration, destination: DestinationDeclaration) -> "ShardInputs":
         return cls(decl.name, destination.as_dict(), decl.targets, decl.freshness, decl.wait, dict(decl.content))
 
     @classmethod
-    def from_props(cls, props: Mapping[str, Any]) -> "SetInputs":
+    def from_props(cls, props: Mapping[str, Any]) -> "ShardInputs":
         """From inputs (the ``targets`` map), new outputs (``target_lines``) or old outputs (the map).
 
         KeyError when the props hold neither form of the targets; ValueError for a malformed ``shard``.

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from components.model.status import (
     ALL_STATES,
-    Observation,
+    HistoryRow,
     TargetState,
     TargetStatus,
     format_time,
@@ -22,7 +22,7 @@ from components.plan.reconcile import Plan
 from components.resource.inputs import (
     TARGET_LINES,
     WARM,
-    SetInputs,
+    ShardInputs,
     _read_lines,
     targets_digest,
 )
@@ -86,7 +86,7 @@ class SubmittedTask:
 
 
 def build_outputs(
-    inputs: SetInputs,
+    inputs: ShardInputs,
     plan: Plan,
     *,
     verified_at: datetime,
@@ -241,7 +241,7 @@ def drift_entry(status: TargetStatus) -> dict[str, Any]:
     }
 
 
-def refreshed_inputs(inputs: SetInputs, plan: Plan) -> dict[str, Any]:
+def refreshed_inputs(inputs: ShardInputs, plan: Plan) -> dict[str, Any]:
     """Inputs as the live state has them: each drifted target's value becomes its status in plain words.
 
     The engine diffs these against the program's inputs (``warm``, or ``warm (etag …)`` for an
@@ -258,7 +258,7 @@ def refreshed_inputs(inputs: SetInputs, plan: Plan) -> dict[str, Any]:
 
 
 def prior_observations(outputs: Optional[Mapping[str, Any]],
-                       older_than: Optional[datetime] = None) -> list[Observation]:
+                       older_than: Optional[datetime] = None) -> list[HistoryRow]:
     """Observations recorded in earlier outputs: they keep old results the cloud's history has dropped.
 
     With ``older_than``, only records created before that time: the caller reads the cloud's history
@@ -283,7 +283,7 @@ def prior_observations(outputs: Optional[Mapping[str, Any]],
         key = id(record)  # the record objects stay alive (in ``outputs``) while this runs
         fields = parsed[key] if key in parsed else parsed.setdefault(key, _read_record(record))
         if fields is not None and (older_than is None or fields[2] < older_than):
-            result.append(Observation(url, *fields))
+            result.append(HistoryRow(url, *fields))
     return result
 
 
