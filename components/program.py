@@ -6,7 +6,8 @@ from __future__ import annotations
 import pulumi
 from pulumi.config import ConfigTypeError
 
-from components.declare.declarations import DeclarationError, Problem, load_sets
+from components.declare.declarations import load_sets
+from components.declare.model import DeclarationError, Problem
 from components.declare.origin import OriginError, resolve_origins
 from components.declare.references import TencentCloudLookup, resolve_references
 from components.engine.prefetch_set import PrefetchSet, stack_output

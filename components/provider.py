@@ -5,7 +5,7 @@ is ever an attribute at pickling time; settings are built in ``configure()`` ins
 How the engine calls each method (and why ``read`` rewrites inputs): see the README, "How drift
 reaches the preview".
 
-Safety rails (``safety.py``) are checked where the engine lets us: ``read`` (a refreshed preview)
+Safety rails (``plan/safety.py``) are checked where the engine lets us: ``read`` (a refreshed preview)
 warns when the next up would submit nothing or only part of what needs it; ``diff`` (every
 preview) warns when an update would drop too many targets; ``update``/``create`` refuse. Warnings
 are lines on stderr, which the engine shows as diagnostics. A new resource's preview makes no

@@ -4,7 +4,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from components.declare.declarations import DeclarationError, load_schema, load_sets
+from components.declare.declarations import load_sets
+from components.declare.model import DeclarationError
+from components.declare.schema import load_schema
 from components.model import clouds as clouds_registry
 
 GOOD = """\
@@ -292,7 +294,8 @@ import yaml  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st
 
-from components.declare.declarations import parse_yaml, schema_view  # noqa: E402
+from components.declare.schema import schema_view  # noqa: E402
+from components.declare.yaml_source import parse_yaml
 
 YAML_SAMPLES = [
     GOOD,

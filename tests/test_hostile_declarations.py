@@ -14,12 +14,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.declare.declarations import (
-    DeclarationError,
-    PrefetchSetDeclaration,
-    load_sets,
-    parse_file,
-)
+from components.declare.declarations import load_sets, parse_file
+from components.declare.model import DeclarationError, PrefetchSetDeclaration
 
 KEYS = ["name", "description", "provider", "zone", "mode", "area", "domainId", "projectId", "userAgent", "layer",
         "parseM3U8", "headers", "destinations", "targets", "origin", "freshness", "wait"]

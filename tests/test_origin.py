@@ -10,7 +10,7 @@ from botocore import exceptions as bx
 from botocore.stub import Stubber
 
 from components.declare import origin as origin_module
-from components.declare.declarations import OriginDeclaration, PrefetchSetDeclaration
+from components.declare.model import OriginDeclaration, PrefetchSetDeclaration
 from components.declare.origin import (
     Listing,
     ListingFailed,

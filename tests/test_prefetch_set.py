@@ -30,13 +30,8 @@ from pulumi.runtime.stack import run_in_stack
 
 from components.declare.declarations import load_sets
 from components.engine.args import PrefetchSetArgs
-from components.engine.prefetch_set import (
-    PROGRAM_SOURCE,
-    PrefetchSet,
-    PrefetchSetError,
-    ShardResource,
-    normalize_targets,
-)
+from components.engine.prefetch_set import PrefetchSet, ShardResource
+from components.engine.spec import PROGRAM_SOURCE, PrefetchSetError, normalize_targets
 from components.model.status import TargetState, TargetStatus, parse_time
 from components.plan import shards
 from components.plan.reconcile import Plan

@@ -14,7 +14,8 @@ from typing import Any, Optional
 import pytest
 import yaml
 
-from components.declare.declarations import DeclarationError, load_sets, parse_file
+from components.declare.declarations import load_sets, parse_file
+from components.declare.model import DeclarationError
 from components.declare.references import (
     CDN_DOMAINS_TOKEN,
     ZONES_TOKEN,

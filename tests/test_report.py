@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from components.declare.declarations import (
-    DestinationDeclaration,
-    PrefetchSetDeclaration,
-)
+from components.declare.model import DestinationDeclaration, PrefetchSetDeclaration
 from components.engine.settings import settings_from_config
 from components.model.connection import ConfigError
 from components.model.status import TargetState, TargetStatus

@@ -17,10 +17,10 @@ import pytest
 
 from sandbox import SandboxStore, tencent, ucloud_wire
 from sandbox import edgeone as teo
-from sandbox import tencent_cdn as cdn
-from sandbox import ucloud as ucdn
 from sandbox import history as history_module
 from sandbox import tasks as tasks_module
+from sandbox import tencent_cdn as cdn
+from sandbox import ucloud as ucdn
 from sandbox.pages import CACHED_QUERIES
 from sandbox.store import NewTask, StoredTask, task_query
 

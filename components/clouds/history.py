@@ -24,7 +24,7 @@ Windows are chosen so that callers a little apart in time still ask for the same
   floored to the 10 minutes: shards whose clocks were read a few seconds apart would otherwise
   ask for windows that start a few seconds apart, and a read serves only callers whose window
   starts at or after its own (one way);
-- a poller (sync.py ``_wait``) registers its window while it waits (``polling``): every read of
+- a poller (resource/converge.py ``_wait``) registers its window while it waits (``polling``): every read of
   its scope that starts meanwhile reads from the earliest registered start, so it serves every
   poller waiting then, whichever of them asked first (both ways). Before it polls, a poller
   waits for the read of its scope in flight, if any, to end (``settle``): a read that started
@@ -41,7 +41,7 @@ Errors are not cached: every caller waiting on a failed read gets the same Cloud
 next call reads again. Entries are few (``MAX_ENTRIES``) and short-lived (``TTL``), so a
 long-lived process does not accumulate history.
 
-``_confirm`` in sync.py never comes here: after an ambiguous submit it must see the cloud now.
+``_confirm`` in resource/converge.py never comes here: after an ambiguous submit it must see the cloud now.
 """
 
 from __future__ import annotations

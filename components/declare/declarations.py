@@ -6,163 +6,41 @@ what is wrong and how to fix it, so a user fixes a broken declaration in one pas
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
-from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Union
 
 import yaml
 
 if TYPE_CHECKING:
-    import jsonschema
+    pass
 
+from components.declare.model import (
+    DeclarationError,
+    DestinationDeclaration,
+    OriginDeclaration,
+    PrefetchSetDeclaration,
+    Problem,
+    Reference,
+)
+from components.declare.schema import (
+    error_message,
+    load_schema,
+    schema_view,
+    unknown_key_message,
+)
+from components.declare.yaml_source import (
+    LineFinder,
+    PathPart,
+    json_path,
+    non_text_keys,
+    parse_yaml,
+)
 from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find
-from components.model.durations import parse_duration
 from components.model.policy import policy_entries
-from components.model.status import ContentVersion
 from components.model.urls import InvalidUrl, normalize_url
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "prefetch-set.schema.json"
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
-PathPart = Union[str, int]
-# Keys that hold secret values: never accepted in a declaration file, wherever they are put.
-_SECRET_WORDS = ("secret", "accesskey", "access_key", "password", "token", "privatekey", "private_key")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one declaration file."""
-
-    file: str
-    line: Optional[int]
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class DeclarationError(Exception):
-    """Declarations are invalid; str() lists every problem, one per line, for the preview to print."""
-
-    def __init__(self, problems: Sequence[Problem]):
-        self.problems = list(problems)
-        count = len(self.problems)
-        header = f"{count} problem{'s' if count != 1 else ''} in prefetch-set declarations:"
-        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
-
-
-@dataclass(frozen=True)
-class DestinationDeclaration:
-    """One CDN destination of a set: provider plus its scope (zone, area or domain, and options)."""
-
-    provider: str
-    scope: Mapping[str, Any]
-    # The set's allowPartial/safety, as the provider reads them (components/plan/safety.py); empty if not declared.
-    policy: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def identity(self) -> str:
-        spec = cloud(self.provider)
-        key = spec.identity_key
-        if key not in self.scope:  # not resolved yet: named by its reference (zoneName, domain)
-            for ref in spec.references:
-                if ref.fills == key and ref.key in self.scope:
-                    return str(self.scope[ref.key])
-        return str(self.scope[key])
-
-    @property
-    def unresolved(self) -> dict[str, str]:
-        """Reference keys still to be looked up (``{"zoneName": "example.com"}``); empty once resolved."""
-        return {ref.key: self.scope[ref.key] for ref in cloud(self.provider).references if ref.key in self.scope}
-
-    @property
-    def label(self) -> str:
-        """Stable, unique within a set; names the dynamic resource: ``edgeone-zone-abc``."""
-        return f"{self.provider}-{self.identity}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, **self.scope, **self.policy}
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A destination key that names a cloud object to look up (``zoneName``, ``domain``), and where it is."""
-
-    destination: int  # index into PrefetchSetDeclaration.destinations
-    key: str
-    value: str
-    line: Optional[int]
-    path: str  # e.g. ``zoneName`` or ``destinations[1].domain``
-
-
-@dataclass(frozen=True)
-class OriginDeclaration:
-    """An S3-compatible bucket whose objects become targets (listed by components/declare/origin.py)."""
-
-    bucket: str
-    public_base_url: str
-    endpoint: Optional[str] = None
-    region: Optional[str] = None
-    prefix: str = ""
-    include: tuple[str, ...] = ("*",)
-    exclude: tuple[str, ...] = ()
-    addressing_style: str = "auto"
-    profile: Optional[str] = None
-    credentials_config: Optional[str] = None
-    must_not_be_empty: bool = False
-    line: Optional[int] = field(default=None, compare=False)  # of the `origin:` key, for messages
-
-    def describe(self) -> str:
-        """Names the origin in every message: ``origin s3://assets/static/ at http://127.0.0.1:9000``."""
-        where = f"at {self.endpoint}" if self.endpoint else "on AWS S3"
-        if self.region:
-            where += f" (region {self.region})"
-        return f"origin s3://{self.bucket}/{self.prefix} {where}"
-
-
-@dataclass(frozen=True)
-class PrefetchSetDeclaration:
-    """A validated, normalised prefetch set.
-
-    ``content`` is filled once the origin is listed (components/declare/origin.py): the current version
-    of every origin-derived target, which becomes part of its desired value.
-    """
-
-    name: str
-    source: str
-    destinations: tuple[DestinationDeclaration, ...]
-    targets: tuple[str, ...]
-    freshness: str = "24h"
-    wait: str = "10m"
-    description: str = ""
-    duplicates: tuple[str, ...] = field(default=(), compare=False)
-    origin: Optional[OriginDeclaration] = None
-    content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
-    # What the preview does when preflight finds a target's domain not ready (components/engine/preflight.py).
-    preflight: str = "warn"
-    # zoneName/domain keys to resolve (components/declare/references.py); empty once resolved.
-    references: tuple[Reference, ...] = field(default=(), compare=False)
-    allow_partial: bool = False
-    safety: Mapping[str, float] = field(default_factory=dict)
-
-    @property
-    def freshness_delta(self) -> timedelta:
-        return parse_duration(self.freshness)
-
-    @property
-    def wait_delta(self) -> timedelta:
-        return parse_duration(self.wait)
-
-
-@lru_cache(maxsize=1)
-def load_schema() -> dict[str, Any]:
-    with SCHEMA_PATH.open(encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 def load_sets(sets_dir: Union[str, Path]) -> list[PrefetchSetDeclaration]:
@@ -215,82 +93,11 @@ def parse_file(path: Path) -> tuple[Optional[PrefetchSetDeclaration], list[Probl
     return parse_document(data, node, file=file, default_name=path.stem)
 
 
-# libyaml when PyYAML was built with it (its wheels are): ~0.4 s for 100,000 targets, where the pure-
-# Python loader takes ~5 s a pass (and this used to take two). For a valid document both build the same
-# nodes and line marks. For a broken one libyaml words the problem differently but names the same line
-# (tests/test_declarations.py), and it accepts a few things the pure loader refuses (a tab after `key:`).
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def parse_yaml(text: str, loader_class: type = _SAFE_LOADER) -> tuple[Any, Optional[yaml.Node]]:
-    """The data and its node tree (for line numbers) from ONE parse: what ``yaml.safe_load`` returns,
-    built from the node tree that ``yaml.compose`` returns."""
-    loader = loader_class(text)
-    try:
-        node = loader.get_single_node()
-        return (loader.construct_document(node) if node is not None else None), node
-    finally:
-        loader.dispose()
-
-
-# The keywords of the schema's targets array and of its items that schema_view checks itself.
-_TARGETS_ARRAY_KEYWORDS = {"type", "items", "description"}
-_TARGET_ITEM_KEYWORDS = {"type", "pattern", "description"}
-
-
-def schema_view(data: Any, schema: Mapping[str, Any]) -> Any:
-    """``data`` to hand the schema validator: the same, except that a ``targets`` list whose every
-    item already passes the schema's own item rule is cut to its first item.
-
-    Why: jsonschema costs ~13 µs an item, 1.3 s for 100,000 targets that a string type and a regex
-    decide. The cut is exact only while the array and item schemas use no keyword beyond these
-    (``type: array``/``string``, ``items``, ``pattern``); a schema with any other keyword (say
-    ``maxItems``) gets the whole list. A list with any failing item gets the whole list too, so the
-    errors, their paths and their lines are the validator's own.
-    """
-    targets = data.get("targets") if isinstance(data, dict) else None
-    if not isinstance(targets, list) or len(targets) < 2 or _looks_at_targets(schema):
-        return data
-    array = (schema.get("properties") or {}).get("targets")
-    item = array.get("items") if isinstance(array, dict) else None
-    if (not isinstance(item, dict) or set(array) - _TARGETS_ARRAY_KEYWORDS or array.get("type") != "array"
-            or set(item) - _TARGET_ITEM_KEYWORDS or item.get("type") != "string"):
-        return data
-    search = _compiled(item["pattern"]).search if "pattern" in item else None
-    for value in targets:
-        if type(value) is not str or (search is not None and search(value) is None):
-            return data
-    return {**data, "targets": targets[:1]}
-
-
-@lru_cache(maxsize=8)
-def _compiled(pattern: str) -> "re.Pattern[str]":
-    return re.compile(pattern)
-
-
-def _looks_at_targets(schema: Mapping[str, Any]) -> bool:
-    """Whether a rule of the schema besides ``properties.targets`` (and ``required`` lists) names
-    ``targets``: an ``if``, ``dependentSchemas`` or ``not`` over it would judge a cut list wrongly."""
-    def walk(node: Any, path: tuple[str, ...]) -> bool:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                if (path == ("properties",) and key == "targets") or (key == "required" and isinstance(value, list)):
-                    continue  # the rule schema_view checks itself; presence only (the cut list is still there)
-                if key == "targets" or walk(value, path + (key,)):
-                    return True
-            return False
-        if isinstance(node, list):
-            return any(walk(item, path + ("[]",)) for item in node)
-        return node == "targets"
-
-    return walk(schema, ())
-
-
 def parse_document(
     data: Any, node: Optional[yaml.Node], *, file: str, default_name: str
 ) -> tuple[Optional[PrefetchSetDeclaration], list[Problem]]:
     """Validate one parsed document; ``node`` (the YAML node tree) supplies line numbers."""
-    lines = _LineFinder(node)
+    lines = LineFinder(node)
     problems = [Problem(file, line, path, msg) for path, line, msg in lines.duplicate_keys()]
     if data is None:
         return None, problems + [Problem(file, 1, "", "the file is empty; a set needs at least provider and targets "
@@ -298,7 +105,7 @@ def parse_document(
     if not isinstance(data, dict):
         return None, problems + [Problem(file, lines.line(()), "", "a set must be a mapping of keys "
                                          "(provider, targets, ...), not a list or a single value")]
-    bad_keys = list(_non_text_keys(data, ()))
+    bad_keys = list(non_text_keys(data, ()))
     if bad_keys:  # the schema validator itself cannot handle them
         return None, problems + [Problem(file, lines.line(where), json_path(where),
                                          f"key {key!r} is not text; write keys as names like provider or targets")
@@ -321,9 +128,9 @@ def parse_document(
             for extra in sorted(set(error.instance) - set(known)):
                 key_path = parts + (extra,)
                 problems.append(Problem(file, lines.line(key_path), json_path(key_path),
-                                        _unknown_key_message(extra, allowed)))
+                                        unknown_key_message(extra, allowed)))
             continue
-        problems.append(Problem(file, lines.line(parts), json_path(parts), _message(error)))
+        problems.append(Problem(file, lines.line(parts), json_path(parts), error_message(error)))
     if "targets" not in data and "origin" not in data:
         problems.append(Problem(file, lines.line(()), "", "nothing to keep warm: add 'targets' (a list of URLs), "
                                 "an 'origin' (a bucket whose objects become targets), or both"))
@@ -414,7 +221,7 @@ def parse_document(
     ), []
 
 
-def _origin(raw: Mapping[str, Any], file: str, lines: "_LineFinder", problems: list[Problem]) -> OriginDeclaration:
+def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: list[Problem]) -> OriginDeclaration:
     """The origin as declared (already schema-valid), with URLs checked and defaults filled in."""
     where = ("origin",)
     base = raw["publicBaseUrl"]
@@ -463,7 +270,7 @@ def _scope(provider: str, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _reference_problems(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,
-                        lines: "_LineFinder") -> list[Problem]:
+                        lines: "LineFinder") -> list[Problem]:
     """A scope key given by id or by name (EdgeOne: ``zone`` or ``zoneName``): exactly one of them."""
     spec = find(mapping.get("provider"))
     problems: list[Problem] = []
@@ -484,7 +291,7 @@ def _reference_problems(mapping: Mapping[str, Any], where: tuple[PathPart, ...],
 
 
 def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...], file: str,
-                        lines: "_LineFinder") -> list[Problem]:
+                        lines: "LineFinder") -> list[Problem]:
     """Scope keys of another provider (e.g. an EdgeOne 'zone' on a UCloud destination)."""
     provider = mapping.get("provider")
     spec = find(provider)
@@ -495,119 +302,13 @@ def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...],
                     f"key {key!r} does not apply to provider {provider}; remove it") for key in sorted(foreign)]
 
 
-def _unknown_key_message(key: str, allowed: str) -> str:
-    folded = key.lower().replace("-", "")
-    if any(word in folded for word in _SECRET_WORDS):
-        return (f"key {key!r} would put a secret in the declaration, which is never accepted: remove it, and "
-                "give the origin's credentials with origin.credentials.config (an entry of the secret stack config "
-                "cdn-prefetch:originCredentials) or origin.credentials.profile, or use the AWS environment variables")
-    return f"unknown key {key!r}; allowed keys are: {allowed}"
-
-
-def _non_text_keys(value: Any, where: tuple[PathPart, ...]) -> Iterable[tuple[tuple[PathPart, ...], Any]]:
-    """Mapping keys that are not strings (YAML allows ``1: x`` or a bare ``?``), with where they are."""
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if not isinstance(key, str):
-                yield where, key
-            else:
-                yield from _non_text_keys(child, where + (key,))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            yield from _non_text_keys(child, where + (index,))
-
-
 def or_list(items: Iterable[str]) -> str:
     """``a, b or c``: how messages list the choices."""
     items = list(items)
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def json_path(parts: Iterable[PathPart]) -> str:
-    """``("targets", 2)`` -> ``targets[2]``: the location format used in every message."""
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _valid_name(name: str) -> bool:
     return bool(re.match(load_schema()["properties"]["name"]["pattern"], name))
 
 
-def _message(error: jsonschema.ValidationError) -> str:
-    """Turn a jsonschema error into what is wrong + how to fix it, in the user's terms."""
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    hint = schema.get("description", "")
-    kind = error.validator
-    if kind == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        root = load_schema()
-        described = (schema.get("properties") or {}).get(missing) or {}
-        if "$ref" in described or not described:
-            described = root["properties"].get(missing) or root["$defs"].get(missing) or described
-        return f"missing required key {missing!r}: {described.get('description', '')}".rstrip(": ")
-    if kind == "enum":
-        choices = ", ".join(str(c) for c in error.validator_value)
-        return f"{error.instance!r} is not allowed; use one of: {choices}"
-    if kind == "type":
-        return f"expected {error.validator_value}, got {_type_name(error.instance)}" + (f" ({hint})" if hint else "")
-    if kind == "pattern":
-        expected = hint[:1].lower() + hint[1:] if hint else f"text matching {error.validator_value}"
-        return f"{error.instance!r} is not valid; expected {expected.rstrip('.')}"
-    return f"{error.message}" + (f" ({hint})" if hint else "")
-
-
-def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", type(None): "nothing"}.get(
-        type(value), type(value).__name__
-    )
-
-
-class _LineFinder:
-    """Maps JSON paths to 1-based line numbers in the YAML node tree (JSON is YAML too)."""
-
-    def __init__(self, root: Optional[yaml.Node]):
-        self.root = root
-
-    def line(self, parts: Sequence[PathPart]) -> Optional[int]:
-        """Line of the deepest node on the path: a mapping entry's key, or a list item."""
-        node, found = self.root, self.root
-        if node is None:
-            return None
-        for part in parts:
-            child = None
-            if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                        child, found = value, key
-                        break
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-                child = found = node.value[part]
-            if child is None:
-                break
-            node = child
-        return found.start_mark.line + 1
-
-    def duplicate_keys(self) -> list[tuple[str, int, str]]:
-        """YAML silently keeps the last of two equal keys; a declaration must not."""
-        out: list[tuple[str, int, str]] = []
-
-        def walk(node: yaml.Node, parts: tuple[PathPart, ...]) -> None:
-            if isinstance(node, yaml.MappingNode):
-                seen: set[str] = set()
-                for key, value in node.value:
-                    name = getattr(key, "value", None)
-                    if isinstance(name, str):
-                        if name in seen:
-                            out.append((json_path(parts + (name,)), key.start_mark.line + 1,
-                                        f"key {name!r} appears twice; keep one"))
-                        seen.add(name)
-                        walk(value, parts + (name,))
-            elif isinstance(node, yaml.SequenceNode):
-                for index, item in enumerate(node.value):
-                    walk(item, parts + (index,))
-
-        if self.root is not None:
-            walk(self.root, ())
-        return out

@@ -3,7 +3,7 @@
 The listing runs in the Pulumi program, never in the dynamic provider: credentials stay out of
 the pickled provider, and every preview and up lists the bucket afresh. Each listed object
 becomes a target at ``publicBaseUrl + "/" + quote(key)`` carrying its ETag and size, so content
-the origin replaced since the last prefetch shows up in the preview (see records.desired_value).
+the origin replaced since the last prefetch shows up in the preview (see resource/inputs.py ``desired_value``).
 
 Keys are matched against ``include``/``exclude`` with ``fnmatch.fnmatchcase`` on the key relative
 to ``prefix``: ``*`` matches any characters, ``/`` included (``*.js`` matches ``js/app.js``),
@@ -21,11 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote
 
-from components.declare.declarations import (
-    OriginDeclaration,
-    PrefetchSetDeclaration,
-    Problem,
-)
+from components.declare.model import OriginDeclaration, PrefetchSetDeclaration, Problem
 from components.model.status import ContentVersion
 from components.model.urls import InvalidUrl, normalize_url
 
@@ -254,8 +250,8 @@ def resolve_origins(
     declarations: Sequence[PrefetchSetDeclaration],
     *,
     credentials_table: Any = None,
-    warn: Callable[[str], None] = lambda _message: None,
-    info: Callable[[str], None] = lambda _message: None,
+    warn: Callable[[str], None] = lambda error_message: None,
+    info: Callable[[str], None] = lambda error_message: None,
     lister: Callable[[OriginDeclaration, Optional[OriginCredentials]], Listing] = list_origin,
 ) -> list[PrefetchSetDeclaration]:
     """List every set's origin; return the sets with their origin targets, or raise OriginError naming each failure.

@@ -26,13 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
 
-from components.declare.declarations import (
+from components.declare.model import (
     DeclarationError,
     PrefetchSetDeclaration,
     Problem,
     Reference,
-    load_schema,
 )
+from components.declare.schema import load_schema
 
 ZONES_TOKEN = "tencentcloud:Teo/getZones:getZones"
 CDN_DOMAINS_TOKEN = "tencentcloud:Cdn/getDomains:getDomains"
@@ -177,7 +177,7 @@ def resolve_cdn_domain(name: str, lookup: TencentCloudLookup) -> CdnDomain:
 def zone_id(name: str, lookup: Optional[TencentCloudLookup] = None) -> str:
     """For typed programs: the zone id of the EdgeOne site ``name``.
 
-    ``PrefetchSetArgs(provider="edgeone", zone=zone_id("example.com"), ...)``; raises UnresolvedReference
+    ``PrefetchSetArgs(provider=..., zone=zone_id("example.com"), ...)``; raises UnresolvedReference
     when no zone, or several, have that name.
     """
     return resolve_zone_name(name, lookup or TencentCloudLookup()).zone_id

@@ -5,16 +5,15 @@ One component, two ways in:
 * **the typed API**, from any Pulumi program (every argument but ``provider`` and ``label``
   accepts Pulumi Inputs, so a zone id can come straight from the resource that creates it)::
 
-      zone = tencentcloud.teo.Zone("site", zone_name="example.com", ...)
       domain = tencentcloud.teo.AccelerationDomain("static", zone_id=zone.id, ...)
-      PrefetchSet("site-assets", PrefetchSetArgs(
-                      targets=["https://static.example.com/index.html"],
-                      provider="edgeone", zone=zone.id, wait="2m"),
+      PrefetchSet("site-assets", PrefetchSetArgs(targets=[...], provider=..., zone=zone.id),
                   pulumi.ResourceOptions(depends_on=[domain]))
+
+  (a whole program: ``examples/with-tencentcloud/__main__.py``).
 
 * **a YAML/JSON declaration** (components/program.py): ``PrefetchSet.from_declaration(decl)``.
 
-Both register the same dynamic resources with the same inputs (``records.ShardInputs.to_props()``:
+Both register the same dynamic resources with the same inputs (``resource/inputs.py``, ``ShardInputs.to_props()``:
 ``set``, ``destination``, ``targets`` as ``{url: desired}``, ``freshness``, ``wait``), so the
 provider cannot tell them apart. Inputs are resolved with Output.apply, so a zone id that is
 unknown during the preview of a new stack is sent as an unknown value (the engine plans a
@@ -34,23 +33,25 @@ keeps one resource per destination, and a warning says so once it resolves to mo
 destination: its shards' outputs are merged (``merge_shard_entries``).
 """
 
-import re
-from dataclasses import dataclass
-from inspect import isawaitable
 from typing import Any, Mapping, Optional, Sequence, Union
 
-import jsonschema
 import pulumi
 from pulumi.dynamic import Resource
 
-from components.declare.declarations import PrefetchSetDeclaration, load_schema, or_list
+from components.declare.model import PrefetchSetDeclaration
 from components.declare.references import TencentCloudLookup
 from components.engine import preflight
-from components.engine.args import PrefetchSetArgs, scope_args
-from components.model.clouds import cloud_keys, clouds, find
-from components.model.durations import parse_duration
-from components.model.status import ContentVersion
-from components.model.urls import InvalidUrl, normalize_url
+from components.engine.args import PrefetchSetArgs
+from components.engine.spec import (
+    DestinationSpec,
+    SetSpec,
+    checked,
+    is_plain,
+    known_or_none,
+    preflight_mode,
+    spec_from_args,
+    spec_from_declaration,
+)
 from components.plan import shards
 from components.provider import PrefetchProvider
 from components.resource.audit import (
@@ -65,14 +66,6 @@ from components.resource.audit import (
 from components.resource.inputs import ShardInputs, desired_value, targets_digest
 
 COMPUTED_OUTPUTS = ("observed", "submitted", "summary", "drifted", "drifted_total")
-#: ``source`` of a set made with the typed API, in the audit record (a declaration gives its file).
-PROGRAM_SOURCE = "pulumi program"
-
-
-class PrefetchSetError(pulumi.RunError):
-    """Invalid PrefetchSet arguments. The message names the set and the argument; the CLI prints it
-    without a traceback (RunError). Deliberately not a ValueError: the SDK rewraps a ValueError raised
-    while a resource's inputs resolve into a plain ValueError, which the CLI prints with a traceback."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,254 +107,9 @@ class ShardResource(Resource, module="cdnprefetch", name="Destination"):
 # ----------------------------------------------------------------------------------------------
 
 
-def _is_plain(value: Any) -> bool:
-    """No Output or awaitable anywhere inside (so it can be checked right away)."""
-    if isinstance(value, pulumi.Output) or isawaitable(value):
-        return False
-    if isinstance(value, Mapping):
-        return all(_is_plain(v) for v in value.values())
-    if isinstance(value, (list, tuple)):  # text first: a list of 100,000 URLs is checked several times
-        return all(type(v) is str or _is_plain(v) for v in value)
-    return True
-
-
-def _checked(value: Any, check: Any) -> Any:
-    """``check(value)`` now for a plain value; for an Input, an Output that checks it once known."""
-    if _is_plain(value):
-        return check(value)
-    return pulumi.Output.from_input(value).apply(check)
-
-
-def _known_or_none(value: Any) -> pulumi.Output[Any]:
-    """``value`` as an Output that is always known: None while the value is unknown (a preview)."""
-    if _is_plain(value):
-        return pulumi.Output.from_input(value)
-    output = pulumi.Output.from_input(value)
-
-    async def resolve() -> Any:
-        return await output.future()  # None when the value (or part of it) is unknown
-
-    return pulumi.Output.from_input(resolve())
-
-
-def normalize_targets(set_name: str, raw: Any) -> tuple[list[str], list[str]]:
-    """Normalised, de-duplicated targets and the duplicates dropped; PrefetchSetError names every bad URL."""
-    if isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
-        raise PrefetchSetError(f"PrefetchSet {set_name!r}: targets must be a list of URLs, got {type(raw).__name__}")
-    targets: list[str] = []
-    duplicates: list[str] = []
-    problems: list[str] = []
-    seen: set[str] = set()  # not `in targets`: that made 100,000 targets take a minute
-    for index, url in enumerate(raw):
-        try:
-            normal = normalize_url(url)
-        except InvalidUrl as exc:
-            problems.append(f"targets[{index}]: {exc}")
-            continue
-        if normal in seen:
-            duplicates.append(normal)
-        else:
-            seen.add(normal)
-            targets.append(normal)
-    if problems:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        raise PrefetchSetError(f"PrefetchSet {set_name!r}: {len(problems)} invalid target"
-                               f"{'s' if len(problems) != 1 else ''}:\n{lines}")
-    return targets, duplicates
-
-
-def _duration_check(set_name: str, arg: str) -> Any:
-    def check(value: Any) -> str:
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {arg}: {exc}") from None
-        return value
-    return check
-
-
-def _scope_check(set_name: str, where: str, key: str) -> Any:
-    """Checks one scope value against its definition in schemas/prefetch-set.schema.json."""
-    definition = load_schema()["$defs"][key]
-    validator = jsonschema.Draft202012Validator(definition)
-
-    def check(value: Any) -> Any:
-        if not validator.is_valid(value):
-            if "enum" in definition:
-                hint = "use one of: " + ", ".join(str(v) for v in definition["enum"])
-            else:
-                hint = definition.get("description", "")
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {where} = {value!r} is not valid; {hint}")
-        return value
-    return check
-
-
-@dataclass
-class _Destination:
-    provider: str
-    scope: dict[str, Any]  # scope key -> plain value or Output
-    label: str
-
-    def props(self) -> dict[str, Any]:
-        return {"provider": self.provider, **self.scope}
-
-
-def _identity_args(typed: Mapping[str, str]) -> list[str]:
-    """The typed argument naming each cloud's identity (``zone``, ``area``, ``domain_id``), once each."""
-    keys = dict.fromkeys(spec.identity_key for spec in clouds())
-    return [arg for key in keys for arg, scope_key in typed.items() if scope_key == key]
-
-
-def _destinations_from_args(set_name: str, args: Mapping[str, Any]) -> list[_Destination]:
-    typed = scope_args()
-    shorthand = [key for key in ("provider", "label", *typed) if args.get(key) is not None]
-    listed = args.get("destinations")
-    if listed is not None and shorthand:
-        raise PrefetchSetError(f"PrefetchSet {set_name!r}: give the destination either with provider (and its "
-                               f"zone, area or domain_id) or as destinations, not both (also given: "
-                               f"{', '.join(shorthand)})")
-    if listed is None:
-        if "provider" not in shorthand:
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: missing the CDN destination: give provider "
-                                   f"({or_list(cloud_keys())}) with its {or_list(_identity_args(typed))}, or destinations")
-        raw_list, prefixes = [{k: args[k] for k in shorthand}], [""]
-    else:
-        if isinstance(listed, (str, Mapping)) or not isinstance(listed, Sequence) or not listed:
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: destinations must be a non-empty list of "
-                                   "DestinationArgs")
-        raw_list, prefixes = list(listed), [f"destinations[{i}]." for i in range(len(listed))]
-    allowed = {"provider", "label", *typed}
-    out: list[_Destination] = []
-    defs = load_schema()["$defs"]
-    for raw, prefix in zip(raw_list, prefixes):
-        if not isinstance(raw, Mapping):
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix.rstrip('.')} must be a DestinationArgs mapping")
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{unknown[0]}: unknown argument; a destination "
-                                   f"takes {', '.join(sorted(allowed))}")
-        provider = raw.get("provider")
-        spec = find(provider)
-        if spec is None:
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}provider = {provider!r} is not valid; use one "
-                                   f"of: {', '.join(cloud_keys())} (a plain string)")
-        scope: dict[str, Any] = {}
-        for arg, key in typed.items():
-            if raw.get(arg) is None:
-                continue
-            if key not in spec.scope_keys:
-                raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{arg} does not apply to provider "
-                                       f"{provider}; remove it")
-            scope[key] = _checked(raw[arg], _scope_check(set_name, prefix + arg, key))
-        required = spec.required_key
-        if required and required not in scope:
-            arg = next(a for a, k in typed.items() if k == required)
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{arg} is required for provider {provider}: "
-                                   f"{defs[required]['description']}")
-        for key in spec.scope_keys:  # the schema's defaults, as a YAML set gets them
-            if key not in scope and key in defs and "default" in defs[key]:
-                scope[key] = defs[key]["default"]
-        label = raw.get("label")
-        if label is None:
-            identity = scope.get(spec.identity_key)
-            label = f"{provider}-{identity}" if isinstance(identity, str) else provider
-        elif not isinstance(label, str) or not label:
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}label must be a non-empty plain string")
-        if any(d.label == label for d in out):
-            raise PrefetchSetError(f"PrefetchSet {set_name!r}: two destinations are both named {label!r}; give "
-                                   "each a distinct label")
-        out.append(_Destination(provider, scope, label))
-    return out
-
-
 # ----------------------------------------------------------------------------------------------
 # The component
 # ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Spec:
-    """What a PrefetchSet is made of, from typed args or from a declaration."""
-
-    name: str
-    source: str
-    description: Any
-    targets: Any              # plain list of normalised URLs, or Output of one
-    duplicates: Any           # plain list, or Output of one
-    destinations: list[_Destination]
-    freshness: Any
-    wait: Any
-    preflight: Any
-    content: Mapping[str, ContentVersion]
-    from_declaration: bool = False
-
-
-def _spec_from_args(name: Any, args: Any) -> _Spec:
-    if not isinstance(name, str) or not re.match(load_schema()["properties"]["name"]["pattern"], name):
-        raise PrefetchSetError(f"PrefetchSet name {name!r} is not valid: use lower-case letters, digits and dashes "
-                               "(at most 63 characters); it names the set in state and outputs")
-    if not isinstance(args, Mapping):
-        raise PrefetchSetError(f"PrefetchSet {name!r}: args must be PrefetchSetArgs (a mapping), got "
-                               f"{type(args).__name__}")
-    unknown = sorted(set(args) - set(PrefetchSetArgs.__annotations__))
-    if unknown:
-        raise PrefetchSetError(f"PrefetchSet {name!r}: unknown argument {unknown[0]!r}; PrefetchSetArgs takes "
-                               f"{', '.join(sorted(PrefetchSetArgs.__annotations__))}")
-    if args.get("targets") is None:
-        raise PrefetchSetError(f"PrefetchSet {name!r}: targets is required (a list of URLs to keep warm)")
-    defaults = load_schema()["properties"]
-    raw_targets = args["targets"]
-    if _is_plain(raw_targets):
-        targets, duplicates = normalize_targets(name, raw_targets)
-    else:
-        normalised = pulumi.Output.from_input(raw_targets).apply(lambda raw: normalize_targets(name, raw))
-        targets, duplicates = normalised.apply(lambda r: r[0]), normalised.apply(lambda r: r[1])
-    mode = args.get("preflight")
-    return _Spec(
-        name=name,
-        source=PROGRAM_SOURCE,
-        description="" if args.get("description") is None else args["description"],
-        targets=targets,
-        duplicates=duplicates,
-        destinations=_destinations_from_args(name, args),
-        freshness=_checked(_given(args, "freshness", defaults["freshness"]["default"]),
-                           _duration_check(name, "freshness")),
-        wait=_checked(_given(args, "wait", defaults["wait"]["default"]), _duration_check(name, "wait")),
-        preflight=_checked(mode, lambda m: _preflight_mode(m, name)),
-        content={},
-    )
-
-
-def _given(args: Mapping[str, Any], key: str, default: Any) -> Any:
-    return default if args.get(key) is None else args[key]
-
-
-def _preflight_mode(value: Any, set_name: str) -> str:
-    try:
-        return preflight.check_mode(value, set_name)
-    except ValueError as exc:
-        raise PrefetchSetError(str(exc)) from None
-
-
-def _spec_from_declaration(decl: PrefetchSetDeclaration) -> _Spec:
-    if decl.references:
-        unresolved = ", ".join(f"{r.path}: {r.value}" for r in decl.references)
-        raise PrefetchSetError(f"{decl.source}: set {decl.name!r} still has references to resolve ({unresolved}); "
-                               "pass it through components.declare.references.resolve_references first")
-    return _Spec(
-        name=decl.name,
-        source=decl.source,
-        description=decl.description,
-        targets=list(decl.targets),
-        duplicates=[],  # the program reports a declaration's duplicates itself
-        destinations=[_Destination(d.provider, {k: v for k, v in d.as_dict().items() if k != "provider"}, d.label)
-                      for d in decl.destinations],
-        freshness=decl.freshness,
-        wait=decl.wait,
-        preflight=decl.preflight,
-        content=dict(decl.content),
-        from_declaration=True,
-    )
 
 
 class PrefetchSet(pulumi.ComponentResource):
@@ -392,9 +140,9 @@ class PrefetchSet(pulumi.ComponentResource):
         if isinstance(name, PrefetchSetDeclaration):  # PrefetchSet(declaration, opts)
             if isinstance(args, pulumi.ResourceOptions):
                 opts = args
-            spec = _spec_from_declaration(name)
+            spec = spec_from_declaration(name)
         else:
-            spec = _spec_from_args(name, args)
+            spec = spec_from_args(name, args)
         super().__init__("cdnprefetch:index:PrefetchSet", spec.name, None, opts)
         self._lookup = lookup or TencentCloudLookup()
         # The children get the component's depends_on: the engine orders each step by the resource's
@@ -402,20 +150,20 @@ class PrefetchSet(pulumi.ComponentResource):
         child_opts = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         if not spec.from_declaration:
             pulumi.Output.from_input(spec.duplicates).apply(lambda dups: self._warn_duplicates(spec.name, dups))
-        desired = _checked(spec.targets, lambda urls: {url: desired_value(spec.content.get(url)) for url in urls})
+        desired = checked(spec.targets, lambda urls: {url: desired_value(spec.content.get(url)) for url in urls})
         parts = shard_targets(spec.targets, desired)
-        if len(parts) == 1 and not _is_plain(spec.targets):
+        if len(parts) == 1 and not is_plain(spec.targets):
             pulumi.Output.from_input(spec.targets).apply(lambda urls: self._warn_unsharded(spec.name, urls))
         endpoints = preflight.endpoints_overridden()
         self.destinations = []
         by_destination: list[list[ShardResource]] = []
         for dest in spec.destinations:
-            checked = self._preflight(spec, dest, endpoints)  # once per destination, whatever its shards
+            preflighted = self._preflight(spec, dest, endpoints)  # once per destination, whatever its shards
             resources = []
             for index, part in enumerate(parts):
                 targets = part
-                if checked is not None:  # every shard waits for preflight; an error fails its registration
-                    targets = pulumi.Output.all(part, checked).apply(lambda both: both[0])
+                if preflighted is not None:  # every shard waits for preflight; an error fails its registration
+                    targets = pulumi.Output.all(part, preflighted).apply(lambda both: both[0])
                 inputs = {"set": spec.name, "destination": dest.props(), "targets": targets,
                           "freshness": spec.freshness, "wait": spec.wait}
                 if len(parts) > 1:  # an unsharded set's inputs stay exactly what they were
@@ -427,14 +175,14 @@ class PrefetchSet(pulumi.ComponentResource):
 
         labels = [d.label for d in spec.destinations]
         # The digest covers the destination's whole target set; a shard's own digest covers its part only.
-        digest = _checked(spec.targets, targets_digest)
+        digest = checked(spec.targets, targets_digest)
         per_destination = [
             pulumi.Output.all(digest, *[_shard_entry(resource) for resource in resources])
             .apply(lambda values: merge_shard_entries(values[1:], values[0]))
             for resources in by_destination
         ]
         entries = pulumi.Output.all(*per_destination)
-        count = _checked(spec.targets, len)
+        count = checked(spec.targets, len)
         self.audit = pulumi.Output.all(entries, spec.description, count).apply(lambda v: {
             "source": spec.source,
             "description": v[1],
@@ -465,19 +213,19 @@ class PrefetchSet(pulumi.ComponentResource):
             pulumi.log.warn(f"PrefetchSet {name!r}: {len(duplicates)} duplicate targets collapsed "
                             f"(e.g. {duplicates[0]})", resource=self)
 
-    def _preflight(self, spec: _Spec, dest: _Destination, endpoints: set[str]) -> Optional[pulumi.Output[list]]:
+    def _preflight(self, spec: SetSpec, dest: DestinationSpec, endpoints: set[str]) -> Optional[pulumi.Output[list]]:
         """An Output of the preflight findings (warned, or raised for ``error``); None when not checked."""
         if not preflight.applies_to(dest.provider, endpoints):
             return None
-        if _is_plain(spec.preflight) and (spec.preflight or preflight.DEFAULT_MODE) == "off":
+        if is_plain(spec.preflight) and (spec.preflight or preflight.DEFAULT_MODE) == "off":
             return None
         # A zone id still unknown (preview of a new stack) cannot be checked: preflight then passes.
-        value = _known_or_none(dest.scope.get(preflight.scope_key(dest.provider)))
+        value = known_or_none(dest.scope.get(preflight.scope_key(dest.provider)))
         lookup = self._lookup
 
         def run(args: list) -> Any:
             mode, targets, scope_value = args
-            mode = _preflight_mode(mode, spec.name)
+            mode = preflight_mode(mode, spec.name)
             if mode == "off" or scope_value is None or targets is None:
                 return []
             return preflight.run(dest.provider, scope_value, targets, lookup, mode=mode, set_name=spec.name,
@@ -497,7 +245,7 @@ def shard_targets(targets: Any, desired: Any) -> list[Any]:
     registered, before it resolves. It stays one shard, ``[desired]``, as does any set of up to
     ``SHARD_TARGETS`` targets (its map is passed on as it is, so its inputs are unchanged).
     """
-    if not _is_plain(targets):
+    if not is_plain(targets):
         return [desired]
     count = shards.shard_count(len(targets), shards.SHARD_TARGETS)
     if count == 1:
@@ -506,7 +254,7 @@ def shard_targets(targets: Any, desired: Any) -> list[Any]:
 
 
 def _shard_entry(resource: ShardResource) -> pulumi.Output[dict]:
-    """One shard's audit entry (records.audit_entry of its outputs)."""
+    """One shard's audit entry (resource/audit.py ``audit_entry`` of its outputs)."""
     return pulumi.Output.all(**{key: getattr(resource, key) for key in ("destination", *COMPUTED_OUTPUTS)}) \
         .apply(audit_entry)
 

@@ -51,7 +51,7 @@ class UCloudCredentials:
 @dataclass(frozen=True)
 class ProviderSettings:
     """What the provider reads in ``configure()``: an endpoint per cloud (unset: the real cloud) and
-    the credentials of each credential family (``tencentcloud``, ``ucloud``: model/clouds.py)."""
+    the credentials of each credential family (their names: model/clouds.py)."""
 
     endpoints: Mapping[str, Endpoint]
     credentials: Mapping[str, object] = field(default_factory=dict)

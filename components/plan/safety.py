@@ -74,7 +74,7 @@ class QuotaDecision:
         return self.needed - self.submit
 
     def preview_warnings(self, where: str) -> list[str]:
-        """What a refreshed preview says about the next up (``where``: ``set web on edgeone zone z``)."""
+        """What a refreshed preview says about the next up (``where``: ``set web on <cloud> zone z``)."""
         lines = []
         if self.short:
             head = (f"warning: {where}: {self.needed} targets need a prefetch but only {self.available} of "
@@ -119,7 +119,7 @@ class QuotaDecision:
 def decide_quota(needed: int, quota: Quota, policy: Policy, where: str, *, spent: int = 0) -> QuotaDecision:
     """Submit everything, what fits (allowPartial), or nothing (refusal with the numbers and the fix).
 
-    ``where`` names the set and destination in messages, e.g. ``set 'web' on edgeone zone zone-x``.
+    ``where`` names the set and destination in messages, e.g. ``set 'web' on <cloud> zone zone-x``.
     ``spent``: what the set's other shards already submitted to this destination in this up; the
     share rail holds for their sum (quota.py).
     """

@@ -30,24 +30,12 @@ from typing import (
 from components.clouds.base import CloudError
 from components.clouds.factory import adapter_for
 from components.clouds.history import HistoryCache
-from components.declare.declarations import (
-    DeclarationError,
-    PrefetchSetDeclaration,
-    load_sets,
-)
-from components.engine.settings import (
-    PROJECT,
-    SANDBOX,
-    settings_from_config,
-)
+from components.declare.declarations import load_sets
+from components.declare.model import DeclarationError, PrefetchSetDeclaration
+from components.engine.settings import PROJECT, SANDBOX, settings_from_config
 from components.model.clouds import cloud, cloud_keys, credential_families
 from components.model.connection import ConfigError, ProviderSettings
-from components.report.model import (
-    EXIT_ERROR,
-    DestinationReading,
-    Report,
-    build_report,
-)
+from components.report.model import EXIT_ERROR, DestinationReading, Report, build_report
 from components.report.renderers import (
     FORMATS,
     MARKDOWN_MAX_ROWS,

@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional
 
-from components.declare.declarations import (
-    DestinationDeclaration,
-    PrefetchSetDeclaration,
-)
+from components.declare.model import DestinationDeclaration, PrefetchSetDeclaration
 from components.model.status import ALL_STATES, TargetState, TargetStatus, format_time
 from components.plan.reconcile import Plan
 from components.resource.inputs import targets_digest
@@ -62,7 +59,7 @@ class DriftRow:
 @dataclass(frozen=True)
 class DestinationReport:
     set: str
-    label: str                     # destination label, e.g. edgeone-zone-abc
+    label: str                     # destination label: <cloud>-<zone, area or domain id>
     provider: str
     scope: Mapping[str, Any]
     source: str                    # declaration file

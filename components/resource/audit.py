@@ -61,7 +61,7 @@ class DriftedTarget(TypedDict):
     """A target that is not warm on one destination."""
 
     destination: str
-    """The destination's label, e.g. ``edgeone-zone-2o0i4xfimj9g``."""
+    """The destination's label, ``<cloud>-<zone, area or domain id>``."""
     url: str
     state: str
     """Normalised status: failed, timed_out, expired, missing, queued, running, stale, unknown."""

@@ -1,4 +1,4 @@
-"""Bring one set's destination in line: read history, plan, submit what needs it, wait, report.
+"""Bring one shard in line: read history, plan, submit what needs it, wait, report (``ShardSync``).
 
 This is the only place that sequences cloud calls. The cloud's task history is the truth, not
 our state: every operation reads it first, so a running task is never submitted twice and tasks
@@ -7,7 +7,12 @@ submitted by an interrupted ``up`` are found again.
 Submits are not idempotent. After an ambiguous submit failure (timeout, reset, 5xx, garbled
 answer: the cloud may have accepted it), history is read again for that batch before anything is
 re-sent: targets with a task we did not know before count as submitted; only the rest is sent
-again, a bounded number of times. How much one ``up`` may submit is decided in ``safety.py``.
+again, a bounded number of times. How much one ``up`` may submit is decided in ``plan/safety.py``.
+
+Why one module over 400 lines: it is one job, the order of cloud calls of one shard, and its parts
+(ambiguous-submit confirmation, poll windows on the cloud's clock, progress lines) only make sense
+together; the decisions it sequences live elsewhere (``plan/``), and so do the reads it shares
+(``clouds/history.py``, ``clouds/quota_ledger.py``).
 """
 
 from __future__ import annotations

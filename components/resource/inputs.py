@@ -14,10 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
-from components.declare.declarations import (
-    DestinationDeclaration,
-    PrefetchSetDeclaration,
-)
+from components.declare.model import DestinationDeclaration, PrefetchSetDeclaration
 from components.model.status import ContentVersion, TargetState
 
 # Input keys of the dynamic resource (``shard`` only when the set is split). Outputs repeat them so

@@ -1,0 +1,139 @@
+"""What a declaration is once validated: a set, its destinations, its origin, its references, and
+the problems a file can have. Values only; ``declarations.py`` builds them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Mapping, Optional, Sequence
+
+from components.model.clouds import cloud
+from components.model.durations import parse_duration
+from components.model.status import ContentVersion
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one declaration file."""
+
+    file: str
+    line: Optional[int]
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class DeclarationError(Exception):
+    """Declarations are invalid; str() lists every problem, one per line, for the preview to print."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in prefetch-set declarations:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+
+
+@dataclass(frozen=True)
+class DestinationDeclaration:
+    """One CDN destination of a set: provider plus its scope (zone, area or domain, and options)."""
+
+    provider: str
+    scope: Mapping[str, Any]
+    # The set's allowPartial/safety, as the provider reads them (components/plan/safety.py); empty if not declared.
+    policy: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str:
+        spec = cloud(self.provider)
+        key = spec.identity_key
+        if key not in self.scope:  # not resolved yet: named by its reference (zoneName, domain)
+            for ref in spec.references:
+                if ref.fills == key and ref.key in self.scope:
+                    return str(self.scope[ref.key])
+        return str(self.scope[key])
+
+    @property
+    def unresolved(self) -> dict[str, str]:
+        """Reference keys still to be looked up (``{"zoneName": "example.com"}``); empty once resolved."""
+        return {ref.key: self.scope[ref.key] for ref in cloud(self.provider).references if ref.key in self.scope}
+
+    @property
+    def label(self) -> str:
+        """Stable, unique within a set; names the dynamic resource: ``<cloud>-<identity>``."""
+        return f"{self.provider}-{self.identity}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, **self.scope, **self.policy}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A destination key that names a cloud object to look up (``zoneName``, ``domain``), and where it is."""
+
+    destination: int  # index into PrefetchSetDeclaration.destinations
+    key: str
+    value: str
+    line: Optional[int]
+    path: str  # e.g. ``zoneName`` or ``destinations[1].domain``
+
+
+@dataclass(frozen=True)
+class OriginDeclaration:
+    """An S3-compatible bucket whose objects become targets (listed by components/declare/origin.py)."""
+
+    bucket: str
+    public_base_url: str
+    endpoint: Optional[str] = None
+    region: Optional[str] = None
+    prefix: str = ""
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    addressing_style: str = "auto"
+    profile: Optional[str] = None
+    credentials_config: Optional[str] = None
+    must_not_be_empty: bool = False
+    line: Optional[int] = field(default=None, compare=False)  # of the `origin:` key, for messages
+
+    def describe(self) -> str:
+        """Names the origin in every message: ``origin s3://assets/static/ at http://127.0.0.1:9000``."""
+        where = f"at {self.endpoint}" if self.endpoint else "on AWS S3"
+        if self.region:
+            where += f" (region {self.region})"
+        return f"origin s3://{self.bucket}/{self.prefix} {where}"
+
+
+@dataclass(frozen=True)
+class PrefetchSetDeclaration:
+    """A validated, normalised prefetch set.
+
+    ``content`` is filled once the origin is listed (components/declare/origin.py): the current version
+    of every origin-derived target, which becomes part of its desired value.
+    """
+
+    name: str
+    source: str
+    destinations: tuple[DestinationDeclaration, ...]
+    targets: tuple[str, ...]
+    freshness: str = "24h"
+    wait: str = "10m"
+    description: str = ""
+    duplicates: tuple[str, ...] = field(default=(), compare=False)
+    origin: Optional[OriginDeclaration] = None
+    content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
+    # What the preview does when preflight finds a target's domain not ready (components/engine/preflight.py).
+    preflight: str = "warn"
+    # zoneName/domain keys to resolve (components/declare/references.py); empty once resolved.
+    references: tuple[Reference, ...] = field(default=(), compare=False)
+    allow_partial: bool = False
+    safety: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def freshness_delta(self) -> timedelta:
+        return parse_duration(self.freshness)
+
+    @property
+    def wait_delta(self) -> timedelta:
+        return parse_duration(self.wait)
