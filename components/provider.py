@@ -1,4 +1,4 @@
-"""The Pulumi dynamic provider: translates engine calls into sync/reconcile calls, nothing more.
+"""The Pulumi dynamic provider: translates engine calls into converge/plan calls, nothing more.
 
 Pickled by reference (it lives in an importable package) and stateless: no client or credential
 is ever an attribute at pickling time; settings are built in ``configure()`` inside the host.

@@ -5,6 +5,9 @@ for `Response.Error` under that exact value (cdn-apis.md §5.1), and a non-200 w
 opaque `ServerNetworkError`. Unexpected crashes become an `InternalError` body, never a traceback.
 The exceptions are deliberate: a fault (`sandbox.faults`) that fires on a request changes how it is
 handled or answered, down to resetting the connection.
+
+Over 400 lines, one job: the request's path through the server (parse, identify, rate-limit,
+fault, dispatch, log, answer) reads best in one place; each protocol lives in its own module.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The resource's recorded state: program inputs, provider outputs (the audit record), and the
+"""The one definition of the dynamic resource's outputs: the inputs repeated (targets as
+``target_lines``), the history row that decided each target (``observed``), every task submitted,
+a summary and a bounded drift list; how earlier outputs are read back as history rows; and the
 inputs a refresh writes back so the engine's own diff shows each drifted target.
 
 Pure functions: a plan in, plain dicts out (and back), so the shape is tested without an engine.
