@@ -98,9 +98,17 @@ def _duration_check(set_name: str, arg: str) -> Any:
     return check
 
 
+def _scope_definition(key: str) -> Mapping[str, Any]:
+    """A scope key's JSON Schema: schemas/prefetch-set.schema.json's, else its cloud entry's ``scope_schema``."""
+    defs = load_schema()["$defs"]
+    if key in defs:
+        return defs[key]
+    return next((spec.scope_schema[key] for spec in clouds() if key in spec.scope_schema), {"description": ""})
+
+
 def _scope_check(set_name: str, where: str, key: str) -> Any:
-    """Checks one scope value against its definition in schemas/prefetch-set.schema.json."""
-    definition = load_schema()["$defs"][key]
+    """Checks one scope value against its definition (``_scope_definition``)."""
+    definition = _scope_definition(key)
     validator = jsonschema.Draft202012Validator(definition)
 
     def check(value: Any) -> Any:
@@ -175,7 +183,7 @@ def _destinations_from_args(set_name: str, args: Mapping[str, Any]) -> list[Dest
         if required and required not in scope:
             arg = next(a for a, k in typed.items() if k == required)
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: {prefix}{arg} is required for provider {provider}: "
-                                   f"{defs[required]['description']}")
+                                   f"{_scope_definition(required)['description']}")
         for key in spec.scope_keys:  # the schema's defaults, as a YAML set gets them
             if key not in scope and key in defs and "default" in defs[key]:
                 scope[key] = defs[key]["default"]
@@ -216,10 +224,11 @@ def spec_from_args(name: Any, args: Any) -> SetSpec:
     if not isinstance(args, Mapping):
         raise PrefetchSetError(f"PrefetchSet {name!r}: args must be PrefetchSetArgs (a mapping), got "
                                f"{type(args).__name__}")
-    unknown = sorted(set(args) - set(PrefetchSetArgs.__annotations__))
+    known = set(PrefetchSetArgs.__annotations__) | set(scope_args())  # a registered cloud's own scope arguments too
+    unknown = sorted(set(args) - known)
     if unknown:
         raise PrefetchSetError(f"PrefetchSet {name!r}: unknown argument {unknown[0]!r}; PrefetchSetArgs takes "
-                               f"{', '.join(sorted(PrefetchSetArgs.__annotations__))}")
+                               f"{', '.join(sorted(known))}")
     if args.get("targets") is None:
         raise PrefetchSetError(f"PrefetchSet {name!r}: targets is required (a list of URLs to keep warm)")
     defaults = load_schema()["properties"]

@@ -8,14 +8,15 @@ module and ``components/clouds/`` names a cloud: declarations, the component, th
 preflight, settings, the report and the adapter factory all read these entries.
 
 Adding a cloud = one adapter module under ``components/clouds/`` (``build()``), one entry here (or,
-from another package, a ``cdn_prefetch.clouds`` entry point naming a ``CloudSpec``), and its
-sandbox module. This module is plain data: importing it imports no adapter and no SDK.
+from another package, a ``cdn_prefetch.clouds`` entry point naming a ``CloudSpec``, with the JSON Schema
+of its own scope keys in ``scope_schema``), and its sandbox module (tests/test_fourth_cloud.py does it).
+This module is plain data: importing it imports no adapter and no SDK.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, Iterator, Mapping, Optional
 
@@ -74,6 +75,8 @@ class CloudSpec:
     required_key: Optional[str] = None         # a scope key the typed API requires
     references: tuple[ReferenceKey, ...] = ()
     preflight: Optional[str] = None            # what preflight checks: ``zone`` | ``domain`` | None (nothing)
+    # JSON Schema of each scope key schemas/prefetch-set.schema.json does not define (another package's cloud).
+    scope_schema: Mapping[str, Mapping] = field(default_factory=dict)
     # Documented limits.
     history_window: timedelta = timedelta(days=7)  # longest span one history query may cover
     requests_per_second: int = 20                  # per action and account
@@ -152,7 +155,8 @@ def register(spec: CloudSpec) -> CloudSpec:
 
 
 def _load_plugins() -> None:
-    """Entry points of the ``cdn_prefetch.clouds`` group, once per process, on the first unknown key."""
+    """Entry points of the ``cdn_prefetch.clouds`` group, once per process: on the first unknown key, or
+    the first listing (an installed cloud's credentials and arguments count before anything names it)."""
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
@@ -186,21 +190,23 @@ def cloud(key: object) -> CloudSpec:
 
 def cloud_keys() -> tuple[str, ...]:
     """Every registered cloud's key, built-in ones first."""
+    _load_plugins()
     return tuple(_REGISTRY)
 
 
 def clouds() -> Iterator[CloudSpec]:
+    _load_plugins()
     return iter(tuple(_REGISTRY.values()))
 
 
 def all_scope_keys() -> frozenset[str]:
     """Every scope key of every cloud (a key of another cloud on a destination is a mistake)."""
-    return frozenset(key for spec in _REGISTRY.values() for key in spec.scope_keys)
+    return frozenset(key for spec in clouds() for key in spec.scope_keys)
 
 
 def credential_families() -> tuple[CredentialFamily, ...]:
     """Each family once, in registry order."""
     seen: dict[str, CredentialFamily] = {}
-    for spec in _REGISTRY.values():
+    for spec in clouds():
         seen.setdefault(spec.credentials.name, spec.credentials)
     return tuple(seen.values())
