@@ -105,10 +105,10 @@ def seed_history(box: Sandbox, cloud: Cloud, resources: Sequence[Resource]) -> N
     (reconcile + records) from the same rows, so the refresh starts from the state a create leaves.
     """
     from components.model.durations import parse_duration
-    from components.model.status import Observation, TargetState
-    from components.plan.reconcile import plan as make_plan
+    from components.model.status import HistoryRow, TargetState
+    from components.plan.reconcile import make_plan
     from components.provider import INPUTS_SHOW_DRIFT, resource_id
-    from components.resource.inputs import SetInputs
+    from components.resource.inputs import ShardInputs
     from components.resource.outputs import SubmittedTask, build_outputs
 
     now = time.time() - 600  # finished ten minutes ago, well within freshness
@@ -124,8 +124,8 @@ def seed_history(box: Sandbox, cloud: Cloud, resources: Sequence[Resource]) -> N
             box.store.create_tasks(cloud.service, scope, job, [NewTask(u, HOST, now + 1, "success") for u in chunk],
                                    now=now)
             submitted.append(SubmittedTask(job, at, len(chunk)).to_dict())
-            observations.extend(Observation(u, job, TargetState.WARM, at, finished) for u in chunk)
-        set_inputs = SetInputs.from_props(resource.inputs)
+            observations.extend(HistoryRow(u, job, TargetState.WARM, at, finished) for u in chunk)
+        set_inputs = ShardInputs.from_props(resource.inputs)
         plan = make_plan(set_inputs.targets, observations, now=datetime.now(timezone.utc),
                          freshness=parse_duration(set_inputs.freshness), content=set_inputs.content)
         outputs = build_outputs(set_inputs, plan, verified_at=datetime.now(timezone.utc), submitted=submitted)

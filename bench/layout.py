@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from components.plan.shards import shard_count, shard_input, shard_name, split
+from components.plan.shards import shard_count, shard_name, split
+from components.resource.inputs import resource_inputs
 
 #: The host of every benchmark URL (the sandbox's UCloud domain and EdgeOne rows use it too).
 HOST = "static.example.com"
@@ -57,10 +58,8 @@ def set_resources(base: str, set_name: str, destination: Mapping[str, Any], urls
     count = shard_count(len(urls)) if shards is None else shards
     resources = []
     for index, part in enumerate(split(urls, count)):
-        props: dict[str, Any] = {"set": set_name, "destination": dict(destination),
-                                 "targets": dict.fromkeys(part, WARM), "freshness": freshness, "wait": wait}
-        if count > 1:
-            props["shard"] = shard_input(index, count)
+        props = resource_inputs(set_name, dict(destination), dict.fromkeys(part, WARM), freshness, wait,
+                                (index, count) if count > 1 else None)
         props["__provider"] = provider
         name = shard_name(base, index, count)
         resources.append(Resource(name, urn_of(name), props))

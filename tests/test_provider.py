@@ -202,7 +202,7 @@ MANY = [f"https://a.example.com/{i}.js" for i in range(200)]
 
 
 def sharded(urls, index, count):
-    return {**props(dict.fromkeys(urls, "warm")), "shard": shards.shard_input(index, count)}
+    return {**props(dict.fromkeys(urls, "warm")), "shard": {"index": index, "count": count}}
 
 
 def test_targets_that_moved_to_a_new_shard_are_not_drops(capsys):

@@ -63,7 +63,12 @@ from components.resource.audit import (
     set_summary,
     stack_record,
 )
-from components.resource.inputs import ShardInputs, desired_value, targets_digest
+from components.resource.inputs import (
+    ShardInputs,
+    desired_value,
+    resource_inputs,
+    targets_digest,
+)
 
 COMPUTED_OUTPUTS = ("observed", "submitted", "summary", "drifted", "drifted_total")
 
@@ -164,10 +169,8 @@ class PrefetchSet(pulumi.ComponentResource):
                 targets = part
                 if preflighted is not None:  # every shard waits for preflight; an error fails its registration
                     targets = pulumi.Output.all(part, preflighted).apply(lambda both: both[0])
-                inputs = {"set": spec.name, "destination": dest.props(), "targets": targets,
-                          "freshness": spec.freshness, "wait": spec.wait}
-                if len(parts) > 1:  # an unsharded set's inputs stay exactly what they were
-                    inputs["shard"] = shards.shard_input(index, len(parts))
+                inputs = resource_inputs(spec.name, dest.props(), targets, spec.freshness, spec.wait,
+                                         (index, len(parts)) if len(parts) > 1 else None)
                 name = shards.shard_name(f"{spec.name}-{dest.label}", index, len(parts))
                 resources.append(ShardResource(name, inputs, child_opts))
             by_destination.append(resources)

@@ -71,8 +71,3 @@ def split(urls: Iterable[str], count: int) -> list[list[str]]:
 def shard_name(base: str, index: int, count: int) -> str:
     """Resource name of a shard: the unsharded name for shard 0 (existing state keeps its name), else ``-shard-<k>``."""
     return base if index == 0 else f"{base}-shard-{index}"
-
-
-def shard_input(index: int, count: int) -> dict[str, int]:
-    """The ``shard`` input of a sharded resource (absent when a set has one shard)."""
-    return {"index": index, "count": count}

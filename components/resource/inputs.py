@@ -44,6 +44,18 @@ def parse_desired(value: Any) -> Optional[ContentVersion]:
     return ContentVersion(match.group(1), int(match.group(2))) if match else None
 
 
+def resource_inputs(set_name: Any, destination: Any, targets: Any, freshness: Any, wait: Any,
+                    shard: Optional[tuple[int, int]] = None) -> dict[str, Any]:
+    """The dynamic resource's inputs, the one place their keys are written (values may be Pulumi Inputs).
+
+    ``shard`` (index, count) only when the set is split, so an unsplit set's inputs never change.
+    """
+    props = {"set": set_name, "destination": destination, "targets": targets, "freshness": freshness, "wait": wait}
+    if shard is not None:
+        props["shard"] = {"index": shard[0], "count": shard[1]}
+    return props
+
+
 @dataclass(frozen=True)
 class ShardInputs:
     """The dynamic resource's inputs, typed.
@@ -65,31 +77,17 @@ class ShardInputs:
         return self.destination["provider"]
 
     def to_props(self) -> dict[str, Any]:
-        """The resource inputs. ``shard`` only when split, so an unsplit set's inputs never change."""
+        """The resource inputs (``resource_inputs``), with the ``targets`` map of desired values."""
         content = self.content
-        props = {
-            "set": self.set,
-            "destination": dict(self.destination),
-            "targets": ({url: desired_value(content.get(url)) for url in self.targets} if content
-                        else dict.fromkeys(self.targets, WARM)),
-            "freshness": self.freshness,
-            "wait": self.wait,
-        }
-        if self.shard is not None:
-            props["shard"] = {"index": self.shard[0], "count": self.shard[1]}
-        return props
+        targets = ({url: desired_value(content.get(url)) for url in self.targets} if content
+                   else dict.fromkeys(self.targets, WARM))
+        return resource_inputs(self.set, dict(self.destination), targets, self.freshness, self.wait, self.shard)
 
     def output_props(self) -> dict[str, Any]:
         """The inputs as outputs repeat them: ``target_lines`` in place of the ``targets`` map."""
-        props = {
-            "set": self.set,
-            "destination": dict(self.destination),
-            TARGET_LINES: target_lines(self.targets, self.content),
-            "freshness": self.freshness,
-            "wait": self.wait,
-        }
-        if self.shard is not None:
-            props["shard"] = {"index": self.shard[0], "count": self.shard[1]}
+        props = resource_inputs(self.set, dict(self.destination), None, self.freshness, self.wait, self.shard)
+        del props["targets"]
+        props[TARGET_LINES] = target_lines(self.targets, self.content)
         return props
 
     @classmethod
