@@ -27,6 +27,7 @@ from components.clouds.base import (
     lookup_status,
     windows,
 )
+from components.clouds.paging import read_pages
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from components.model.clouds import cloud
@@ -196,27 +197,35 @@ class UCloudAdapter(CloudAdapter):
         return SubmitResult(task_id, tuple(url_list), {})
 
     def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
+        """Every task in [since, until], through the shared pager (clouds/paging.py ``read_pages``).
+
+        ``Limit`` defaults to everything, so one call usually answers the whole window; a cloud that
+        caps its pages gets the same offsets a plain loop would ask for, a few in flight. The order
+        of ``TaskList`` is undocumented: the pager's repair for rows pushed back by a task created
+        during the read can then only read some rows twice, which is harmless (the newest row of a
+        URL decides), never skip one.
+        """
         for start, end in windows(since, until, self.max_window):
-            offset = 0
-            while True:
-                params: dict[str, Any] = {
-                    "BeginTime": int(start.timestamp()),
-                    "EndTime": int(end.timestamp()) + (1 if end.microsecond else 0),
-                    "Offset": offset,
-                }
-                if TASK_PAGE:
-                    params["Limit"] = TASK_PAGE
-                resp = self._call(ACTION, "describe_new_ucdn_prefetch_cache_task", params, self.call_limiter)
-                total = resp.get("TotalCount", 0)
-                tasks = resp.get("TaskList") or []
-                if not isinstance(total, int) or not isinstance(tasks, list):
-                    raise MalformedResponse(CLOUD, ACTION, "TotalCount/TaskList",
-                                            "expected an integer count and a list of tasks")
+            fetch = lambda offset, start=start, end=end: self._task_page(start, end, offset)  # noqa: E731
+            for tasks in read_pages(fetch, cloud=CLOUD, action=ACTION):
                 for task in tasks:
                     yield from _task_observations(task)
-                offset += len(tasks)
-                if not tasks or offset >= total:
-                    break
+
+    def _task_page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
+        """(TotalCount, TaskList) of one page of the window, both checked."""
+        params: dict[str, Any] = {
+            "BeginTime": int(start.timestamp()),
+            "EndTime": int(end.timestamp()) + (1 if end.microsecond else 0),
+            "Offset": offset,
+        }
+        if TASK_PAGE:
+            params["Limit"] = TASK_PAGE
+        resp = self._call(ACTION, "describe_new_ucdn_prefetch_cache_task", params, self.call_limiter)
+        total = resp.get("TotalCount", 0)
+        tasks = resp.get("TaskList") or []
+        if not isinstance(total, int) or not isinstance(tasks, list):
+            raise MalformedResponse(CLOUD, ACTION, "TotalCount/TaskList", "expected an integer count and a list of tasks")
+        return total, tasks
 
 
 def _task_observations(task: Any) -> Iterator[HistoryRow]:
