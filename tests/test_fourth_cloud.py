@@ -21,7 +21,7 @@ from components.model import clouds
 from tests.engine import Engine
 from tests.fourth_cloud.emulator import FourthCloud
 from tests.fourth_cloud.spec import SPEC
-from tests.stacks import HOST, path_of, scan_for_secrets, target_diff
+from tests.stacks import HOST, check_outputs, path_of, scan_for_secrets, target_diff
 
 REPO = Path(__file__).resolve().parent.parent
 KEY_ID, SECRET = "fourth-key-e2e", "FourthSecret-must-never-leak-91c2"
@@ -90,6 +90,7 @@ def audited(engine: Engine, result):
     for where, text in (("host log", result.host_log), ("outputs", json.dumps(result.outputs)),
                         ("state", engine.state_json())):
         scan_for_secrets(where, text, (SECRET,))
+    check_outputs(result.outputs)  # the published outputs schema holds for a registered cloud too
     return result
 
 
