@@ -36,15 +36,16 @@ from components.report.render import (
     render_markdown,
     render_table,
 )
-from sandbox import Sandbox
+from tests.stacks import (  # the credentials of the sandbox fixture (tests/conftest.py), which the audit looks for
+    SECRET_ID,
+    SECRET_KEY,
+)
 from tests.stacks import (
     AuditedEngine as Engine,  # every command audited for leaks and output shape
 )
 
 PROJECT = Path(__file__).resolve().parent.parent
 ZONE = "zone-2o0i4xfimj9g"
-SECRET_ID = "test-secret-id-report"
-SECRET_KEY = "TestSecretKey-report-never-leak-4b1e"
 URLS = [f"https://static.example.com/assets/{i:02d}.js" for i in range(50)]
 FAILED = URLS[3:6]
 TIMED_OUT = URLS[10:12]
@@ -295,12 +296,6 @@ def test_unexpected_errors_are_one_line_unless_debug(project, capsys, monkeypatc
 
 
 # -- acceptance: a real deploy against a sandbox, then the report ------------------------------------------
-@pytest.fixture
-def sandbox(tmp_path):
-    with Sandbox(tmp_path / "sandbox.db", credentials={SECRET_ID: SECRET_KEY}, progress_seconds=0.3) as box:
-        yield box
-
-
 def submits(sandbox):
     return [sorted(r["params"]["Targets"]) for r in sandbox.store.requests(action="CreatePrefetchTask")
             if r["error_code"] is None]

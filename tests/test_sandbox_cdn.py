@@ -6,7 +6,7 @@ import json
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from tencentcloud.cdn.v20180606 import cdn_client, models
@@ -24,18 +24,6 @@ from sandbox.store import NewTask
 BJ = timezone(timedelta(hours=8))
 BJ_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 DAY = 86400
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sb(tmp_path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.2) as box:
-        yield box
 
 
 def client(sb: Sandbox, secret_id: str = SANDBOX_SECRET_ID, secret_key: str = SANDBOX_SECRET_KEY,

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -65,17 +65,7 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / "venv" / "bin" / "python") if (REPO / "venv" / "bin" / "python").exists() else sys.executable
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sb(tmp_path: Path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.2) as box:
-        box.store.set_setting("ucloud_prefetch_interval", 0)  # submits back to back
-        yield box
+pytestmark = pytest.mark.sandbox(ucloud_prefetch_interval=0)  # submits back to back
 
 
 def _profile(sb: Sandbox, timeout: float) -> ClientProfile:
