@@ -16,24 +16,21 @@ from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.ucloud import UCloudAdapter, make_client, map_status
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.status import Observation, TargetState
-from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox
-from tests.test_clouds_tencent import near_duplicates
+from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
+from tests.fakes import near_duplicates
 
 DOMAIN, HOST = "ucdn-test1", "static.example.com"
 URL = f"https://{HOST}/{{}}.js"
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+pytestmark = pytest.mark.sandbox(progress_seconds=0.0, ucloud_prefetch_interval=0.2)
 
 
 @pytest.fixture
-def sb(tmp_path):
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.0) as box:
-        box.store.add_ucloud_domain(DOMAIN, HOST)
-        box.store.set_setting("ucloud_prefetch_interval", 0.2)
-        yield box
+def sb(sb):
+    """The shared sandbox (tests/conftest.py), with the UCloud domain these tests prefetch on."""
+    sb.store.add_ucloud_domain(DOMAIN, HOST)
+    return sb
 
 
 def adapter(sb, private=SANDBOX_UCLOUD_PRIVATE_KEY, interval=0.3):
