@@ -90,12 +90,29 @@ def tencent_adapter(adapter, body: dict):
     return adapter
 
 
+def edgeone_answering(body: dict) -> EdgeOneAdapter:
+    return tencent_adapter(EdgeOneAdapter(teo_client(ENDPOINT, TencentCredentials("i", "k")), "zone-a",
+                                          limiter=SlidingWindowLimiter(10**6)), body)
+
+
+def tencent_cdn_answering(body: dict) -> TencentCdnAdapter:
+    return tencent_adapter(TencentCdnAdapter(cdn_client(ENDPOINT, TencentCredentials("i", "k")), "mainland",
+                                             limiter=SlidingWindowLimiter(10**6)), body)
+
+
+def ucloud_answering(body: dict) -> UCloudAdapter:
+    """The body answers the first page; later pages are empty."""
+    client = ucloud_client(ENDPOINT, UCloudCredentials("p", "k"))
+    client.invoke = lambda action, args=None, **options: (
+        body if int((args or {}).get("Offset", 0)) == 0 else {"TaskList": [], "TotalCount": 0, "RetCode": 0})
+    return UCloudAdapter(client, "ucdn-a", call_limiter=SlidingWindowLimiter(10**6))
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tasks=st.one_of(st.lists(st.builds(body_of, teo_task), max_size=4), junk), total=field(st.integers(0, 4)))
 def test_edgeone_describe_prefetch_tasks(tasks, total):
     body = body_of({"Tasks": tasks, "TotalCount": total if total is not ... else ...})
-    adapter = tencent_adapter(EdgeOneAdapter(teo_client(ENDPOINT, TencentCredentials("i", "k")), "zone-a",
-                                             limiter=SlidingWindowLimiter(10**6)), body)
+    adapter = edgeone_answering(body)
     sent = len(tasks) if isinstance(tasks, list) else 0
     check_outcome(lambda: adapter.history(SINCE, UNTIL), sent, "edgeone", "DescribePrefetchTasks")
 
@@ -104,8 +121,7 @@ def test_edgeone_describe_prefetch_tasks(tasks, total):
 @given(tasks=st.one_of(st.lists(st.builds(body_of, cdn_task), max_size=4), junk), total=field(st.integers(0, 4)))
 def test_tencent_cdn_describe_push_tasks(tasks, total):
     body = body_of({"PushLogs": tasks, "TotalCount": total})
-    adapter = tencent_adapter(TencentCdnAdapter(cdn_client(ENDPOINT, TencentCredentials("i", "k")), "mainland",
-                                                limiter=SlidingWindowLimiter(10**6)), body)
+    adapter = tencent_cdn_answering(body)
     sent = len(tasks) if isinstance(tasks, list) else 0
     check_outcome(lambda: adapter.history(SINCE, UNTIL), sent, "tencent-cdn", "DescribePushTasks")
 
@@ -115,10 +131,7 @@ def test_tencent_cdn_describe_push_tasks(tasks, total):
 def test_ucloud_describe_prefetch_cache_task(tasks, total):
     body = body_of({"TaskList": tasks, "TotalCount": total, "RetCode": 0,
                     "Action": "DescribeNewUcdnPrefetchCacheTaskResponse"})
-    client = ucloud_client(ENDPOINT, UCloudCredentials("p", "k"))
-    client.invoke = lambda action, args=None, **options: (
-        body if int((args or {}).get("Offset", 0)) == 0 else {"TaskList": [], "TotalCount": 0, "RetCode": 0})
-    adapter = UCloudAdapter(client, "ucdn-a", call_limiter=SlidingWindowLimiter(10**6))
+    adapter = ucloud_answering(body)
     sent = sum(len(t["UrlLists"]) for t in tasks if isinstance(t, dict) and isinstance(t.get("UrlLists"), list)) \
         if isinstance(tasks, list) else 0
     check_outcome(lambda: adapter.history(SINCE, UNTIL), sent, "ucloud", "DescribeNewUcdnPrefetchCacheTask")
@@ -214,19 +227,14 @@ def valid_ucloud_tasks(draw):
 @given(case=valid_teo_tasks())
 def test_edgeone_documented_rows_become_their_observations(case):
     tasks, expected = case
-    adapter = tencent_adapter(EdgeOneAdapter(teo_client(ENDPOINT, TencentCredentials("i", "k")), "zone-a",
-                                             limiter=SlidingWindowLimiter(10**6)),
-                              {"Tasks": tasks, "TotalCount": len(tasks)})
-    assert seen(adapter.history(SINCE, UNTIL)) == expected
+    assert seen(edgeone_answering({"Tasks": tasks, "TotalCount": len(tasks)}).history(SINCE, UNTIL)) == expected
 
 
 @settings(max_examples=VALID_EXAMPLES, deadline=None)
 @given(case=valid_push_logs())
 def test_tencent_cdn_documented_rows_become_their_observations(case):
     logs, expected = case
-    adapter = tencent_adapter(TencentCdnAdapter(cdn_client(ENDPOINT, TencentCredentials("i", "k")), "mainland",
-                                                limiter=SlidingWindowLimiter(10**6)),
-                              {"PushLogs": logs, "TotalCount": len(logs)})
+    adapter = tencent_cdn_answering({"PushLogs": logs, "TotalCount": len(logs)})
     assert seen(adapter.history(SINCE, UNTIL)) == expected
 
 
@@ -234,10 +242,6 @@ def test_tencent_cdn_documented_rows_become_their_observations(case):
 @given(case=valid_ucloud_tasks())
 def test_ucloud_documented_tasks_become_one_observation_per_url(case):
     tasks, expected = case
-    body = {"TaskList": tasks, "TotalCount": len(tasks), "RetCode": 0,
-            "Action": "DescribeNewUcdnPrefetchCacheTaskResponse"}
-    client = ucloud_client(ENDPOINT, UCloudCredentials("p", "k"))
-    client.invoke = lambda action, args=None, **options: (
-        body if int((args or {}).get("Offset", 0)) == 0 else {"TaskList": [], "TotalCount": 0, "RetCode": 0})
-    adapter = UCloudAdapter(client, "ucdn-a", call_limiter=SlidingWindowLimiter(10**6))
+    adapter = ucloud_answering({"TaskList": tasks, "TotalCount": len(tasks), "RetCode": 0,
+                                "Action": "DescribeNewUcdnPrefetchCacheTaskResponse"})
     assert seen(adapter.history(SINCE, UNTIL)) == expected
