@@ -94,15 +94,26 @@ def test_history_key_is_the_account_not_the_domain(sb):
     assert UCloudAdapter(adapter(sb).client, DOMAIN, project_id="org-2").history_key() != key
 
 
-def test_default_spacing_keeps_submits_ten_seconds_apart(sb):
-    sb.store.set_setting("ucloud_prefetch_interval", 10.0)
+def test_the_default_spacing_is_uclouds_ten_seconds_per_account(sb):
+    """By default every adapter takes the one shared submit limiter: one submit per 10 s, plus its margin."""
+    limiter = ucloud.SUBMIT_LIMITER
+    assert (limiter.limit, limiter.window, ucloud.SUBMIT_INTERVAL) == (1, 10.0, 10.0) and limiter.margin > 0
+    assert UCloudAdapter(adapter(sb).client, DOMAIN).submit_limiter is limiter
+
+
+def test_the_spacing_keeps_submits_the_interval_apart(sb):
+    """The default limiter's rule (one submit per window, plus its margin) against a sandbox that enforces
+    that interval, at a tenth of UCloud's 10 s so the test does not sleep 10 s: nothing is refused."""
+    interval = ucloud.SUBMIT_INTERVAL / 10
+    sb.store.set_setting("ucloud_prefetch_interval", interval)
     client = make_client(Endpoint("url", "http", sb.endpoint),
                          UCloudCredentials(SANDBOX_UCLOUD_PUBLIC_KEY, SANDBOX_UCLOUD_PRIVATE_KEY))
-    a = UCloudAdapter(client, DOMAIN, submit_limiter=SlidingWindowLimiter(1, 10.0, margin=0.2))
+    a = UCloudAdapter(client, DOMAIN, submit_limiter=SlidingWindowLimiter(1, interval,
+                                                                          margin=ucloud.SUBMIT_LIMITER.margin))
     start = time.monotonic()
     a.submit([URL.format("first")])
     a.submit([URL.format("second")])
-    assert time.monotonic() - start >= 10.0
+    assert time.monotonic() - start >= interval
     log = sb.store.requests(action="PrefetchNewUcdnDomainCache")
     assert [r["error_code"] for r in log] == [None, None]  # the sandbox refused nothing
 
