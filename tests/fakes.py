@@ -1,6 +1,7 @@
 """Test doubles and helpers shared by the tests (one place for them; fixtures are in tests/conftest.py).
 
-- ``FakeClock``: time that moves only when told, as a datetime or as monotonic seconds;
+- ``FakeClock``: time that moves only when told, as a datetime or as monotonic seconds; ``wait_until``:
+  real time, polled until a condition holds;
 - ``FakeCloud``: an in-memory cloud adapter;
 - ``SdkAnswer``/``replace_tencent_transport``: a real Tencent SDK client answering without a network;
 - ``run_program``: a Pulumi program run under ``pulumi.runtime.set_mocks``, its registrations recorded;
@@ -18,10 +19,11 @@ import logging
 import os
 import runpy
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
 
 import pulumi
 import pulumi.runtime
@@ -83,6 +85,22 @@ class FakeClock:
     def now(self, moment: datetime) -> None:
         with self._lock:
             self._seconds = (moment - self.start).total_seconds()
+
+
+T = TypeVar("T")
+
+
+def wait_until(read: Callable[[], T], done: Callable[[T], Any] = bool, *, timeout: float = 5.0,
+               what: str = "condition not reached in time") -> T:
+    """``read()`` every 50 ms of real time until ``done`` of it holds, and return that value; fail with
+    ``what`` and the last value after ``timeout`` seconds (for what a sandbox does in its own time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"{what}: {value!r}"
+        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------------------------------

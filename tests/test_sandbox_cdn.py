@@ -20,6 +20,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
 from sandbox.store import NewTask
+from tests.fakes import wait_until
 
 BJ = timezone(timedelta(hours=8))
 BJ_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -64,13 +65,8 @@ def by_task(cli: cdn_client.CdnClient, task_id: str) -> dict[str, Any]:
 
 
 def wait_until_done(cli: cdn_client.CdnClient, task_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = by_task(cli, task_id)
-        if all(t.Status != "process" for t in rows.values()):
-            return rows
-        assert time.monotonic() < deadline, f"still processing: {rows}"
-        time.sleep(0.05)
+    return wait_until(lambda: by_task(cli, task_id), lambda rows: all(t.Status != "process" for t in rows.values()),
+                      timeout=timeout, what="still processing")
 
 
 def available(cli: cdn_client.CdnClient) -> dict[str, int]:
