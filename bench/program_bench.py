@@ -9,7 +9,7 @@ Two ways in, each size in a fresh Python process (so peak RSS is this program's 
 - ``yaml``: a sets folder with one declaration file of N targets, run through ``components.program.main``;
 - ``typed``: ``PrefetchSet(name, PrefetchSetArgs(targets=[N URLs]))``, the typed API.
 
-The program runs under ``pulumi.runtime.set_mocks`` (tests/test_prefetch_set.py ``run_program``),
+The program runs under ``pulumi.runtime.set_mocks`` (tests/fakes.py ``run_program``),
 which records every RegisterResource the engine would receive; the registered shards' targets are
 counted against N (nothing dropped). Printed per way and size: CPU seconds of the process from the
 program's start to its last registration (the SDK's serialisation of the resources included),
@@ -50,7 +50,7 @@ def child(way: str, size: int) -> dict:
     from components import program
     from components.engine.args import PrefetchSetArgs
     from components.engine.prefetch_set import PrefetchSet
-    from tests.test_prefetch_set import DYNAMIC, run_program
+    from tests.fakes import DYNAMIC, run_program
 
     urls = target_urls(size)
     with tempfile.TemporaryDirectory(prefix="program-bench-") as tmp:

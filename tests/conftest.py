@@ -1,11 +1,34 @@
-"""Fixtures every test gets."""
+"""Fixtures every test may use; shared helpers that are not fixtures are in tests/fakes.py.
+
+- ``fresh_shared_history`` and ``no_proxy``: every test gets them (autouse);
+- ``sb``: a sandbox with its built-in credentials (the SDK and adapter tests);
+- ``sandbox``: a sandbox that knows the end-to-end stack's credentials and UCloud domain (tests/stacks.py).
+
+A module (or a test) sets the sandbox's settings with a marker, e.g.
+``pytestmark = pytest.mark.sandbox(progress_seconds=0.0, ucloud_prefetch_interval=0)``: each keyword
+is a setting of the sandbox's store (sandbox/store.py), set before the first request.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
 from components.clouds.history import SHARED_HISTORY
 from components.clouds.quota_ledger import SHARED_QUOTA
+from sandbox import Sandbox
+from tests.stacks import start_sandbox
+
+# How long a sandbox task stays running unless a module says otherwise (the setting progress_seconds).
+SB_PROGRESS_SECONDS = 0.2  # sb: the sandbox's own tests see tasks run, briefly
+SANDBOX_PROGRESS_SECONDS = 0.3  # sandbox: what start_sandbox (tests/stacks.py) gives the end-to-end tests
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sandbox(**settings): store settings of the sb/sandbox fixture's sandbox "
+                                       "(progress_seconds, ucloud_prefetch_interval, ...)")
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +44,41 @@ def fresh_shared_history():
     yield
     SHARED_HISTORY.clear()
     SHARED_QUOTA.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request of the tests goes to 127.0.0.1 (sandboxes, provider hosts): never through a proxy."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+def sandbox_settings(request: pytest.FixtureRequest, progress_seconds: float) -> dict[str, Any]:
+    """The store settings the closest ``sandbox`` marker gives, with ``progress_seconds`` as the default."""
+    marker = request.node.get_closest_marker("sandbox")
+    return {"progress_seconds": progress_seconds, **(marker.kwargs if marker else {})}
+
+
+def _configured(box: Sandbox, settings: dict[str, Any]) -> Sandbox:
+    for name, value in settings.items():
+        box.store.set_setting(name, value)
+    return box
+
+
+@pytest.fixture
+def sb(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A started sandbox on a fresh db, with the sandbox's built-in credentials; stopped afterwards."""
+    box = _configured(Sandbox(tmp_path / "sandbox.db"), sandbox_settings(request, SB_PROGRESS_SECONDS))
+    with box:
+        yield box
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """A started sandbox on a fresh db for a ``Stack`` (tests/stacks.py): its credentials and UCloud domain."""
+    settings = sandbox_settings(request, SANDBOX_PROGRESS_SECONDS)
+    box = _configured(start_sandbox(tmp_path / "sandbox.db", progress_seconds=settings["progress_seconds"]), settings)
+    try:
+        yield box
+    finally:
+        box.stop()

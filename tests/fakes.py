@@ -1,24 +1,111 @@
-"""Test doubles shared by the unit tests: an in-memory cloud, a controllable clock, a Tencent SDK transport."""
+"""Test doubles and helpers shared by the tests (one place for them; fixtures are in tests/conftest.py).
+
+- ``FakeClock``: time that moves only when told, as a datetime or as monotonic seconds; ``wait_until``:
+  real time, polled until a condition holds;
+- ``FakeCloud``: an in-memory cloud adapter;
+- ``SdkAnswer``/``replace_tencent_transport``: a real Tencent SDK client answering without a network;
+- ``run_program``: a Pulumi program run under ``pulumi.runtime.set_mocks``, its registrations recorded;
+- ``FakeTencentCloud``, ``zone``, ``cdn_domain``: pulumi-tencentcloud's data sources, answered;
+- ``write``: a declaration file; ``near_duplicates``: pages of history rows for the row memos.
+
+The end-to-end helpers (a stack of the real project against a sandbox) are in tests/stacks.py.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import runpy
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
+
+import pulumi
+import pulumi.runtime
+import yaml
+from hypothesis import strategies as st
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as _settings
+from pulumi.runtime.mocks import MockMonitor, Mocks
+from pulumi.runtime.stack import run_in_stack
 
 from components.clouds.base import CloudAdapter, CloudError, SubmitResult
+from components.declare.references import CDN_DOMAINS_TOKEN, ZONES_TOKEN
 from components.model.quota import Quota
 from components.model.status import HistoryRow, TargetState
 
+ZONE_ID = "zone-2o0i4xfimj9g"
+
+
+# ------------------------------------------------------------------------------------------
+# Time
+# ------------------------------------------------------------------------------------------
+
 
 class FakeClock:
-    def __init__(self, start: datetime = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)):
-        self.now = start
+    """Time that moves only when told, safe to share between threads.
+
+    ``clock()`` is the time now as a UTC datetime (starting at ``start``), for code that takes a
+    wall clock; ``clock.monotonic()`` is the seconds since the start as a float (starting at 0.0),
+    for code that takes a monotonic clock (the rate limiters, the quota ledger). ``clock.sleep(s)``
+    moves both on by ``s`` seconds (a negative wait does not move it back); setting ``clock.now``
+    (a datetime) moves it to that moment.
+    """
+
+    START = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+
+    def __init__(self, start: datetime = START):
+        self.start = start
+        self._seconds = 0.0  # the one state: float seconds since ``start``, added to exactly as slept
+        self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
         return self.now
 
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._seconds
+
     def sleep(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        with self._lock:
+            self._seconds += max(seconds, 0.0)
+
+    @property
+    def now(self) -> datetime:
+        with self._lock:
+            return self.start + timedelta(seconds=self._seconds)
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        with self._lock:
+            self._seconds = (moment - self.start).total_seconds()
+
+
+T = TypeVar("T")
+
+
+def wait_until(read: Callable[[], T], done: Callable[[T], Any] = bool, *, timeout: float = 5.0,
+               what: str = "condition not reached in time") -> T:
+    """``read()`` every 50 ms of real time until ``done`` of it holds, and return that value; fail with
+    ``what`` and the last value after ``timeout`` seconds (for what a sandbox does in its own time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"{what}: {value!r}"
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------------
+# An in-memory cloud
+# ------------------------------------------------------------------------------------------
 
 
 class FakeCloud(CloudAdapter):
@@ -71,6 +158,11 @@ class FakeCloud(CloudAdapter):
                     yield HistoryRow(url, task, outcome, created, finished, None, outcome.value)
 
 
+# ------------------------------------------------------------------------------------------
+# A Tencent SDK client without a network
+# ------------------------------------------------------------------------------------------
+
+
 class SdkAnswer:
     """What a Tencent SDK client's transport (``_call``) hands back, as far as the client reads it."""
 
@@ -94,3 +186,244 @@ def replace_tencent_transport(client: Any, answer: Callable[[str, dict], Union[b
 
     client._call = transport
     return client
+
+
+# ------------------------------------------------------------------------------------------
+# A Pulumi program under mocks
+# ------------------------------------------------------------------------------------------
+# ``run_program`` runs a program function (or a program folder's ``__main__.py``) under mocks in a
+# fresh thread, the way tests/engine.py does, and records every RegisterResource request as the
+# engine would receive it: inputs *with unknowns kept*, dependencies, property dependencies.
+
+DYNAMIC = "pulumi-python:dynamic/cdnprefetch:Destination"
+ZONE_TYPE = "tencentcloud:Teo/zone:Zone"
+DOMAIN_TYPE = "tencentcloud:Teo/accelerationDomain:AccelerationDomain"
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    inputs: dict  # deserialized with unknowns kept (pulumi.output.Unknown)
+    dependencies: list
+    property_dependencies: dict
+
+
+@dataclass
+class ProgramRun:
+    registrations: list = field(default_factory=list)
+    diagnostics: list = field(default_factory=list)  # (severity, message)
+    exports: dict = field(default_factory=dict)
+    error: Optional[BaseException] = None
+
+    def dynamics(self) -> list:
+        return [r for r in self.registrations if r.type == DYNAMIC]
+
+    def dynamic(self, name: str) -> Registration:
+        found = [r for r in self.dynamics() if r.name == name]
+        assert len(found) == 1, f"{name!r} not among {[r.name for r in self.dynamics()]}"
+        return found[0]
+
+    def of_type(self, typ: str) -> Registration:
+        [found] = [r for r in self.registrations if r.type == typ]
+        return found
+
+    def warnings(self) -> list:
+        return [m for s, m in self.diagnostics if s == "warning"]
+
+
+class _Recorder(MockMonitor):
+    def __init__(self, mocks: Mocks, run: ProgramRun):
+        super().__init__(mocks)
+        self.run = run
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.run.registrations.append(Registration(
+                request.type, request.name, response.urn, request.parent,
+                rpc.deserialize_properties(request.object, True), list(request.dependencies),
+                {k: list(v.urns) for k, v in request.propertyDependencies.items()}))
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:
+        if "::pulumi:pulumi:Stack::" in request.urn:
+            self.run.exports = rpc.deserialize_properties(request.outputs, True)
+        return super().RegisterResourceOutputs(request)
+
+
+class ProgramMocks(Mocks):
+    """Echoes inputs; the EdgeOne zone gets ``zone_id`` (None during a preview of a new stack: unknown);
+    dynamic resources get ``outputs(inputs)`` merged in when given."""
+
+    def __init__(self, *, preview: bool, zone_id: Optional[str] = ZONE_ID, invoke: Optional[Callable] = None,
+                 outputs: Optional[Callable[[dict], dict]] = None):
+        self.preview, self.zone_id, self.invoke, self.outputs = preview, zone_id, invoke, outputs
+
+    def new_resource(self, args: Any) -> tuple:
+        if args.typ == ZONE_TYPE:
+            return self.zone_id, dict(args.inputs)
+        state = dict(args.inputs)
+        if args.typ == DYNAMIC and self.outputs is not None:
+            state.update(self.outputs(state))
+        return ("" if self.preview else f"{args.name}-id") if args.custom else None, state
+
+    def call(self, args: Any) -> tuple:
+        answer = self.invoke(args) if self.invoke else {}
+        # (result, failures): a failed data source, as the provider reports it; MockMonitor iterates the failures.
+        return answer if isinstance(answer, tuple) else (answer, [])
+
+
+class _Diagnostics(logging.Handler):
+    def __init__(self, sink: list):
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.INFO:
+            self.sink.append((record.levelname.lower(), record.getMessage()))
+
+
+def run_program(program: Callable[[], Any] | Path, *, preview: bool = False, config: Optional[dict] = None,
+                invoke: Optional[Callable] = None, zone_id: Optional[str] = ZONE_ID,
+                outputs: Optional[Callable[[dict], dict]] = None, project: str = "cdn-prefetch") -> ProgramRun:
+    """Run ``program`` (a function, or a folder holding ``__main__.py``) under mocks; never raises."""
+    run = ProgramRun()
+    mocks = ProgramMocks(preview=preview, zone_id=zone_id, invoke=invoke, outputs=outputs)
+
+    def thread() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(lambda *_: None)  # a failed program's leftover futures
+        old_cwd = os.getcwd()
+        try:
+            pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v)
+                                           for k, v in (config or {}).items()}, [])
+            logger = logging.Logger(f"program-{id(run)}", logging.DEBUG)
+            logger.addHandler(_Diagnostics(run.diagnostics))
+            _settings.ROOT.set(object())  # type: ignore[arg-type]  # run_in_stack makes the Stack
+            pulumi.runtime.set_mocks(mocks, project=project, stack="dev", preview=preview, logger=logger,
+                                     monitor=_Recorder(mocks, run))
+            _settings.ROOT.set(None)
+            _settings.SETTINGS.rpc_manager.clear()
+            _settings.SETTINGS.outputs = set()
+            _settings.SETTINGS.lock = threading.Lock()
+            if isinstance(program, Path):
+                folder = str(program)
+                os.chdir(folder)
+                func: Callable[[], Any] = lambda: runpy.run_path(folder, run_name="__main__")
+            else:
+                func = program
+            loop.run_until_complete(run_in_stack(func))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            run.error = exc
+        finally:
+            os.chdir(old_cwd)
+            try:
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+    worker = threading.Thread(target=thread, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the program did not finish"
+    return run
+
+
+def no_unknowns(value: Any) -> bool:
+    if isinstance(value, Unknown):
+        return False
+    if isinstance(value, dict):
+        return all(no_unknowns(v) for v in value.values())
+    if isinstance(value, list):
+        return all(no_unknowns(v) for v in value)
+    return True
+
+
+# ------------------------------------------------------------------------------------------
+# pulumi-tencentcloud's data sources
+# ------------------------------------------------------------------------------------------
+# ``FakeTencentCloud`` answers the data sources' invokes (``Mocks.call`` / the engine's ``invoke``
+# hook) the way pulumi-tencentcloud would: ``tencentcloud:Teo/getZones:getZones`` and
+# ``tencentcloud:Cdn/getDomains:getDomains`` with the SDK's camelCase result fields.
+
+
+class FakeTencentCloud:
+    """What pulumi-tencentcloud's data sources would answer, from a list of zones and CDN domains."""
+
+    def __init__(self, zones: Optional[list[dict]] = None, domains: Optional[list[dict]] = None,
+                 *, fuzzy_names: bool = False, failure: Optional[str] = None):
+        self.zones = zones if zones is not None else [zone(ZONE_ID, "example.com")]
+        self.domains = domains if domains is not None else [cdn_domain("static.example.com")]
+        self.fuzzy_names = fuzzy_names  # the API's zone-name filter may also return similar names
+        self.failure = failure  # every call fails with this reason (run_program's mocks only)
+        self.calls: list[tuple[str, dict]] = []
+
+    def __call__(self, args: Any) -> Any:
+        token, params = args.token, dict(args.args or {})
+        self.calls.append((token, params))
+        if self.failure:
+            return {}, [("", self.failure)]
+        if token == ZONES_TOKEN:
+            found = list(self.zones)
+            for flt in params.get("filters") or []:
+                field, values = flt["name"], flt["values"]
+                if field == "zone-name":
+                    found = [z for z in found if any(v in z["zoneName"] if self.fuzzy_names else z["zoneName"] == v
+                                                     for v in values)]
+                elif field == "zone-id":
+                    found = [z for z in found if z["zoneId"] in values]
+            return {"id": "zones", "zones": found}
+        if token == CDN_DOMAINS_TOKEN:
+            return {"id": "domains", "domainLists": [d for d in self.domains if d["domain"] == params.get("domain")]}
+        raise AssertionError(f"unexpected invoke {token}")
+
+    def tokens(self) -> list[str]:
+        return [token for token, _ in self.calls]
+
+
+def zone(zone_id: str, name: str, **fields: Any) -> dict:
+    return {"zoneId": zone_id, "zoneName": name, "status": "active", "activeStatus": "active", "paused": False,
+            "type": "partial", "area": "overseas", "aliasZoneName": "", **fields}
+
+
+def cdn_domain(name: str, status: str = "online", area: str = "mainland", **fields: Any) -> dict:
+    return {"domain": name, "status": status, "area": area, "id": f"cdn-{abs(hash(name)) % 10**6}", **fields}
+
+
+# ------------------------------------------------------------------------------------------
+# Declarations and history rows
+# ------------------------------------------------------------------------------------------
+
+
+def write(folder: Path, name: str, doc: dict) -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def near_duplicates(valid: dict[str, list], junk: dict[str, list], *, max_rows: int = 12):
+    """Pages of history rows that mostly repeat each other, as a task's rows do, for testing the row memos.
+
+    The first row is well formed (``valid`` values); each next one is an earlier row with a field or
+    two changed, mostly to another valid value, sometimes to ``junk``. So a memo that ignores a field
+    it should not is soon given two rows that differ in only that field, and a malformed row often
+    follows well-formed rows that share its other fields.
+    """
+    names = sorted(valid)
+
+    @st.composite
+    def pages(draw):
+        rows = [{name: draw(st.sampled_from(valid[name])) for name in names}]
+        for _ in range(draw(st.integers(0, max_rows - 1))):
+            row = dict(draw(st.sampled_from(rows)))
+            for name in draw(st.lists(st.sampled_from(names), min_size=1, max_size=2)):
+                pool = junk[name] if junk.get(name) and draw(st.integers(0, 3)) == 0 else valid[name]
+                row[name] = draw(st.sampled_from(pool))
+            rows.append(row)
+        return rows
+
+    return pages()

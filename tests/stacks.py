@@ -7,6 +7,9 @@ was submitted; the engine (tests/engine.py) drives the real provider host as the
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -150,3 +153,109 @@ def target_diff(step) -> dict:
 
 def path_of(url: str) -> str:
     return f'targets["{url}"]'
+
+
+# ------------------------------------------------------------------------------------------
+# Soak: one set on every cloud while the sandbox misbehaves (tests/test_soak.py, bench/soak_bench.py)
+# ------------------------------------------------------------------------------------------
+SOAK_CLOUDS = ("edgeone", "tencent-cdn", "ucloud")
+SOAK_MAX_UPS = 6
+
+
+def soak_urls(count: int) -> list[str]:
+    return [f"https://static.example.com/soak/{i // 100:02d}/{i:05d}.js" for i in range(count)]
+
+
+@dataclass
+class SoakRun:
+    """What a soak did, read from the sandbox (its task table and request log) and the stack outputs."""
+
+    urls: list[str]
+    ups: int
+    failures: list[str]  # the last line of each failed up
+    seconds: float
+    summaries: dict[str, dict]  # cloud -> the summary of its destination's outputs after the last up
+    tasks_per_url: dict[str, Counter]  # cloud -> target -> tasks the sandbox holds for it
+    requests: list[dict]
+    executed_faults: dict[int, bool]  # fault id -> whether it fires after the cloud did the work
+
+    def ambiguous_submits(self) -> Counter:
+        """Submits answered 502/reset after (executed) or before (clean) the cloud did the work."""
+        submit_actions = {SUBMIT_ACTIONS[c][0] for c in SOAK_CLOUDS}
+        return Counter(f"{r['fault']} {'executed' if self.executed_faults.get(r['fault_id']) else 'clean'}"
+                       for r in self.requests if r["action"] in submit_actions and r["fault"] in ("http_5xx", "reset"))
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "targets": len(self.urls),
+            "destinations": len(SOAK_CLOUDS),
+            "ups": self.ups,
+            "failed_ups": len(self.failures),
+            "seconds": round(self.seconds, 1),
+            "requests": len(self.requests),
+            "by_fault": dict(Counter(r["fault"] or "none" for r in self.requests)),
+            "by_error_code": dict(Counter(r["error_code"] for r in self.requests if r["error_code"])),
+            "by_action": dict(Counter(r["action"] for r in self.requests)),
+            "ambiguous_submits": dict(self.ambiguous_submits()),
+        }
+
+    def check(self) -> None:
+        """The soak's guarantees: every destination converged, every target was submitted exactly once to each
+        (the sandbox's task table, not the client's view, is the evidence), and the chaos really happened,
+        including at least the forced executed-then-failed submits."""
+        for cloud in SOAK_CLOUDS:
+            summary = self.summaries[cloud]
+            assert summary.get("in_sync"), (cloud, summary)
+            per_url = self.tasks_per_url[cloud]
+            duplicates = {u: n for u, n in per_url.items() if n != 1}
+            assert not duplicates, f"{cloud}: {len(duplicates)} targets submitted more than once"
+            missing = set(self.urls) - set(per_url)
+            assert not missing and set(per_url) == set(self.urls), f"{cloud}: {len(missing)} targets never submitted"
+        fired = Counter(r["fault"] for r in self.requests if r["fault"])
+        assert fired["throttle"] and fired["http_5xx"] and fired["reset"], f"the chaos did not happen: {dict(fired)}"
+        executed = sum(n for kind, n in self.ambiguous_submits().items() if kind.endswith("executed"))
+        assert executed >= 2 * len(SOAK_CLOUDS), f"only {executed} submits failed after the cloud did the work"
+
+
+def run_soak(tmp_path: Path, sandbox: Sandbox, count: int, *, max_ups: int = SOAK_MAX_UPS) -> SoakRun:
+    """``count`` targets in one set on the three clouds, through the engine harness and the real provider host.
+
+    The sandbox throttles 30 % of all requests, answers 5 % with HTTP 502 and resets 2 % of connections;
+    half of the 502s and resets come *after* the cloud did the work (a task exists although the client saw
+    an error); on top of that, on every cloud the first submit is answered 502 and the second has its
+    connection reset, both after the cloud created the task, so the ambiguous case is always exercised.
+    ``up`` is repeated until every destination is in sync, at most ``max_ups`` times (a failed ``up`` is
+    allowed: the next one picks up from the cloud's history). The UCloud submits keep the client's 10 s
+    spacing (the provider's own limiter); the sandbox's is off.
+    """
+    store = sandbox.store
+    for key, value in {"prefetch_daily": 100_000, "cdn_push_daily_mainland": 100_000,
+                       "ucloud_prefetch_daily": 100_000, "ucloud_prefetch_interval": 0.0}.items():
+        store.set_setting(key, value)
+    for cloud in SOAK_CLOUDS:
+        action, _ = SUBMIT_ACTIONS[cloud]
+        for kind in ("http_5xx", "reset"):
+            store.add_fault(kind, service=SERVICES[cloud], action=action, executed=True, count=1, seed=0)
+    store.add_chaos(throttle=0.3, server_error=0.05, reset=0.02, executed_share=0.5, seed=20261123)
+    urls = soak_urls(count)
+    stack = Stack(tmp_path, sandbox)
+    stack.declare(urls, destinations=[DESTINATIONS[c] for c in SOAK_CLOUDS], wait="2m")
+
+    def summaries() -> dict[str, dict]:
+        return {c: stack.outputs(resource_name("web", DESTINATIONS[c]))["summary"] for c in SOAK_CLOUDS}
+
+    started = time.monotonic()
+    ups, failures = 0, []
+    while ups < max_ups:
+        ups += 1
+        try:
+            stack.engine.up()
+        except EngineError as error:  # allowed: the next up resumes from the clouds' history
+            failures.append(error.message.splitlines()[-1][:300])
+            continue
+        if all(s["in_sync"] for s in summaries().values()):
+            break
+    seconds = time.monotonic() - started
+    return SoakRun(urls, ups, failures, seconds, summaries(),
+                   {c: Counter(t.target for t in store.tasks(SERVICES[c])) for c in SOAK_CLOUDS},
+                   store.requests(), {f["id"]: f["executed"] for f in store.faults()})

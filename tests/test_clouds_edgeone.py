@@ -13,21 +13,13 @@ from components.clouds.edgeone import EdgeOneAdapter, make_client, map_status
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.status import TargetState
-from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
-from tests.test_clouds_tencent import near_duplicates
+from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
+from tests.fakes import near_duplicates
 
 ZONE = "zone-2o0i4xfimj9g"
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sb(tmp_path):
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.0) as box:
-        yield box
+pytestmark = pytest.mark.sandbox(progress_seconds=0.0)
 
 
 def adapter(sb, key=SANDBOX_SECRET_KEY, limiter=None):

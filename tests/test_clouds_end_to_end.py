@@ -14,7 +14,6 @@ from tests.stacks import (
     Stack,
     path_of,
     resource_name,
-    start_sandbox,
     target_diff,
 )
 
@@ -26,14 +25,9 @@ TIMED_OUT = URLS[10:12]
 TIMEOUT_WORD = {"edgeone": "timed out", "tencent-cdn": "failed", "ucloud": "failed"}
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    box = start_sandbox(tmp_path / "sandbox.db")
-    # Each command runs in a new provider host, so the client's 10 s UCloud spacing cannot span two
-    # commands run back to back here; the spacing itself is tested in test_clouds_ucloud.py.
-    box.store.set_setting("ucloud_prefetch_interval", 0.5)
-    yield box
-    box.stop()
+# Each command runs in a new provider host, so the client's 10 s UCloud spacing cannot span two
+# commands run back to back here; the spacing itself is tested in test_clouds_ucloud.py.
+pytestmark = pytest.mark.sandbox(ucloud_prefetch_interval=0.5)
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)

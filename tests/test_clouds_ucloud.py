@@ -16,24 +16,21 @@ from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.ucloud import UCloudAdapter, make_client, map_status
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.status import HistoryRow, TargetState
-from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox
-from tests.test_clouds_tencent import near_duplicates
+from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
+from tests.fakes import near_duplicates
 
 DOMAIN, HOST = "ucdn-test1", "static.example.com"
 URL = f"https://{HOST}/{{}}.js"
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+pytestmark = pytest.mark.sandbox(progress_seconds=0.0, ucloud_prefetch_interval=0.2)
 
 
 @pytest.fixture
-def sb(tmp_path):
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.0) as box:
-        box.store.add_ucloud_domain(DOMAIN, HOST)
-        box.store.set_setting("ucloud_prefetch_interval", 0.2)
-        yield box
+def sb(sb):
+    """The shared sandbox (tests/conftest.py), with the UCloud domain these tests prefetch on."""
+    sb.store.add_ucloud_domain(DOMAIN, HOST)
+    return sb
 
 
 def adapter(sb, private=SANDBOX_UCLOUD_PRIVATE_KEY, interval=0.3):
@@ -97,15 +94,26 @@ def test_history_key_is_the_account_not_the_domain(sb):
     assert UCloudAdapter(adapter(sb).client, DOMAIN, project_id="org-2").history_key() != key
 
 
-def test_default_spacing_keeps_submits_ten_seconds_apart(sb):
-    sb.store.set_setting("ucloud_prefetch_interval", 10.0)
+def test_the_default_spacing_is_uclouds_ten_seconds_per_account(sb):
+    """By default every adapter takes the one shared submit limiter: one submit per 10 s, plus its margin."""
+    limiter = ucloud.SUBMIT_LIMITER
+    assert (limiter.limit, limiter.window, ucloud.SUBMIT_INTERVAL) == (1, 10.0, 10.0) and limiter.margin > 0
+    assert UCloudAdapter(adapter(sb).client, DOMAIN).submit_limiter is limiter
+
+
+def test_the_spacing_keeps_submits_the_interval_apart(sb):
+    """The default limiter's rule (one submit per window, plus its margin) against a sandbox that enforces
+    that interval, at a tenth of UCloud's 10 s so the test does not sleep 10 s: nothing is refused."""
+    interval = ucloud.SUBMIT_INTERVAL / 10
+    sb.store.set_setting("ucloud_prefetch_interval", interval)
     client = make_client(Endpoint("url", "http", sb.endpoint),
                          UCloudCredentials(SANDBOX_UCLOUD_PUBLIC_KEY, SANDBOX_UCLOUD_PRIVATE_KEY))
-    a = UCloudAdapter(client, DOMAIN, submit_limiter=SlidingWindowLimiter(1, 10.0, margin=0.2))
+    a = UCloudAdapter(client, DOMAIN, submit_limiter=SlidingWindowLimiter(1, interval,
+                                                                          margin=ucloud.SUBMIT_LIMITER.margin))
     start = time.monotonic()
     a.submit([URL.format("first")])
     a.submit([URL.format("second")])
-    assert time.monotonic() - start >= 10.0
+    assert time.monotonic() - start >= interval
     log = sb.store.requests(action="PrefetchNewUcdnDomainCache")
     assert [r["error_code"] for r in log] == [None, None]  # the sandbox refused nothing
 

@@ -26,7 +26,6 @@ from tests.stacks import (
     Stack,
     path_of,
     resource_name,
-    start_sandbox,
     target_diff,
 )
 
@@ -44,13 +43,6 @@ class EdgeOneStack(Stack):
 
     def outputs(self, resource=RESOURCE):
         return super().outputs(resource)
-
-
-@pytest.fixture
-def sandbox(tmp_path):
-    box = start_sandbox(tmp_path / "sandbox.db")
-    yield box
-    box.stop()
 
 
 @pytest.fixture

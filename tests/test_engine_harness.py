@@ -12,27 +12,16 @@ import json
 from pathlib import Path
 
 import pytest
-
-try:  # tests/ may or may not become a package
-    from tests.engine import (
-        COMPUTED,
-        DiffEntry,
-        Engine,
-        EngineError,
-        display_diff,
-        input_diff,
-    )
-except ImportError:  # pragma: no cover
-    from engine import (
-        COMPUTED,
-        DiffEntry,
-        Engine,
-        EngineError,
-        display_diff,
-        input_diff,
-    )
-
 from pulumi.runtime import rpc
+
+from tests.engine import (
+    COMPUTED,
+    DiffEntry,
+    Engine,
+    EngineError,
+    display_diff,
+    input_diff,
+)
 
 TOY = Path(__file__).parent / "fixtures" / "toy_project"
 SECRET = "s3cr3t-Value-0xC0FFEE"

@@ -63,3 +63,88 @@ def test_raw_text_gives_problems_not_exceptions(text):
         path = Path(folder) / "set.yaml"
         path.write_text(text, encoding="utf-8")
         assert_clean(path, parse_file(path))
+
+
+# -- valid declarations: a parser that refused everything would pass the tests above, not these -----------
+# What the schema (schemas/prefetch-set.schema.json) documents: each provider's scope and its defaults,
+# the URL spellings that name one target, the durations.
+SCOPE_DEFAULTS = {"edgeone": {"mode": "default"}, "tencent-cdn": {"area": "mainland", "parseM3U8": False},
+                  "ucloud": {}}
+IDENTITY = {"edgeone": "zone", "tencent-cdn": "area", "ucloud": "domainId"}
+set_names = st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)
+durations = st.sampled_from(["0s", "90s", "15m", "24h", "7d", "1h30m", "2d12h"])
+free_text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+scopes = {
+    "edgeone": st.fixed_dictionaries({"zone": st.from_regex(r"zone-[a-z0-9]{1,12}", fullmatch=True)},
+                                     optional={"mode": st.sampled_from(["default", "edge"])}),
+    "tencent-cdn": st.fixed_dictionaries({}, optional={"area": st.sampled_from(["mainland", "overseas", "global"]),
+                                                       "parseM3U8": st.booleans(),
+                                                       "userAgent": st.text("abcXYZ/1.0 ", min_size=1, max_size=20)}),
+    "ucloud": st.fixed_dictionaries({"domainId": st.from_regex(r"ucdn-[A-Za-z0-9]{1,10}", fullmatch=True)},
+                                    optional={"projectId": st.from_regex(r"org-[A-Za-z0-9]{1,10}", fullmatch=True)}),
+}
+destinations = st.one_of(*(scope.map(lambda s, p=provider: {"provider": p, **s}) for provider, scope in scopes.items()))
+# (the one spelling a target is kept as, a spelling of it in the file)
+canonical_urls = st.builds(lambda host, path: f"https://{host}/{path}",
+                           st.sampled_from(["static.example.com", "img.example.org"]),
+                           st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./", max_size=16))
+
+
+@st.composite
+def spelled_targets(draw) -> tuple[str, str]:
+    canonical = draw(canonical_urls)
+    scheme, rest = canonical.split("://", 1)
+    host, path = rest.split("/", 1)
+    spelling = draw(st.sampled_from(["as is", "upper-case scheme and host", "fragment", "default port"]))
+    written = {"as is": canonical, "upper-case scheme and host": f"{scheme.upper()}://{host.upper()}/{path}",
+               "fragment": f"{canonical}#top", "default port": f"{scheme}://{host}:443/{path}"}[spelling]
+    return canonical, written
+
+
+@st.composite
+def valid_declarations(draw) -> tuple[dict, dict]:
+    """(a schema-valid document, what it must parse to)."""
+    listed = draw(st.lists(destinations, min_size=1, max_size=3,
+                           unique_by=lambda d: (d["provider"], d.get(IDENTITY[d["provider"]], "mainland"))))
+    targets = draw(st.lists(spelled_targets(), min_size=1, max_size=8))
+    document: dict = dict(listed[0]) if len(listed) == 1 and draw(st.booleans()) else {"destinations": listed}
+    document["targets"] = [written for _, written in targets]
+    optional = draw(st.fixed_dictionaries({}, optional={"name": set_names, "freshness": durations, "wait": durations,
+                                                        "description": free_text}))
+    document.update(optional)
+    kept = list(dict.fromkeys(canonical for canonical, _ in targets))
+    expected = {
+        "name": optional.get("name", "set"),  # the file is set.yaml / set.json
+        "destinations": [{"provider": d["provider"], **SCOPE_DEFAULTS[d["provider"]],
+                          **{k: v for k, v in d.items() if k != "provider"}} for d in listed],
+        "targets": kept,
+        "duplicates": len(targets) - len(kept),
+        "freshness": optional.get("freshness", "24h"),
+        "wait": optional.get("wait", "10m"),
+        "description": optional.get("description", ""),
+    }
+    return document, expected
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=valid_declarations(), as_json=st.booleans())
+def test_generated_valid_documents_parse_to_the_declared_set(case, as_json):
+    document, expected = case
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / ("set.json" if as_json else "set.yaml")
+        # JSON as an editor writes it: characters as they are (an escaped pair of surrogates, as json.dumps
+        # writes a character beyond U+FFFF by default, is refused by the YAML loader that reads JSON too).
+        path.write_text(json.dumps(document, ensure_ascii=False) if as_json else yaml.safe_dump(document),
+                        encoding="utf-8")
+        decl, problems = parse_file(path)
+        assert problems == [] and decl is not None, [str(p) for p in problems]
+        assert {
+            "name": decl.name,
+            "destinations": [d.as_dict() for d in decl.destinations],
+            "targets": list(decl.targets),
+            "duplicates": len(decl.duplicates),
+            "freshness": decl.freshness,
+            "wait": decl.wait,
+            "description": decl.description,
+        } == expected
+        assert load_sets(folder) == [decl]

@@ -9,7 +9,7 @@ CloudError that names the cloud and the API.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -90,12 +90,29 @@ def tencent_adapter(adapter, body: dict):
     return adapter
 
 
+def edgeone_answering(body: dict) -> EdgeOneAdapter:
+    return tencent_adapter(EdgeOneAdapter(teo_client(ENDPOINT, TencentCredentials("i", "k")), "zone-a",
+                                          limiter=SlidingWindowLimiter(10**6)), body)
+
+
+def tencent_cdn_answering(body: dict) -> TencentCdnAdapter:
+    return tencent_adapter(TencentCdnAdapter(cdn_client(ENDPOINT, TencentCredentials("i", "k")), "mainland",
+                                             limiter=SlidingWindowLimiter(10**6)), body)
+
+
+def ucloud_answering(body: dict) -> UCloudAdapter:
+    """The body answers the first page; later pages are empty."""
+    client = ucloud_client(ENDPOINT, UCloudCredentials("p", "k"))
+    client.invoke = lambda action, args=None, **options: (
+        body if int((args or {}).get("Offset", 0)) == 0 else {"TaskList": [], "TotalCount": 0, "RetCode": 0})
+    return UCloudAdapter(client, "ucdn-a", call_limiter=SlidingWindowLimiter(10**6))
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tasks=st.one_of(st.lists(st.builds(body_of, teo_task), max_size=4), junk), total=field(st.integers(0, 4)))
 def test_edgeone_describe_prefetch_tasks(tasks, total):
     body = body_of({"Tasks": tasks, "TotalCount": total if total is not ... else ...})
-    adapter = tencent_adapter(EdgeOneAdapter(teo_client(ENDPOINT, TencentCredentials("i", "k")), "zone-a",
-                                             limiter=SlidingWindowLimiter(10**6)), body)
+    adapter = edgeone_answering(body)
     sent = len(tasks) if isinstance(tasks, list) else 0
     check_outcome(lambda: adapter.history(SINCE, UNTIL), sent, "edgeone", "DescribePrefetchTasks")
 
@@ -104,8 +121,7 @@ def test_edgeone_describe_prefetch_tasks(tasks, total):
 @given(tasks=st.one_of(st.lists(st.builds(body_of, cdn_task), max_size=4), junk), total=field(st.integers(0, 4)))
 def test_tencent_cdn_describe_push_tasks(tasks, total):
     body = body_of({"PushLogs": tasks, "TotalCount": total})
-    adapter = tencent_adapter(TencentCdnAdapter(cdn_client(ENDPOINT, TencentCredentials("i", "k")), "mainland",
-                                                limiter=SlidingWindowLimiter(10**6)), body)
+    adapter = tencent_cdn_answering(body)
     sent = len(tasks) if isinstance(tasks, list) else 0
     check_outcome(lambda: adapter.history(SINCE, UNTIL), sent, "tencent-cdn", "DescribePushTasks")
 
@@ -115,10 +131,117 @@ def test_tencent_cdn_describe_push_tasks(tasks, total):
 def test_ucloud_describe_prefetch_cache_task(tasks, total):
     body = body_of({"TaskList": tasks, "TotalCount": total, "RetCode": 0,
                     "Action": "DescribeNewUcdnPrefetchCacheTaskResponse"})
-    client = ucloud_client(ENDPOINT, UCloudCredentials("p", "k"))
-    client.invoke = lambda action, args=None, **options: (
-        body if int((args or {}).get("Offset", 0)) == 0 else {"TaskList": [], "TotalCount": 0, "RetCode": 0})
-    adapter = UCloudAdapter(client, "ucdn-a", call_limiter=SlidingWindowLimiter(10**6))
+    adapter = ucloud_answering(body)
     sent = sum(len(t["UrlLists"]) for t in tasks if isinstance(t, dict) and isinstance(t.get("UrlLists"), list)) \
         if isinstance(tasks, list) else 0
     check_outcome(lambda: adapter.history(SINCE, UNTIL), sent, "ucloud", "DescribeNewUcdnPrefetchCacheTask")
+
+
+# -- documented-valid answers: an adapter that refused everything would pass the tests above, not these ----
+# What each API's documentation says a row holds; the states are the documented meanings of its statuses.
+VALID_EXAMPLES = 100
+WARM, RUNNING, FAILED = TargetState.WARM, TargetState.RUNNING, TargetState.FAILED
+DOCUMENTED = {
+    "edgeone": {"processing": RUNNING, "success": WARM, "failed": FAILED, "timeout": TargetState.TIMED_OUT,
+                "canceled": FAILED, "invalid": FAILED},
+    "tencent-cdn": {"process": RUNNING, "done": WARM, "Done": WARM, "fail": FAILED, "invalid": FAILED},
+    "ucloud": {"wait": TargetState.QUEUED, "process": RUNNING, "success": WARM, "failure": FAILED,
+               "unknow": TargetState.UNKNOWN},
+}
+moments = st.integers(1795000000, 1795086400).map(lambda s: datetime.fromtimestamp(s, timezone.utc))
+# (the URL an observation must carry, how the cloud may spell it: it echoes what was submitted)
+valid_urls = st.builds(lambda host, path: (f"https://{host.lower()}/{path}", f"https://{host}/{path}"),
+                       st.sampled_from(["static.example.com", "Static.Example.COM"]),
+                       st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./", max_size=16))
+task_ids = st.text("abcXYZ0123456789", min_size=1, max_size=12)
+
+
+def seen(observations) -> list[tuple]:
+    return [(o.url, o.task_id, o.state, o.created, o.raw_status) for o in observations]
+
+
+@st.composite
+def valid_teo_tasks(draw):
+    """(Tasks as DescribePrefetchTasks answers them, the observations they mean)."""
+    tasks, expected = [], []
+    for _ in range(draw(st.integers(0, 6))):
+        (url, written), job, status, created = draw(valid_urls), draw(task_ids), draw(
+            st.sampled_from(sorted(DOCUMENTED["edgeone"]))), draw(moments)
+        row = {"JobId": job, "Target": written, "Type": "prefetch_url", "Status": status,
+               "CreateTime": created.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        row.update(draw(st.fixed_dictionaries({}, optional={
+            "UpdateTime": moments.map(lambda m: m.strftime("%Y-%m-%dT%H:%M:%SZ")),
+            "FailType": st.sampled_from(["", "originPullFailed"]), "FailMessage": st.text(max_size=8)})))
+        tasks.append(row)
+        expected.append((url, job, DOCUMENTED["edgeone"][status], created, status))
+    return tasks, expected
+
+
+@st.composite
+def valid_push_logs(draw):
+    """(PushLogs as DescribePushTasks answers them, the observations a mainland destination sees)."""
+    logs, expected = [], []
+    for _ in range(draw(st.integers(0, 6))):
+        (url, written), task, status, created = draw(valid_urls), draw(task_ids), draw(
+            st.sampled_from(sorted(DOCUMENTED["tencent-cdn"]))), draw(moments)
+        area = draw(st.sampled_from(["mainland", "overseas", "global"]))
+        logs.append({"TaskId": task, "Url": written, "Status": status, "Percent": draw(st.integers(0, 100)),
+                     "CreateTime": beijing_of(created), "UpdateTime": beijing_of(draw(moments)), "Area": area})
+        if area != "overseas":  # the other area's rows are not this destination's
+            expected.append((url, task, DOCUMENTED["tencent-cdn"][status], created, status))
+    return logs, expected
+
+
+def beijing_of(moment: datetime) -> str:
+    return (moment + timedelta(hours=8)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@st.composite
+def valid_ucloud_tasks(draw):
+    """(TaskList as DescribeNewUcdnPrefetchCacheTask answers it, the observations it means)."""
+    tasks, expected = [], []
+    for _ in range(draw(st.integers(0, 4))):
+        task_id, task_status, task_created = draw(task_ids), draw(st.sampled_from(sorted(DOCUMENTED["ucloud"]))), \
+            draw(moments)
+        items = []
+        for _ in range(draw(st.integers(0, 4))):
+            (url, written), item = draw(valid_urls), {}
+            item["Url"] = written
+            status = draw(st.one_of(st.none(), st.sampled_from(sorted(DOCUMENTED["ucloud"]))))
+            if status is not None:  # a URL without its own status has its task's
+                item["Status"] = status
+            created = draw(st.one_of(st.none(), moments))
+            if created is not None:  # a URL without its own creation time was created with its task
+                item["CreateTime"] = int(created.timestamp())
+            item["Progress"] = draw(st.integers(0, 100))
+            item["FinishTime"] = draw(st.one_of(st.just(0), st.integers(1795000000, 1795086400)))
+            items.append(item)
+            raw = status or task_status
+            expected.append((url, task_id, DOCUMENTED["ucloud"][raw], created or task_created, raw))
+        tasks.append({"TaskId": task_id, "Status": task_status, "CreateTime": int(task_created.timestamp()),
+                      "UrlLists": items})
+    return tasks, expected
+
+
+@settings(max_examples=VALID_EXAMPLES, deadline=None)
+@given(case=valid_teo_tasks())
+def test_edgeone_documented_rows_become_their_observations(case):
+    tasks, expected = case
+    assert seen(edgeone_answering({"Tasks": tasks, "TotalCount": len(tasks)}).history(SINCE, UNTIL)) == expected
+
+
+@settings(max_examples=VALID_EXAMPLES, deadline=None)
+@given(case=valid_push_logs())
+def test_tencent_cdn_documented_rows_become_their_observations(case):
+    logs, expected = case
+    adapter = tencent_cdn_answering({"PushLogs": logs, "TotalCount": len(logs)})
+    assert seen(adapter.history(SINCE, UNTIL)) == expected
+
+
+@settings(max_examples=VALID_EXAMPLES, deadline=None)
+@given(case=valid_ucloud_tasks())
+def test_ucloud_documented_tasks_become_one_observation_per_url(case):
+    tasks, expected = case
+    adapter = ucloud_answering({"TaskList": tasks, "TotalCount": len(tasks), "RetCode": 0,
+                                "Action": "DescribeNewUcdnPrefetchCacheTaskResponse"})
+    assert seen(adapter.history(SINCE, UNTIL)) == expected

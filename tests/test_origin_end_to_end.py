@@ -33,7 +33,6 @@ from tests.stacks import (
     Stack,
     path_of,
     resource_name,
-    start_sandbox,
 )
 
 RESOURCE = resource_name("web", DESTINATIONS["edgeone"])
@@ -115,14 +114,6 @@ def aws_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sandbox(tmp_path):
-    box = start_sandbox(tmp_path / "sandbox.db")
-    yield box
-    box.stop()
 
 
 def make_stack(tmp_path: Path, sandbox, *, origin_credentials: Optional[dict] = None) -> Stack:

@@ -1,22 +1,13 @@
 """Issue #8, part 1: the typed PrefetchSet API (and the YAML path it shares), under pulumi.runtime.set_mocks.
 
-``run_program`` runs a program function (or a program folder's ``__main__.py``) under mocks in a
-fresh thread, the way tests/engine.py does, and records every RegisterResource request as the
-engine would receive it: inputs *with unknowns kept*, dependencies, property dependencies. It is
-shared by the other issue-#8 tests (references, preflight, the example program).
+Programs run under mocks with ``run_program`` (tests/fakes.py), which records every RegisterResource
+request as the engine would receive it: inputs *with unknowns kept*, dependencies, property dependencies.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import logging
-import os
-import runpy
-import threading
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import dill
 import pulumi
@@ -24,9 +15,6 @@ import pulumi.runtime
 import pytest
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
-from pulumi.runtime import settings as _settings
-from pulumi.runtime.mocks import MockMonitor, Mocks
-from pulumi.runtime.stack import run_in_stack
 
 from components.declare.declarations import load_sets
 from components.engine.args import PrefetchSetArgs
@@ -44,162 +32,20 @@ from components.resource.audit import (
 )
 from components.resource.inputs import ShardInputs, targets_digest
 from components.resource.outputs import DRIFTED_LIST_LIMIT, build_outputs
+from tests.fakes import (
+    DOMAIN_TYPE,
+    ZONE_ID,
+    ZONE_TYPE,
+    FakeTencentCloud,
+    cdn_domain,
+    no_unknowns,
+    run_program,
+    write,
+)
 
-ZONE_ID = "zone-2o0i4xfimj9g"
-DYNAMIC = "pulumi-python:dynamic/cdnprefetch:Destination"
-ZONE_TYPE = "tencentcloud:Teo/zone:Zone"
-DOMAIN_TYPE = "tencentcloud:Teo/accelerationDomain:AccelerationDomain"
 URLS = ["https://Static.Example.com/index.html", "https://static.example.com/assets/app.js#top",
         "https://static.example.com/index.html"]
 NORMALISED = ["https://static.example.com/index.html", "https://static.example.com/assets/app.js"]
-
-
-# ------------------------------------------------------------------------------------------
-# The mock runner
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Registration:
-    type: str
-    name: str
-    urn: str
-    parent: str
-    inputs: dict  # deserialized with unknowns kept (pulumi.output.Unknown)
-    dependencies: list
-    property_dependencies: dict
-
-
-@dataclass
-class ProgramRun:
-    registrations: list = field(default_factory=list)
-    diagnostics: list = field(default_factory=list)  # (severity, message)
-    exports: dict = field(default_factory=dict)
-    error: Optional[BaseException] = None
-
-    def dynamics(self) -> list:
-        return [r for r in self.registrations if r.type == DYNAMIC]
-
-    def dynamic(self, name: str) -> Registration:
-        found = [r for r in self.dynamics() if r.name == name]
-        assert len(found) == 1, f"{name!r} not among {[r.name for r in self.dynamics()]}"
-        return found[0]
-
-    def of_type(self, typ: str) -> Registration:
-        [found] = [r for r in self.registrations if r.type == typ]
-        return found
-
-    def warnings(self) -> list:
-        return [m for s, m in self.diagnostics if s == "warning"]
-
-
-class _Recorder(MockMonitor):
-    def __init__(self, mocks: Mocks, run: ProgramRun):
-        super().__init__(mocks)
-        self.run = run
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            self.run.registrations.append(Registration(
-                request.type, request.name, response.urn, request.parent,
-                rpc.deserialize_properties(request.object, True), list(request.dependencies),
-                {k: list(v.urns) for k, v in request.propertyDependencies.items()}))
-        return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:
-        if "::pulumi:pulumi:Stack::" in request.urn:
-            self.run.exports = rpc.deserialize_properties(request.outputs, True)
-        return super().RegisterResourceOutputs(request)
-
-
-class ProgramMocks(Mocks):
-    """Echoes inputs; the EdgeOne zone gets ``zone_id`` (None during a preview of a new stack: unknown);
-    dynamic resources get ``outputs(inputs)`` merged in when given."""
-
-    def __init__(self, *, preview: bool, zone_id: Optional[str] = ZONE_ID, invoke: Optional[Callable] = None,
-                 outputs: Optional[Callable[[dict], dict]] = None):
-        self.preview, self.zone_id, self.invoke, self.outputs = preview, zone_id, invoke, outputs
-
-    def new_resource(self, args: Any) -> tuple:
-        if args.typ == ZONE_TYPE:
-            return self.zone_id, dict(args.inputs)
-        state = dict(args.inputs)
-        if args.typ == DYNAMIC and self.outputs is not None:
-            state.update(self.outputs(state))
-        return ("" if self.preview else f"{args.name}-id") if args.custom else None, state
-
-    def call(self, args: Any) -> tuple:
-        answer = self.invoke(args) if self.invoke else {}
-        # (result, failures): a failed data source, as the provider reports it; MockMonitor iterates the failures.
-        return answer if isinstance(answer, tuple) else (answer, [])
-
-
-class _Diagnostics(logging.Handler):
-    def __init__(self, sink: list):
-        super().__init__(logging.DEBUG)
-        self.sink = sink
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.INFO:
-            self.sink.append((record.levelname.lower(), record.getMessage()))
-
-
-def run_program(program: Callable[[], Any] | Path, *, preview: bool = False, config: Optional[dict] = None,
-                invoke: Optional[Callable] = None, zone_id: Optional[str] = ZONE_ID,
-                outputs: Optional[Callable[[dict], dict]] = None, project: str = "cdn-prefetch") -> ProgramRun:
-    """Run ``program`` (a function, or a folder holding ``__main__.py``) under mocks; never raises."""
-    run = ProgramRun()
-    mocks = ProgramMocks(preview=preview, zone_id=zone_id, invoke=invoke, outputs=outputs)
-
-    def thread() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        loop.set_exception_handler(lambda *_: None)  # a failed program's leftover futures
-        old_cwd = os.getcwd()
-        try:
-            pulumi.runtime.set_all_config({k: v if isinstance(v, str) else __import__("json").dumps(v)
-                                           for k, v in (config or {}).items()}, [])
-            logger = logging.Logger(f"program-{id(run)}", logging.DEBUG)
-            logger.addHandler(_Diagnostics(run.diagnostics))
-            _settings.ROOT.set(object())  # type: ignore[arg-type]  # run_in_stack makes the Stack
-            pulumi.runtime.set_mocks(mocks, project=project, stack="dev", preview=preview, logger=logger,
-                                     monitor=_Recorder(mocks, run))
-            _settings.ROOT.set(None)
-            _settings.SETTINGS.rpc_manager.clear()
-            _settings.SETTINGS.outputs = set()
-            _settings.SETTINGS.lock = threading.Lock()
-            if isinstance(program, Path):
-                folder = str(program)
-                os.chdir(folder)
-                func: Callable[[], Any] = lambda: runpy.run_path(folder, run_name="__main__")
-            else:
-                func = program
-            loop.run_until_complete(run_in_stack(func))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            run.error = exc
-        finally:
-            os.chdir(old_cwd)
-            try:
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                loop.close()
-
-    worker = threading.Thread(target=thread, daemon=True)
-    worker.start()
-    worker.join(60)
-    assert not worker.is_alive(), "the program did not finish"
-    return run
-
-
-def no_unknowns(value: Any) -> bool:
-    if isinstance(value, Unknown):
-        return False
-    if isinstance(value, dict):
-        return all(no_unknowns(v) for v in value.values())
-    if isinstance(value, list):
-        return all(no_unknowns(v) for v in value)
-    return True
 
 
 def no_preflight(**args: Any) -> PrefetchSetArgs:
@@ -582,7 +428,6 @@ def test_targets_from_an_output_stay_one_resource_and_the_set_is_told(monkeypatc
 
 def test_preflight_checks_a_sharded_destination_once_and_holds_back_every_shard(tmp_path, monkeypatch):
     from components.program import main
-    from tests.test_references import FakeTencentCloud, cdn_domain, write
 
     monkeypatch.setattr(shards, "SHARD_TARGETS", 2)  # 6 targets: 4 shards
     urls = [f"https://static.example.com/{i}.js" for i in range(6)]

@@ -28,9 +28,8 @@ from components.engine.preflight import (
 )
 from components.program import main
 from tests.engine import EngineError
+from tests.fakes import ZONE_ID, FakeTencentCloud, cdn_domain, run_program, write, zone
 from tests.stacks import PROJECT, AuditedEngine
-from tests.test_prefetch_set import run_program
-from tests.test_references import ZONE_ID, FakeTencentCloud, cdn_domain, write, zone
 
 HOST = "static.example.com"
 URLS = [f"https://{HOST}/index.html", f"https://{HOST}/app.js"]

@@ -1,18 +1,13 @@
 """Issue #8, part 2: a declaration names its EdgeOne zone by site name and its Tencent CDN scope by
 domain; the program resolves both with pulumi-tencentcloud's own data sources.
 
-``FakeTencentCloud`` answers the data sources' invokes (``Mocks.call`` / the engine's ``invoke``
-hook) the way pulumi-tencentcloud would: ``tencentcloud:Teo/getZones:getZones`` and
-``tencentcloud:Cdn/getDomains:getDomains`` with the SDK's camelCase result fields.
+``FakeTencentCloud`` (tests/fakes.py) answers the data sources' invokes (``Mocks.call`` / the
+engine's ``invoke`` hook) the way pulumi-tencentcloud would.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Optional
-
 import pytest
-import yaml
 
 from components.declare.declarations import load_sets, parse_file
 from components.declare.model import DeclarationError
@@ -25,51 +20,8 @@ from components.declare.references import (
     resolve_references,
     resolve_zone_name,
 )
-
-ZONE_ID = "zone-2o0i4xfimj9g"
-
-
-class FakeTencentCloud:
-    """What pulumi-tencentcloud's data sources would answer, from a list of zones and CDN domains."""
-
-    def __init__(self, zones: Optional[list[dict]] = None, domains: Optional[list[dict]] = None,
-                 *, fuzzy_names: bool = False, failure: Optional[str] = None):
-        self.zones = zones if zones is not None else [zone(ZONE_ID, "example.com")]
-        self.domains = domains if domains is not None else [cdn_domain("static.example.com")]
-        self.fuzzy_names = fuzzy_names  # the API's zone-name filter may also return similar names
-        self.failure = failure  # every call fails with this reason (run_program's mocks only)
-        self.calls: list[tuple[str, dict]] = []
-
-    def __call__(self, args: Any) -> Any:
-        token, params = args.token, dict(args.args or {})
-        self.calls.append((token, params))
-        if self.failure:
-            return {}, [("", self.failure)]
-        if token == ZONES_TOKEN:
-            found = list(self.zones)
-            for flt in params.get("filters") or []:
-                field, values = flt["name"], flt["values"]
-                if field == "zone-name":
-                    found = [z for z in found if any(v in z["zoneName"] if self.fuzzy_names else z["zoneName"] == v
-                                                     for v in values)]
-                elif field == "zone-id":
-                    found = [z for z in found if z["zoneId"] in values]
-            return {"id": "zones", "zones": found}
-        if token == CDN_DOMAINS_TOKEN:
-            return {"id": "domains", "domainLists": [d for d in self.domains if d["domain"] == params.get("domain")]}
-        raise AssertionError(f"unexpected invoke {token}")
-
-    def tokens(self) -> list[str]:
-        return [token for token, _ in self.calls]
-
-
-def zone(zone_id: str, name: str, **fields: Any) -> dict:
-    return {"zoneId": zone_id, "zoneName": name, "status": "active", "activeStatus": "active", "paused": False,
-            "type": "partial", "area": "overseas", "aliasZoneName": "", **fields}
-
-
-def cdn_domain(name: str, status: str = "online", area: str = "mainland", **fields: Any) -> dict:
-    return {"domain": name, "status": status, "area": area, "id": f"cdn-{abs(hash(name)) % 10**6}", **fields}
+from tests.fakes import ZONE_ID, FakeTencentCloud, cdn_domain, run_program, write, zone
+from tests.stacks import Stack
 
 
 class FakeLookup(TencentCloudLookup):
@@ -95,12 +47,6 @@ class FakeLookup(TencentCloudLookup):
 
 def _snake(key: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in key)
-
-
-def write(folder: Path, name: str, doc: dict) -> Path:
-    path = folder / name
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
 
 
 TARGETS = ["https://static.example.com/index.html"]
@@ -236,8 +182,6 @@ def test_two_destinations_resolving_to_one_zone_are_refused(tmp_path):
 
 
 def test_program_resolves_references_through_the_data_sources(tmp_path):
-    from tests.test_prefetch_set import run_program
-
     sets = tmp_path / "sets"
     sets.mkdir()
     write(sets, "web.yaml", {"name": "web", "provider": "edgeone", "zoneName": "example.com", "targets": TARGETS})
@@ -264,8 +208,6 @@ def test_program_reports_an_unresolved_reference_as_a_run_error(tmp_path):
     import pulumi
 
     from components.program import main
-    from tests.test_prefetch_set import run_program
-
     write(tmp_path, "web.yaml", {"name": "web", "provider": "edgeone", "zoneName": "example.org", "targets": TARGETS})
     run = run_program(main, config={"cdn-prefetch:setsDir": str(tmp_path)}, invoke=FakeTencentCloud(), preview=True)
     assert isinstance(run.error, pulumi.RunError)
@@ -279,36 +221,28 @@ def test_program_reports_an_unresolved_reference_as_a_run_error(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 
-def test_zone_name_set_is_prefetched_on_the_resolved_zone(tmp_path):
-    from tests.stacks import Stack, start_sandbox
-
-    sandbox = start_sandbox(tmp_path / "sandbox.db")
-    try:
-        stack = Stack(tmp_path, sandbox)
-        cloud = FakeTencentCloud()
-        stack.engine.invoke = cloud  # the data sources' answers (Mocks.call)
-        urls = [f"https://static.example.com/{i}.js" for i in range(3)]
-        stack.declare(urls, destinations=[{"provider": "edgeone", "zoneName": "example.com"}], wait="0s")
-        preview = stack.engine.preview()
-        assert preview.step(f"web-edgeone-{ZONE_ID}").op == "create"
-        stack.engine.up()
-        [submit] = sandbox.store.requests(action="CreatePrefetchTask")
-        assert submit["params"]["ZoneId"] == ZONE_ID and sorted(submit["params"]["Targets"]) == urls
-        # The sandbox endpoint is not the real cloud: preflight asked nothing; only the reference was looked up.
-        assert set(cloud.tokens()) == {ZONES_TOKEN}
-        # Writing the zone id instead changes nothing at all.
-        stack.declare(urls, destinations=[{"provider": "edgeone", "zone": ZONE_ID}], wait="0s")
-        assert [s.op for s in stack.engine.preview(refresh=False).steps] == ["same"]
-    finally:
-        sandbox.stop()
+def test_zone_name_set_is_prefetched_on_the_resolved_zone(tmp_path, sandbox):
+    stack = Stack(tmp_path, sandbox)
+    cloud = FakeTencentCloud()
+    stack.engine.invoke = cloud  # the data sources' answers (Mocks.call)
+    urls = [f"https://static.example.com/{i}.js" for i in range(3)]
+    stack.declare(urls, destinations=[{"provider": "edgeone", "zoneName": "example.com"}], wait="0s")
+    preview = stack.engine.preview()
+    assert preview.step(f"web-edgeone-{ZONE_ID}").op == "create"
+    stack.engine.up()
+    [submit] = sandbox.store.requests(action="CreatePrefetchTask")
+    assert submit["params"]["ZoneId"] == ZONE_ID and sorted(submit["params"]["Targets"]) == urls
+    # The sandbox endpoint is not the real cloud: preflight asked nothing; only the reference was looked up.
+    assert set(cloud.tokens()) == {ZONES_TOKEN}
+    # Writing the zone id instead changes nothing at all.
+    stack.declare(urls, destinations=[{"provider": "edgeone", "zone": ZONE_ID}], wait="0s")
+    assert [s.op for s in stack.engine.preview(refresh=False).steps] == ["same"]
 
 
 def test_a_failing_data_source_is_a_problem_naming_the_set(tmp_path):
     import pulumi
 
     from components.program import main
-    from tests.test_prefetch_set import run_program
-
     write(tmp_path, "web.yaml", {"name": "web", "provider": "edgeone", "zoneName": "example.com", "targets": TARGETS})
     cloud = FakeTencentCloud(failure="[TencentCloudSDKError] Code=AuthFailure.SecretIdNotFound")
     run = run_program(main, config={"cdn-prefetch:setsDir": str(tmp_path)}, invoke=cloud, preview=True)

@@ -34,7 +34,6 @@ from tests.stacks import (
     ZONE,
     Stack,
     resource_name,
-    start_sandbox,
 )
 
 URLS = [f"https://{HOST}/assets/{i:03d}.js" for i in range(120)]
@@ -42,13 +41,8 @@ EDGEONE = DESTINATIONS["edgeone"]
 RESOURCE = resource_name("web", EDGEONE)
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    box = start_sandbox(tmp_path / "sandbox.db")
-    # Each command runs in a new provider host; the client keeps UCloud's 10 s spacing within one.
-    box.store.set_setting("ucloud_prefetch_interval", 0.5)
-    yield box
-    box.stop()
+# Each command runs in a new provider host; the client keeps UCloud's 10 s spacing within one.
+pytestmark = pytest.mark.sandbox(ucloud_prefetch_interval=0.5)
 
 
 class PolicyStack(Stack):

@@ -28,15 +28,16 @@ from components.report.stack_config import (
     load_stack_config,
     parse_endpoint_overrides,
 )
-from sandbox import Sandbox
+from tests.stacks import (  # the credentials of the sandbox fixture (tests/conftest.py), which the audit looks for
+    SECRET_ID,
+    SECRET_KEY,
+)
 from tests.stacks import (
     AuditedEngine as Engine,  # every command audited for leaks and output shape
 )
 
 PROJECT = Path(__file__).resolve().parent.parent
 ZONE = "zone-2o0i4xfimj9g"
-SECRET_ID = "test-secret-id-report"
-SECRET_KEY = "TestSecretKey-report-never-leak-4b1e"
 URLS = [f"https://static.example.com/assets/{i:02d}.js" for i in range(50)]
 FAILED = URLS[3:6]
 TIMED_OUT = URLS[10:12]
@@ -207,7 +208,7 @@ def test_stack_config_applies_defaults_and_treats_secure_values_as_absent(projec
     assert config.get("cdn-prefetch:extra") == {"keep": 1}
     settings = settings_from_config(config_getter(config, {}), {"TENCENTCLOUD_SECRET_ID": "env-id",
                                                                 "TENCENTCLOUD_SECRET_KEY": "env-key"})
-    assert settings.credentials_for("tencentcloud").secret_id == "env-id" and settings.credentials_for("tencentcloud").source == "environment"
+    assert settings.tencent.secret_id == "env-id" and settings.tencent.source == "environment"
     assert settings.endpoint("edgeone").url == "http://127.0.0.1:9"
     assert settings.sandbox_db == str(project / ".sandbox/sandbox.db")  # relative to the project
 
@@ -287,12 +288,6 @@ def test_unexpected_errors_are_one_line_unless_debug(project, capsys, monkeypatc
 
 
 # -- acceptance: a real deploy against a sandbox, then the report ------------------------------------------
-@pytest.fixture
-def sandbox(tmp_path):
-    with Sandbox(tmp_path / "sandbox.db", credentials={SECRET_ID: SECRET_KEY}, progress_seconds=0.3) as box:
-        yield box
-
-
 def submits(sandbox):
     return [sorted(r["params"]["Targets"]) for r in sandbox.store.requests(action="CreatePrefetchTask")
             if r["error_code"] is None]

@@ -47,12 +47,6 @@ def create(client: teo_client.TeoClient, *targets: str) -> models.CreatePrefetch
     return client.CreatePrefetchTask(req)
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
 def test_rule_add_steers_a_running_sandbox_and_log_shows_calls(tmp_path: Path) -> None:
     db = str(tmp_path / "cli.db")
     out = cli("rule", "add", "*/broken/*", "rejected", "--message", "not in zone", "--db", db).stdout

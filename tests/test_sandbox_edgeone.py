@@ -8,7 +8,7 @@ import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from tencentcloud.common import abstract_client, credential
@@ -21,22 +21,11 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models, teo_client
 
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox, SandboxStore, tc3
+from tests.fakes import wait_until
 
 ZONE = "zone-2noz78a4w5ol"
 BJ = timezone(timedelta(hours=8))
 ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sb(tmp_path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.2) as box:
-        yield box
 
 
 def client(sb: Sandbox, secret_id: str = SANDBOX_SECRET_ID, secret_key: str = SANDBOX_SECRET_KEY,
@@ -71,13 +60,8 @@ def by_job(cli: teo_client.TeoClient, job_id: str) -> dict[str, Any]:
 
 
 def wait_until_done(cli: teo_client.TeoClient, job_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        tasks = by_job(cli, job_id)
-        if all(t.Status != "processing" for t in tasks.values()):
-            return tasks
-        assert time.monotonic() < deadline, f"still processing: {tasks}"
-        time.sleep(0.05)
+    return wait_until(lambda: by_job(cli, job_id), lambda tasks: all(t.Status != "processing" for t in tasks.values()),
+                      timeout=timeout, what="still processing")
 
 
 def quota_available(cli: teo_client.TeoClient) -> int:
@@ -142,13 +126,8 @@ def test_rules_decide_outcomes_and_latest_rule_wins(sb: Sandbox) -> None:
         ("domain not in zone", [f"{base}/gone/d.js", f"{base}/gone/e.js"])]
 
     store.clear_rules()  # outcomes were fixed at creation: clearing rules changes nothing
-    deadline = time.monotonic() + 5
-    while True:
-        tasks = by_job(cli, created.JobId)
-        if all(t.Status != "processing" for u, t in tasks.items() if "/late/" not in u):
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    tasks = wait_until(lambda: by_job(cli, created.JobId),
+                       lambda tasks: all(t.Status != "processing" for u, t in tasks.items() if "/late/" not in u))
     assert f"{base}/gone/d.js" not in tasks and len(tasks) == 6
     got = {u.removeprefix(base): (t.Status, t.FailType, t.FailMessage) for u, t in tasks.items()}
     assert got == {

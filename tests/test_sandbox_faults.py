@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -54,6 +54,7 @@ from sandbox import (
     ucloud_wire,
 )
 from sandbox import ucloud as ucdn_actions
+from tests.fakes import wait_until
 
 ZONE = "zone-faults"
 URL = "https://static.example.com/app.js"
@@ -66,17 +67,7 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = str(REPO / "venv" / "bin" / "python") if (REPO / "venv" / "bin" / "python").exists() else sys.executable
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sb(tmp_path: Path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.2) as box:
-        box.store.set_setting("ucloud_prefetch_interval", 0)  # submits back to back
-        yield box
+pytestmark = pytest.mark.sandbox(ucloud_prefetch_interval=0)  # submits back to back
 
 
 def _profile(sb: Sandbox, timeout: float) -> ClientProfile:
@@ -131,13 +122,6 @@ def tencent_code(fn: Callable[[], Any]) -> TencentCloudSDKException:
     with pytest.raises(TencentCloudSDKException) as info:
         fn()
     return info.value
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 # ----- throttle ------------------------------------------------------------------------------------
@@ -257,7 +241,7 @@ def test_slow_not_executed_performs_the_action_after_the_client_gave_up(sb: Sand
     assert sb.store.tasks() == []  # still asleep
     # …then it runs anyway: a late duplicate risk. The sandbox logs a request after its action has run,
     # so the log row (not the task, which is written first) is the sign that the request is complete.
-    wait_for(lambda: len(sb.store.requests()) == 1, timeout=SLOW + 10)
+    wait_until(lambda: len(sb.store.requests()) == 1, timeout=SLOW + 10)
     assert len(sb.store.tasks()) == 1
     (entry,) = sb.store.requests()
     assert (entry["fault"], entry["handled"], entry["error_code"]) == ("slow", True, None)
@@ -276,13 +260,13 @@ def test_stopping_the_sandbox_interrupts_a_slow_fault(tmp_path: Path) -> None:
 
     worker = threading.Thread(target=submit)
     worker.start()
-    wait_for(lambda: box.store.faults()[0]["fired"] == 1)
+    wait_until(lambda: box.store.faults()[0]["fired"] == 1)
     started = time.monotonic()
     box.stop()
     worker.join(timeout=5)
     assert time.monotonic() - started < 3 and not worker.is_alive()
     assert outcome == ["ClientNetworkError"]
-    wait_for(lambda: len(box.store.requests()) == 1)
+    wait_until(lambda: len(box.store.requests()) == 1)
     (entry,) = box.store.requests()
     assert (entry["fault"], entry["handled"]) == ("slow", False)  # dropped, never performed
     assert box.store.tasks() == []

@@ -6,7 +6,7 @@ import json
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from tencentcloud.cdn.v20180606 import cdn_client, models
@@ -20,22 +20,11 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
 from sandbox.store import NewTask
+from tests.fakes import wait_until
 
 BJ = timezone(timedelta(hours=8))
 BJ_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 DAY = 86400
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sb(tmp_path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.2) as box:
-        yield box
 
 
 def client(sb: Sandbox, secret_id: str = SANDBOX_SECRET_ID, secret_key: str = SANDBOX_SECRET_KEY,
@@ -76,13 +65,8 @@ def by_task(cli: cdn_client.CdnClient, task_id: str) -> dict[str, Any]:
 
 
 def wait_until_done(cli: cdn_client.CdnClient, task_id: str, timeout: float = 5.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = by_task(cli, task_id)
-        if all(t.Status != "process" for t in rows.values()):
-            return rows
-        assert time.monotonic() < deadline, f"still processing: {rows}"
-        time.sleep(0.05)
+    return wait_until(lambda: by_task(cli, task_id), lambda rows: all(t.Status != "process" for t in rows.values()),
+                      timeout=timeout, what="still processing")
 
 
 def available(cli: cdn_client.CdnClient) -> dict[str, int]:

@@ -8,7 +8,7 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from tencentcloud.cdn.v20180606 import cdn_client
@@ -38,17 +38,7 @@ QUIET.setLevel(logging.ERROR)  # the SDK logs every request's parameters at INFO
 DAY = 86400
 
 
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def sb(tmp_path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path / "sandbox.db", progress_seconds=0.2) as box:
-        box.store.set_setting("ucloud_prefetch_interval", 0)  # most tests submit back to back
-        yield box
+pytestmark = pytest.mark.sandbox(ucloud_prefetch_interval=0)  # most tests submit back to back
 
 
 def client(sb: Sandbox, public_key: str = SANDBOX_UCLOUD_PUBLIC_KEY,

@@ -23,7 +23,6 @@ from tests.stacks import (
     Stack,
     path_of,
     resource_name,
-    start_sandbox,
     target_diff,
 )
 
@@ -32,6 +31,7 @@ PER_SHARD = 40
 URLS = [f"https://static.example.com/assets/{i:03d}.js" for i in range(300)]  # 300 > 7 * 40: 8 shards
 MORE = [f"https://static.example.com/more/{i:03d}.js" for i in range(100)]   # 400 > 8 * 40: 16 shards
 ADDED = "https://static.example.com/assets/new.js"
+pytestmark = pytest.mark.sandbox(progress_seconds=0.0)  # a task finishes at once
 
 
 def names(count: int) -> list[str]:
@@ -46,13 +46,6 @@ def home(url: str, count: int = 8) -> str:
 @pytest.fixture(autouse=True)
 def small_shards(monkeypatch):
     monkeypatch.setattr(shards, "SHARD_TARGETS", PER_SHARD)
-
-
-@pytest.fixture
-def sandbox(tmp_path):
-    box = start_sandbox(tmp_path / "sandbox.db", progress_seconds=0.0)
-    yield box
-    box.stop()
 
 
 class ShardedStack(Stack):

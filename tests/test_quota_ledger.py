@@ -12,6 +12,7 @@ from components.clouds.base import CloudAdapter, CloudError, SubmitResult
 from components.clouds.quota_ledger import QuotaLedger
 from components.model.policy import Policy
 from components.model.quota import Quota
+from tests.fakes import FakeClock
 
 
 class QuotaOnly(CloudAdapter):
@@ -43,14 +44,6 @@ class QuotaOnly(CloudAdapter):
 
     def describe_scope(self) -> str:
         return f"fake zone {self.scope}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 LARGE = Policy(max_quota_share=1.0)
@@ -104,12 +97,12 @@ def test_an_adapter_without_a_key_reads_the_quota_every_time():
 
 
 def test_the_reading_is_renewed_after_the_ttl_and_the_set_total_is_kept():
-    clock = Clock()
-    adapter, ledger = QuotaOnly(available=10_000), QuotaLedger(clock=clock, ttl=60)
+    clock = FakeClock()
+    adapter, ledger = QuotaOnly(available=10_000), QuotaLedger(clock=clock.monotonic, ttl=60)
     policy = Policy(max_quota_share=0.5)
     assert ledger.reserve(adapter, "web", 4_000, policy, "w").submit == 4_000
     adapter.available = 6_000  # the cloud has counted our submit
-    clock.now = 61
+    clock.sleep(61)
     assert ledger.available(adapter).available == 6_000
     assert adapter.quota_calls == 2
     # The share rail still counts the 4,000 this set submitted before the re-read.
