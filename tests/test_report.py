@@ -208,7 +208,7 @@ def test_stack_config_applies_defaults_and_treats_secure_values_as_absent(projec
     assert config.get("cdn-prefetch:extra") == {"keep": 1}
     settings = settings_from_config(config_getter(config, {}), {"TENCENTCLOUD_SECRET_ID": "env-id",
                                                                 "TENCENTCLOUD_SECRET_KEY": "env-key"})
-    assert settings.tencent.secret_id == "env-id" and settings.tencent.source == "environment"
+    assert settings.credentials_for("tencentcloud").secret_id == "env-id" and settings.credentials_for("tencentcloud").source == "environment"
     assert settings.endpoint("edgeone").url == "http://127.0.0.1:9"
     assert settings.sandbox_db == str(project / ".sandbox/sandbox.db")  # relative to the project
 
