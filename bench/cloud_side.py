@@ -155,11 +155,7 @@ def probe_page_latency(box: Sandbox, cloud: Cloud, size: int, samples: int = 4) 
     slot, a sequential reader is bound by the emulator rather than by the limit. Measured from this
     process after the run; not counted as calls.
     """
-    from components.model.connection import (
-        Endpoint,
-        TencentCredentials,
-        UCloudCredentials,
-    )
+    from components.model.connection import Endpoint, TencentCredentials, UCloudCredentials
 
     endpoint = Endpoint("url", "http", box.endpoint)
     now = datetime.now(timezone.utc)

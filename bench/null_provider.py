@@ -16,13 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pulumi.dynamic import (
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-)
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider
 
 _INPUT_KEYS = ("set", "destination", "freshness", "wait", "shard")
 

@@ -59,14 +59,7 @@ from bench.cloud_side import (  # noqa: E402
     start_sandbox,
 )
 from bench.host import ProviderHost  # noqa: E402
-from bench.layout import (  # noqa: E402
-    Resource,
-    lean_outputs,
-    outputs_form,
-    set_resources,
-    state_size,
-    target_urls,
-)
+from bench.layout import Resource, lean_outputs, outputs_form, set_resources, state_size, target_urls  # noqa: E402
 from bench.report import ChangeCheck, Floor, Phase, Run, Shared, report, speed_probe  # noqa: E402
 from bench.steps import Refreshed, create_all, preview_all, refresh_all  # noqa: E402
 from sandbox import Sandbox  # noqa: E402

@@ -36,13 +36,7 @@ from components.engine.settings import settings_from_config
 from components.model.clouds import cloud, cloud_keys, find
 from components.model.connection import ConfigError, ProviderSettings
 from components.model.durations import parse_duration
-from components.model.policy import (
-    CONFIG_KEY,
-    POLICY_KEYS,
-    Policy,
-    parse_consent,
-    policy_problems,
-)
+from components.model.policy import CONFIG_KEY, POLICY_KEYS, Policy, parse_consent, policy_problems
 from components.plan.safety import RefusedChange, check_drop
 from components.resource.converge import ShardSync, SyncResult
 from components.resource.inputs import ShardInputs, parse_shard

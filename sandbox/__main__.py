@@ -9,6 +9,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Sequence
 
+from .faults import KINDS
 from .server import (
     SANDBOX_SECRET_ID,
     SANDBOX_SECRET_KEY,
@@ -17,7 +18,6 @@ from .server import (
     TENCENT_SERVICES,
     Sandbox,
 )
-from .faults import KINDS
 from .steering import OUTCOMES, SERVICES, SETTINGS
 from .store import SandboxStore
 

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stacks import (
-    DESTINATIONS,
-    HOST,
-    Stack,
-    path_of,
-    resource_name,
-    target_diff,
-)
+from tests.stacks import DESTINATIONS, HOST, Stack, path_of, resource_name, target_diff
 
 CLOUDS = list(DESTINATIONS)
 URLS = [f"https://{HOST}/assets/{i:02d}.js" for i in range(50)]

@@ -6,9 +6,7 @@ import contextlib
 import json
 
 import pytest
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
-    TencentCloudSDKException,
-)
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.teo.v20220901 import models
 
 from components.clouds.base import CloudError

@@ -11,12 +11,7 @@ from hypothesis import strategies as st
 from components.clouds import tencent_cdn
 from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.ratelimit import SlidingWindowLimiter
-from components.clouds.tencent_cdn import (
-    TencentCdnAdapter,
-    make_client,
-    map_status,
-    parse_beijing,
-)
+from components.clouds.tencent_cdn import TencentCdnAdapter, make_client, map_status, parse_beijing
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.status import TargetState
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY

@@ -17,17 +17,7 @@ from components.clouds.edgeone import EdgeOneAdapter, make_client
 from components.model.connection import Endpoint, TencentCredentials
 from sandbox import SandboxStore
 from tests.engine import EngineError
-from tests.stacks import (
-    DESTINATIONS,
-    PROJECT,
-    SECRET_ID,
-    SECRET_KEY,
-    ZONE,
-    Stack,
-    path_of,
-    resource_name,
-    target_diff,
-)
+from tests.stacks import DESTINATIONS, PROJECT, SECRET_ID, SECRET_KEY, ZONE, Stack, path_of, resource_name, target_diff
 
 RESOURCE = resource_name("web", DESTINATIONS["edgeone"])
 URLS = [f"https://static.example.com/assets/{i:02d}.js" for i in range(50)]

@@ -14,14 +14,7 @@ from pathlib import Path
 import pytest
 from pulumi.runtime import rpc
 
-from tests.engine import (
-    COMPUTED,
-    DiffEntry,
-    Engine,
-    EngineError,
-    display_diff,
-    input_diff,
-)
+from tests.engine import COMPUTED, DiffEntry, Engine, EngineError, display_diff, input_diff
 
 TOY = Path(__file__).parent / "fixtures" / "toy_project"
 SECRET = "s3cr3t-Value-0xC0FFEE"

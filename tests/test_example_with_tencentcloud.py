@@ -17,15 +17,7 @@ import yaml
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from tests.fakes import (
-    DOMAIN_TYPE,
-    ZONE_ID,
-    ZONE_TYPE,
-    FakeTencentCloud,
-    no_unknowns,
-    run_program,
-    zone,
-)
+from tests.fakes import DOMAIN_TYPE, ZONE_ID, ZONE_TYPE, FakeTencentCloud, no_unknowns, run_program, zone
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "with-tencentcloud"
 CONFIG = {"cdn-prefetch-with-tencentcloud:planId": "edgeone-2o1xvpmq7nn",

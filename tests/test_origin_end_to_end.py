@@ -27,13 +27,7 @@ from components.declare import origin as origin_module
 from components.model.status import short_etag
 from components.resource.outputs import output_targets
 from tests.engine import EngineError
-from tests.stacks import (
-    DESTINATIONS,
-    HOST,
-    Stack,
-    path_of,
-    resource_name,
-)
+from tests.stacks import DESTINATIONS, HOST, Stack, path_of, resource_name
 
 RESOURCE = resource_name("web", DESTINATIONS["edgeone"])
 BASE = f"https://{HOST}"

@@ -4,18 +4,8 @@ from datetime import datetime, timedelta, timezone
 from components.model.status import ContentVersion, HistoryRow, TargetState
 from components.plan.reconcile import make_plan
 from components.resource.audit import audit_entry
-from components.resource.inputs import (
-    ShardInputs,
-    desired_value,
-    parse_desired,
-    targets_digest,
-)
-from components.resource.outputs import (
-    DRIFTED_LIST_LIMIT,
-    build_outputs,
-    prior_observations,
-    refreshed_inputs,
-)
+from components.resource.inputs import ShardInputs, desired_value, parse_desired, targets_digest
+from components.resource.outputs import DRIFTED_LIST_LIMIT, build_outputs, prior_observations, refreshed_inputs
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 A, B, C = (f"https://cdn.example.com/{x}.js" for x in "abc")
@@ -126,12 +116,7 @@ def test_refresh_keeps_the_desired_value_of_a_warm_origin_target_and_words_a_sta
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from components.resource.outputs import (
-    COMPACT_OBSERVED_ABOVE,
-    OBSERVED_ENCODING,
-    compact_observed,
-    observed_records,
-)
+from components.resource.outputs import COMPACT_OBSERVED_ABOVE, OBSERVED_ENCODING, compact_observed, observed_records
 
 record_values = st.lists(st.sampled_from(["warm", "failed", "j1", "j2", "2026-11-23T11:56:00Z", "", "why, *-"]),
                          min_size=4, max_size=5)

@@ -24,24 +24,10 @@ from components.model.status import TargetState, TargetStatus, parse_time
 from components.plan import shards
 from components.plan.reconcile import Plan
 from components.provider import PrefetchProvider, check_inputs
-from components.resource.audit import (
-    audit_entry,
-    drifted_targets,
-    merge_shard_entries,
-    set_summary,
-)
+from components.resource.audit import audit_entry, drifted_targets, merge_shard_entries, set_summary
 from components.resource.inputs import ShardInputs, targets_digest
 from components.resource.outputs import DRIFTED_LIST_LIMIT, build_outputs
-from tests.fakes import (
-    DOMAIN_TYPE,
-    ZONE_ID,
-    ZONE_TYPE,
-    FakeTencentCloud,
-    cdn_domain,
-    no_unknowns,
-    run_program,
-    write,
-)
+from tests.fakes import DOMAIN_TYPE, ZONE_ID, ZONE_TYPE, FakeTencentCloud, cdn_domain, no_unknowns, run_program, write
 
 URLS = ["https://Static.Example.com/index.html", "https://static.example.com/assets/app.js#top",
         "https://static.example.com/index.html"]

@@ -9,12 +9,7 @@ from __future__ import annotations
 import pulumi
 import pytest
 
-from components.declare.references import (
-    CDN_DOMAINS_TOKEN,
-    ZONES_TOKEN,
-    CdnDomain,
-    Zone,
-)
+from components.declare.references import CDN_DOMAINS_TOKEN, ZONES_TOKEN, CdnDomain, Zone
 from components.engine.args import PrefetchSetArgs
 from components.engine.prefetch_set import PrefetchSet
 from components.engine.preflight import (

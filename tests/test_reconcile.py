@@ -1,13 +1,7 @@
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from components.model.status import (
-    ContentVersion,
-    HistoryRow,
-    TargetState,
-    TargetStatus,
-    short_etag,
-)
+from components.model.status import ContentVersion, HistoryRow, TargetState, TargetStatus, short_etag
 from components.plan.reconcile import assess, latest_by_url, make_plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)

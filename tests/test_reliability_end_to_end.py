@@ -26,15 +26,7 @@ from components.resource.outputs import output_targets
 from sandbox.faults import fires
 from sandbox.store import NewTask
 from tests.engine import EngineError
-from tests.stacks import (
-    DESTINATIONS,
-    HOST,
-    SERVICES,
-    SUBMIT_ACTIONS,
-    ZONE,
-    Stack,
-    resource_name,
-)
+from tests.stacks import DESTINATIONS, HOST, SERVICES, SUBMIT_ACTIONS, ZONE, Stack, resource_name
 
 URLS = [f"https://{HOST}/assets/{i:03d}.js" for i in range(120)]
 EDGEONE = DESTINATIONS["edgeone"]

@@ -23,18 +23,12 @@ from components.report import cli as report_module
 from components.report.cli import main
 from components.report.model import DestinationReading, build_report
 from components.report.renderers import render_json, render_markdown, render_table
-from components.report.stack_config import (
-    config_getter,
-    load_stack_config,
-    parse_endpoint_overrides,
-)
+from components.report.stack_config import config_getter, load_stack_config, parse_endpoint_overrides
 from tests.stacks import (  # the credentials of the sandbox fixture (tests/conftest.py), which the audit looks for
     SECRET_ID,
     SECRET_KEY,
 )
-from tests.stacks import (
-    AuditedEngine as Engine,  # every command audited for leaks and output shape
-)
+from tests.stacks import AuditedEngine as Engine  # every command audited for leaks and output shape
 
 PROJECT = Path(__file__).resolve().parent.parent
 ZONE = "zone-2o0i4xfimj9g"

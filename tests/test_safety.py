@@ -4,13 +4,7 @@ import pytest
 import yaml
 
 from components.declare.declarations import parse_document
-from components.model.policy import (
-    CONFIG_KEY,
-    Policy,
-    parse_consent,
-    policy_entries,
-    policy_problems,
-)
+from components.model.policy import CONFIG_KEY, Policy, parse_consent, policy_entries, policy_problems
 from components.model.quota import Quota
 from components.plan.safety import MIN_TARGETS_FOR_DROP_RAIL, check_drop, decide_quota
 

@@ -32,9 +32,7 @@ import requests
 from tencentcloud.cdn.v20180606 import cdn_client
 from tencentcloud.cdn.v20180606 import models as cdn_models
 from tencentcloud.common import credential
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
-    TencentCloudSDKException,
-)
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models as teo_models

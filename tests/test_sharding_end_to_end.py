@@ -18,13 +18,7 @@ import pytest
 
 from components.plan import shards
 from components.resource.inputs import targets_digest
-from tests.stacks import (
-    DESTINATIONS,
-    Stack,
-    path_of,
-    resource_name,
-    target_diff,
-)
+from tests.stacks import DESTINATIONS, Stack, path_of, resource_name, target_diff
 
 BASE = resource_name("web", DESTINATIONS["edgeone"])
 PER_SHARD = 40

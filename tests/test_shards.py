@@ -2,14 +2,7 @@
 
 import pytest
 
-from components.plan.shards import (
-    SHARD_TARGETS,
-    jump_hash,
-    shard_count,
-    shard_name,
-    shard_of,
-    split,
-)
+from components.plan.shards import SHARD_TARGETS, jump_hash, shard_count, shard_name, shard_of, split
 
 URLS = [f"https://static.example.com/assets/{i:06d}.js" for i in range(20_000)]
 

@@ -3,13 +3,7 @@
 import pytest
 from jsonschema import ValidationError
 
-from tests.stacks import (
-    SECRET_KEY,
-    UCLOUD_PRIVATE,
-    LeakFound,
-    check_outputs,
-    scan_for_secrets,
-)
+from tests.stacks import SECRET_KEY, UCLOUD_PRIVATE, LeakFound, check_outputs, scan_for_secrets
 
 
 @pytest.mark.parametrize("secret", [SECRET_KEY, UCLOUD_PRIVATE])

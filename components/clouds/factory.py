@@ -21,9 +21,7 @@ _LOCK = threading.Lock()
 
 def embedded_sandbox(db_path: str) -> Any:
     """The process-wide sandbox for ``db_path`` (started once, stopped when the process exits)."""
-    from sandbox import (
-        Sandbox,  # the product's own emulator package at the project root
-    )
+    from sandbox import Sandbox  # the product's own emulator package at the project root
 
     key = str(Path(db_path).resolve())
     with _LOCK:

@@ -13,26 +13,10 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from tencentcloud.cdn.v20180606 import cdn_client, models
 
-from components.clouds.base import (
-    CloudAdapter,
-    MalformedResponse,
-    SubmitResult,
-    lookup_status,
-)
-from components.clouds.paging import (
-    TaskMemo,
-    checked_counts,
-    checked_page,
-    checked_time,
-    paged_history,
-)
+from components.clouds.base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
+from components.clouds.paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
 from components.clouds.ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
-from components.clouds.tencent import (
-    TencentCaller,
-    client_identity,
-    client_profile,
-    sdk_credential,
-)
+from components.clouds.tencent import TencentCaller, client_identity, client_profile, sdk_credential
 from components.model.clouds import cloud
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.quota import Quota

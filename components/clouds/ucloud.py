@@ -19,14 +19,7 @@ from ucloud.core import exc as uexc
 from ucloud.core.utils.middleware import Middleware
 from ucloud.services.ucdn.client import UCDNClient
 
-from components.clouds.base import (
-    CloudAdapter,
-    CloudError,
-    MalformedResponse,
-    SubmitResult,
-    lookup_status,
-    windows,
-)
+from components.clouds.base import CloudAdapter, CloudError, MalformedResponse, SubmitResult, lookup_status, windows
 from components.clouds.paging import read_pages
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry

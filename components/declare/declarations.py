@@ -23,19 +23,8 @@ from components.declare.model import (
     Problem,
     Reference,
 )
-from components.declare.schema import (
-    error_message,
-    load_schema,
-    schema_view,
-    unknown_key_message,
-)
-from components.declare.yaml_source import (
-    LineFinder,
-    PathPart,
-    json_path,
-    non_text_keys,
-    parse_yaml,
-)
+from components.declare.schema import error_message, load_schema, schema_view, unknown_key_message
+from components.declare.yaml_source import LineFinder, PathPart, json_path, non_text_keys, parse_yaml
 from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find
 from components.model.policy import policy_entries
 from components.model.urls import InvalidUrl, normalize_url

@@ -26,12 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
 
-from components.declare.model import (
-    DeclarationError,
-    PrefetchSetDeclaration,
-    Problem,
-    Reference,
-)
+from components.declare.model import DeclarationError, PrefetchSetDeclaration, Problem, Reference
 from components.declare.schema import load_schema
 
 ZONES_TOKEN = "tencentcloud:Teo/getZones:getZones"

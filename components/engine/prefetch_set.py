@@ -63,12 +63,7 @@ from components.resource.audit import (
     set_summary,
     stack_record,
 )
-from components.resource.inputs import (
-    ShardInputs,
-    desired_value,
-    resource_inputs,
-    targets_digest,
-)
+from components.resource.inputs import ShardInputs, desired_value, resource_inputs, targets_digest
 
 COMPUTED_OUTPUTS = ("observed", "submitted", "summary", "drifted", "drifted_total")
 

@@ -27,13 +27,7 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from components.declare.references import (
-    CdnDomain,
-    LookupFailed,
-    TencentCloudLookup,
-    Zone,
-    exact_domains,
-)
+from components.declare.references import CdnDomain, LookupFailed, TencentCloudLookup, Zone, exact_domains
 from components.model.clouds import cloud, find
 
 MODES = ("warn", "error", "off")

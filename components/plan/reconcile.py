@@ -10,12 +10,7 @@ from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Optional, Sequence
 
 from components.model.durations import format_duration
-from components.model.status import (
-    ContentVersion,
-    HistoryRow,
-    TargetState,
-    TargetStatus,
-)
+from components.model.status import ContentVersion, HistoryRow, TargetState, TargetStatus
 
 
 @dataclass(frozen=True)

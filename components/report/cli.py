@@ -19,13 +19,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import (
-    Mapping,
-    NoReturn,
-    Optional,
-    Sequence,
-    TextIO,
-)
+from typing import Mapping, NoReturn, Optional, Sequence, TextIO
 
 from components.clouds.base import CloudError
 from components.clouds.factory import adapter_for

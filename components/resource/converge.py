@@ -33,12 +33,7 @@ from components.model.status import HistoryRow, TargetState
 from components.plan.reconcile import Plan, make_plan
 from components.plan.safety import QuotaDecision, decide_quota
 from components.resource.inputs import ShardInputs
-from components.resource.outputs import (
-    SubmittedTask,
-    prior_contents,
-    prior_observations,
-    prior_submitted,
-)
+from components.resource.outputs import SubmittedTask, prior_contents, prior_observations, prior_submitted
 
 # History is read this far beyond the freshness window, so a success just older than freshness
 # is seen (and reported as expired) rather than mistaken for "never submitted".

@@ -12,22 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from components.model.status import (
-    ALL_STATES,
-    HistoryRow,
-    TargetState,
-    TargetStatus,
-    format_time,
-    parse_time,
-)
+from components.model.status import ALL_STATES, HistoryRow, TargetState, TargetStatus, format_time, parse_time
 from components.plan.reconcile import Plan
-from components.resource.inputs import (
-    TARGET_LINES,
-    WARM,
-    ShardInputs,
-    _read_lines,
-    targets_digest,
-)
+from components.resource.inputs import TARGET_LINES, WARM, ShardInputs, _read_lines, targets_digest
 
 OUTPUTS_VERSION = 1
 DRIFTED_LIST_LIMIT = 100

@@ -8,14 +8,7 @@ import urllib.request
 from datetime import datetime
 from typing import Any, Iterator, Mapping, Sequence
 
-from components.clouds.base import (
-    CloudAdapter,
-    CloudError,
-    MalformedResponse,
-    SubmitResult,
-    lookup_status,
-    windows,
-)
+from components.clouds.base import CloudAdapter, CloudError, MalformedResponse, SubmitResult, lookup_status, windows
 from components.model.clouds import cloud
 from components.model.connection import Endpoint
 from components.model.quota import Quota
