@@ -427,3 +427,8 @@ def near_duplicates(valid: dict[str, list], junk: dict[str, list], *, max_rows: 
         return rows
 
     return pages()
+
+
+def now() -> datetime:
+    """The real time, in UTC: what the adapter tests against a live sandbox read history around."""
+    return datetime.now(timezone.utc)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +14,7 @@ from components.clouds.ratelimit import SlidingWindowLimiter
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.status import TargetState
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
-from tests.fakes import near_duplicates
+from tests.fakes import near_duplicates, now
 
 ZONE = "zone-2o0i4xfimj9g"
 
@@ -26,9 +26,6 @@ def adapter(sb, key=SANDBOX_SECRET_KEY, limiter=None):
     client = make_client(Endpoint("url", "http", sb.endpoint), TencentCredentials(SANDBOX_SECRET_ID, key))
     return EdgeOneAdapter(client, ZONE, limiter=limiter or SlidingWindowLimiter(20))
 
-
-def now():
-    return datetime.now(timezone.utc)
 
 
 def test_quota_reads_the_live_batch_and_remaining_daily_quota(sb):

@@ -15,7 +15,7 @@ from components.clouds.tencent_cdn import TencentCdnAdapter, make_client, map_st
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.status import TargetState
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
-from tests.fakes import near_duplicates
+from tests.fakes import near_duplicates, now
 
 URL = "https://static.example.com/{}.js"
 
@@ -27,9 +27,6 @@ def adapter(sb, area="mainland", **options):
     client = make_client(Endpoint("url", "http", sb.endpoint), TencentCredentials(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY))
     return TencentCdnAdapter(client, area, limiter=SlidingWindowLimiter(20), **options)
 
-
-def now():
-    return datetime.now(timezone.utc)
 
 
 def test_round_trip_maps_done_fail_and_invalid(sb):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +17,7 @@ from components.clouds.ucloud import UCloudAdapter, make_client, map_status
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.status import HistoryRow, TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
-from tests.fakes import near_duplicates
+from tests.fakes import near_duplicates, now
 
 DOMAIN, HOST = "ucdn-test1", "static.example.com"
 URL = f"https://{HOST}/{{}}.js"
@@ -38,9 +38,6 @@ def adapter(sb, private=SANDBOX_UCLOUD_PRIVATE_KEY, interval=0.3):
     return UCloudAdapter(client, DOMAIN, submit_limiter=SlidingWindowLimiter(1, interval, margin=0.05),
                          call_limiter=SlidingWindowLimiter(20))
 
-
-def now():
-    return datetime.now(timezone.utc)
 
 
 def test_round_trip_with_nested_urls_and_odd_statuses(sb):
