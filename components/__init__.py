@@ -9,3 +9,25 @@ decisions, ``clouds`` the I/O, ``resource`` one shard's inputs, outputs, audit r
 converges, ``engine`` the Pulumi side. ``provider.py`` belongs to ``engine`` but stays at the top:
 its import path (``components.provider.PrefetchProvider``) is pickled into every stack's state.
 """
+
+# The typed API, importable as ``from components import PrefetchSet, PrefetchSetArgs``. Loaded on first
+# use (PEP 562): the provider host imports this package for ``components.provider`` alone, and must not
+# pay for the component's imports on every engine command.
+_PUBLIC = {
+    "PrefetchSet": "components.engine.prefetch_set",
+    "ShardResource": "components.engine.prefetch_set",
+    "stack_output": "components.engine.prefetch_set",
+    "PrefetchSetArgs": "components.engine.args",
+    "DestinationArgs": "components.engine.args",
+    "PrefetchSetError": "components.engine.spec",
+    "zone_id": "components.declare.references",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> object:
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'components' has no attribute {name!r}")

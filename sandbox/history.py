@@ -12,7 +12,10 @@ import os
 import sqlite3
 from array import array
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, TypedDict
+
+if TYPE_CHECKING:  # Python 3.11's typing; the annotations are never evaluated (``from __future__``)
+    from typing import Unpack
 
 from .database import Database
 from .pages import MatchCache, Matches, TableState

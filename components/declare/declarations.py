@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import yaml
 
@@ -25,7 +25,7 @@ from components.declare.model import (
 )
 from components.declare.schema import error_message, load_schema, schema_view, unknown_key_message
 from components.declare.yaml_source import LineFinder, PathPart, json_path, non_text_keys, parse_yaml
-from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find
+from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
 from components.model.policy import policy_entries
 from components.model.urls import InvalidUrl, normalize_url
 
@@ -289,12 +289,6 @@ def _foreign_scope_keys(mapping: Mapping[str, Any], where: tuple[PathPart, ...],
     foreign = (all_scope_keys() - set(spec.scope_keys)) & set(mapping)
     return [Problem(file, lines.line(where + (key,)), json_path(where + (key,)),
                     f"key {key!r} does not apply to provider {provider}; remove it") for key in sorted(foreign)]
-
-
-def or_list(items: Iterable[str]) -> str:
-    """``a, b or c``: how messages list the choices."""
-    items = list(items)
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def _valid_name(name: str) -> bool:

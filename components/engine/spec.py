@@ -12,12 +12,11 @@ from typing import Any, Mapping, Sequence
 import jsonschema
 import pulumi
 
-from components.declare.declarations import or_list
 from components.declare.model import PrefetchSetDeclaration
 from components.declare.schema import load_schema
 from components.engine import preflight
 from components.engine.args import PrefetchSetArgs, scope_args
-from components.model.clouds import cloud_keys, clouds, find
+from components.model.clouds import cloud_keys, clouds, find, or_list
 from components.model.durations import parse_duration
 from components.model.status import ContentVersion
 from components.model.urls import InvalidUrl, normalize_url

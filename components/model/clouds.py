@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional
 
 from components.model.connection import TencentCredentials, UCloudCredentials
 
@@ -138,6 +138,9 @@ BUILT_IN = (
 _REGISTRY: dict[str, CloudSpec] = {spec.key: spec for spec in BUILT_IN}
 _PLUGINS_LOADED = False
 _LOCK = threading.Lock()
+_PLUGIN_LOCK = threading.Lock()
+#: Entry point name -> why it could not be registered (named when that cloud is asked for).
+PLUGIN_ERRORS: dict[str, str] = {}
 
 
 class UnknownCloud(KeyError):
@@ -145,28 +148,47 @@ class UnknownCloud(KeyError):
 
 
 def register(spec: CloudSpec) -> CloudSpec:
-    """Add a cloud (another package's, or a test's); a key already taken by another spec is refused."""
+    """Add a cloud (another package's, or a test's). Refused: a key already taken by another spec, or a
+    typed argument another cloud already maps to a different scope key (it would change that cloud)."""
     with _LOCK:
         existing = _REGISTRY.get(spec.key)
         if existing is not None and existing != spec:
             raise ValueError(f"cloud {spec.key!r} is already registered")
+        for other in _REGISTRY.values():
+            clash = sorted(arg for arg, key in spec.typed_args.items()
+                           if other.key != spec.key and other.typed_args.get(arg, key) != key)
+            if clash:
+                raise ValueError(f"cloud {spec.key!r}: typed argument {clash[0]!r} already means "
+                                 f"{other.typed_args[clash[0]]!r} for cloud {other.key!r}")
         _REGISTRY[spec.key] = spec
     return spec
 
 
 def _load_plugins() -> None:
     """Entry points of the ``cdn_prefetch.clouds`` group, once per process: on the first unknown key, or
-    the first listing (an installed cloud's credentials and arguments count before anything names it)."""
+    the first listing (an installed cloud's credentials and arguments count before anything names it).
+
+    Thread-safe (the provider host serves calls on several threads): a second caller waits for the
+    first to finish. A plugin that fails to load is skipped and its error kept in ``PLUGIN_ERRORS``,
+    which ``cloud()`` names when that cloud is asked for: a broken package never breaks the others.
+    """
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
         return
-    _PLUGINS_LOADED = True
-    from importlib.metadata import entry_points
+    with _PLUGIN_LOCK:
+        if _PLUGINS_LOADED:
+            return
+        from importlib.metadata import entry_points
 
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        spec = point.load()
-        if isinstance(spec, CloudSpec):
-            register(spec)
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                spec = point.load()
+                if not isinstance(spec, CloudSpec):
+                    raise TypeError(f"{point.value} is a {type(spec).__name__}, not a CloudSpec")
+                register(spec)
+            except Exception as exc:  # noqa: BLE001 - any failure of another package's code is reported, not raised
+                PLUGIN_ERRORS[point.name] = f"{type(exc).__name__}: {exc}"
+        _PLUGINS_LOADED = True
 
 
 def find(key: object) -> Optional[CloudSpec]:
@@ -184,8 +206,15 @@ def cloud(key: object) -> CloudSpec:
     """The entry for ``key``; UnknownCloud (naming the known keys) if there is none."""
     spec = find(key)
     if spec is None:
-        raise UnknownCloud(f"unknown provider {key!r}; use {', '.join(cloud_keys())}")
+        broken = f" (the installed cloud {key!r} failed to load: {PLUGIN_ERRORS[key]})" if key in PLUGIN_ERRORS else ""
+        raise UnknownCloud(f"unknown provider {key!r}; use {or_list(cloud_keys())}{broken}")
     return spec
+
+
+def or_list(items: Iterable[str]) -> str:
+    """``a, b or c``: how messages list the choices."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def cloud_keys() -> tuple[str, ...]:

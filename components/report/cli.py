@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 from typing import Mapping, NoReturn, Optional, Sequence, TextIO
@@ -52,18 +53,24 @@ from components.resource.inputs import ShardInputs
 DEFAULT_STACK = "dev"
 DEFAULT_SETS_DIR = "prefetch-sets"
 
-USAGE_EPILOG = """\
+EXIT_STATUS = """\
 exit status:
   0  every target is warm
   2  drift: at least one target is not warm (failed, timed out, expired, missing, unknown,
      or still queued/running)
   1  error: invalid declarations or config, a cloud call failed, or anything unexpected
-
-Credentials are read from the stack file only when stored in plain text; encrypted values
-({secure: ...}) need the Pulumi CLI, so the report reads """ + "; ".join(
-    f"{family.env_keys[0]} and {family.env_keys[1]} ({family.title})" for family in credential_families()) + """
-from the environment.
 """
+
+
+def usage_epilog() -> str:
+    """The exit statuses, and where credentials come from (each credential family of the registry)."""
+    first, *others = credential_families()
+    pairs = f"{first.env_keys[0]} and {first.env_keys[1]}"
+    if others:
+        pairs += " (" + "; ".join(f"{f.title}: {f.env_keys[0]} and {f.env_keys[1]}" for f in others) + ")"
+    text = ("Credentials are read from the stack file only when stored in plain text; encrypted values "
+            f"({{secure: ...}}) need the Pulumi CLI, so the report reads {pairs} from the environment.")
+    return EXIT_STATUS + "\n" + textwrap.fill(text, width=95) + "\n"
 
 
 def check_credentials(declarations: Sequence[PrefetchSetDeclaration], settings: ProviderSettings,
@@ -160,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m components.report",
         description="Report drift of the declared prefetch sets: reads each target's live status from the "
                     "clouds' task history (read-only, no Pulumi CLI or state needed). Run from the project root.",
-        epilog=USAGE_EPILOG,
+        epilog=usage_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--stack", default=DEFAULT_STACK,
