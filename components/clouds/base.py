@@ -2,6 +2,10 @@
 
 Each cloud's quirks (time formats, status spellings, paging, filters) stay inside its adapter;
 what comes out is the shared status model, so reconcile logic never knows which cloud it is.
+
+A destination has two kinds of task, prefetch and purge (``TaskKind``). An adapter serves one kind;
+``purger()`` gives the same destination's purge tasks behind the same interface, so history
+sharing, the quota ledger, retries and the confirmation of ambiguous submits serve purges unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Iterator, Mapping, Optional, Sequence
 
 from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState
+from components.model.status import HistoryRow, TargetState, TaskKind
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,26 @@ class MalformedResponse(CloudError):
         self.field_name = field_name
 
 
+class PurgeUnsupported(CloudError):
+    """The cloud (its registry entry says ``supports_purge=False``) has no purge this program can use."""
+
+    def __init__(self, cloud: str):
+        super().__init__(cloud, "purge", "Unsupported", "this cloud's adapter cannot purge", kind="invalid")
+
+
 class CloudAdapter(ABC):
-    """Talks to one CDN on behalf of one destination scope (e.g. an EdgeOne zone)."""
+    """Talks to one CDN on behalf of one destination scope (e.g. an EdgeOne zone), for one kind of task.
+
+    For a purge adapter (``kind`` PURGE): ``quota()`` is the URL-purge quota, ``submit()`` purges URLs,
+    ``history()`` yields purge rows, where WARM means the purge finished successfully, and
+    ``history_key()`` differs from the prefetch adapter's (it ends with ``"purge"``).
+    """
 
     cloud: str
     #: Longest time span one history query may cover.
     max_window: timedelta
+    #: Which tasks this adapter submits and reads.
+    kind: TaskKind = TaskKind.PREFETCH
 
     @abstractmethod
     def quota(self) -> Quota:
@@ -67,6 +85,14 @@ class CloudAdapter(ABC):
     def describe_scope(self) -> str:
         """Short human name of the destination for messages, e.g. ``edgeone zone zone-abc``."""
         return self.cloud
+
+    def purger(self) -> "CloudAdapter":
+        """The same destination's purge tasks (URL purge), as an adapter of kind PURGE.
+
+        Called on a prefetch adapter; it shares the client (one connection, one rate limiter per
+        action). Clouds without purge raise PurgeUnsupported.
+        """
+        raise PurgeUnsupported(self.cloud)
 
     def history_key(self) -> Optional[tuple]:
         """What decides the rows ``history`` yields: cloud, endpoint, credential id (never a secret), scope.

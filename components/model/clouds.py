@@ -81,6 +81,8 @@ class CloudSpec:
     history_window: timedelta = timedelta(days=7)  # longest span one history query may cover
     requests_per_second: int = 20                  # per action and account
     history_page: int = 1000                       # most rows one history page may hold
+    # Capabilities.
+    supports_purge: bool = False                   # its adapter's purger() purges URLs (clouds/base.py)
 
     @property
     def supports_preflight(self) -> bool:
@@ -117,7 +119,7 @@ BUILT_IN = (
         scope_keys=("zone", "zoneName", "mode"), typed_args={"zone": "zone", "mode": "mode"},
         credentials=TENCENT, adapter="components.clouds.edgeone", required_key="zone",
         references=(ReferenceKey("zoneName", "zone", "site name", "site", "example.com", exclusive=True),),
-        preflight="zone",
+        preflight="zone", supports_purge=True,
     ),
     CloudSpec(
         key="tencent-cdn", title="Tencent Cloud CDN", identity_key="area", identity_noun="area",
@@ -126,12 +128,12 @@ BUILT_IN = (
                     "headers": "headers"},
         credentials=TENCENT, adapter="components.clouds.tencent_cdn",
         references=(ReferenceKey("domain", "area", "domain", "domain", "static.example.com"),),
-        preflight="domain",
+        preflight="domain", supports_purge=True,
     ),
     CloudSpec(
         key="ucloud", title="UCloud UCDN", identity_key="domainId", identity_noun="domain",
         scope_keys=("domainId", "projectId"), typed_args={"domain_id": "domainId", "project_id": "projectId"},
-        credentials=UCLOUD, adapter="components.clouds.ucloud", required_key="domainId",
+        credentials=UCLOUD, adapter="components.clouds.ucloud", required_key="domainId", supports_purge=True,
     ),
 )
 

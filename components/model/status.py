@@ -12,6 +12,13 @@ from functools import lru_cache
 from typing import Optional
 
 
+class TaskKind(str, Enum):
+    """What a cloud task does to a URL: prefetch (fetch it into the edge) or purge (evict the edge's copy)."""
+
+    PREFETCH = "prefetch"
+    PURGE = "purge"
+
+
 class TargetState(str, Enum):
     """Where a declared target stands. Only WARM is in sync; every other state is drift."""
 
