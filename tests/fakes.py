@@ -38,7 +38,7 @@ from pulumi.runtime.stack import run_in_stack
 from components.clouds.base import CloudAdapter, CloudError, SubmitResult
 from components.declare.references import CDN_DOMAINS_TOKEN, ZONES_TOKEN
 from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState
+from components.model.status import HistoryRow, TargetState, TaskKind
 
 ZONE_ID = "zone-2o0i4xfimj9g"
 
@@ -109,12 +109,19 @@ def wait_until(read: Callable[[], T], done: Callable[[T], Any] = bool, *, timeou
 
 
 class FakeCloud(CloudAdapter):
-    """Tasks finish ``finish_after`` seconds after submission with the outcome set per URL."""
+    """Tasks finish ``finish_after`` seconds after submission with the outcome set per URL.
+
+    ``purger()`` is another FakeCloud of kind PURGE on the same clock (its task ids start ``purge-``),
+    so tests see purges and prefetches apart: ``cloud.submits`` and ``cloud.purger().submits``.
+    """
 
     cloud = "fake"
     max_window = timedelta(days=7)
 
-    def __init__(self, clock: FakeClock, *, batch: int = 100, available: int = 1000, finish_after: float = 2.0):
+    def __init__(self, clock: FakeClock, *, batch: int = 100, available: int = 1000, finish_after: float = 2.0,
+                 kind: TaskKind = TaskKind.PREFETCH):
+        self.kind = kind
+        self._purger: Optional["FakeCloud"] = None
         self.clock = clock
         self.batch, self.available = batch, available
         self.finish_after = finish_after
@@ -128,6 +135,14 @@ class FakeCloud(CloudAdapter):
     def add_row(self, url: str, state: TargetState, created: datetime, task: str = "seed") -> None:
         self.rows.append((url, task, created, state))
 
+    def purger(self) -> "FakeCloud":
+        if self.kind is TaskKind.PURGE:
+            raise AssertionError("purger() is asked of the prefetch adapter")
+        if self._purger is None:
+            self._purger = FakeCloud(self.clock, batch=self.batch, available=self.available,
+                                     finish_after=self.finish_after, kind=TaskKind.PURGE)
+        return self._purger
+
     def quota(self) -> Quota:
         return Quota(self.batch, 10_000, self.available)
 
@@ -135,7 +150,7 @@ class FakeCloud(CloudAdapter):
         if self.fail_submit_call is not None and len(self.submits) + 1 == self.fail_submit_call:
             raise CloudError("fake", "Submit", "InternalError", "backend exploded")
         assert len(urls) <= self.batch, "adapter contract: batch size respected"
-        task = f"task-{len(self.submits) + 1}"
+        task = f"{'purge' if self.kind is TaskKind.PURGE else 'task'}-{len(self.submits) + 1}"
         self.submits.append(list(urls))
         rejected = {u: self.rejects[u] for u in urls if u in self.rejects}
         now = self.clock()

@@ -11,16 +11,10 @@ from components.clouds.history import HistoryCache
 from components.clouds.quota_ledger import QuotaLedger
 from components.model.policy import Policy
 from components.model.quota import Quota
-from components.model.status import ContentVersion, TargetState
-from components.resource.converge import (
-    CLOCK_MARGIN,
-    CLOCK_TOLERANCE,
-    CONFIRM_DELAYS,
-    SUBMIT_ATTEMPTS,
-    ShardSync,
-    SubmitError,
-    narrow_window,
-)
+from components.model.status import ContentVersion, OnChange, TargetState, TaskKind
+from components.resource.converge import ShardSync, SubmitError
+from components.resource.poller import CLOCK_MARGIN, narrow_window
+from components.resource.submitter import CLOCK_TOLERANCE, CONFIRM_DELAYS, SUBMIT_ATTEMPTS
 from components.resource.inputs import ShardInputs
 from components.resource.outputs import build_outputs
 from tests.fakes import FakeClock, FakeCloud
@@ -140,9 +134,9 @@ def test_history_is_read_over_freshness_plus_margin():
 
 
 # -- origin-derived targets: content drift -------------------------------------------------------
-def make_origin(cloud, clock, content, wait="1m"):
+def make_origin(cloud, clock, content, wait="1m", policy=Policy()):
     inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, URLS, "24h", wait, content)
-    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO())
+    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy)
 
 
 def test_changed_origin_content_resubmits_exactly_the_changed_targets():
@@ -304,13 +298,13 @@ def test_when_history_cannot_be_read_after_an_ambiguous_failure_nothing_is_sent_
     cloud = flaky(clock, batch=4)
     cloud.failures = {2: ("transient", True)}
     sync = make(cloud, clock)
-    real_confirm = sync._confirm
+    real_confirm = sync.prefetch.submitter._confirm
 
     def failing_confirm(*args):
         cloud.history_fails = 1
         return real_confirm(*args)
 
-    sync._confirm = failing_confirm
+    sync.prefetch.submitter._confirm = failing_confirm
     with pytest.raises(SubmitError, match="history could not be read") as info:
         sync.converge()
     assert cloud.calls == 2 and "nothing is submitted twice" in str(info.value)
@@ -754,3 +748,149 @@ def test_a_narrow_poll_that_shows_a_pending_target_no_row_goes_back_to_the_wide_
     assert second.plan.in_sync and [len(b) for b in cloud.submits] == [5, 5]  # nothing submitted twice
     assert cache.clock_floor(cloud) == timedelta(seconds=-60)  # and the clock is learnt again
 
+
+
+# -- purge, then prefetch -------------------------------------------------------------------------
+def make_release(cloud, clock, revision, wait="1m", policy=Policy(), targets=URLS):
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", wait, revision=revision)
+    return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), policy=policy)
+
+
+def converged(sync, prior=None):
+    result = sync.converge(prior)
+    return result, build_outputs(sync.inputs, result.plan, verified_at=sync.clock(), submitted=result.submitted)
+
+
+RELEASE = Policy(max_purge_share=1.0)  # a release that changes every target: consented in the set
+
+
+def test_a_steady_set_never_reads_the_purge_history():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    clock.now += timedelta(minutes=5)
+    assert make_release(cloud, clock, "r1").observe(outputs).plan.in_sync
+    assert cloud.purger().history_calls == [] and cloud.purger().submits == []
+
+
+def test_a_revision_bump_purges_every_target_then_prefetches_each_once_its_purge_is_done():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    clock.now += timedelta(minutes=5)
+    seen = make_release(cloud, clock, "r2").observe(outputs).plan
+    assert set(seen.to_purge) == set(URLS) and seen.to_submit == ()
+    sync = make_release(cloud, clock, "r2", policy=RELEASE)
+    result, after = converged(sync, outputs)
+    purger = cloud.purger()
+    assert [u for batch in purger.submits for u in batch] == list(URLS)
+    assert [u for batch in cloud.submits[1:] for u in batch] == list(URLS)  # each prefetched once, after
+    first_prefetch = min(row[2] for row in cloud.rows if row[1] != "task-1")
+    assert all(created < first_prefetch for _, _, created, _ in purger.rows)
+    assert result.plan.in_sync
+    assert {s.get("kind") for s in after["submitted"]} == {None, "purge"}
+    assert {r[4] for r in after["observed"].values()} == {"@r2"}
+    third, _ = converged(make_release(cloud, clock, "r2", policy=RELEASE), after)
+    assert third.plan.in_sync and len(purger.submits) == 1 and len(cloud.submits) == 2
+
+
+def test_a_failed_purge_is_drift_its_prefetch_waits_and_the_next_up_retries_only_the_purge():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    clock.now += timedelta(minutes=5)
+    cloud.purger().outcomes[URLS[3]] = TargetState.FAILED
+    result, after = converged(make_release(cloud, clock, "r2", policy=RELEASE), outputs)
+    assert result.plan.statuses[URLS[3]].state is TargetState.PURGE_FAILED
+    assert URLS[3] not in [u for batch in cloud.submits[1:] for u in batch]
+    assert after["drifted"][0]["status"].startswith("purge failed")
+    del cloud.purger().outcomes[URLS[3]]
+    clock.now += timedelta(minutes=5)
+    again, _ = converged(make_release(cloud, clock, "r2", policy=RELEASE), after)
+    assert cloud.purger().submits[-1] == [URLS[3]] and cloud.submits[-1] == [URLS[3]]
+    assert again.plan.in_sync
+
+
+def test_when_the_wait_ends_during_the_purge_the_next_up_prefetches_without_purging_again():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    clock.now += timedelta(minutes=5)
+    result, after = converged(make_release(cloud, clock, "r2", wait="0s", policy=RELEASE), outputs)
+    assert {s.state for s in result.plan.statuses.values()} == {TargetState.PURGING}
+    assert len(cloud.submits) == 1  # no prefetch before its purge is done
+    clock.now += timedelta(minutes=5)
+    seen = make_release(cloud, clock, "r2").observe(after).plan
+    assert {s.state for s in seen.statuses.values()} == {TargetState.PURGED} and seen.to_purge == ()
+    final, _ = converged(make_release(cloud, clock, "r2", policy=RELEASE), after)
+    assert len(cloud.purger().submits) == 1 and [u for b in cloud.submits[1:] for u in b] == list(URLS)
+    assert final.plan.in_sync
+
+
+def test_purging_more_than_the_set_allows_is_refused_before_anything_is_sent():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    clock.now += timedelta(minutes=5)
+    sync = make_release(cloud, clock, "r2")
+    sync.observe(outputs, check_quota=True)
+    assert "warning: up will refuse to purge" in sync.log.getvalue()
+    with pytest.raises(SubmitError, match=r"purge 10 of the set's 10 targets .*maxPurgeShare: 1"):
+        make_release(cloud, clock, "r2").converge(outputs)
+    assert cloud.purger().submits == [] and len(cloud.submits) == 1
+    consent = Policy(allow_large_changes=True)
+    assert make_release(cloud, clock, "r2", policy=consent).converge(outputs).plan.in_sync
+
+
+def test_the_purge_quota_share_is_a_rail_of_its_own():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    v1 = {u: ContentVersion("aaaaaaaaaaaa", 10) for u in URLS}
+    first = make_origin(cloud, clock, v1)
+    result = first.converge()
+    outputs = build_outputs(first.inputs, result.plan, verified_at=clock(), submitted=result.submitted)
+    cloud.purger().quota = lambda: Quota(100, 8, 8)  # a small daily purge quota
+    clock.now += timedelta(minutes=5)
+    v2 = {**v1, **{u: ContentVersion("bbbbbbbbbbbb", 11) for u in URLS[:5]}}  # half the set: the share rail holds
+    with pytest.raises(SubmitError, match=r"purge 5 targets, 62% of the daily purge quota of 8.*maxPurgeShare: 0.63"):
+        make_origin(cloud, clock, v2).converge(outputs)
+    assert cloud.purger().submits == [] and len(cloud.submits) == 1
+    assert make_origin(cloud, clock, v2, policy=Policy(max_purge_share=0.7)).converge(outputs).plan.in_sync
+    assert cloud.purger().submits == [list(URLS[:5])]
+
+
+def test_pacing_caps_the_batch_and_pauses_between_submits():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    sleeps: list[float] = []
+    sync = make_release(cloud, clock, None, policy=Policy(pace_batch_size=4, pace_pause=7.0))
+    sync.prefetch.submitter.sleep = lambda s: (sleeps.append(s), clock.sleep(s))
+    sync.converge()
+    assert [len(b) for b in cloud.submits] == [4, 4, 2] and sleeps.count(7.0) == 2
+
+
+@pytest.mark.parametrize("executed", [True, False])
+def test_an_ambiguous_purge_submit_is_confirmed_from_the_purge_history_before_any_resend(executed):
+    clock = FakeClock()
+    cloud = FakeCloud(clock, batch=4)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    purger = cloud._purger = FlakyCloud(clock, batch=4, kind=TaskKind.PURGE)
+    purger.failures = {2: ("transient", executed)}
+    clock.now += timedelta(minutes=5)
+    sync = make_release(cloud, clock, "r2", policy=RELEASE)
+    result, _ = converged(sync, outputs)
+    assert purger.per_url() == Counter(URLS)  # every target purged exactly once
+    assert purger.calls == (3 if executed else 4)
+    assert "submitting purge batch 2 of 3 on fake may or may not have been accepted" in sync.log.getvalue()
+    assert Counter(u for batch in cloud.submits[3:] for u in batch) == Counter(URLS)  # after the first up's 3
+    assert result.plan.in_sync
+
+
+def test_on_change_prefetch_prefetches_changed_targets_without_purging():
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    clock.now += timedelta(minutes=5)
+    result, _ = converged(make_release(cloud, clock, "r2", policy=Policy(on_change=OnChange.PREFETCH)), outputs)
+    assert cloud.purger().submits == [] and cloud.purger().history_calls == []
+    assert cloud.submits[1] == list(URLS) and result.plan.in_sync

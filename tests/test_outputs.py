@@ -80,8 +80,8 @@ def test_origin_targets_desire_warm_with_their_content_and_url_targets_plain_war
     assert props["targets"] == {A: "warm (etag 9b2cf535d3e1, 2048 bytes)", B: "warm (etag 9b2cf535d3e1, 2048 bytes)",
                                 C: "warm"}
     assert ShardInputs.from_props(props) == ORIGIN_INPUTS
-    assert parse_desired(desired_value(V2)) == V2 and parse_desired("warm") is None
-    assert parse_desired("failed: origin returned HTTP 502 (task j1, 2026-11-23T11:56:00Z)") is None
+    assert parse_desired(desired_value(V2)) == (V2, None) and parse_desired("warm") == (None, None)
+    assert parse_desired("failed: origin returned HTTP 502 (task j1, 2026-11-23T11:56:00Z)") == (None, None)
 
 
 def test_outputs_record_the_etag_each_task_was_for_and_read_it_back():
@@ -320,3 +320,35 @@ def test_lines_and_the_old_map_give_the_same_order_to_the_compact_form(urls, dat
     old = {"targets": dict.fromkeys(urls, "warm"), "observed": observed}
     new = {TARGET_LINES: target_lines(urls, {}), "observed": observed}
     assert observed_records(old) == observed_records(new) == records
+
+
+# -- revisions and purges --------------------------------------------------------------------------
+from components.resource.outputs import SubmittedTask, prior_contents  # noqa: E402
+from components.model.status import TaskKind  # noqa: E402
+
+
+@pytest.mark.parametrize("content,revision", [(None, "r42"), (V1, "r42"), (V1, None), (None, "build 7 (hotfix)")])
+def test_a_revision_travels_in_every_desired_value_and_reads_back(content, revision):
+    value = desired_value(content, revision)
+    assert parse_desired(value) == (content, revision)
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, ("https://a.example/x",), "24h", "1m",
+                         {"https://a.example/x": content} if content else {}, revision=revision)
+    assert ShardInputs.from_props(inputs.to_props()) == inputs
+    assert ShardInputs.from_props(inputs.output_props()) == inputs
+    assert desired_value(None, "r42") == "warm (revision r42)"
+
+
+def test_a_purge_state_records_the_purge_and_keeps_the_version_of_the_prefetch_it_follows():
+    url = "https://a.example/x"
+    rows = [HistoryRow(url, "t1", TargetState.WARM, NOW - timedelta(hours=1), content="@r1")]
+    purges = [HistoryRow(url, "p1", TargetState.RUNNING, NOW - timedelta(minutes=1))]
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, (url,), "24h", "1m", revision="r2")
+    plan = make_plan(inputs.targets, rows, now=NOW, freshness=timedelta(hours=24), revision="r2", purges=purges)
+    outputs = build_outputs(inputs, plan, verified_at=NOW, submitted=[SubmittedTask("p1", NOW, 1, TaskKind.PURGE)
+                                                                       .to_dict()])
+    assert outputs["observed"][url] == ["purging", "p1", "2026-11-23T11:59:00Z", "", "@r1", "t1"]
+    assert outputs["submitted"] == [{"task_id": "p1", "at": "2026-11-23T12:00:00Z", "count": 1, "kind": "purge"}]
+    # read back: the purge is no prefetch row, and the prefetch it follows is still known to be for r1
+    assert prior_observations(outputs) == []
+    assert prior_contents(outputs) == {(url, "t1"): "@r1"}
+    assert outputs["summary"]["counts"]["purging"] == 1

@@ -131,3 +131,67 @@ def test_one_pass_over_targets_and_rows_for_a_large_set():
     result = make_plan(urls, rows, now=NOW, freshness=DAY)
     assert len(result.statuses) == 20_000 and len(result.to_submit) == 10_000
     assert list(result.statuses) == urls
+
+
+# -- purge, then prefetch (sets that purge changed content) -------------------------------------------
+def purge(url, state, minutes_ago, task="p1", reason=None):
+    return obs(url, state, minutes_ago, task, reason)
+
+
+def test_a_revision_change_makes_every_target_stale_and_due_for_purge_not_prefetch():
+    rows = [with_etag(obs(A, TargetState.WARM, 60), "@r41"), with_etag(obs(B, TargetState.WARM, 60), "@r41")]
+    plan = make_plan([A, B, C], rows, now=NOW, freshness=DAY, revision="r42", purges=[])
+    assert plan.to_purge == (A, B) and plan.to_submit == (C,)  # C was never prefetched: simply prefetched
+    assert plan.statuses[A].state is TargetState.STALE
+    assert plan.statuses[A].reason == ("revision r41 was prefetched, the set now declares revision r42; "
+                                       "purge, then prefetch")
+    assert plan.statuses[A].content == "@r41"  # what the edge may still hold: recorded until the purge is done
+
+
+def test_without_purges_a_changed_target_is_prefetched_again_as_before():
+    rows = [with_etag(obs(A, TargetState.WARM, 60), "@r41")]
+    plan = make_plan([A], rows, now=NOW, freshness=DAY, revision="r42")  # onChange: prefetch
+    assert plan.to_submit == (A,) and plan.to_purge == ()
+
+
+def test_the_state_of_a_purge_after_the_last_prefetch_decides_what_comes_next():
+    rows = [with_etag(obs(u, TargetState.WARM, 60), OLD.etag) for u in (A, B, C, D)]
+    purges = [purge(A, TargetState.RUNNING, 5), purge(B, TargetState.WARM, 5),
+              purge(C, TargetState.FAILED, 5, reason="origin refused"), purge(D, TargetState.WARM, 90, task="p0")]
+    plan = make_plan([A, B, C, D], rows, now=NOW, freshness=DAY, content=dict.fromkeys((A, B, C, D), NEW),
+                     purges=purges)
+    states = {u: s.state for u, s in plan.statuses.items()}
+    assert states == {A: TargetState.PURGING, B: TargetState.PURGED, C: TargetState.PURGE_FAILED,
+                      D: TargetState.STALE}  # D's purge is older than its last prefetch: no evidence
+    assert plan.to_submit == (B,) and plan.to_purge == (C, D) and plan.in_flight == [A]
+    assert plan.statuses[B].task_id == "p1" and plan.statuses[B].prefetch_task == "t1"
+    assert plan.statuses[B].describe().startswith("purged, prefetch due (task p1")
+    assert plan.statuses[C].describe().startswith("purge failed: origin refused (task p1")
+
+
+def test_a_timed_out_or_unrecognised_purge_is_a_failed_purge_with_its_reason():
+    rows = [with_etag(obs(u, TargetState.WARM, 60), "@r1") for u in (A, B)]
+    purges = [purge(A, TargetState.TIMED_OUT, 5), replace(purge(B, TargetState.UNKNOWN, 5), raw_status="Paused")]
+    plan = make_plan([A, B], rows, now=NOW, freshness=DAY, revision="r2", purges=purges)
+    assert plan.statuses[A].reason == "purge timed out" and "'Paused'" in plan.statuses[B].reason
+    assert plan.to_purge == (A, B)
+
+
+def test_a_prefetch_after_the_purge_decides_again_and_matches_the_new_version():
+    rows = [with_etag(obs(A, TargetState.WARM, 60), "@r1"), with_etag(obs(A, TargetState.FAILED, 2, "t2"), "@r2")]
+    plan = make_plan([A], rows, now=NOW, freshness=DAY, revision="r2", purges=[purge(A, TargetState.WARM, 5)])
+    assert plan.statuses[A].state is TargetState.FAILED and plan.to_submit == (A,) and plan.to_purge == ()
+
+
+def test_no_revision_declared_or_no_record_of_one_changes_nothing():
+    rows = [with_etag(obs(A, TargetState.WARM, 60), "@r1"), obs(B, TargetState.WARM, 60)]
+    assert make_plan([A, B], rows, now=NOW, freshness=DAY, purges=[]).in_sync  # revision removed: no purge
+    plan = make_plan([A, B], rows, now=NOW, freshness=DAY, revision="r2", purges=[])
+    assert plan.to_purge == (A,)  # B's task has no record: taken to be for the current revision
+    assert plan.statuses[B].content == "@r2"
+
+
+def test_etag_and_revision_changes_are_both_named():
+    rows = [with_etag(obs(A, TargetState.WARM, 60), f"{OLD.etag}@r1")]
+    plan = make_plan([A], rows, now=NOW, freshness=DAY, content={A: NEW}, revision="r2", purges=[])
+    assert "etag 9b2cf535d3e1 was prefetched" in plan.statuses[A].reason and "revision r1" in plan.statuses[A].reason

@@ -43,11 +43,11 @@ def test_observation_stays_a_frozen_hashable_dataclass():
 
 
 def test_target_status_sets_every_field_and_stays_a_frozen_hashable_dataclass():
-    values = ("https://a.example/x", TargetState.FAILED, "j1", AT, "HTTP 502", "failed", "9b2cf535d3e1")
+    values = ("https://a.example/x", TargetState.FAILED, "j1", AT, "HTTP 502", "failed", "9b2cf535d3e1", "p1")
     by_position = TargetStatus(*values)
     by_name = TargetStatus(**{f.name: v for f, v in zip(dataclasses.fields(TargetStatus), values)})
     assert dataclasses.astuple(by_position) == dataclasses.astuple(by_name) == values
-    assert TargetStatus("u", TargetState.MISSING) == TargetStatus("u", TargetState.MISSING, None, None, None, None, None)
+    assert TargetStatus("u", TargetState.MISSING) == TargetStatus("u", TargetState.MISSING, None, None, None, None, None, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         by_position.state = TargetState.WARM  # type: ignore[misc]
     assert hash(by_position) == hash(by_name)

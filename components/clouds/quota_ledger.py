@@ -55,19 +55,21 @@ class QuotaLedger:
             entry = self._entry(key, adapter)
             return _less(entry.quota, entry.reserved)
 
-    def reserve(self, adapter: CloudAdapter, set_name: str, needed: int, policy: Policy, where: str) -> QuotaDecision:
+    def reserve(self, adapter: CloudAdapter, set_name: str, needed: int, policy: Policy, where: str,
+                noun: str = "prefetch") -> QuotaDecision:
         """Decide how many of ``needed`` targets this up submits (safety.decide_quota), and reserve them.
 
         The share rail counts what the set already submitted in this process to this destination
-        (its other shards), so ``maxQuotaShare`` holds for the set, not for each shard.
+        (its other shards), so ``maxQuotaShare`` holds for the set, not for each shard. A purge
+        adapter's quota is its own entry (its ``history_key`` differs): ``noun`` words the messages.
         """
         key = _key(adapter)
         if key is None:
-            return decide_quota(needed, adapter.quota(), policy, where)
+            return decide_quota(needed, adapter.quota(), policy, where, noun=noun)
         with self._key_lock(key):
             entry = self._entry(key, adapter)
             spent = entry.by_set.get(set_name, 0)
-            decision = decide_quota(needed, _less(entry.quota, entry.reserved), policy, where, spent=spent)
+            decision = decide_quota(needed, _less(entry.quota, entry.reserved), policy, where, spent=spent, noun=noun)
             if decision.submit and decision.refusal is None:
                 entry.reserved += decision.submit
                 entry.by_set[set_name] = spent + decision.submit

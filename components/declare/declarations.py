@@ -27,6 +27,7 @@ from components.declare.schema import error_message, load_schema, schema_view, u
 from components.declare.yaml_source import LineFinder, PathPart, json_path, non_text_keys, parse_yaml
 from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
 from components.model.policy import policy_entries
+from components.model.status import OnChange
 from components.model.urls import InvalidUrl, normalize_url
 
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
@@ -190,7 +191,16 @@ def parse_document(
         return None, problems
     defaults = load_schema()["properties"]
     allow_partial, safety = bool(data.get("allowPartial", False)), dict(data.get("safety") or {})
-    policy = policy_entries(allow_partial, safety)
+    on_change = data.get("onChange")
+    if on_change == OnChange.PURGE_THEN_PREFETCH.value:
+        for dest in destinations:
+            if not cloud(dest.provider).supports_purge:
+                problems.append(Problem(file, lines.line(("onChange",)), "onChange",
+                                        f"destination {dest.label} ({dest.provider}) cannot purge; use 'onChange: "
+                                        "prefetch' or remove onChange (its default there is prefetch)"))
+        if problems:
+            return None, problems
+    policy = policy_entries(allow_partial, safety, on_change, data.get("pace"))
     if policy:
         destinations = [DestinationDeclaration(d.provider, d.scope, policy) for d in destinations]
     return PrefetchSetDeclaration(
@@ -207,6 +217,7 @@ def parse_document(
         references=tuple(references),
         allow_partial=allow_partial,
         safety=safety,
+        revision=data.get("revision"),
     ), []
 
 

@@ -129,6 +129,8 @@ class PrefetchSetDeclaration:
     references: tuple[Reference, ...] = field(default=(), compare=False)
     allow_partial: bool = False
     safety: Mapping[str, float] = field(default_factory=dict)
+    # A release marker: when it changes, every target is due for purge then prefetch (resource/inputs.py).
+    revision: Optional[str] = None
 
     @property
     def freshness_delta(self) -> timedelta:

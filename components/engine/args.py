@@ -70,6 +70,12 @@ class PrefetchSetArgs(_ScopeArgs, total=False):
     preflight: pulumi.Input[str]
     """``warn`` (default), ``error`` or ``off``: what the preview does when a target's domain is not
     online, not accelerated in the requested area, or outside the EdgeOne zone (components/preflight.py)."""
+    revision: str
+    """A release marker (a build id, a git SHA; a plain string): when it changes, every target is due
+    for purge, then prefetch (``on_change``). Shown in each target's desired value."""
+    on_change: str
+    """``purge-then-prefetch`` (default where the cloud can purge) or ``prefetch``: what ``up`` does with
+    a target whose content changed (origin ETag or ``revision``)."""
 
 
 def scope_args() -> dict[str, str]:

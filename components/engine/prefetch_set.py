@@ -150,7 +150,8 @@ class PrefetchSet(pulumi.ComponentResource):
         child_opts = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         if not spec.from_declaration:
             pulumi.Output.from_input(spec.duplicates).apply(lambda dups: self._warn_duplicates(spec.name, dups))
-        desired = checked(spec.targets, lambda urls: {url: desired_value(spec.content.get(url)) for url in urls})
+        desired = checked(spec.targets, lambda urls: {url: desired_value(spec.content.get(url), spec.revision)
+                                                      for url in urls})
         parts = shard_targets(spec.targets, desired)
         if len(parts) == 1 and not is_plain(spec.targets):
             pulumi.Output.from_input(spec.targets).apply(lambda urls: self._warn_unsharded(spec.name, urls))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from inspect import isawaitable
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import jsonschema
 import pulumi
@@ -16,9 +16,9 @@ from components.declare.model import PrefetchSetDeclaration
 from components.declare.schema import load_schema
 from components.engine import preflight
 from components.engine.args import PrefetchSetArgs, scope_args
-from components.model.clouds import cloud_keys, clouds, find, or_list
+from components.model.clouds import cloud, cloud_keys, clouds, find, or_list
 from components.model.durations import parse_duration
-from components.model.status import ContentVersion
+from components.model.status import ContentVersion, OnChange
 from components.model.urls import InvalidUrl, normalize_url
 
 #: ``source`` of a set made with the typed API, in the audit record (a declaration gives its file).
@@ -214,6 +214,7 @@ class SetSpec:
     preflight: Any
     content: Mapping[str, ContentVersion]
     from_declaration: bool = False
+    revision: Optional[str] = None  # the set's release marker, in every target's desired value
 
 
 def spec_from_args(name: Any, args: Any) -> SetSpec:
@@ -238,19 +239,48 @@ def spec_from_args(name: Any, args: Any) -> SetSpec:
         normalised = pulumi.Output.from_input(raw_targets).apply(lambda raw: normalize_targets(name, raw))
         targets, duplicates = normalised.apply(lambda r: r[0]), normalised.apply(lambda r: r[1])
     mode = args.get("preflight")
+    destinations = _destinations_from_args(name, args)
+    _on_change(name, args, destinations)
     return SetSpec(
         name=name,
         source=PROGRAM_SOURCE,
         description="" if args.get("description") is None else args["description"],
         targets=targets,
         duplicates=duplicates,
-        destinations=_destinations_from_args(name, args),
+        destinations=destinations,
         freshness=checked(_given(args, "freshness", defaults["freshness"]["default"]),
                            _duration_check(name, "freshness")),
         wait=checked(_given(args, "wait", defaults["wait"]["default"]), _duration_check(name, "wait")),
         preflight=checked(mode, lambda m: preflight_mode(m, name)),
         content={},
+        revision=_revision(name, args.get("revision")),
     )
+
+
+def _revision(set_name: str, value: Any) -> Optional[str]:
+    """The typed ``revision``: a plain string as the schema's ``revision`` allows, or None."""
+    if value is None:
+        return None
+    definition = load_schema()["properties"]["revision"]
+    if not isinstance(value, str) or not jsonschema.Draft202012Validator(definition).is_valid(value):
+        raise PrefetchSetError(f"PrefetchSet {set_name!r}: revision = {value!r:.80} is not valid; a plain string "
+                               "of 1 to 128 characters without control characters, e.g. a build id or a git SHA")
+    return value
+
+
+def _on_change(set_name: str, args: Mapping[str, Any], destinations: list[DestinationSpec]) -> None:
+    """The typed ``on_change``, checked and put into each destination's policy entries (as a YAML set's)."""
+    value = args.get("on_change")
+    if value is None:
+        return
+    if value not in [v.value for v in OnChange]:
+        raise PrefetchSetError(f"PrefetchSet {set_name!r}: on_change = {value!r:.80} is not valid; use one of: "
+                               f"{', '.join(v.value for v in OnChange)} (a plain string)")
+    for dest in destinations:
+        if value == OnChange.PURGE_THEN_PREFETCH.value and not cloud(dest.provider).supports_purge:
+            raise PrefetchSetError(f"PrefetchSet {set_name!r}: on_change = {value!r}: destination {dest.label} "
+                                   f"({dest.provider}) cannot purge; use 'prefetch' or leave on_change out")
+        dest.scope["onChange"] = value
 
 
 def _given(args: Mapping[str, Any], key: str, default: Any) -> Any:
@@ -282,4 +312,5 @@ def spec_from_declaration(decl: PrefetchSetDeclaration) -> SetSpec:
         preflight=decl.preflight,
         content=dict(decl.content),
         from_declaration=True,
+        revision=decl.revision,
     )

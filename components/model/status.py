@@ -20,7 +20,11 @@ class TaskKind(str, Enum):
 
 
 class TargetState(str, Enum):
-    """Where a declared target stands. Only WARM is in sync; every other state is drift."""
+    """Where a declared target stands. Only WARM is in sync; every other state is drift.
+
+    The last three exist for sets that purge changed content before prefetching it again
+    (``onChange: purge-then-prefetch``): a prefetch does not replace an unexpired cached copy.
+    """
 
     QUEUED = "queued"        # accepted by the cloud, not started
     RUNNING = "running"      # prefetch in progress
@@ -30,7 +34,10 @@ class TargetState(str, Enum):
     EXPIRED = "expired"      # last success is older than the set's freshness
     MISSING = "missing"      # never submitted (no task found in history or state)
     UNKNOWN = "unknown"      # the cloud answered a status we do not recognise (raw value kept)
-    STALE = "stale"          # last prefetch succeeded, but for content the origin has replaced since
+    STALE = "stale"          # last prefetch succeeded, but for content (ETag, revision) since replaced
+    PURGING = "purging"      # changed content: its purge is queued or running
+    PURGED = "purged"        # changed content: purged, its prefetch is due
+    PURGE_FAILED = "purge_failed"  # changed content: its purge failed or timed out (the prefetch waits for it)
 
     @property
     def in_flight(self) -> bool:
@@ -39,15 +46,25 @@ class TargetState(str, Enum):
 
     @property
     def needs_submit(self) -> bool:
-        """`up` re-submits exactly these. UNKNOWN is included: we cannot prove it warm."""
+        """A prefetch may fix it (`up` re-submits exactly these, unless they are due for a purge first).
+        UNKNOWN is included: we cannot prove it warm."""
         return self in _NEEDS_SUBMIT
 
 
 ALL_STATES: tuple[TargetState, ...] = tuple(TargetState)
 # Looked up once per target of a set (100,000 times): sets, not tuples built on every call.
-_IN_FLIGHT = frozenset({TargetState.QUEUED, TargetState.RUNNING})
+_IN_FLIGHT = frozenset({TargetState.QUEUED, TargetState.RUNNING, TargetState.PURGING})
 _NEEDS_SUBMIT = frozenset({TargetState.FAILED, TargetState.TIMED_OUT, TargetState.EXPIRED, TargetState.MISSING,
-                           TargetState.UNKNOWN, TargetState.STALE})
+                           TargetState.UNKNOWN, TargetState.STALE, TargetState.PURGED})
+#: States of a target whose changed content is being purged: a purge task, not a prefetch, decided them.
+PURGE_STATES = frozenset({TargetState.PURGING, TargetState.PURGED, TargetState.PURGE_FAILED})
+
+
+class OnChange(str, Enum):
+    """What a set does when a target's content changed (origin ETag, or the declared revision)."""
+
+    PURGE_THEN_PREFETCH = "purge-then-prefetch"  # the default: evict the old copy, then warm the new one
+    PREFETCH = "prefetch"                        # prefetch only (an unexpired cached copy stays as it was)
 
 
 @dataclass(frozen=True)
@@ -93,12 +110,35 @@ def short_etag(raw: str) -> str:
     return "h" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:SHORT_ETAG_LENGTH - 1]
 
 
+REVISION_MARK = "@"  # never in a short ETag (hex, or "h" + hex)
+
+
+def version_token(etag: Optional[str], revision: Optional[str]) -> Optional[str]:
+    """What a task was submitted for, as our records keep it: the short ETag, ``@`` and the set's revision.
+
+    ``9b2cf535d3e1`` (origin object, no revision: the form records had before revisions),
+    ``@r42`` (URL target of a set with a revision), ``9b2cf535d3e1@r42`` (both), None (neither).
+    """
+    if revision is None:
+        return etag
+    return f"{etag or ''}{REVISION_MARK}{revision}"
+
+
+def split_version(token: Optional[str]) -> tuple[Optional[str], Optional[str]]:
+    """Inverse of version_token: (short ETag or None, revision or None)."""
+    if not token:
+        return None, None
+    etag, mark, revision = token.partition(REVISION_MARK)
+    return etag or None, (revision if mark else None)
+
+
 @dataclass(frozen=True, slots=True)  # slots: 100,000 rows of history in half the memory
 class HistoryRow:
     """One history row about one URL, already normalised by a cloud adapter.
 
-    ``content`` is the short ETag the task was submitted for. Clouds do not know it: it comes from
-    our own records (outputs) and submits, and stays None for tasks we have no record of.
+    ``content`` is the version the task was submitted for (``version_token``: short ETag and/or
+    revision). Clouds do not know it: it comes from our own records (outputs) and submits, and stays
+    None for tasks we have no record of.
     """
 
     url: str
@@ -147,10 +187,12 @@ class TargetStatus:
     at: Optional[datetime] = None
     reason: Optional[str] = None
     raw_status: Optional[str] = None
-    content: Optional[str] = None  # short ETag the latest task was for (origin targets only)
+    content: Optional[str] = None  # version (version_token) the latest prefetch was for
+    prefetch_task: Optional[str] = None  # in a purge state: the prefetch the purge (task_id) follows
 
     def __init__(self, url: str, state: TargetState, task_id: Optional[str] = None, at: Optional[datetime] = None,
-                 reason: Optional[str] = None, raw_status: Optional[str] = None, content: Optional[str] = None):
+                 reason: Optional[str] = None, raw_status: Optional[str] = None, content: Optional[str] = None,
+                 prefetch_task: Optional[str] = None):
         # Written out as HistoryRow's is, for the same reason: one verdict per target, 100,000 per refresh.
         _SET_STATUS_URL(self, url)
         _SET_STATUS_STATE(self, state)
@@ -159,6 +201,7 @@ class TargetStatus:
         _SET_STATUS_REASON(self, reason)
         _SET_STATUS_RAW_STATUS(self, raw_status)
         _SET_STATUS_CONTENT(self, content)
+        _SET_STATUS_PREFETCH_TASK(self, prefetch_task)
 
     def describe(self) -> str:
         """Plain words for previews and reports, e.g. ``failed: origin returned HTTP 502 (task j1, 2026-11-23 10:00:00Z)``."""
@@ -173,6 +216,9 @@ class TargetStatus:
             TargetState.MISSING: "missing",
             TargetState.UNKNOWN: "unknown",
             TargetState.STALE: "stale",
+            TargetState.PURGING: "purging",
+            TargetState.PURGED: "purged, prefetch due",
+            TargetState.PURGE_FAILED: "purge failed",
         }[self.state]
         detail = self.reason
         if self.state is TargetState.UNKNOWN and self.raw_status is not None:
@@ -191,7 +237,7 @@ class TargetStatus:
 
 
 (_SET_STATUS_URL, _SET_STATUS_STATE, _SET_STATUS_TASK_ID, _SET_STATUS_AT, _SET_STATUS_REASON, _SET_STATUS_RAW_STATUS,
- _SET_STATUS_CONTENT) = (getattr(TargetStatus, f.name).__set__ for f in fields(TargetStatus))
+ _SET_STATUS_CONTENT, _SET_STATUS_PREFETCH_TASK) = (getattr(TargetStatus, f.name).__set__ for f in fields(TargetStatus))
 
 
 def shared(text: str) -> str:

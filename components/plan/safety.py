@@ -10,6 +10,10 @@ someone consented to it:
   of a set's targets, for sets of at least ``MIN_TARGETS_FOR_DROP_RAIL`` targets (an origin
   prefix typo lists nothing and would silently forget the whole set).
 
+- an ``up`` that would purge more than ``maxPurgeShare`` (default 50 %) of a set's targets (sets of
+  at least ``MIN_TARGETS_FOR_DROP_RAIL``), or of a destination's daily purge quota: every purged URL
+  is fetched from the origin again, and a purge cannot be undone.
+
 Consent is the set's ``safety`` key (raise a limit, up to 1 = no limit) or the stack config
 ``cdn-prefetch:allowLargeChanges: true`` (every set; meant for one ``up``, then removed).
 
@@ -36,6 +40,9 @@ MIN_TARGETS_FOR_DROP_RAIL = 10  # dropping 3 of 4 targets is an ordinary edit, n
 
 class RefusedChange(Exception):
     """A safety rail refused the change before anything was submitted; the message says how to consent."""
+
+
+_FORMS = {"submit": ("submitting", "submitted"), "purge": ("purging", "purged")}
 
 
 def _percent(share: float) -> str:
@@ -68,6 +75,19 @@ class QuotaDecision:
     would_submit: int = 0           # what up would submit if no rail stopped it
     max_quota_share: float = DEFAULT_MAX_QUOTA_SHARE
     batch: int = 1                  # most URLs one submit may carry (from the same quota reading)
+    noun: str = "prefetch"          # which quota: prefetch | purge
+
+    @property
+    def _share_key(self) -> str:
+        return "maxPurgeShare" if self.noun == "purge" else "maxQuotaShare"
+
+    @property
+    def _quota(self) -> str:
+        return "purge quota" if self.noun == "purge" else "quota"
+
+    @property
+    def _verb(self) -> str:
+        return "purge" if self.noun == "purge" else "submit"
 
     @property
     def not_submitted(self) -> int:
@@ -77,30 +97,32 @@ class QuotaDecision:
         """What a refreshed preview says about the next up (``where``: ``set web on <cloud> zone z``)."""
         lines = []
         if self.short:
-            head = (f"warning: {where}: {self.needed} targets need a prefetch but only {self.available} of "
-                    f"today's quota are left")
+            head = (f"warning: {where}: {self.needed} targets need a {self.noun} but only {self.available} of "
+                    f"today's {self._quota} are left")
+            verb = self._verb
             if not self.allow_partial:
-                hint = (f" (add 'allowPartial: true' to the set to submit the {self.available} that fit)"
+                hint = (f" (add 'allowPartial: true' to the set to {verb} the {self.available} that fit)"
                         if self.available else "")
-                lines.append(f"{head}: up will submit nothing{hint}")
+                lines.append(f"{head}: up will {verb} nothing{hint}")
             elif not self.share_exceeded:
                 now = f"{self.submit}" if self.submit else "nothing now"
-                lines.append(f"{head}: up will submit {now} and leave {self.not_submitted} for after the quota "
+                lines.append(f"{head}: up will {verb} {now} and leave {self.not_submitted} for after the quota "
                              "resets (allowPartial)")
         if self.share_exceeded:
-            lines.append(f"warning: {where}: up would submit {self.would_submit} targets, "
-                         f"{_percent(self.would_submit / self.daily)} of the daily quota of {self.daily}, more than "
-                         f"the {_percent(self.max_quota_share)} one change may use without consent: up will submit "
-                         f"nothing (consent: 'safety: {{maxQuotaShare: {_needed_share(self.would_submit, self.daily)}}}'"
-                         f" in the set, or stack config {CONFIG_KEY}=true)")
+            lines.append(f"warning: {where}: up would {self._verb} {self.would_submit} targets, "
+                         f"{_percent(self.would_submit / self.daily)} of the daily {self.noun} quota of {self.daily}, "
+                         f"more than the {_percent(self.max_quota_share)} one change may use without consent: up will "
+                         f"{self._verb} nothing (consent: 'safety: {{{self._share_key}: "
+                         f"{_needed_share(self.would_submit, self.daily)}}}' in the set, or stack config "
+                         f"{CONFIG_KEY}=true)")
         return lines
 
     def up_warnings(self, where: str) -> list[str]:
         """What an up that goes ahead says about targets it leaves out."""
         if self.refusal is None and self.short:
-            return [f"warning: {where}: {self.needed} targets need a prefetch but only {self.available} of today's "
-                    f"quota are left: submitting {self.submit} (allowPartial); {self.not_submitted} not submitted, "
-                    "an up after the quota resets submits them"]
+            return [f"warning: {where}: {self.needed} targets need a {self.noun} but only {self.available} of today's "
+                    f"{self._quota} are left: {_FORMS[self._verb][0]} {self.submit} (allowPartial); "
+                    f"{self.not_submitted} not {_FORMS[self._verb][1]}, an up after the quota resets {self._verb}s them"]
         return []
 
     def to_output(self) -> dict[str, Any]:
@@ -116,7 +138,8 @@ class QuotaDecision:
         }
 
 
-def decide_quota(needed: int, quota: Quota, policy: Policy, where: str, *, spent: int = 0) -> QuotaDecision:
+def decide_quota(needed: int, quota: Quota, policy: Policy, where: str, *, spent: int = 0,
+                 noun: str = "prefetch") -> QuotaDecision:
     """Submit everything, what fits (allowPartial), or nothing (refusal with the numbers and the fix).
 
     ``where`` names the set and destination in messages, e.g. ``set 'web' on <cloud> zone zone-x``.
@@ -126,25 +149,44 @@ def decide_quota(needed: int, quota: Quota, policy: Policy, where: str, *, spent
     available, daily = max(0, quota.available), max(0, quota.daily)
     short = needed > available
     common = dict(allow_partial=policy.allow_partial, short=short, max_quota_share=policy.max_quota_share,
-                  batch=max(1, quota.batch))
+                  batch=max(1, quota.batch), noun=noun)
+    verb, key = ("purge", "maxPurgeShare") if noun == "purge" else ("submit", "maxQuotaShare")
     if short and not policy.allow_partial:
         return QuotaDecision(needed, available, daily, 0, would_submit=0, **common, refusal=(
-            f"{where}: {needed} targets need a prefetch but only {available} of today's {daily} prefetch "
+            f"{where}: {needed} targets need a {noun} but only {available} of today's {daily} {noun} "
             "quota are left; nothing was submitted. Wait for the quota to reset, raise it with the cloud"
-            + (f", split the set, or add 'allowPartial: true' to the set's declaration to submit the {available} "
+            + (f", split the set, or add 'allowPartial: true' to the set's declaration to {verb} the {available} "
                "that fit now and the rest after the reset." if available else ", or split the set.")))
     submit = min(needed, available)
     if submit and not policy.allow_large_changes and _over(spent + submit, policy.max_quota_share, daily):
         total = spent + submit
         already = f" (with the {spent} its other shards submitted in this up)" if spent else ""
         return QuotaDecision(needed, available, daily, 0, would_submit=total, share_exceeded=True, **common, refusal=(
-            f"{where}: this up would submit {total} targets{already}, {_percent(total / daily)} of the daily prefetch "
+            f"{where}: this up would {verb} {total} targets{already}, {_percent(total / daily)} of the daily {noun} "
             f"quota of {daily}, more than the {_percent(policy.max_quota_share)} one change may use without "
-            "consent; nothing was submitted. If this is intended, add 'safety: {maxQuotaShare: "
+            f"consent; nothing was submitted. If this is intended, add 'safety: {{{key}: "
             f"{_needed_share(total, daily)}}}' (or more, up to 1) to the set's declaration, or consent once "
             f"for every set with `pulumi config set {CONFIG_KEY} true` (remove it after the up with "
             f"`pulumi config rm {CONFIG_KEY}`)."))
     return QuotaDecision(needed, available, daily, submit, would_submit=submit, **common)
+
+
+# -- purges ---------------------------------------------------------------------------------------
+def check_purge(count: int, total: int, policy: Policy, where: str) -> Optional[str]:
+    """The refusal of an up that would purge more than ``max_purge_share`` of a set's ``total`` targets
+    without consent (sets of at least MIN_TARGETS_FOR_DROP_RAIL), or None.
+
+    For a sharded set ``total`` is the shard's: its targets are a hash-spread sample of the set's.
+    """
+    if (not count or total < MIN_TARGETS_FOR_DROP_RAIL or policy.allow_large_changes
+            or not _over(count, policy.max_purge_share, total)):
+        return None
+    return (f"{where}: this up would purge {count} of the set's {total} targets ({_percent(count / total)}), more "
+            f"than the {_percent(policy.max_purge_share)} one change may purge without consent (every purged URL "
+            "is fetched from the origin again); nothing was purged or submitted. If this is intended (a release that "
+            f"changed them), add 'safety: {{maxPurgeShare: {_needed_share(count, total)}}}' (or more, up to 1) to the "
+            f"set's declaration, or consent once for every set with `pulumi config set {CONFIG_KEY} true` (remove "
+            f"it after the up with `pulumi config rm {CONFIG_KEY}`).")
 
 
 # -- dropped targets ------------------------------------------------------------------------------

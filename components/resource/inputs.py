@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
 from components.declare.model import DestinationDeclaration, PrefetchSetDeclaration
-from components.model.status import ContentVersion, TargetState
+from components.model.status import ContentVersion, TargetState, version_token
 
 # Input keys of the dynamic resource (``shard`` only when the set is split). Outputs repeat them so
 # read/delete (which get outputs) see them, except ``targets``: outputs carry it as ``target_lines``.
@@ -29,19 +29,27 @@ INPUT_KEYS = ("set", "destination", "targets", "freshness", "wait", "shard")
 TARGET_LINES = "target_lines"
 
 
-# The desired value of an origin-derived target: warm, with the content the origin has now.
-_DESIRED_WITH_CONTENT = re.compile(r"^warm \(etag (\S+), (\d+) bytes\)$")
+# The desired value of a target with a version: warm, with the content the origin has now and/or the
+# set's revision (which may hold any character but a line break, hence the greedy last group).
+_DESIRED_WITH_VERSION = re.compile(r"^warm \((?:etag (\S+), (\d+) bytes)?(?:(?<=bytes); )?(?:revision (.+))?\)$")
 
 
-def desired_value(content: Optional[ContentVersion]) -> str:
-    """``warm`` for a URL target; ``warm (etag 9b2cf535d3e1, 2048 bytes)`` for an origin object."""
-    return WARM if content is None else f"{WARM} ({content.marker})"
+def desired_value(content: Optional[ContentVersion], revision: Optional[str] = None) -> str:
+    """``warm`` for a URL target; ``warm (etag 9b2cf535d3e1, 2048 bytes)`` for an origin object;
+    ``warm (revision r42)`` or ``warm (etag 9b2cf535d3e1, 2048 bytes; revision r42)`` with a revision."""
+    if revision is None:
+        return WARM if content is None else f"{WARM} ({content.marker})"
+    marker = f"revision {revision}" if content is None else f"{content.marker}; revision {revision}"
+    return f"{WARM} ({marker})"
 
 
-def parse_desired(value: Any) -> Optional[ContentVersion]:
-    """Inverse of desired_value: the content version a desired value names, or None."""
-    match = _DESIRED_WITH_CONTENT.match(value) if isinstance(value, str) else None
-    return ContentVersion(match.group(1), int(match.group(2))) if match else None
+def parse_desired(value: Any) -> tuple[Optional[ContentVersion], Optional[str]]:
+    """Inverse of desired_value: (the content version, the revision) a desired value names, each or None."""
+    match = _DESIRED_WITH_VERSION.match(value) if isinstance(value, str) and value != WARM else None
+    if not match or not (match.group(1) or match.group(3)):
+        return None, None
+    content = ContentVersion(match.group(1), int(match.group(2))) if match.group(1) else None
+    return content, match.group(3)
 
 
 def resource_inputs(set_name: Any, destination: Any, targets: Any, freshness: Any, wait: Any,
@@ -61,7 +69,8 @@ class ShardInputs:
     """The dynamic resource's inputs, typed.
 
     ``content`` holds the origin's current version of each origin-derived target; URL targets
-    have none and keep the plain desired value ``warm``.
+    have none and keep the plain desired value ``warm``. ``revision`` is the set's declared revision
+    (one for every target of the resource), None when it declares none.
     """
 
     set: str
@@ -71,28 +80,35 @@ class ShardInputs:
     wait: str
     content: Mapping[str, ContentVersion] = field(default_factory=dict)
     shard: Optional[tuple[int, int]] = None  # (index, count) of a set split into shards; None: not split
+    revision: Optional[str] = None
 
     @property
     def provider(self) -> str:
         return self.destination["provider"]
 
+    def version(self, url: str) -> Optional[str]:
+        """The version a task submitted now for ``url`` is for (model/status.py ``version_token``)."""
+        content = self.content.get(url)
+        return version_token(content.etag if content else None, self.revision)
+
     def to_props(self) -> dict[str, Any]:
         """The resource inputs (``resource_inputs``), with the ``targets`` map of desired values."""
-        content = self.content
-        targets = ({url: desired_value(content.get(url)) for url in self.targets} if content
-                   else dict.fromkeys(self.targets, WARM))
+        content, revision = self.content, self.revision
+        targets = ({url: desired_value(content.get(url), revision) for url in self.targets}
+                   if content or revision is not None else dict.fromkeys(self.targets, WARM))
         return resource_inputs(self.set, dict(self.destination), targets, self.freshness, self.wait, self.shard)
 
     def output_props(self) -> dict[str, Any]:
         """The inputs as outputs repeat them: ``target_lines`` in place of the ``targets`` map."""
         props = resource_inputs(self.set, dict(self.destination), None, self.freshness, self.wait, self.shard)
         del props["targets"]
-        props[TARGET_LINES] = target_lines(self.targets, self.content)
+        props[TARGET_LINES] = target_lines(self.targets, self.content, self.revision)
         return props
 
     @classmethod
     def from_declaration(cls, decl: PrefetchSetDeclaration, destination: DestinationDeclaration) -> "ShardInputs":
-        return cls(decl.name, destination.as_dict(), decl.targets, decl.freshness, decl.wait, dict(decl.content))
+        return cls(decl.name, destination.as_dict(), decl.targets, decl.freshness, decl.wait, dict(decl.content),
+                   revision=decl.revision)
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> "ShardInputs":
@@ -111,12 +127,15 @@ class ShardInputs:
         else:
             raise KeyError("targets")
         content = {}
+        revision = None
         for url, value in desired:
             if value == WARM:
                 continue  # a URL target (the common case): no content version
-            version = parse_desired(value)
+            version, declared = parse_desired(value)
             if version is not None:
                 content[url] = version
+            if declared is not None:
+                revision = declared  # one for the resource (provider check() refuses a mix)
         return cls(
             set=props["set"],
             destination=dict(props["destination"]),
@@ -125,6 +144,7 @@ class ShardInputs:
             wait=props["wait"],
             content=content,
             shard=parse_shard(props.get("shard")),
+            revision=revision,
         )
 
 
@@ -154,9 +174,11 @@ def _whole(value: Any) -> Optional[int]:
     return None
 
 
-def target_lines(targets: Iterable[str], content: Mapping[str, ContentVersion]) -> str:
-    """The outputs' ``target_lines``: sorted URLs one a line; ``url<TAB>desired`` for an origin object."""
+def target_lines(targets: Iterable[str], content: Mapping[str, ContentVersion], revision: Optional[str] = None) -> str:
+    """The outputs' ``target_lines``: sorted URLs one a line; ``url<TAB>desired`` for a target with a version."""
     order = sorted(targets)
+    if revision is not None:
+        return "\n".join(f"{url}\t{desired_value(content.get(url), revision)}" for url in order)
     if not content:
         return "\n".join(order)
     return "\n".join(url if url not in content else f"{url}\t{desired_value(content[url])}" for url in order)

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from components.model.status import ALL_STATES, HistoryRow, TargetState, TargetStatus, format_time, parse_time
+from components.model.status import (ALL_STATES, PURGE_STATES, HistoryRow, TargetState, TargetStatus, TaskKind,
+                                     format_time, parse_time)
 from components.plan.reconcile import Plan
 from components.resource.inputs import TARGET_LINES, WARM, ShardInputs, _read_lines, targets_digest
 
 OUTPUTS_VERSION = 1
 DRIFTED_LIST_LIMIT = 100
 # ``observed`` records, per target, the task that decided its status: [state, task id, time, reason]
-# plus the ETag for origin targets. Up to this many targets it is a readable map {url: record}.
+# plus the version (ETag and/or revision, model/status.py version_token) its prefetch was for; in a
+# purge state (purging, purged, purge_failed) the task is the purge. Up to this many targets it is a readable map {url: record}.
 # Above it, each distinct record is stored once in a table and every target names its record by
 # index, in sorted-URL order, run-length encoded: 100,000 targets in 100 tasks cost a few kB of
 # state instead of ~11 MB, and the provider host (de)serialises a handful of values instead of
@@ -64,14 +66,19 @@ def _output_targets_form(outputs: Mapping[str, Any]) -> Optional[tuple[list[str]
 
 @dataclass(frozen=True)
 class SubmittedTask:
-    """One submit this resource made: never forgotten, whatever happens after."""
+    """One submit this resource made (a prefetch or a purge): never forgotten, whatever happens after."""
 
     task_id: str
     at: datetime
     count: int
+    kind: TaskKind = TaskKind.PREFETCH
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task_id": self.task_id, "at": format_time(self.at), "count": self.count}
+        """The ``submitted`` entry; ``kind`` only for a purge (entries written before purges had none)."""
+        entry: dict[str, Any] = {"task_id": self.task_id, "at": format_time(self.at), "count": self.count}
+        if self.kind is not TaskKind.PREFETCH:
+            entry["kind"] = self.kind.value
+        return entry
 
 
 def build_outputs(
@@ -91,8 +98,11 @@ def build_outputs(
         counts[state] += 1
         if status.task_id:
             record: tuple = (state, status.task_id, format_time(status.at) if status.at else "", status.reason or "")
-            if status.content:
-                record += (status.content,)  # the ETag this task was submitted for
+            if status.state in PURGE_STATES:
+                # the purge, then the prefetch it follows and that prefetch's version (_task_version)
+                record += (status.content or "", status.prefetch_task or "")
+            elif status.content:
+                record += (status.content,)  # the version this task was submitted for
             records[url] = record
     if len(plan.statuses) > COMPACT_OBSERVED_ABOVE:
         observed: dict[str, Any] = compact_observed(records, sorted(plan.statuses))
@@ -294,19 +304,37 @@ def prior_contents(outputs: Optional[Mapping[str, Any]]) -> dict[tuple[str, str]
     else:
         pairs = observed.items() if isinstance(observed, Mapping) else ()
     result = {}
-    parsed: dict[int, Optional[tuple]] = {}
+    parsed: dict[int, Optional[tuple[str, str]]] = {}
     for url, record in pairs:
         key = id(record)
-        fields = parsed[key] if key in parsed else parsed.setdefault(key, _read_record(record))
-        if fields is not None and fields[6]:
-            result[(url, fields[0])] = fields[6]
+        known = parsed[key] if key in parsed else parsed.setdefault(key, _task_version(record))
+        if known is not None:
+            result[(url, known[0])] = known[1]
     return result
 
 
-def _content_of(record: Any) -> Optional[str]:
-    """The ETag of a readable record, or None."""
+def _task_version(record: Any) -> Optional[tuple[str, str]]:
+    """(prefetch task id, version it was for) of a record, or None.
+
+    A purge state's record names the purge, and after it the prefetch the purge follows and that
+    prefetch's version: the version must outlive the purge, or the old prefetch would pass for current.
+    """
     fields = _read_record(record)
-    return fields[6] if fields is not None else None
+    if fields is not None:
+        return (fields[0], fields[6]) if fields[6] else None
+    try:
+        state, version, prefetch_task = TargetState(record[0]), record[4], record[5]
+    except (IndexError, TypeError, ValueError, KeyError):
+        return None
+    if state in PURGE_STATES and isinstance(version, str) and version and isinstance(prefetch_task, str):
+        return prefetch_task, version
+    return None
+
+
+def _content_of(record: Any) -> Optional[str]:
+    """The version a readable record names, or None."""
+    known = _task_version(record)
+    return known[1] if known is not None else None
 
 
 def _created_before(record: Any, moment: datetime) -> bool:
@@ -325,6 +353,8 @@ def _read_record(record: Any) -> Optional[tuple]:
         state = TargetState(state_text)
     except (IndexError, TypeError, ValueError, KeyError, AttributeError):
         return None  # an unreadable old record is no evidence; history still decides
+    if state in PURGE_STATES:
+        return None  # a purge task's record is no prefetch row (its id stays in ``submitted``)
     if state in (TargetState.EXPIRED, TargetState.STALE):
         state = TargetState.WARM  # both are recomputed: from the time, and from the ETag recorded
         reason = ""

@@ -1,0 +1,151 @@
+"""Wait for one shard's submitted tasks of one kind: poll the cloud's history until none is in flight.
+
+Each poll takes a shared read (clouds/history.py) that started after this caller's previous poll
+and after its submits: sets and shards waiting on one scope at once share their polls. Our window
+starts at our own start (less the clock tolerance), so pollers that started at different moments
+have different windows; registered as polling, ours is covered by every read that starts while we
+wait, whoever asks for it, and we take only our rows of our window from it. The guarantees do not
+change: a read serves a poll only when it started after our submits and after our previous poll.
+
+Once this process's own tasks on the scope have shown how the cloud's clock stands to ours
+(``HistoryCache.learn_clock``), the window starts at our start on the cloud's clock less
+``CLOCK_MARGIN`` instead of ``CLOCK_TOLERANCE``: a shard created after others then reads its own
+rows, not theirs again (at 100,000 targets, most of an ``up``'s history calls). Should a pending
+target show no row in such a window, the polls after it go back to the wide one: a row the narrow
+window missed is never taken for a task not yet listed.
+
+Purges and prefetches are polled alike: the adapter's kind decides which history is read.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Optional, TextIO
+
+from components.clouds.base import CloudAdapter, CloudError
+from components.clouds.history import HistoryCache
+from components.model.status import HistoryRow, TargetState, TaskKind
+from components.resource.submitter import CLOCK_TOLERANCE
+
+POLL_FIRST = 1.0
+POLL_MAX = 15.0
+PROGRESS_EVERY = 30.0
+# Once our own tasks have shown the cloud's clock (history.py ``learn_clock``), a poll's window starts
+# this long before our start on the cloud's clock instead: the cloud's times are whole seconds, and
+# its servers' clocks may differ from one another by a little.
+CLOCK_MARGIN = timedelta(seconds=5)
+
+
+def narrow_window(start: datetime, wide: datetime, clock_floor: Optional[timedelta]) -> datetime:
+    """Where the polls of tasks submitted after ``start`` (our clock) look from: ``wide`` until the
+    cloud's clock is known, then ``start`` on the cloud's clock less ``CLOCK_MARGIN`` (never before ``wide``).
+
+    ``clock_floor`` is a least (cloud - ours): our tasks were created at cloud time >= ``start +
+    clock_floor``, less the second the cloud rounds its times to, which the margin covers.
+    """
+    if clock_floor is None:
+        return wide
+    # A cloud ahead of us stamps our tasks after our start anyway; starting later would leave the
+    # window empty until our clock caught up (and a window that starts after "now" may be refused).
+    return max(wide, start + min(clock_floor, timedelta(0)) - CLOCK_MARGIN)
+
+
+@dataclass
+class TaskPoller:
+    """Polls one kind of task (the adapter's) for one shard, until ``start + wait`` at the latest.
+
+    ``sent_at`` is the submitter's record of when each of our tasks was sent (clock evidence).
+    """
+
+    adapter: CloudAdapter
+    set_name: str
+    clock: Callable[[], datetime]
+    sleep: Callable[[float], None]
+    log: TextIO
+    history: HistoryCache
+    sent_at: dict[str, datetime]
+    wait: timedelta
+
+    def until_done(self, start: datetime, pending: set[str]) -> list[HistoryRow]:
+        """The rows of ``pending`` in the poll window at the last poll, once none is in flight or at the deadline."""
+        if not pending or self.wait.total_seconds() <= 0:
+            return []
+        wide = start - CLOCK_TOLERANCE  # tolerate a cloud clock a little behind ours
+        since = narrow_window(start, wide, self.history.clock_floor(self.adapter))
+        with ExitStack() as polling:
+            polling.enter_context(self.history.polling(self.adapter, since))
+            # Back to the wide window: registered too, so that reads other pollers start cover it again.
+            widen = lambda: polling.enter_context(self.history.polling(self.adapter, wide))  # noqa: E731
+            return self._poll(start, since, wide, pending, widen)
+
+    def _poll(self, start: datetime, since: datetime, wide: datetime, pending: set[str],
+              widen: Callable[[], Any]) -> list[HistoryRow]:
+        """The polls of ``until_done``: the rows of ``pending`` in [since, now] at the last poll (from ``wide``
+        on, once a narrow window showed a pending target no row; ``widen`` registers that window)."""
+        deadline = start + self.wait
+        interval = POLL_FIRST
+        last_progress = start
+        latest: list[HistoryRow] = []
+        previous_start, previous_seq = self.clock(), 0
+        while pending:
+            now = self.clock()
+            if now >= deadline:
+                break
+            self.sleep(min(interval, max(0.0, (deadline - now).total_seconds())))
+            interval = min(interval * 2, POLL_MAX)
+            self.history.settle(self.adapter)  # join the next read of the scope, not one beside the current
+            poll_start = self.clock()
+            try:
+                snapshot = self.history.read(self.adapter, since, poll_start, urls=pending,
+                                             fresh_after=previous_start, newer_than=previous_seq)
+            except CloudError as exc:
+                # The tasks are submitted and recorded: a failed poll only means we look again later.
+                what = "purge progress" if self.adapter.kind is TaskKind.PURGE else "progress"
+                self.log.write(f"set {self.set_name}: reading {what} failed ({exc}); trying again\n")
+                continue
+            previous_start, previous_seq = poll_start, snapshot.seq
+            rows = [o for o in snapshot.rows_for(pending, since) if o.created >= since]
+            latest = rows
+            newest: dict[str, HistoryRow] = {}
+            for obs in rows:
+                if obs.url not in newest or obs.created >= newest[obs.url].created:
+                    newest[obs.url] = obs
+            self._learn_clock(rows)
+            if since > wide and len(newest) < len(pending):
+                # A pending target's row may lie before the narrow window: look at the whole tolerance from
+                # now on. (A target with a row in it is decided: were our task's row hidden before the
+                # window, that row would be of a task the cloud created later, which decides either way.)
+                since = wide
+                widen()
+                continue
+            in_flight = {u for u in pending if u not in newest or newest[u].state.in_flight}
+            now = self.clock()
+            if (now - last_progress).total_seconds() >= PROGRESS_EVERY:
+                self.log.write(self._progress_line(pending, newest, in_flight, deadline - now))
+                last_progress = now
+            if not in_flight:
+                break
+        return latest
+
+    def _learn_clock(self, rows: Iterable[HistoryRow]) -> None:
+        """Clock evidence from the rows of tasks this sync submitted (history.py ``learn_clock``)."""
+        sent_at = self.sent_at
+        evidence = [obs.created - sent_at[obs.task_id] for obs in rows if obs.task_id in sent_at]
+        if evidence:
+            self.history.learn_clock(self.adapter, min(evidence))
+
+    def _progress_line(self, pending: set[str], newest: dict[str, HistoryRow], in_flight: set[str],
+                       left: timedelta) -> str:
+        """One line per poll period while `up` waits; the engine shows it as a diagnostic."""
+        done = sum(1 for u in pending if u in newest and newest[u].state is TargetState.WARM)
+        failed = len(pending) - done
+        failed -= len(in_flight)
+        seconds = max(0, int(left.total_seconds()))
+        where = f"set {self.set_name} on {self.adapter.describe_scope()}"
+        if self.adapter.kind is TaskKind.PURGE:
+            return (f"{where}: {len(pending)} purges submitted: {done} done, {failed} failed, {len(in_flight)} "
+                    f"running; {seconds}s left\n")
+        return (f"{where}: {len(pending)} submitted: {done} warm, {failed} failed, {len(in_flight)} running; "
+                f"{seconds}s left\n")
