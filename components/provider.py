@@ -157,7 +157,8 @@ class PrefetchProvider(ResourceProvider):
 
 
 def outputs(sync: ShardSync, result: SyncResult, *, inputs_show_drift: bool) -> dict[str, Any]:
-    """The audit outputs, plus ``quota`` when the live quota was held against what needs a prefetch.
+    """The audit outputs, plus ``quota`` (``purge_quota``) when the live quota was held against what needs
+    a prefetch (a purge).
 
     ``inputs_show_drift`` records whether the inputs the engine keeps after this call hold live
     statuses (a refresh that found drift) rather than the desired values (create, update, or a
@@ -167,6 +168,8 @@ def outputs(sync: ShardSync, result: SyncResult, *, inputs_show_drift: bool) -> 
     outs[INPUTS_SHOW_DRIFT] = inputs_show_drift
     if result.quota is not None:
         outs["quota"] = result.quota.to_output()
+    if result.purge_quota is not None:
+        outs["purge_quota"] = result.purge_quota.to_output()
     return outs
 
 
