@@ -90,6 +90,8 @@ DESTINATIONS = {
 }
 SUBMIT_ACTIONS = {"edgeone": ("CreatePrefetchTask", "Targets"), "tencent-cdn": ("PushUrlsCache", "Urls"),
                   "ucloud": ("PrefetchNewUcdnDomainCache", "UrlList")}
+PURGE_ACTIONS = {"edgeone": ("CreatePurgeTask", "Targets"), "tencent-cdn": ("PurgeUrlsCache", "Urls"),
+                 "ucloud": ("RefreshNewUcdnDomainCache", "UrlList")}
 SERVICES = {"edgeone": "teo", "tencent-cdn": "cdn", "ucloud": "ucloud"}
 
 
@@ -126,15 +128,17 @@ class Stack:
         self.engine = AuditedEngine(PROJECT, config, secret_keys=secret_keys, env={"NO_PROXY": "127.0.0.1,localhost"})
 
     def declare(self, urls: Sequence[str], *, name: str = "web", destinations: Sequence[dict] = (DESTINATIONS["edgeone"],),
-                freshness: str = "24h", wait: str = "30s") -> None:
-        doc: dict[str, Any] = {"name": name, "freshness": freshness, "wait": wait}
+                freshness: str = "24h", wait: str = "30s", **keys: Any) -> None:
+        """Write the set's YAML; ``keys`` are further top-level keys (``revision``, ``onChange``, ``safety``, ...)."""
+        doc: dict[str, Any] = {"name": name, "freshness": freshness, "wait": wait, **keys}
         doc.update(destinations[0] if len(destinations) == 1 else {"destinations": [dict(d) for d in destinations]})
         doc["targets"] = list(urls)
         (self.sets / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
-    def submits(self, cloud: str = "edgeone") -> list[list[str]]:
-        """Sorted targets of every accepted submit to ``cloud`` since the log was last cleared."""
-        action, key = SUBMIT_ACTIONS[cloud]
+    def submits(self, cloud: str = "edgeone", *, purges: bool = False) -> list[list[str]]:
+        """Sorted targets of every accepted prefetch (``purges``: purge) submit to ``cloud`` since the log
+        was last cleared."""
+        action, key = (PURGE_ACTIONS if purges else SUBMIT_ACTIONS)[cloud]
         return [sorted(r["params"][key]) for r in self.sandbox.store.requests(action=action)
                 if r["error_code"] is None]
 
