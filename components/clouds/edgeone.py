@@ -1,4 +1,5 @@
-"""Tencent EdgeOne (teo 2022-09-01) adapter: CreatePrefetchTask, DescribePrefetchTasks, DescribeContentQuota.
+"""Tencent EdgeOne (teo 2022-09-01) adapter: CreatePrefetchTask, DescribePrefetchTasks, DescribeContentQuota;
+and for purges (``purger()``): CreatePurgeTask (``purge_url``), DescribePurgeTasks, the quota's ``purge_url`` entry.
 
 Talks through the official ``tencentcloud-sdk-python-teo`` client, the same code path for the
 real cloud and the sandbox. Its quirks stay here: ISO 8601 times answered in UTC, a 7-day cap
@@ -19,13 +20,19 @@ from components.clouds.tencent import TencentCaller, client_identity, client_pro
 from components.model.clouds import cloud
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState, parse_time, shared
+from components.model.status import HistoryRow, TargetState, TaskKind, parse_time, shared
 from components.model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("edgeone")
 CLOUD = SPEC.key
 ACTION = "DescribePrefetchTasks"  # the history action, named in every MalformedResponse about a row
-PAGE_LIMIT = SPEC.history_page  # documented maximum
+PURGE_ACTION = "DescribePurgeTasks"  # the purge history: the same Task rows, the same paging
+PAGE_LIMIT = SPEC.history_page  # documented maximum (both history actions)
+# What one kind of task calls (clouds/base.py TaskKind): submit action, quota entry, history action.
+ACTIONS = {
+    TaskKind.PREFETCH: ("CreatePrefetchTask", "PrefetchQuota", "prefetch_url", ACTION),
+    TaskKind.PURGE: ("CreatePurgeTask", "PurgeQuota", "purge_url", PURGE_ACTION),
+}
 STATUS_MAP = {
     "processing": (TargetState.RUNNING, None),
     "success": (TargetState.WARM, None),
@@ -63,23 +70,31 @@ class EdgeOneAdapter(CloudAdapter):
     def describe_scope(self) -> str:
         return SPEC.describe(self.zone)
 
-    def quota(self) -> Quota:
-        resp = self._call("DescribeContentQuota", {"ZoneId": self.zone})
-        for item in resp.PrefetchQuota or []:
-            if (item.Type or "").lower() == "prefetch_url":
-                values = checked_counts(item, ("Batch", "Daily", "DailyAvailable"), CLOUD, "DescribeContentQuota",
-                                        "PrefetchQuota")
-                return Quota(values["Batch"], values["Daily"], values["DailyAvailable"])
-        raise MalformedResponse(CLOUD, "DescribeContentQuota", "PrefetchQuota",
-                                "no entry of Type prefetch_url")
+    def purger(self) -> "EdgeOneAdapter":
+        """The zone's URL purges, through the same client and rate limiter."""
+        return EdgeOnePurgeAdapter(self._call.client, self.zone, limiter=self._call.limiter)
 
-    def submit(self, urls: Sequence[str]) -> SubmitResult:
+    def quota(self) -> Quota:
+        _, field_name, quota_type, _ = ACTIONS[self.kind]
+        resp = self._call("DescribeContentQuota", {"ZoneId": self.zone})
+        for item in getattr(resp, field_name) or []:
+            if (item.Type or "").lower() == quota_type:
+                values = checked_counts(item, ("Batch", "Daily", "DailyAvailable"), CLOUD, "DescribeContentQuota",
+                                        field_name)
+                return Quota(values["Batch"], values["Daily"], values["DailyAvailable"])
+        raise MalformedResponse(CLOUD, "DescribeContentQuota", field_name, f"no entry of Type {quota_type}")
+
+    def _submit_params(self, urls: Sequence[str]) -> dict[str, Any]:
         params: dict[str, Any] = {"ZoneId": self.zone, "Targets": list(urls)}
         if self.mode != "default":
             params["Mode"] = self.mode
-        resp = self._call("CreatePrefetchTask", params)
+        return params
+
+    def submit(self, urls: Sequence[str]) -> SubmitResult:
+        action = ACTIONS[self.kind][0]
+        resp = self._call(action, self._submit_params(urls))
         if not isinstance(resp.JobId, str) or not resp.JobId:
-            raise MalformedResponse(CLOUD, "CreatePrefetchTask", "JobId", f"expected a task id, got {resp.JobId!r}")
+            raise MalformedResponse(CLOUD, action, "JobId", f"expected a task id, got {resp.JobId!r}")
         rejected: dict[str, str] = {}
         for failure in resp.FailedList or []:
             for target in failure.Targets or []:
@@ -97,25 +112,52 @@ class EdgeOneAdapter(CloudAdapter):
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, Tasks) of one page of history, both checked."""
-        resp = self._call.json(ACTION, {
+        action = ACTIONS[self.kind][3]
+        resp = self._call.json(action, {
             "ZoneId": self.zone,
             "StartTime": _iso(start),
             "EndTime": _iso(end),
             "Offset": offset,
             "Limit": PAGE_LIMIT,
         })
-        return checked_page(resp, CLOUD, ACTION, "Tasks")
+        return checked_page(resp, CLOUD, action, "Tasks")
 
 
-def _observation(task: Any) -> Optional[HistoryRow]:
-    """One row of ``Tasks`` (plain JSON): every field it reads is checked, the per-task ones once per task."""
+class EdgeOnePurgeAdapter(EdgeOneAdapter):
+    """The zone's URL purges (``purge_url``, ``Method: delete``: the cached copy is evicted, so the
+    prefetch that follows fetches the current object). Rows of other purge types (prefix, host,
+    cache tag) name no URL of ours and are skipped."""
+
+    kind = TaskKind.PURGE
+
+    def purger(self) -> "EdgeOneAdapter":
+        raise AssertionError("purger() is asked of the prefetch adapter")
+
+    def _submit_params(self, urls: Sequence[str]) -> dict[str, Any]:
+        return {"ZoneId": self.zone, "Type": "purge_url", "Method": "delete", "Targets": list(urls)}
+
+    def history_key(self) -> tuple:
+        return (*super().history_key(), "purge")
+
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
+        return paged_history(since, until, self.max_window, self._page, _purge_observation,
+                             cloud=CLOUD, action=PURGE_ACTION)
+
+
+def _observation(task: Any, purges: bool = False) -> Optional[HistoryRow]:
+    """One row of ``Tasks`` (plain JSON): every field it reads is checked, the per-task ones once per task.
+
+    ``purges``: a row of the purge history (only ``purge_url`` rows are kept), else of the prefetch
+    history (purge rows, should it list any, are skipped).
+    """
+    action = PURGE_ACTION if purges else ACTION
     if not isinstance(task, dict):
-        raise MalformedResponse(CLOUD, ACTION, "Tasks[]", f"expected an object, got {type(task).__name__}")
+        raise MalformedResponse(CLOUD, action, "Tasks[]", f"expected an object, got {type(task).__name__}")
     get = task.get
     target = get("Target")
     if not isinstance(target, str):
-        return _row_without_url(get("Type"), get("JobId"), target)
-    key = (get("JobId"), get("Type"), get("Status"), get("CreateTime"), get("UpdateTime"), get("FailType"),
+        return _row_without_url(get("Type"), get("JobId"), target, purges)
+    key = (purges, get("JobId"), get("Type"), get("Status"), get("CreateTime"), get("UpdateTime"), get("FailType"),
            get("FailMessage"))
     part = _TASKS.part(key)
     if part is None:
@@ -123,19 +165,25 @@ def _observation(task: Any) -> Optional[HistoryRow]:
     return HistoryRow(_normalize_or_raw(target), *part)
 
 
-def _task_part(job_id: Any, kind: Any, status: Any, create_time: Any, update_time: Any, fail_type: Any,
-               fail_message: Any) -> Optional[tuple]:
-    """What a row says besides its URL: (task id, state, created, updated, reason, raw status), None for purges.
+def _purge_observation(task: Any) -> Optional[HistoryRow]:
+    return _observation(task, purges=True)
+
+
+def _task_part(purges: bool, job_id: Any, kind: Any, status: Any, create_time: Any, update_time: Any,
+               fail_type: Any, fail_message: Any) -> Optional[tuple]:
+    """What a row says besides its URL: (task id, state, created, updated, reason, raw status), None for a
+    row of the other kind.
 
     A pure function of the row's non-URL fields, so rows that repeat them share one result
     (``_TASKS``). Non-string values of the same field all mean the same here (ignored, UNKNOWN or
     malformed), so keys that are equal but differently typed (``True == 1``) agree.
     """
-    if _is_purge(kind):
-        return None  # purge rows share the history API; any other row is kept, never silently dropped
-    _check_job_id(job_id)
-    created = _time(create_time, "Tasks[].CreateTime", required=True)
-    updated = _time(update_time, "Tasks[].UpdateTime", required=False)
+    if _skipped(kind, purges):
+        return None  # a row of the other kind; any other row is kept, never silently dropped
+    action = PURGE_ACTION if purges else ACTION
+    _check_job_id(job_id, action)
+    created = _time(create_time, "Tasks[].CreateTime", action, required=True)
+    updated = _time(update_time, "Tasks[].UpdateTime", action, required=False)
     state, reason = map_status(status)
     if state is TargetState.FAILED or state is TargetState.TIMED_OUT:
         details = [x for x in (fail_type, fail_message) if isinstance(x, str) and x]
@@ -149,25 +197,30 @@ def _task_part(job_id: Any, kind: Any, status: Any, create_time: Any, update_tim
 _TASKS = TaskMemo(_task_part)
 
 
-def _row_without_url(kind: Any, job_id: Any, target: Any) -> None:
-    """A row whose Target is not a string: skipped if a purge, else reported (its JobId checked first)."""
-    if _is_purge(kind):
+def _row_without_url(kind: Any, job_id: Any, target: Any, purges: bool) -> None:
+    """A row whose Target is not a string: skipped if of the other kind, else reported (its JobId checked first)."""
+    if _skipped(kind, purges):
         return None
-    _check_job_id(job_id)
-    raise MalformedResponse(CLOUD, ACTION, "Tasks[].Target", f"expected a URL, got {target!r}")
+    action = PURGE_ACTION if purges else ACTION
+    _check_job_id(job_id, action)
+    raise MalformedResponse(CLOUD, action, "Tasks[].Target", f"expected a URL, got {target!r}")
 
 
-def _is_purge(kind: Any) -> bool:
-    return isinstance(kind, str) and kind.lower().startswith("purge")
+def _skipped(kind: Any, purges: bool) -> bool:
+    """A prefetch history skips purge rows; a purge history keeps only URL purges (``purge_url``)."""
+    text = kind.lower() if isinstance(kind, str) else ""
+    if purges:
+        return text.startswith("purge") and text != "purge_url"
+    return text.startswith("purge")
 
 
-def _check_job_id(job_id: Any) -> None:
+def _check_job_id(job_id: Any, action: str = ACTION) -> None:
     if not isinstance(job_id, str) or not job_id:
-        raise MalformedResponse(CLOUD, ACTION, "Tasks[].JobId", f"expected a task id, got {job_id!r}")
+        raise MalformedResponse(CLOUD, action, "Tasks[].JobId", f"expected a task id, got {job_id!r}")
 
 
-def _time(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
-    return checked_time(value, parse_time, "an ISO 8601 time", CLOUD, ACTION, field_name, required=required)
+def _time(value: Any, field_name: str, action: str = ACTION, *, required: bool) -> Optional[datetime]:
+    return checked_time(value, parse_time, "an ISO 8601 time", CLOUD, action, field_name, required=required)
 
 
 def _iso(moment: datetime) -> str:

@@ -22,14 +22,17 @@ from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from components.model.connection import Endpoint, TencentCredentials
 
 # Actions that change something at the cloud: never re-sent blindly after an ambiguous failure.
-SUBMIT_ACTIONS = frozenset({"CreatePrefetchTask", "PushUrlsCache"})
+SUBMIT_ACTIONS = frozenset({"CreatePrefetchTask", "PushUrlsCache", "CreatePurgeTask", "PurgeUrlsCache"})
 THROTTLE_CODES = frozenset({"UnauthorizedOperation.OperationTooOften", "LimitExceeded.CdnHostOpTooOften"})
 QUOTA_CODES = frozenset({"LimitExceeded.DailyQuota", "LimitExceeded.BatchQuota",
-                         "LimitExceeded.CdnPushExceedDayLimit", "LimitExceeded.CdnPushExceedBatchLimit"})
+                         "LimitExceeded.CdnPushExceedDayLimit", "LimitExceeded.CdnPushExceedBatchLimit",
+                         "LimitExceeded.CdnPurgeExceedDayLimit", "LimitExceeded.CdnPurgeExceedBatchLimit",
+                         "LimitExceeded.CdnPurgeUrlExceedDayLimit", "LimitExceeded.CdnPurgeUrlExceedBatchLimit"})
 HINTS = {
     "auth": "check the credentials (tencentcloud:secretId/secretKey or TENCENTCLOUD_SECRET_ID/KEY), their CAM "
             "permissions, and this machine's clock",
-    "quota": "the prefetch quota is used up for today; wait for it to reset or ask Tencent Cloud to raise it",
+    "quota": "the prefetch or purge quota is used up for today; wait for it to reset or ask Tencent Cloud to "
+             "raise it",
 }
 
 

@@ -1,4 +1,5 @@
-"""Tencent Cloud CDN (cdn 2018-06-06) adapter: PushUrlsCache, DescribePushTasks, DescribePushQuota.
+"""Tencent Cloud CDN (cdn 2018-06-06) adapter: PushUrlsCache, DescribePushTasks, DescribePushQuota;
+and for purges (``purger()``): PurgeUrlsCache, DescribePurgeTasks (``PurgeType: url``), DescribePurgeQuota.
 
 Quirks kept here: times are ``YYYY-MM-DD hh:mm:ss`` in Beijing time (UTC+8) with no zone; statuses
 ``process/done/fail/invalid`` in any casing (the docs' own example says ``Done``); quota is per
@@ -20,7 +21,7 @@ from components.clouds.tencent import TencentCaller, client_identity, client_pro
 from components.model.clouds import cloud
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState, shared
+from components.model.status import HistoryRow, TargetState, TaskKind, shared
 from components.model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("tencent-cdn")
@@ -81,16 +82,24 @@ class TencentCdnAdapter(CloudAdapter):
     def describe_scope(self) -> str:
         return SPEC.describe(self.area)
 
+    def purger(self) -> "TencentCdnAdapter":
+        """The area's URL purges, through the same client and rate limiter."""
+        return TencentCdnPurgeAdapter(self._call.client, self.area, limiter=self._call.limiter)
+
+    #: The quota action and its per-area list (a purge adapter reads DescribePurgeQuota's UrlPurge).
+    quota_action, quota_field = "DescribePushQuota", "UrlPush"
+
     def quota(self) -> Quota:
-        resp = self._call("DescribePushQuota", {})
+        action, field_name = self.quota_action, self.quota_field
+        resp = self._call(action, {})
         by_area: dict[str, Quota] = {}
-        for item in resp.UrlPush or []:
-            values = checked_counts(item, ("Batch", "Total", "Available"), CLOUD, "DescribePushQuota", "UrlPush")
+        for item in getattr(resp, field_name) or []:
+            values = checked_counts(item, ("Batch", "Total", "Available"), CLOUD, action, field_name)
             by_area[item.Area.lower() if isinstance(item.Area, str) else ""] = Quota(values["Batch"], values["Total"], values["Available"])
         needed = AREAS if self.area == "global" else (self.area,)
         missing = [a for a in needed if a not in by_area]
         if missing:
-            raise MalformedResponse(CLOUD, "DescribePushQuota", "UrlPush", f"no entry for area {missing[0]}")
+            raise MalformedResponse(CLOUD, action, field_name, f"no entry for area {missing[0]}")
         # A global prefetch is charged to both areas: it fits only what both have left.
         return Quota(min(by_area[a].batch for a in needed), min(by_area[a].daily for a in needed),
                      min(by_area[a].available for a in needed))
@@ -148,6 +157,87 @@ class TencentCdnAdapter(CloudAdapter):
             if isinstance(percent, int) and not isinstance(percent, bool):
                 reason = f"{percent}% done"
         return HistoryRow(url, task_id, state, created, updated, reason, raw)
+
+
+class TencentCdnPurgeAdapter(TencentCdnAdapter):
+    """The area's URL purges. A ``global`` destination purges without ``Area`` (the domain's own
+    acceleration areas, as the API documents) and reads the purges of every area; purge rows carry
+    no area, so the query's ``Area`` filter decides."""
+
+    kind = TaskKind.PURGE
+    quota_action, quota_field = "DescribePurgeQuota", "UrlPurge"
+
+    def purger(self) -> "TencentCdnAdapter":
+        raise AssertionError("purger() is asked of the prefetch adapter")
+
+    def submit(self, urls: Sequence[str]) -> SubmitResult:
+        params: dict[str, Any] = {"Urls": list(urls)}
+        if self.area != "global":
+            params["Area"] = self.area
+        resp = self._call("PurgeUrlsCache", params)
+        if not isinstance(resp.TaskId, str) or not resp.TaskId:
+            raise MalformedResponse(CLOUD, "PurgeUrlsCache", "TaskId", f"expected a task id, got {resp.TaskId!r}")
+        return SubmitResult(resp.TaskId, tuple(urls), {})
+
+    def history_key(self) -> tuple:
+        return (*super().history_key(), "purge")
+
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
+        return paged_history(since, until, self.max_window, self._page, _purge_observation,
+                             cloud=CLOUD, action=PURGE_ACTION)
+
+    def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
+        """(TotalCount, PurgeLogs) of one page of URL purges, both checked."""
+        params: dict[str, Any] = {"PurgeType": "url", "StartTime": beijing(start), "EndTime": beijing(end),
+                                  "Offset": offset, "Limit": PURGE_PAGE_LIMIT}
+        if self.area != "global":
+            params["Area"] = self.area
+        resp = self._call.json(PURGE_ACTION, params)
+        return checked_page(resp, CLOUD, PURGE_ACTION, "PurgeLogs")
+
+
+PURGE_ACTION = "DescribePurgeTasks"
+# Undocumented maximum, as for DescribePushTasks (default 20): one home for the guess.
+PURGE_PAGE_LIMIT = PAGE_LIMIT
+PURGE_STATUS_MAP = {
+    "process": (TargetState.RUNNING, None),
+    "done": (TargetState.WARM, None),
+    "fail": (TargetState.FAILED, None),
+}
+
+
+def _purge_observation(row: Any) -> Optional[HistoryRow]:
+    """One row of ``PurgeLogs``: a URL purge (rows of path purges are skipped: they name no URL of ours)."""
+    if not isinstance(row, dict):
+        raise MalformedResponse(CLOUD, PURGE_ACTION, "PurgeLogs[]", f"expected an object, got {type(row).__name__}")
+    get = row.get
+    part = _PURGE_TASKS.part((get("PurgeType"), get("TaskId"), get("Status"), get("CreateTime")))
+    if part is None:
+        return None
+    url = get("Url")
+    if not isinstance(url, str):
+        raise MalformedResponse(CLOUD, PURGE_ACTION, "PurgeLogs[].Url", f"expected a URL, got {url!r}")
+    try:
+        url = normalize_url(url)
+    except InvalidUrl:
+        pass
+    return HistoryRow(url, *part)
+
+
+def _purge_task_part(purge_type: Any, task_id: Any, status: Any, create_time: Any) -> Optional[tuple]:
+    """(task id, state, created, updated, reason, raw status) of a URL purge row; None for a path purge."""
+    if isinstance(purge_type, str) and purge_type.lower() == "path":
+        return None
+    if not isinstance(task_id, str) or not task_id:
+        raise MalformedResponse(CLOUD, PURGE_ACTION, "PurgeLogs[].TaskId", f"expected a task id, got {task_id!r}")
+    created = checked_time(create_time, parse_beijing, "'YYYY-MM-DD hh:mm:ss' (Beijing time)", CLOUD, PURGE_ACTION,
+                           "PurgeLogs[].CreateTime", required=True)
+    state, reason = lookup_status(PURGE_STATUS_MAP, status)
+    # No finish time is listed: the creation time is the only one there is.
+    return shared(task_id), state, created, None, reason, shared(status) if isinstance(status, str) else None
+
+
+_PURGE_TASKS = TaskMemo(_purge_task_part)
 
 
 def _task_part(destination_area: str, area: Any, task_id: Any, status: Any, create_time: Any,

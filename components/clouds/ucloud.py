@@ -1,5 +1,7 @@
 """UCloud UCDN adapter: PrefetchNewUcdnDomainCache, DescribeNewUcdnPrefetchCacheTask,
-GetUcdnDomainPrefetchRefreshState, through the official ``ucloud-sdk-python3`` client.
+GetUcdnDomainPrefetchRefreshState, through the official ``ucloud-sdk-python3`` client; for purges
+(``purger()``): RefreshNewUcdnDomainCache (``Type: file``, at most 100 URLs a call),
+DescribeNewUcdnRefreshCacheTask (the same task shape), and the state's file-refresh quota.
 
 Quirks kept here: errors come as HTTP 200 with a RetCode; at most one submit every 10 s; one
 history row per *task* with the URLs nested in ``UrlLists``; times in Unix seconds; the status
@@ -26,7 +28,7 @@ from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from components.model.clouds import cloud
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState, shared
+from components.model.status import HistoryRow, TargetState, TaskKind, shared
 from components.model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("ucloud")
@@ -54,6 +56,9 @@ TRANSIENT_RETCODES = frozenset({110, 130})  # API timed out, gateway error
 AUTH_RETCODES = frozenset({170, 171, 172, 174, 293, 294, 295, 299})
 SUBMIT_ACTION = "PrefetchNewUcdnDomainCache"
 ACTION = "DescribeNewUcdnPrefetchCacheTask"  # the history action, named in every MalformedResponse about a row
+PURGE_SUBMIT_ACTION = "RefreshNewUcdnDomainCache"
+PURGE_ACTION = "DescribeNewUcdnRefreshCacheTask"
+PURGE_BATCH = 100  # UrlList.N per refresh call (the SDK's documentation of RefreshNewUcdnDomainCache)
 
 
 def classify_retcode(code: int) -> str:
@@ -118,8 +123,17 @@ class UCloudAdapter(CloudAdapter):
         self.submit_limiter, self.call_limiter, self.policy = submit_limiter, call_limiter, policy
         self.account = getattr(getattr(client, "credential", None), "public_key", "")
 
+    #: (submit action, its SDK method, history action, its SDK method, batch, quota and used-count fields)
+    actions = (SUBMIT_ACTION, "prefetch_new_ucdn_domain_cache", ACTION, "describe_new_ucdn_prefetch_cache_task",
+               BATCH, ("PrefetchQuota", "QuotaCount"), ("SubmitPrefetchCount", "SubmitCount"))
+
     def describe_scope(self) -> str:
         return SPEC.describe(self.domain_id)
+
+    def purger(self) -> "UCloudAdapter":
+        """The account's file refreshes (URL purges), through the same client and limiters."""
+        return UCloudPurgeAdapter(self.client, self.domain_id, self.project_id, self.submit_limiter,
+                                  self.call_limiter, self.policy)
 
     def history_key(self) -> tuple:
         # The history API takes no domain: it answers the account's (and project's) tasks, so
@@ -131,7 +145,7 @@ class UCloudAdapter(CloudAdapter):
     def _call(self, action: str, method: str, params: dict[str, Any], limiter: SlidingWindowLimiter) -> dict:
         if self.project_id:
             params["ProjectId"] = self.project_id
-        submit = action == SUBMIT_ACTION
+        submit = action in (SUBMIT_ACTION, PURGE_SUBMIT_ACTION)
         return call_with_retry(lambda: self._call_once(action, method, params, limiter), read_only=not submit,
                                policy=self.policy, min_delay=limiter.window if submit else 0.0)
 
@@ -170,24 +184,27 @@ class UCloudAdapter(CloudAdapter):
         resp = self._call(action, "get_ucdn_domain_prefetch_refresh_state", {"DomainId": self.domain_id},
                           self.call_limiter)
         # The documented example uses QuotaCount/SubmitCount; the field table PrefetchQuota/SubmitPrefetchCount.
-        quota = _first(resp, "PrefetchQuota", "QuotaCount")
-        used = _first(resp, "SubmitPrefetchCount", "SubmitCount")
-        for name, value in (("PrefetchQuota", quota), ("SubmitPrefetchCount", used)):
+        _, _, _, _, batch, quota_names, used_names = self.actions
+        quota = _first(resp, *quota_names)
+        used = _first(resp, *used_names)
+        for name, value in ((quota_names[0], quota), (used_names[0], used)):
             if not isinstance(value, int) or value < 0:
                 raise MalformedResponse(CLOUD, action, name, f"expected a non-negative integer, got {value!r}")
-        return Quota(BATCH, quota, max(0, quota - used))
+        return Quota(batch, quota, max(0, quota - used))
 
     def submit(self, urls: Sequence[str]) -> SubmitResult:
         if isinstance(urls, str):
             raise TypeError("submit() takes a list of URLs, not one string")  # the SDK would send it char by char
         url_list = [str(u) for u in urls]
-        resp = self._call("PrefetchNewUcdnDomainCache", "prefetch_new_ucdn_domain_cache", {"UrlList": url_list},
-                          self.submit_limiter)
+        action, method = self.actions[0], self.actions[1]
+        resp = self._call(action, method, self._submit_params(url_list), self.submit_limiter)
         task_id = resp.get("TaskId")
         if not isinstance(task_id, str) or not task_id:
-            raise MalformedResponse(CLOUD, "PrefetchNewUcdnDomainCache", "TaskId",
-                                    f"expected a task id, got {task_id!r}")
+            raise MalformedResponse(CLOUD, action, "TaskId", f"expected a task id, got {task_id!r}")
         return SubmitResult(task_id, tuple(url_list), {})
+
+    def _submit_params(self, url_list: list[str]) -> dict[str, Any]:
+        return {"UrlList": url_list}
 
     def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         """Every task in [since, until], through the shared pager (clouds/paging.py ``read_pages``).
@@ -198,11 +215,12 @@ class UCloudAdapter(CloudAdapter):
         during the read can then only read some rows twice, which is harmless (the newest row of a
         URL decides), never skip one.
         """
+        action = self.actions[2]
         for start, end in windows(since, until, self.max_window):
             fetch = lambda offset, start=start, end=end: self._task_page(start, end, offset)  # noqa: E731
-            for tasks in read_pages(fetch, cloud=CLOUD, action=ACTION):
+            for tasks in read_pages(fetch, cloud=CLOUD, action=action):
                 for task in tasks:
-                    yield from _task_observations(task)
+                    yield from _task_observations(task, action)
 
     def _task_page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, TaskList) of one page of the window, both checked."""
@@ -213,32 +231,51 @@ class UCloudAdapter(CloudAdapter):
         }
         if TASK_PAGE:
             params["Limit"] = TASK_PAGE
-        resp = self._call(ACTION, "describe_new_ucdn_prefetch_cache_task", params, self.call_limiter)
+        action, method = self.actions[2], self.actions[3]
+        resp = self._call(action, method, params, self.call_limiter)
         total = resp.get("TotalCount", 0)
         tasks = resp.get("TaskList") or []
         if not isinstance(total, int) or not isinstance(tasks, list):
-            raise MalformedResponse(CLOUD, ACTION, "TotalCount/TaskList", "expected an integer count and a list of tasks")
+            raise MalformedResponse(CLOUD, action, "TotalCount/TaskList", "expected an integer count and a list of tasks")
         return total, tasks
 
 
-def _task_observations(task: Any) -> Iterator[HistoryRow]:
-    """The rows of one task of ``TaskList``: every field read is checked, the ones its URLs repeat once each."""
+class UCloudPurgeAdapter(UCloudAdapter):
+    """File refreshes (URL purges). The refresh history, like the prefetch one, is the account's."""
+
+    kind = TaskKind.PURGE
+    actions = (PURGE_SUBMIT_ACTION, "refresh_new_ucdn_domain_cache", PURGE_ACTION,
+               "describe_new_ucdn_refresh_cache_task", PURGE_BATCH, ("RefreshFileQuota",), ("SubmitRefreshFile",))
+
+    def purger(self) -> "UCloudAdapter":
+        raise AssertionError("purger() is asked of the prefetch adapter")
+
+    def _submit_params(self, url_list: list[str]) -> dict[str, Any]:
+        return {"Type": "file", "UrlList": url_list}
+
+    def history_key(self) -> tuple:
+        return (*super().history_key(), "purge")
+
+
+def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
+    """The rows of one task of ``TaskList`` (of ``action``'s answer): every field read is checked, the ones
+    its URLs repeat once each."""
     if not isinstance(task, dict):
-        raise MalformedResponse(CLOUD, ACTION, "TaskList[]", f"expected an object, got {type(task).__name__}")
+        raise MalformedResponse(CLOUD, action, "TaskList[]", f"expected an object, got {type(task).__name__}")
     task_id = task.get("TaskId")
     if not isinstance(task_id, str) or not task_id:
-        raise MalformedResponse(CLOUD, ACTION, "TaskList[].TaskId", f"expected a task id, got {task_id!r}")
-    task_created = _unix(task.get("CreateTime"), "TaskList[].CreateTime", required=True)
+        raise MalformedResponse(CLOUD, action, "TaskList[].TaskId", f"expected a task id, got {task_id!r}")
+    task_created = _unix(task.get("CreateTime"), "TaskList[].CreateTime", action, required=True)
     urls = task.get("UrlLists") or []
     if not isinstance(urls, list):
-        raise MalformedResponse(CLOUD, ACTION, "TaskList[].UrlLists", "expected a list")
+        raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists", "expected a list")
     task_status = task.get("Status")
     # The URLs of a task mostly share status and times: (status, CreateTime, FinishTime) -> their part.
     parts: dict[tuple, tuple] = {}
     for item in urls:
         url = item.get("Url") if isinstance(item, dict) else None
         if not isinstance(url, str):
-            raise MalformedResponse(CLOUD, ACTION, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
+            raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
         raw = item.get("Status")
         if raw is None:
             raw = task_status
@@ -248,9 +285,9 @@ def _task_observations(task: Any) -> Iterator[HistoryRow]:
                 raise TypeError  # a time of True is malformed, yet True == 1 would find the part of a time of 1
             part = parts[key]
         except KeyError:
-            part = parts[key] = _url_part(*key, task_created)
+            part = parts[key] = _url_part(*key, task_created, action)
         except TypeError:  # a list or object where a value belongs, or a time of True: checked, never stored
-            part = _url_part(*key, task_created)
+            part = _url_part(*key, task_created, action)
         state, reason, created, finished, raw_status = part
         if state is TargetState.RUNNING and isinstance(item.get("Progress"), int):
             reason = f"{item['Progress']}% done"
@@ -261,28 +298,28 @@ def _task_observations(task: Any) -> Iterator[HistoryRow]:
         yield HistoryRow(url, task_id, state, created, finished, reason, raw_status)
 
 
-def _url_part(raw: Any, create_time: Any, finish_time: Any, task_created: datetime) -> tuple:
+def _url_part(raw: Any, create_time: Any, finish_time: Any, task_created: datetime, action: str = ACTION) -> tuple:
     """What a URL row says besides its URL and Progress: (state, reason, created, finished, raw status).
 
     A pure function of its arguments, so the URLs of a task that repeat them share one result.
     """
     state, reason = map_status(raw)
-    created = _unix(create_time, "TaskList[].UrlLists[].CreateTime", required=False) or task_created
-    finished = _unix(finish_time, "TaskList[].UrlLists[].FinishTime", required=False)
+    created = _unix(create_time, "TaskList[].UrlLists[].CreateTime", action, required=False) or task_created
+    finished = _unix(finish_time, "TaskList[].UrlLists[].FinishTime", action, required=False)
     return state, reason, created, finished, shared(raw) if isinstance(raw, str) else None
 
 
-def _unix(value: Any, field_name: str, *, required: bool) -> Optional[datetime]:
+def _unix(value: Any, field_name: str, action: str = ACTION, *, required: bool) -> Optional[datetime]:
     if value in (None, 0, ""):
         if required:
-            raise MalformedResponse(CLOUD, ACTION, field_name, "missing")
+            raise MalformedResponse(CLOUD, action, field_name, "missing")
         return None
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise MalformedResponse(CLOUD, ACTION, field_name, f"expected Unix seconds, got {value!r}")
+        raise MalformedResponse(CLOUD, action, field_name, f"expected Unix seconds, got {value!r}")
     try:
         return _from_unix(value)
     except (ValueError, OverflowError, OSError):
-        raise MalformedResponse(CLOUD, ACTION, field_name, f"Unix seconds out of range: {value!r}") from None
+        raise MalformedResponse(CLOUD, action, field_name, f"Unix seconds out of range: {value!r}") from None
 
 
 @lru_cache(maxsize=1 << 14)  # a task's URLs share their times: a few thousand distinct per 100,000 rows
