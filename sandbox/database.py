@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     service TEXT NOT NULL,            -- "teo", "cdn", "ucloud"
     scope TEXT NOT NULL,              -- what queries are per: ZoneId (teo), Area (cdn), PublicKey (ucloud)
-    kind TEXT NOT NULL,               -- "prefetch" (room for "purge")
+    kind TEXT NOT NULL,               -- "prefetch" or "purge": each kind has its own history
     job_id TEXT NOT NULL,
     target TEXT NOT NULL,
     host TEXT NOT NULL,               -- lowercase hostname of target, for domain filters
@@ -30,14 +30,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     fail_message TEXT NOT NULL,
     extra TEXT NOT NULL DEFAULT '{}'  -- service-specific fields (JSON)
 );
-CREATE INDEX IF NOT EXISTS tasks_by_scope ON tasks (service, scope, created);
--- History across scopes (a CDN query without Area): without this index every page scans and sorts
--- every row of the service. With the rowid it carries, it also yields ORDER BY created DESC, id DESC.
-CREATE INDEX IF NOT EXISTS tasks_by_time ON tasks (service, created);
--- One task's rows (a TaskId / job-id filter), already in page order: without `created` here the planner
--- may walk tasks_by_time in order instead, to skip the sort, and scan the whole service for one task.
-CREATE INDEX IF NOT EXISTS tasks_by_job_time ON tasks (service, job_id, created);
-DROP INDEX IF EXISTS tasks_by_job;
 CREATE TABLE IF NOT EXISTS rules (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     pattern TEXT NOT NULL,
@@ -45,7 +37,8 @@ CREATE TABLE IF NOT EXISTS rules (
     fail_type TEXT,
     fail_message TEXT,
     delay_seconds REAL,
-    service TEXT                      -- NULL: every service, else only this one
+    service TEXT,                     -- NULL: every service, else only this one
+    kind TEXT DEFAULT 'prefetch'      -- the tasks it steers: "prefetch", "purge", NULL: both
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ucloud_domains (domain_id TEXT PRIMARY KEY, host TEXT NOT NULL);
@@ -55,6 +48,19 @@ CREATE TABLE IF NOT EXISTS usage (
     at REAL NOT NULL, count INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_by_scope ON usage (service, scope, kind, at);
+-- The edge cache model (sandbox/edge.py): what the origin served when (a log, so a task finishing at
+-- t caches the version of t), the cache TTL per host, and URL prefixes whose versions are the ETags
+-- of an S3-compatible origin's objects (loopback only).
+CREATE TABLE IF NOT EXISTS origin_versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url TEXT NOT NULL, version TEXT NOT NULL, at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS origin_versions_by_url ON origin_versions (url, at);
+CREATE TABLE IF NOT EXISTS edge_ttls (host TEXT PRIMARY KEY, seconds REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS s3_origins (
+    prefix TEXT PRIMARY KEY,          -- a URL prefix, e.g. https://static.example.com/static/
+    endpoint TEXT NOT NULL, bucket TEXT NOT NULL, key_prefix TEXT NOT NULL, region TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -79,6 +85,21 @@ CREATE TABLE IF NOT EXISTS faults (
     fired INTEGER NOT NULL DEFAULT 0
 );
 """
+TASK_INDEXES: dict[str, tuple[str, ...]] = {
+    # A kind's history per scope (EdgeOne zone, CDN area, UCloud account).
+    "tasks_by_scope": ("service", "kind", "scope", "created"),
+    # History across scopes (a CDN query without Area): without this index every page scans and sorts
+    # every row of the service. With the rowid it carries, it also yields ORDER BY created DESC, id DESC.
+    "tasks_by_time": ("service", "kind", "created"),
+    # One task's rows (a TaskId / job-id filter), already in page order: without `created` here the planner
+    # may walk tasks_by_time in order instead, to skip the sort, and scan the whole service for one task.
+    "tasks_by_job_time": ("service", "kind", "job_id", "created"),
+    # One URL's tasks of every kind, for the edge cache model (sandbox/edge.py).
+    "tasks_by_target": ("target", "service"),
+}
+"""The tasks table's indexes. `kind` follows `service` in each, so a purge history never walks prefetch
+rows (and the reverse). Files written before a column was added get the index rebuilt when opened."""
+_DROPPED_INDEXES = ("tasks_by_job",)
 _TASKS_VERSION = [
     # What a kept list of history ids (sandbox/pages.py) is checked against before each page: a token
     # naming this file's table and a count of the updates and deletes made to it, bumped by triggers
@@ -96,6 +117,19 @@ _TASKS_VERSION = [
 """Statements run after _SCHEMA, one by one: trigger bodies hold `;`, which _SCHEMA is split on."""
 _REQUEST_COLUMNS_ADDED = {"fault": "TEXT", "fault_id": "INTEGER", "handled": "INTEGER NOT NULL DEFAULT 1"}
 """Request-log columns newer than the first db files: added in place when an older file is opened."""
+
+
+def _index_tasks(db: sqlite3.Connection) -> None:
+    """Create TASK_INDEXES, rebuilding any an older file has with other columns."""
+    for name in _DROPPED_INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+    for name, columns in TASK_INDEXES.items():
+        have = tuple(row[2] for row in db.execute(f"PRAGMA index_info({name})"))
+        if have == columns:
+            continue
+        if have:
+            db.execute(f"DROP INDEX {name}")
+        db.execute(f"CREATE INDEX {name} ON tasks ({', '.join(columns)})")
 
 
 class Database:
@@ -117,6 +151,9 @@ class Database:
             columns = {row[1] for row in db.execute("PRAGMA table_info(rules)")}
             if "service" not in columns:
                 db.execute("ALTER TABLE rules ADD COLUMN service TEXT")
+            if "kind" not in columns:  # rules written before purges steered prefetches only
+                db.execute("ALTER TABLE rules ADD COLUMN kind TEXT DEFAULT 'prefetch'")
+            _index_tasks(db)
             columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
             for column, declaration in _REQUEST_COLUMNS_ADDED.items():
                 if column not in columns:

@@ -67,12 +67,19 @@ DEFAULT_FIELDS: Mapping[tuple[str, str], str] = {
     ("teo", "CreatePrefetchTask"): "Response.JobId",
     ("teo", "DescribePrefetchTasks"): "Response.TotalCount",
     ("teo", "DescribeContentQuota"): "Response.PrefetchQuota",  # documented "may be null"
+    ("teo", "CreatePurgeTask"): "Response.JobId",
+    ("teo", "DescribePurgeTasks"): "Response.TotalCount",
     ("cdn", "PushUrlsCache"): "Response.TaskId",
     ("cdn", "DescribePushTasks"): "Response.PushLogs",  # documented "may be null"
     ("cdn", "DescribePushQuota"): "Response.UrlPush",
+    ("cdn", "PurgeUrlsCache"): "Response.TaskId",
+    ("cdn", "DescribePurgeTasks"): "Response.PurgeLogs",
+    ("cdn", "DescribePurgeQuota"): "Response.UrlPurge",
     ("ucloud", "PrefetchNewUcdnDomainCache"): "TaskId",
     ("ucloud", "DescribeNewUcdnPrefetchCacheTask"): "TaskList",
     ("ucloud", "GetUcdnDomainPrefetchRefreshState"): "PrefetchQuota",  # the docs' example names it differently
+    ("ucloud", "RefreshNewUcdnDomainCache"): "TaskId",
+    ("ucloud", "DescribeNewUcdnRefreshCacheTask"): "TaskList",
 }
 """The field missing_field/null_field hits when none is given: the one a client depends on.
 

@@ -35,6 +35,7 @@ class TaskFilters(TypedDict, total=False):
     job_id: str | None
     job_ids: Iterable[str] | None
     target: str | None
+    target_contains: str | None
     statuses: Iterable[str] | None
     hosts: Iterable[str] | None
 
@@ -54,9 +55,10 @@ class TaskHistory(Database):
         now: float,
         offset: int = 0,
         limit: int | None = None,
+        kind: str = "prefetch",
         **filters: Unpack[TaskFilters],
     ) -> tuple[int, list[StoredTask]]:
-        """(total matching, one page), newest first (ties: later insert first).
+        """(total matching, one page) of `kind`'s history, newest first (ties: later insert first).
 
         `filters` (TaskFilters): `start`/`end` are whole Unix seconds, inclusive, compared with the
         creation time truncated to the second: what the API renders is what it filters on. `statuses`
@@ -66,7 +68,7 @@ class TaskHistory(Database):
         """
         offset = max(0, offset)  # as SQL's OFFSET and LIMIT read them
         limit = None if limit is not None and limit < 0 else limit
-        query = task_query(service, scope, now=now, offset=offset, limit=limit, **filters)
+        query = task_query(service, scope, now=now, offset=offset, limit=limit, kind=kind, **filters)
         with self._connect() as db:
             db.row_factory = None  # plain tuples, in `_TASK_COLUMNS` order
             if limit is None:  # everything at once (UCloud's history): one ordered read, nothing to skip
@@ -120,6 +122,7 @@ class TaskHistory(Database):
         start: int | None = None,
         end: int | None = None,
         job_ids: Iterable[str] | None = None,
+        kind: str = "prefetch",
     ) -> list[tuple[Any, ...]]:
         """`columns` (names from TASK_FIELDS) of every matching task as plain tuples, in query_tasks' order.
 
@@ -129,7 +132,7 @@ class TaskHistory(Database):
         unknown = [c for c in columns if c not in TASK_FIELDS]
         if unknown or not columns:
             raise ValueError(f"columns must be among {', '.join(TASK_FIELDS)}; got {list(columns)!r}")
-        query = task_query(service, scope, now=now, start=start, end=end, job_ids=job_ids, columns=columns)
+        query = task_query(service, scope, now=now, start=start, end=end, job_ids=job_ids, columns=columns, kind=kind)
         with self._connect() as db:
             db.row_factory = None
             return db.execute(query.page_sql, query.page_args).fetchall()
@@ -167,17 +170,19 @@ def task_query(
     offset: int = 0,
     limit: int | None = None,
     columns: Sequence[str] = TASK_FIELDS,
+    kind: str = "prefetch",
     **filters: Unpack[TaskFilters],
 ) -> TaskQuery:
     """The SQL of `SandboxStore.query_tasks`, built apart so a test can ask SQLite for its query plan.
 
-    `columns`: what `page_sql` selects (names from TASK_FIELDS; the default makes StoredTasks).
+    `columns`: what `page_sql` selects (names from TASK_FIELDS; the default makes StoredTasks). `kind`:
+    whose history ("prefetch" or "purge"); the two never mix, as the clouds keep them apart.
     """
     unknown = filters.keys() - TaskFilters.__annotations__.keys()
     if unknown:  # a misspelt filter must not silently match everything
         raise TypeError(f"unknown task filters: {', '.join(sorted(unknown))}")
-    where: list[str] = ["service = ?"]
-    args: list[Any] = [service]
+    where: list[str] = ["service = ?", "kind = ?"]
+    args: list[Any] = [service, kind]
     if scope is not None:
         where.append("scope = ?")
         args.append(scope)
@@ -197,6 +202,9 @@ def task_query(
     if (target := filters.get("target")) is not None:
         where.append("target = ?")
         args.append(target)
+    if (part := filters.get("target_contains")) is not None:
+        where.append("instr(target, ?) > 0")
+        args.append(part)
     if (hosts := filters.get("hosts")) is not None:
         wanted_hosts = [h.lower() for h in hosts]
         where.append(f"host IN ({_marks(wanted_hosts)})")

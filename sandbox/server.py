@@ -13,7 +13,6 @@ fault, dispatch, log, answer) reads best in one place; each protocol lives in it
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import os
 import socket
@@ -28,6 +27,7 @@ from typing import Callable, Hashable, Mapping
 
 from . import edgeone, faults, tencent, tencent_cdn, ucloud, ucloud_wire
 from .faults import Fault
+from .origin import check_loopback
 from .store import SandboxStore
 from .wire import Env, HttpRequest, Identity, RateLimiter, Reply
 
@@ -61,18 +61,6 @@ class _Throttled(RateLimiter):
 
     def allow(self, key: Hashable, limit: int) -> bool:
         return False
-
-
-def _check_loopback(host: str) -> None:
-    """The sandbox accepts the well-known credential pair: it must never be reachable from outside."""
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"the sandbox only binds loopback addresses (127.0.0.1, ::1, localhost); got {host!r}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -324,7 +312,7 @@ class Sandbox:
         progress_seconds: float | None = None,
         ucloud_credentials: dict[str, str] | None = None,
     ) -> None:
-        _check_loopback(host)
+        check_loopback(host)
         self.host = host
         self._requested_port = int(port)
         self.store = SandboxStore(db_path)

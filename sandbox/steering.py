@@ -1,7 +1,8 @@
 """How a test or the CLI steers the sandbox: outcome rules, faults, settings and UCloud domains.
 
 These tables are written by whoever steers and read by every request; the tasks they shape are
-`sandbox.tasks`'s.
+`sandbox.tasks`'s. Rules steer one kind of task (prefetch by default, or purge, or both), so a test
+can fail a URL's purge and not its prefetch.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ OUTCOMES: tuple[str, ...] = ("success", "failed", "timeout", "canceled", "invali
 SERVICES: tuple[str, ...] = ("teo", "cdn", "ucloud")
 """Names the sandbox uses for its emulated services: in the task table, the request log and rules."""
 
+KINDS: tuple[str, ...] = ("prefetch", "purge")
+"""The kinds of task: each has its own actions, history and quota at every cloud."""
+
 DEFAULT_FAILURES: dict[str, tuple[str, str]] = {
-    # outcome -> (FailType, FailMessage); FailType values are the ones EdgeOne documents.
+    # outcome -> (FailType, FailMessage); FailType values are the ones EdgeOne documents. `{kind}` is
+    # the task's kind.
     "failed": ("originPullFailed", "origin returned HTTP 502"),
-    "timeout": ("taskFailed", "prefetch timed out"),
-    "canceled": ("taskFailed", "prefetch task canceled"),
+    "timeout": ("taskFailed", "{kind} timed out"),
+    "canceled": ("taskFailed", "{kind} task canceled"),
     "invalid": ("originPullFailed", "origin returned HTTP 404"),
-    "unknown": ("taskFailed", "prefetch status unknown"),
+    "unknown": ("taskFailed", "{kind} status unknown"),
     "rejected": ("", "target rejected by a sandbox rule"),
 }
 
@@ -60,6 +65,17 @@ SETTINGS: dict[str, _Setting] = {
     "ucloud_prefetch_interval": _Setting(float, 10.0, 0.0, "seconds between UCloud prefetch submits, per account"),
     "ucloud_prefetch_batch": _Setting(int, 1000, 1, "most URLs in one UCloud PrefetchNewUcdnDomainCache"),
     "ucloud_prefetch_daily": _Setting(int, 500, 0, "UCloud prefetch URLs per domain per Beijing-time day"),
+    "purge_batch": _Setting(int, 1000, 1, "most URLs in one EdgeOne URL purge (CreatePurgeTask)"),
+    "purge_daily": _Setting(int, 10000, 0, "EdgeOne URL purges per zone per Beijing-time day"),
+    "cdn_purge_batch": _Setting(int, 1000, 1, "most URLs in one Tencent CDN PurgeUrlsCache"),
+    "cdn_purge_daily_mainland": _Setting(int, 10000, 0, "CDN URL purges per Beijing-time day, mainland"),
+    "cdn_purge_daily_overseas": _Setting(int, 10000, 0, "CDN URL purges per Beijing-time day, overseas"),
+    "ucloud_refresh_batch": _Setting(int, 30, 1, "most URLs in one UCloud RefreshNewUcdnDomainCache"),
+    "ucloud_refresh_daily": _Setting(int, 700, 0, "UCloud file refreshes per domain per Beijing-time day"),
+    "ucloud_refresh_dir_daily": _Setting(int, 20, 0, "UCloud directory refreshes per domain per Beijing-time day"),
+    "ucloud_refresh_interval": _Setting(float, 0.0, 0.0, "seconds between UCloud refresh submits, per account "
+                                                         "(undocumented: none by default)"),
+    "edge_ttl_seconds": _Setting(float, 86400.0, 0.0, "how long an edge keeps a copy (hosts without their own TTL)"),
 }
 
 
@@ -68,7 +84,7 @@ class Rule:
     """A steering rule: targets matching `pattern` (fnmatch, case-sensitive) get `outcome`.
 
     Rules are global (whichever cloud prefetches the URL) unless `service` names one cloud, so a
-    test can make one URL fail on one cloud only.
+    test can make one URL fail on one cloud only. A rule steers the tasks of its `kind` (None: both).
     """
 
     id: int
@@ -78,36 +94,39 @@ class Rule:
     fail_message: str | None
     delay_seconds: float | None
     service: str | None = None
+    kind: str | None = "prefetch"
 
     def matches(self, url: str) -> bool:
         return fnmatchcase(url, self.pattern)
 
-    def applies(self, url: str, service: str | None) -> bool:
-        """Matches `url`, and is global or scoped to `service`."""
-        return (self.service is None or self.service == service) and self.matches(url)
+    def applies(self, url: str, service: str | None, kind: str = "prefetch") -> bool:
+        """Matches `url`, is global or scoped to `service`, and steers `kind`'s tasks."""
+        return (self.service is None or self.service == service) and self.kind in (None, kind) and self.matches(url)
 
-    def failure(self) -> tuple[str, str]:
-        """(FailType, FailMessage) for this outcome: the rule's own, else the outcome's default."""
+    def failure(self, kind: str = "prefetch") -> tuple[str, str]:
+        """(FailType, FailMessage) for this outcome on a `kind` task: the rule's own, else the outcome's default."""
         default_type, default_message = DEFAULT_FAILURES.get(self.outcome, ("", ""))
         return (
             default_type if self.fail_type is None else self.fail_type,
-            default_message if self.fail_message is None else self.fail_message,
+            default_message.format(kind=kind) if self.fail_message is None else self.fail_message,
         )
 
 
-def pick_rule(rules: Sequence[Rule], url: str, service: str | None = None) -> Rule | None:
-    """The rule deciding `url` on `service`: the most recently added match wins (so a rule can override).
+def pick_rule(rules: Sequence[Rule], url: str, service: str | None = None, kind: str = "prefetch") -> Rule | None:
+    """The rule deciding `url` on `service` for a `kind` task: the most recently added match wins (so a
+    rule can override).
 
-    Rules scoped to another service are skipped; with `service=None` only global rules count.
+    Rules scoped to another service or kind are skipped; with `service=None` only global rules count.
     """
     for rule in sorted(rules, key=lambda r: r.id, reverse=True):
-        if rule.applies(url, service):
+        if rule.applies(url, service, kind):
             return rule
     return None
 
 
-def steered_tasks(steering: Steering, service: str, urls: Iterable[str], *, now: float) -> list[NewTask]:
-    """The task each URL of a submit to `service` at `now` becomes, as the rules decide, in order.
+def steered_tasks(steering: Steering, service: str, urls: Iterable[str], *, now: float,
+                  kind: str = "prefetch") -> list[NewTask]:
+    """The `kind` task each URL of a submit to `service` at `now` becomes, as the rules decide, in order.
 
     No rule: success after `progress_seconds`. Every service refuses `rejected` ones its own way.
     """
@@ -115,9 +134,9 @@ def steered_tasks(steering: Steering, service: str, urls: Iterable[str], *, now:
     progress = float(steering.get_setting("progress_seconds"))
     tasks: list[NewTask] = []
     for url in urls:
-        rule = pick_rule(rules, url, service)
+        rule = pick_rule(rules, url, service, kind)
         outcome = rule.outcome if rule else "success"
-        fail_type, fail_message = rule.failure() if rule and outcome != "success" else ("", "")
+        fail_type, fail_message = rule.failure(kind) if rule and outcome != "success" else ("", "")
         delay = rule.delay_seconds if rule and rule.delay_seconds is not None else progress
         host = (urlsplit(url).hostname or "").lower()
         tasks.append(NewTask(url, host, now + delay, outcome, fail_type, fail_message))
@@ -138,13 +157,17 @@ class Steering(Database):
         fail_message: str | None = None,
         delay_seconds: float | None = None,
         service: str | None = None,
+        kind: str | None = "prefetch",
     ) -> Rule:
         """Steer targets matching `pattern`; later-added rules win over earlier ones.
 
         `service` ("teo", "cdn", "ucloud") limits the rule to that cloud; None applies it everywhere.
+        `kind` ("prefetch", the default, or "purge") is the tasks it steers; None steers both.
         """
         if service is not None and service not in SERVICES:
             raise ValueError(f"service must be one of {', '.join(SERVICES)} (or None for all); got {service!r}")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)} (or None for both); got {kind!r}")
         if not isinstance(pattern, str) or not pattern:
             raise ValueError("pattern must be a non-empty fnmatch glob, e.g. '*/broken/*'")
         if outcome not in OUTCOMES:
@@ -157,12 +180,12 @@ class Steering(Database):
                 raise ValueError(f"delay_seconds must be a finite number >= 0; got {delay_seconds!r}")
         with self._write() as db:
             cur = db.execute(
-                "INSERT INTO rules (pattern, outcome, fail_type, fail_message, delay_seconds, service)"
-                " VALUES (?,?,?,?,?,?)",
-                (pattern, outcome, fail_type, fail_message, delay_seconds, service),
+                "INSERT INTO rules (pattern, outcome, fail_type, fail_message, delay_seconds, service, kind)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (pattern, outcome, fail_type, fail_message, delay_seconds, service, kind),
             )
             rule_id = int(cur.lastrowid or 0)
-        return Rule(rule_id, pattern, outcome, fail_type, fail_message, delay_seconds, service)
+        return Rule(rule_id, pattern, outcome, fail_type, fail_message, delay_seconds, service, kind)
 
     def clear_rules(self) -> None:
         """Forget every rule. Existing tasks keep the outcome they were created with."""
@@ -174,7 +197,7 @@ class Steering(Database):
             rows = db.execute("SELECT * FROM rules ORDER BY id").fetchall()
         return [
             Rule(r["id"], r["pattern"], r["outcome"], r["fail_type"], r["fail_message"], r["delay_seconds"],
-                 r["service"])
+                 r["service"], r["kind"])
             for r in rows
         ]
 

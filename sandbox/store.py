@@ -2,16 +2,20 @@
 
 Each table has its own module: `database` (the file: schema, upgrades, connections), `tasks` (task
 rows and their quota), `history` (history pages), `steering` (rules, faults, settings, UCloud
-domains) and `request_log`. The store composes them so that a test, the CLI or the server steers a
+domains), `edge` (origin versions, cache TTLs, the edge replayed from tasks) and `request_log`. The store composes them so that a test, the CLI or the server steers a
 sandbox in any process with one object and one path; the names other code imports from here stay
 importable from here.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
+from .edge import DEFAULT_VERSION, EdgeCopy, EdgeModel, TaskSummary
 from .history import TaskHistory, TaskQuery, task_query
+from .origin import S3Origin
 from .request_log import RequestLog
-from .steering import DEFAULT_FAILURES, OUTCOMES, SERVICES, SETTINGS, Rule, Steering, pick_rule
+from .steering import DEFAULT_FAILURES, KINDS, OUTCOMES, SERVICES, SETTINGS, Rule, pick_rule
 from .tasks import (
     BEIJING_OFFSET_SECONDS,
     TASK_FIELDS,
@@ -26,20 +30,28 @@ from .tasks import (
 )
 
 __all__ = [
-    "BEIJING_OFFSET_SECONDS", "DEFAULT_FAILURES", "OUTCOMES", "SERVICES", "SETTINGS", "TASK_FIELDS",
-    "Charge", "NewTask", "QuotaExceeded", "Rule", "SandboxStore", "StoredTask", "SubmitTooSoon",
-    "TaskQuery", "beijing_day_bounds", "pick_rule", "task_progress", "task_query",
+    "BEIJING_OFFSET_SECONDS", "DEFAULT_FAILURES", "DEFAULT_VERSION", "KINDS", "OUTCOMES", "SERVICES", "SETTINGS",
+    "TASK_FIELDS", "Charge", "EdgeCopy", "NewTask", "QuotaExceeded", "Rule", "S3Origin", "SandboxStore", "StoredTask",
+    "SubmitTooSoon", "TaskQuery", "TaskSummary", "beijing_day_bounds", "pick_rule", "task_progress", "task_query",
 ]
 
 
-class SandboxStore(TaskHistory, TaskTable, Steering, RequestLog):
+class SandboxStore(TaskHistory, TaskTable, EdgeModel, RequestLog):
     """All sandbox state in one SQLite file; every method is safe to call from any thread/process."""
 
     def __repr__(self) -> str:
         return f"SandboxStore({self.path!r})"
 
+    def create_tasks(self, service: str, scope: str, job_id: str, tasks: Sequence[NewTask], *, now: float,
+                     kind: str = "prefetch", **options: object) -> None:
+        """TaskTable.create_tasks; a prefetch first logs what a mapped S3 origin serves (sandbox/edge.py)."""
+        if kind == "prefetch" and tasks:
+            self.snapshot_origins([t.target for t in tasks], now)
+        super().create_tasks(service, scope, job_id, tasks, now=now, kind=kind, **options)  # type: ignore[arg-type]
+
     def reset(self) -> None:
-        """Drop tasks, rules, faults, quota usage and the log. Settings and UCloud domains are kept (configuration)."""
+        """Drop tasks, rules, faults, quota usage, origin versions and the log. Settings, UCloud domains,
+        cache TTLs and S3 origins are kept (configuration)."""
         with self._write() as db:
-            for table in ("tasks", "rules", "faults", "usage", "requests"):
+            for table in ("tasks", "rules", "faults", "usage", "requests", "origin_versions"):
                 db.execute(f"DELETE FROM {table}")

@@ -73,11 +73,16 @@ TASK_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StoredTask))
 
 @dataclass(frozen=True)
 class Charge:
-    """Quota one submit spends: `count` targets against `scope`'s daily `limit` (None: uncapped)."""
+    """Quota one submit spends: `count` targets against `scope`'s daily `limit` (None: uncapped).
+
+    `kind`: the quota it is counted in, when not the tasks' own kind (UCloud's directory refreshes
+    have a quota of their own, "purge_dir").
+    """
 
     scope: str
     count: int
     limit: int | None = None
+    kind: str | None = None
 
 
 class QuotaExceeded(Exception):
@@ -137,7 +142,7 @@ class TaskTable(Database):
                     raise SubmitTooSoon(last, min_interval - (now - last))
             for charge in charges:
                 if charge.limit is not None and charge.count:
-                    used = self._used_today(db, service, charge.scope, kind, now)
+                    used = self._used_today(db, service, charge.scope, charge.kind or kind, now)
                     if used + charge.count > charge.limit:
                         raise QuotaExceeded(used, charge.count, charge.limit, charge.scope)
             db.executemany(
@@ -151,7 +156,7 @@ class TaskTable(Database):
             )
             db.executemany(
                 "INSERT INTO usage (service, scope, kind, at, count) VALUES (?,?,?,?,?)",
-                [(service, c.scope, kind, now, c.count) for c in charges if c.count],
+                [(service, c.scope, c.kind or kind, now, c.count) for c in charges if c.count],
             )
 
     def last_submit(self, service: str, scope: str, *, kind: str = "prefetch") -> float | None:
@@ -181,20 +186,19 @@ class TaskTable(Database):
         ).fetchone()
         return int(row[0])
 
-    def tasks(self, service: str | None = None) -> list[StoredTask]:
-        """Every task row in insertion order (for tests and debugging)."""
+    def tasks(self, service: str | None = None, *, kind: str | None = None) -> list[StoredTask]:
+        """Every task row in insertion order, of one service and kind if named (for tests and debugging)."""
+        where = [(column, value) for column, value in (("service", service), ("kind", kind)) if value is not None]
+        sql = "SELECT * FROM tasks" + (" WHERE " + " AND ".join(f"{c} = ?" for c, _ in where) if where else "")
         with self._connect() as db:
-            if service is None:
-                rows = db.execute("SELECT * FROM tasks ORDER BY id").fetchall()
-            else:
-                rows = db.execute("SELECT * FROM tasks WHERE service = ? ORDER BY id", (service,)).fetchall()
+            rows = db.execute(sql + " ORDER BY id", [v for _, v in where]).fetchall()
         return [_task(r) for r in rows]
 
     def age(self, seconds: float) -> None:
         """Pretend `seconds` have passed for existing tasks and quota usage (no sleeping in tests).
 
         Every service's rows move together; UCloud's last-submit time is derived from its tasks,
-        so it moves too.
+        so it moves too, and so does the log of origin versions (the edge model reads them together).
         """
         seconds = float(seconds)
         if not math.isfinite(seconds) or seconds < 0:
@@ -202,6 +206,7 @@ class TaskTable(Database):
         with self._write() as db:
             db.execute("UPDATE tasks SET created = created - ?, finish = finish - ?", (seconds, seconds))
             db.execute("UPDATE usage SET at = at - ?", (seconds,))
+            db.execute("UPDATE origin_versions SET at = at - ?", (seconds,))
 
 
 def _task(r: sqlite3.Row) -> StoredTask:

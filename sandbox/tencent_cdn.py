@@ -1,8 +1,11 @@
-"""Tencent Cloud CDN (service `cdn`, API 2018-06-06): the three prefetch ("push") actions.
+"""Tencent Cloud CDN (service `cdn`, API 2018-06-06): the prefetch ("push") and URL purge actions.
 
-Behaviour follows cdn-apis.md §1: one task row per URL, all rows of a submit sharing a long digit
-TaskId; per-area batch size and daily quota (Beijing-time day), a `global` push spending both
+Behaviour follows cdn-apis.md §1 and §9: one task row per URL, all rows of a submit sharing a long
+digit TaskId; per-area batch size and daily quota (Beijing-time day), a `global` push spending both
 areas' quota; times as `YYYY-MM-DD hh:mm:ss` in Beijing time (UTC+8, no zone in the string).
+Push (PushUrlsCache, DescribePushTasks, DescribePushQuota) and purge (PurgeUrlsCache,
+DescribePurgeTasks, DescribePurgeQuota) have separate histories and quotas; one code path serves
+both (`_Kind` says what differs: limits, error codes, the rows' fields).
 Choices where the docs leave it open:
 - `DescribePushTasks.Limit` has no documented maximum; the sandbox allows 1..1000 and answers
   `InvalidParameter.CdnParamError` outside that (also for a negative Offset).
@@ -18,6 +21,15 @@ Choices where the docs leave it open:
 - An empty `Urls` list, a bad Area/Layer/Status, or oversize Headers are `InvalidParameter.CdnParamError`.
 - DescribePushQuota answers `UrlPush` only: SDK 3.1.169's response model has no other field (and
   warns "fileds are useless" about unknown ones); the purge quota is DescribePurgeQuota's business.
+- PurgeUrlsCache: `Area` is `mainland` or `overseas` (the SDK documents no `global`); without it the
+  docs purge "the domain's acceleration areas", which the sandbox (knowing no domains) records as
+  area `global`, spending both areas' purge quota. A `rejected` rule fails the whole call with
+  `ResourceNotFound.CdnHostNotExists` (a code the Go SDK lists for it). A `*` in a URL's host is
+  `InvalidParameter.CdnPurgeWildcardNotAllowed` (`CdnPushWildcardNotAllowed` for a push).
+- DescribePurgeTasks rows carry what SDK 3.1.169's PurgeTask has: TaskId, Url, Status
+  (`process`/`done`/`fail`: every failed outcome is `fail`), PurgeType `url`, FlushType `delete`
+  and CreateTime; no UpdateTime, Percent or Area. `PurgeType=path` finds nothing (directory purge,
+  PurgePathCache, is not emulated); DescribePurgeQuota reports PathPurge untouched.
 """
 
 from __future__ import annotations
@@ -25,11 +37,12 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from .steering import steered_tasks
-from .tasks import Charge, QuotaExceeded
+from .tasks import Charge, QuotaExceeded, StoredTask
 from .tencent import ApiError, Context, Params, TencentService
 
 SERVICE_NAME = "cdn"
@@ -55,6 +68,7 @@ FILTER_STATES: dict[str, tuple[str, ...]] = {
     "invalid": ("invalid",),
 }
 """A `Status` filter value -> the sandbox states it finds."""
+PATH_PURGE_BATCH, PATH_PURGE_DAILY = 20, 100  # documented defaults; directory purge is not emulated
 
 
 def new_task_id(now: float) -> str:
@@ -87,23 +101,75 @@ def _is_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
 
 
-def _daily_limits(ctx: Context) -> dict[str, int]:
-    return {area: int(ctx.store.get_setting(f"cdn_push_daily_{area}")) for area in AREAS}
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between push and purge: areas, settings, error codes, filters and rows."""
+
+    name: str                           # the tasks' kind in the store
+    submit_areas: tuple[str, ...]       # what the submit's Area accepts
+    default_area: str                   # a submit without Area
+    batch_setting: str
+    daily_setting: str                  # with `_<area>` appended
+    batch_code: str
+    day_code: str
+    rejected_code: str                  # a `rejected` rule fails the whole call with this
+    wildcard_code: str
+    filter_states: Mapping[str, tuple[str, ...]]  # a Status filter value -> the sandbox states it finds
+    params: tuple[str, ...]             # the history action's parameters
+    logs: str                           # the rows' field in the history answer
+    row: Callable[[StoredTask, float], dict[str, Any]]
+
+
+def _push_row(row: StoredTask, now: float) -> dict[str, Any]:
+    return {
+        "TaskId": row.job_id,
+        "Url": row.target,
+        "Status": REPORTED_STATUS.get(row.status(now), "fail"),
+        "Percent": row.progress(now),
+        "CreateTime": render_time(row.created),
+        "Area": row.scope,
+        "UpdateTime": render_time(row.updated(now)),
+    }
+
+
+def _purge_row(row: StoredTask, now: float) -> dict[str, Any]:
+    status = REPORTED_STATUS.get(row.status(now), "fail")
+    return {
+        "TaskId": row.job_id,
+        "Url": row.target,
+        "Status": "fail" if status == "invalid" else status,
+        "PurgeType": "url",
+        "FlushType": "delete",
+        "CreateTime": render_time(row.created),
+    }
+
+
+_HISTORY_PARAMS = ("StartTime", "EndTime", "TaskId", "Keyword", "Offset", "Limit", "Area", "Status")
+PUSH = _Kind("prefetch", SUBMIT_AREAS, "mainland", "cdn_push_batch", "cdn_push_daily",
+             "LimitExceeded.CdnPushExceedBatchLimit", "LimitExceeded.CdnPushExceedDayLimit", HOST_INVALID,
+             "InvalidParameter.CdnPushWildcardNotAllowed", FILTER_STATES, _HISTORY_PARAMS, "PushLogs",
+             _push_row)
+PURGE = _Kind("purge", AREAS, "global", "cdn_purge_batch", "cdn_purge_daily",
+              "LimitExceeded.CdnPurgeUrlExceedBatchLimit", "LimitExceeded.CdnPurgeUrlExceedDayLimit",
+              "ResourceNotFound.CdnHostNotExists", "InvalidParameter.CdnPurgeWildcardNotAllowed",
+              {"process": FILTER_STATES["process"], "done": FILTER_STATES["done"],
+               "fail": FILTER_STATES["fail"] + FILTER_STATES["invalid"]},  # a purge has no `invalid`
+              (*_HISTORY_PARAMS, "PurgeType"), "PurgeLogs", _purge_row)
+
+
+def _daily_limits(ctx: Context, kind: _Kind) -> dict[str, int]:
+    return {area: int(ctx.store.get_setting(f"{kind.daily_setting}_{area}")) for area in AREAS}
 
 
 def push_urls_cache(params: Params, ctx: Context) -> dict[str, Any]:
     params.only(["Urls", "UserAgent", "Area", "Layer", "ParseM3U8", "DisableRange", "Headers", "UrlEncode"])
-    urls = params.strings("Urls", required=True) or []
-    if not urls:
-        raise ApiError(PARAM_ERROR, "Urls must list at least one URL.")
+    urls = _urls(params)
     params.string("UserAgent")
-    area = params.string("Area") or "mainland"
-    if area not in SUBMIT_AREAS:
-        raise ApiError(PARAM_ERROR, f"Area must be one of {', '.join(SUBMIT_AREAS)}; got {area!r}.")
+    area = _submit_area(params, PUSH)
     layer = params.string("Layer")
     if layer not in (None, "middle"):
         raise ApiError(PARAM_ERROR, f"Layer can only be `middle`; got {layer!r}.")
-    for flag in ("ParseM3U8", "DisableRange", "UrlEncode"):
+    for flag in ("ParseM3U8", "DisableRange"):
         params.boolean(flag)
     headers = params.objects("Headers", ["Name", "Value"]) or []
     if len(headers) > MAX_HEADERS:
@@ -115,42 +181,80 @@ def push_urls_cache(params: Params, ctx: Context) -> dict[str, Any]:
             raise ApiError(PARAM_ERROR, f"A header Name must be 1..{MAX_HEADER_NAME_BYTES} bytes; got {name[:40]!r}.")
         if len(value.encode("utf-8")) > MAX_HEADER_VALUE_BYTES:
             raise ApiError(PARAM_ERROR, f"The value of header {name!r} exceeds {MAX_HEADER_VALUE_BYTES} bytes.")
+    return _submit(params, ctx, PUSH, urls, area)
+
+
+def purge_urls_cache(params: Params, ctx: Context) -> dict[str, Any]:
+    params.only(["Urls", "Area", "UrlEncode"])
+    urls = _urls(params)
+    return _submit(params, ctx, PURGE, urls, _submit_area(params, PURGE))
+
+
+def _urls(params: Params) -> list[str]:
+    urls = params.strings("Urls", required=True) or []
+    if not urls:
+        raise ApiError(PARAM_ERROR, "Urls must list at least one URL.")
+    return urls
+
+
+def _submit_area(params: Params, kind: _Kind) -> str:
+    area = params.string("Area")
+    if area is not None and area not in kind.submit_areas:
+        raise ApiError(PARAM_ERROR, f"Area must be one of {', '.join(kind.submit_areas)}; got {area!r}.")
+    return area or kind.default_area
+
+
+def _submit(params: Params, ctx: Context, kind: _Kind, urls: list[str], area: str) -> dict[str, Any]:
+    """Checks, steering and quota shared by push and purge: the whole call succeeds or fails."""
+    params.boolean("UrlEncode")
     bad = [u for u in urls if not _is_url(u)]
     if bad:
         raise ApiError(PARAM_ERROR, f"Urls must start with http:// or https://; invalid: {bad[0]!r}.")
+    wildcard = [u for u in urls if "*" in (urlsplit(u).hostname or "")]
+    if wildcard:
+        raise ApiError(kind.wildcard_code, f"A wildcard domain cannot be submitted: {wildcard[0]!r}.")
 
     store = ctx.store
-    batch = int(store.get_setting("cdn_push_batch"))
+    batch = int(store.get_setting(kind.batch_setting))
     if len(urls) > batch:
-        raise ApiError(
-            "LimitExceeded.CdnPushExceedBatchLimit",
-            f"{len(urls)} URLs submitted; at most {batch} per PushUrlsCache for area {area}.",
-        )
+        raise ApiError(kind.batch_code, f"{len(urls)} URLs submitted; at most {batch} per call for area {area}.")
 
-    tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now)
+    tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now, kind=kind.name)
     for task in tasks:
         if task.outcome == "rejected":
-            raise ApiError(HOST_INVALID, f"URL {task.target!r} cannot be prefetched: {task.fail_message}.")
+            raise ApiError(kind.rejected_code, f"URL {task.target!r} cannot be submitted: {task.fail_message}.")
 
-    limits = _daily_limits(ctx)
+    limits = _daily_limits(ctx, kind)
     spent = AREAS if area == "global" else (area,)
     task_id = new_task_id(ctx.now)
     try:
         store.create_tasks(
-            SERVICE_NAME, area, task_id, tasks, now=ctx.now,
+            SERVICE_NAME, area, task_id, tasks, now=ctx.now, kind=kind.name,
             charges=[Charge(a, len(tasks), limits[a]) for a in spent],
         )
     except QuotaExceeded as exc:
         raise ApiError(
-            "LimitExceeded.CdnPushExceedDayLimit",
-            f"Daily prefetch quota exceeded in {exc.scope}: {exc.used} used today + {exc.requested} "
+            kind.day_code,
+            f"Daily {kind.name} quota exceeded in {exc.scope}: {exc.used} used today + {exc.requested} "
             f"submitted > {exc.limit}.",
         ) from None
     return {"TaskId": task_id}
 
 
 def describe_push_tasks(params: Params, ctx: Context) -> dict[str, Any]:
-    params.only(["StartTime", "EndTime", "TaskId", "Keyword", "Offset", "Limit", "Area", "Status"])
+    return _describe(params, ctx, PUSH)
+
+
+def describe_purge_tasks(params: Params, ctx: Context) -> dict[str, Any]:
+    purge_type = params.string("PurgeType")
+    if purge_type not in (None, "url", "path"):
+        raise ApiError(PARAM_ERROR, f"PurgeType must be `url` or `path`; got {purge_type!r}.")
+    answer = _describe(params, ctx, PURGE)
+    return {"PurgeLogs": [], "TotalCount": 0} if purge_type == "path" else answer
+
+
+def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
+    params.only(kind.params)
     offset = params.integer("Offset", 0)
     limit = params.integer("Limit", 20)
     if offset < 0:
@@ -181,40 +285,40 @@ def describe_push_tasks(params: Params, ctx: Context) -> dict[str, Any]:
             raise ApiError(PARAM_ERROR, f"Area must be one of {', '.join(SUBMIT_AREAS)}; got {area!r}.")
     status = params.string("Status")
     if status is not None:
-        if status not in FILTER_STATES:
-            raise ApiError(PARAM_ERROR, f"Status must be one of {', '.join(FILTER_STATES)}; got {status!r}.")
-        query["statuses"] = FILTER_STATES[status]
+        if status not in kind.filter_states:
+            raise ApiError(PARAM_ERROR, f"Status must be one of {', '.join(kind.filter_states)}; got {status!r}.")
+        query["statuses"] = kind.filter_states[status]
     keyword = (params.string("Keyword") or "").strip()
     if keyword.lower().startswith(("http://", "https://")):
         query["target"] = keyword
     elif keyword:
         query["hosts"] = [keyword.lower()]
 
-    total, rows = ctx.store.query_tasks(SERVICE_NAME, area, now=ctx.now, offset=offset, limit=limit, **query)
-    logs = [
-        {
-            "TaskId": row.job_id,
-            "Url": row.target,
-            "Status": REPORTED_STATUS.get(row.status(ctx.now), "fail"),
-            "Percent": row.progress(ctx.now),
-            "CreateTime": render_time(row.created),
-            "Area": row.scope,
-            "UpdateTime": render_time(row.updated(ctx.now)),
-        }
-        for row in rows
-    ]
-    return {"PushLogs": logs, "TotalCount": total}
+    total, rows = ctx.store.query_tasks(SERVICE_NAME, area, now=ctx.now, offset=offset, limit=limit,
+                                        kind=kind.name, **query)
+    return {kind.logs: [kind.row(row, ctx.now) for row in rows], "TotalCount": total}
 
 
 def describe_push_quota(params: Params, ctx: Context) -> dict[str, Any]:
     params.only([])
-    batch = int(ctx.store.get_setting("cdn_push_batch"))
-    limits = _daily_limits(ctx)
+    return {"UrlPush": _quotas(ctx, PUSH)}
+
+
+def describe_purge_quota(params: Params, ctx: Context) -> dict[str, Any]:
+    params.only([])
+    paths = [{"Area": area, "Batch": PATH_PURGE_BATCH, "Total": PATH_PURGE_DAILY, "Available": PATH_PURGE_DAILY}
+             for area in AREAS]
+    return {"UrlPurge": _quotas(ctx, PURGE), "PathPurge": paths}
+
+
+def _quotas(ctx: Context, kind: _Kind) -> list[dict[str, Any]]:
+    batch = int(ctx.store.get_setting(kind.batch_setting))
+    limits = _daily_limits(ctx, kind)
     quotas = []
     for area in AREAS:
-        used = ctx.store.used_today(SERVICE_NAME, area, now=ctx.now)
+        used = ctx.store.used_today(SERVICE_NAME, area, now=ctx.now, kind=kind.name)
         quotas.append({"Area": area, "Batch": batch, "Total": limits[area], "Available": max(0, limits[area] - used)})
-    return {"UrlPush": quotas}
+    return quotas
 
 
 SERVICE = TencentService(
@@ -224,5 +328,8 @@ SERVICE = TencentService(
         "PushUrlsCache": push_urls_cache,
         "DescribePushTasks": describe_push_tasks,
         "DescribePushQuota": describe_push_quota,
+        "PurgeUrlsCache": purge_urls_cache,
+        "DescribePurgeTasks": describe_purge_tasks,
+        "DescribePurgeQuota": describe_purge_quota,
     },
 )

@@ -1,4 +1,4 @@
-"""UCloud UCDN (service `ucloud` in the store): the three prefetch actions the product uses.
+"""UCloud UCDN (service `ucloud` in the store): the prefetch and refresh (purge) actions the product uses.
 
 The wire protocol (parameters, signature, RetCode envelope) is `sandbox.ucloud_wire`'s, as Tencent's is
 `sandbox.tencent`'s for `edgeone` and `tencent_cdn`. Modules are named by product, as the client's
@@ -8,7 +8,15 @@ adapters are (`components/clouds/`). Choices where the docs leave it open:
   "prefetch quota exceeded for domain ..."; nothing is created. Note that the SDK flags every
   RetCode above 2000 as retryable.
 - GetUcdnDomainPrefetchRefreshState knows DomainIds declared with `add_ucloud_domain` (or the CLI's
-  `ucloud-domain add`); any other DomainId is RetCode 44003 "domain not found".
+  `ucloud-domain add`); any other DomainId is RetCode 44003 "domain not found". It reports prefetch,
+  file-refresh and directory-refresh quota and today's use per domain.
+- Refresh (RefreshNewUcdnDomainCache, DescribeNewUcdnRefreshCacheTask) is prefetch's twin with its
+  own history and quotas: `Type` is `file` or `dir` (the API doc's two; the SDK also names `m3u8`,
+  answered 230), a `dir` URL must end with `/`. At most `ucloud_refresh_batch` URLs per call (30,
+  the API doc and console; the SDK docstring says 100), `ucloud_refresh_daily` file and
+  `ucloud_refresh_dir_daily` directory refreshes per domain and day (700 and 20, the console doc),
+  RetCode 44010 beyond. No interval between refresh submits is documented: `ucloud_refresh_interval`
+  (default 0, none) can set one. Refresh tasks report their `Type` (a deprecated TaskInfo field).
 - Submits: at most one per `ucloud_prefetch_interval` seconds per PublicKey (153); only accepted
   submits start the interval.
 - History: the default window (BeginTime = EndTime - 1 day) applies even when TaskId.N is given;
@@ -22,9 +30,12 @@ adapters are (`components/clouds/`). Choices where the docs leave it open:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import secrets
 import string
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
@@ -42,7 +53,7 @@ REPORTED_STATUS = {
     "invalid": "failure", "unknown": "unknow",
 }
 """Sandbox outcome -> UCloud Status of a finished URL."""
-REFRESH_FILE_QUOTA, REFRESH_DIR_QUOTA = 10000, 100  # refresh is not emulated: reported untouched
+REFRESH_TYPES = ("file", "dir")
 _TASK_ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -56,22 +67,50 @@ def _is_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
 
 
-def _too_soon(retry_after: float) -> UCloudError:
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between prefetch and refresh: settings, words, and whether tasks have a Type."""
+
+    name: str            # the tasks' kind in the store
+    noun: str            # in messages
+    batch_setting: str
+    daily_setting: str
+    interval_setting: str
+    typed: bool          # submits name a Type (file|dir), tasks report it
+
+
+PREFETCH = _Kind("prefetch", "prefetch", "ucloud_prefetch_batch", "ucloud_prefetch_daily", "ucloud_prefetch_interval",
+                 False)
+REFRESH = _Kind("purge", "refresh", "ucloud_refresh_batch", "ucloud_refresh_daily", "ucloud_refresh_interval", True)
+
+
+def _too_soon(kind: _Kind, retry_after: float) -> UCloudError:
     return UCloudError(
-        RET_THROTTLED, f"Request throttled: one prefetch submit per interval; retry in {retry_after:.1f} s"
+        RET_THROTTLED, f"Request throttled: one {kind.noun} submit per interval; retry in {retry_after:.1f} s"
     )
 
 
 def prefetch_new_ucdn_domain_cache(params: Params, ctx: Context) -> dict[str, Any]:
+    return _submit(params, ctx, PREFETCH)
+
+
+def refresh_new_ucdn_domain_cache(params: Params, ctx: Context) -> dict[str, Any]:
+    return _submit(params, ctx, REFRESH)
+
+
+def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     store = ctx.store
-    interval = float(store.get_setting("ucloud_prefetch_interval"))
-    last = store.last_submit(SERVICE_NAME, ctx.public_key)
+    interval = float(store.get_setting(kind.interval_setting))
+    last = store.last_submit(SERVICE_NAME, ctx.public_key, kind=kind.name)
     if interval and last is not None and ctx.now - last < interval:  # the gateway refuses before validating
-        raise _too_soon(interval - (ctx.now - last))
+        raise _too_soon(kind, interval - (ctx.now - last))
     params.string("ProjectId")
     params.boolean("IsDcdn")
+    refresh_type = params.string("Type", required=True) if kind.typed else None
+    if refresh_type is not None and refresh_type not in REFRESH_TYPES:
+        raise bad_param("Type", f"must be file or dir; got {refresh_type!r}")
     urls = params.strings("UrlList")
-    batch = int(store.get_setting("ucloud_prefetch_batch"))
+    batch = int(store.get_setting(kind.batch_setting))
     if not urls:
         raise bad_param("UrlList", "at least one URL is required")
     if len(urls) > batch:
@@ -79,27 +118,32 @@ def prefetch_new_ucdn_domain_cache(params: Params, ctx: Context) -> dict[str, An
     for i, url in enumerate(urls):
         if not _is_url(url):
             raise bad_param(f"UrlList.{i}", f"must start with http:// or https:// and name a domain; got {url!r}")
+        if refresh_type == "dir" and not url.endswith("/"):
+            raise bad_param(f"UrlList.{i}", f"a directory must end with /; got {url!r}")
 
-    tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now)
+    tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now, kind=kind.name)
     for task in tasks:
         if task.outcome == "rejected":
-            raise bad_param("UrlList", f"{task.target} cannot be prefetched: {task.fail_message}")
+            raise bad_param("UrlList", f"{task.target} cannot be submitted: {task.fail_message}")
+    if refresh_type is not None:
+        tasks = [dataclasses.replace(t, extra={"type": refresh_type}) for t in tasks]
 
-    daily = int(store.get_setting("ucloud_prefetch_daily"))
+    quota_kind = "purge_dir" if refresh_type == "dir" else kind.name
+    daily = int(store.get_setting("ucloud_refresh_dir_daily" if refresh_type == "dir" else kind.daily_setting))
     per_host = Counter(t.host for t in tasks)
     task_id = new_task_id()
     try:
         store.create_tasks(
-            SERVICE_NAME, ctx.public_key, task_id, tasks, now=ctx.now,
-            charges=[Charge(host, count, daily) for host, count in sorted(per_host.items())],
+            SERVICE_NAME, ctx.public_key, task_id, tasks, now=ctx.now, kind=kind.name,
+            charges=[Charge(host, count, daily, quota_kind) for host, count in sorted(per_host.items())],
             min_interval=interval,
         )
     except SubmitTooSoon as exc:
-        raise _too_soon(exc.retry_after) from None
+        raise _too_soon(kind, exc.retry_after) from None
     except QuotaExceeded as exc:
         raise UCloudError(
             RET_QUOTA_EXCEEDED,
-            f"prefetch quota exceeded for domain {exc.scope}: {exc.used} used today + {exc.requested} "
+            f"{kind.noun} quota exceeded for domain {exc.scope}: {exc.used} used today + {exc.requested} "
             f"submitted > {exc.limit}",
         ) from None
     return {"TaskId": task_id}
@@ -130,6 +174,14 @@ def task_status(rows: list[tuple[Any, ...]], now: float) -> str:
 
 
 def describe_new_ucdn_prefetch_cache_task(params: Params, ctx: Context) -> dict[str, Any]:
+    return _describe(params, ctx, PREFETCH)
+
+
+def describe_new_ucdn_refresh_cache_task(params: Params, ctx: Context) -> dict[str, Any]:
+    return _describe(params, ctx, REFRESH)
+
+
+def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     params.string("ProjectId")
     task_ids = params.strings("TaskId")
     begin, end = params.integer("BeginTime"), params.integer("EndTime")
@@ -152,8 +204,10 @@ def describe_new_ucdn_prefetch_cache_task(params: Params, ctx: Context) -> dict[
         raise bad_param("Limit", "must be >= 0")
     params.boolean("IsDcdn")
 
+    columns = (*URL_COLUMNS, "extra") if kind.typed else URL_COLUMNS
     rows = ctx.store.task_values(
-        SERVICE_NAME, ctx.public_key, URL_COLUMNS, now=ctx.now, start=begin, end=end, job_ids=task_ids or None,
+        SERVICE_NAME, ctx.public_key, columns, now=ctx.now, start=begin, end=end, job_ids=task_ids or None,
+        kind=kind.name,
     )
     grouped: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:  # newest task first; its URLs come newest-id first, so reverse them below
@@ -171,6 +225,7 @@ def describe_new_ucdn_prefetch_cache_task(params: Params, ctx: Context) -> dict[
             "TaskId": task_id,
             "CreateTime": int(task_rows[0][2]),
             "Status": aggregate,
+            **({"Type": json.loads(task_rows[0][5]).get("type", "file")} if kind.typed else {}),
             "UrlLists": [
                 {
                     "Url": target,
@@ -179,7 +234,7 @@ def describe_new_ucdn_prefetch_cache_task(params: Params, ctx: Context) -> dict[
                     "Status": _url_status(created, finish, outcome, now),
                     "Progress": task_progress(created, finish, now),
                 }
-                for _, target, created, finish, outcome in task_rows
+                for _, target, created, finish, outcome, *_ in task_rows
             ],
         }
         for task_id, aggregate, task_rows in page
@@ -197,15 +252,16 @@ def get_ucdn_domain_prefetch_refresh_state(params: Params, ctx: Context) -> dict
             RET_DOMAIN_NOT_FOUND,
             f"domain not found: {domain_id} (declare it with `python -m sandbox ucloud-domain add`)",
         )
+    def used(kind: str) -> int:
+        return ctx.store.used_today(SERVICE_NAME, host, now=ctx.now, kind=kind)
+
     return {
         "PrefetchQuota": int(ctx.store.get_setting("ucloud_prefetch_daily")),
-        "SubmitPrefetchCount": ctx.store.used_today(SERVICE_NAME, host, now=ctx.now),
-        "RefreshQuota": REFRESH_FILE_QUOTA,
-        "SubmitRefreshCount": 0,
-        "RefreshFileQuota": REFRESH_FILE_QUOTA,
-        "SubmitRefreshFile": 0,
-        "RefreshDirQuota": REFRESH_DIR_QUOTA,
-        "SubmitRefreshDir": 0,
+        "SubmitPrefetchCount": used("prefetch"),
+        "RefreshFileQuota": int(ctx.store.get_setting("ucloud_refresh_daily")),
+        "SubmitRefreshFile": used("purge"),
+        "RefreshDirQuota": int(ctx.store.get_setting("ucloud_refresh_dir_daily")),
+        "SubmitRefreshDir": used("purge_dir"),
     }
 
 
@@ -213,5 +269,7 @@ ACTIONS: Mapping[str, Handler] = {
     "PrefetchNewUcdnDomainCache": prefetch_new_ucdn_domain_cache,
     "DescribeNewUcdnPrefetchCacheTask": describe_new_ucdn_prefetch_cache_task,
     "GetUcdnDomainPrefetchRefreshState": get_ucdn_domain_prefetch_refresh_state,
+    "RefreshNewUcdnDomainCache": refresh_new_ucdn_domain_cache,
+    "DescribeNewUcdnRefreshCacheTask": describe_new_ucdn_refresh_cache_task,
 }
 """Emulated UCloud actions by name."""

@@ -52,7 +52,12 @@ def test_settings_defaults_types_and_validation(store: SandboxStore) -> None:
                                 "rate_limit_per_second": 20, "cdn_push_batch": 500,
                                 "cdn_push_daily_mainland": 1000, "cdn_push_daily_overseas": 1000,
                                 "cdn_history_days": 30, "ucloud_prefetch_interval": 10.0,
-                                "ucloud_prefetch_batch": 1000, "ucloud_prefetch_daily": 500}
+                                "ucloud_prefetch_batch": 1000, "ucloud_prefetch_daily": 500,
+                                "purge_batch": 1000, "purge_daily": 10000, "cdn_purge_batch": 1000,
+                                "cdn_purge_daily_mainland": 10000, "cdn_purge_daily_overseas": 10000,
+                                "ucloud_refresh_batch": 30, "ucloud_refresh_daily": 700,
+                                "ucloud_refresh_dir_daily": 20, "ucloud_refresh_interval": 0.0,
+                                "edge_ttl_seconds": 86400.0}
     store.set_setting("progress_seconds", "0.25")
     store.set_setting("prefetch_batch", "2000")
     store.set_setting("prefetch_daily", 0)

@@ -170,7 +170,7 @@ def test_auth_version_action_and_parameter_errors(sb: Sandbox) -> None:
     assert code(lambda: CommonClient("cdn", "2017-01-01", cred, "", profile).call_json("DescribePushQuota", {})) \
         == "NoSuchVersion"
     common = CommonClient("cdn", "2018-06-06", cred, "", profile)
-    assert code(lambda: common.call_json("PurgeUrlsCache", {"Urls": ["https://a.example.com/"]})) == "InvalidAction"
+    assert code(lambda: common.call_json("PurgePathCache", {"Paths": ["https://a.example.com/"]})) == "InvalidAction"
 
     def push(**params: Any) -> str:
         return code(lambda: common.call_json("PushUrlsCache", params))
