@@ -209,10 +209,12 @@ def test_overwritten_objects_show_as_changed_and_up_resubmits_exactly_those(tmp_
     assert preview.refresh_step(RESOURCE).op == "refresh"  # the CDN did not drift: the origin did
     assert stack.submits() == []  # a preview never submits
 
-    # up: the provider sees those 3 as stale (prefetched for another ETag) and re-submits exactly them
+    # up: the provider sees those 3 as stale (prefetched for another ETag): it purges exactly them (an
+    # edge keeps an unexpired copy through a prefetch), then prefetches exactly them
     up = stack.engine.up()
+    assert stack.submits(purges=True) == [sorted(url(k) for k in changed)]
     assert stack.submits() == [sorted(url(k) for k in changed)]
-    assert "set web: 3 of 13 targets need a prefetch (3 stale)" in up.host_log
+    assert "set web: 3 of 13 targets changed, to purge then prefetch (3 stale)" in up.host_log
     observed = stack.outputs(RESOURCE)["observed"]
     for key in keys:
         assert observed[url(key)][0] == "warm"

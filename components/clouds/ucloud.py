@@ -1,6 +1,6 @@
 """UCloud UCDN adapter: PrefetchNewUcdnDomainCache, DescribeNewUcdnPrefetchCacheTask,
 GetUcdnDomainPrefetchRefreshState, through the official ``ucloud-sdk-python3`` client; for purges
-(``purger()``): RefreshNewUcdnDomainCache (``Type: file``, at most 100 URLs a call),
+(``purger()``): RefreshNewUcdnDomainCache (``Type: file``, at most 30 URLs a call),
 DescribeNewUcdnRefreshCacheTask (the same task shape), and the state's file-refresh quota.
 
 Quirks kept here: errors come as HTTP 200 with a RetCode; at most one submit every 10 s; one
@@ -58,7 +58,8 @@ SUBMIT_ACTION = "PrefetchNewUcdnDomainCache"
 ACTION = "DescribeNewUcdnPrefetchCacheTask"  # the history action, named in every MalformedResponse about a row
 PURGE_SUBMIT_ACTION = "RefreshNewUcdnDomainCache"
 PURGE_ACTION = "DescribeNewUcdnRefreshCacheTask"
-PURGE_BATCH = 100  # UrlList.N per refresh call (the SDK's documentation of RefreshNewUcdnDomainCache)
+PURGE_BATCH = 30
+"""UrlList.N per refresh call: the API doc and console say 30, the SDK docstring 100; 30 works under both."""
 
 
 def classify_retcode(code: int) -> str:

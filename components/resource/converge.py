@@ -304,15 +304,16 @@ class ShardSync:
 
     def _announce(self, before: Plan) -> None:
         """Say why targets are about to be purged or submitted, e.g. ``3 targets need a prefetch (3 stale)``."""
-        parts = []
-        if before.to_purge:
-            parts.append(f"{len(before.to_purge)} changed, to purge then prefetch ({_counts(before, before.to_purge)})")
+        total = len(before.statuses)
+        prefetch = f"need a prefetch ({_counts(before, before.to_submit)})"
+        if not before.to_purge:
+            self.log.write(f"set {self.inputs.set}: {len(before.to_submit)} of {total} targets {prefetch}\n")
+            return
+        line = (f"set {self.inputs.set}: {len(before.to_purge)} of {total} targets changed, to purge then prefetch "
+                f"({_counts(before, before.to_purge)})")
         if before.to_submit:
-            parts.append(f"{len(before.to_submit)} need a prefetch ({_counts(before, before.to_submit)})")
-        self.log.write(f"set {self.inputs.set}: of {len(before.statuses)} targets, {'; '.join(parts)}\n"
-                       if before.to_purge else
-                       f"set {self.inputs.set}: {len(before.to_submit)} of {len(before.statuses)} targets need a "
-                       f"prefetch ({_counts(before, before.to_submit)})\n")
+            line += f"; {len(before.to_submit)} more {prefetch}"
+        self.log.write(line + "\n")
 
     def _report(self, final: Plan) -> None:
         drifted = final.drifted
