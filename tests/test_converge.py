@@ -827,6 +827,37 @@ def test_when_the_wait_ends_during_the_purge_the_next_up_prefetches_without_purg
     assert final.plan.in_sync
 
 
+def test_purges_an_earlier_up_left_running_are_waited_for_then_prefetched_without_purging_again():
+    """The earlier up's host died (or its wait ended) right after the purge submit: the next up, started
+    while those purges still run, finds them in the purge history, waits, then prefetches."""
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    clock.now += timedelta(minutes=5)
+    cloud.purger().finish_after = 60.0
+    converged(make_release(cloud, clock, "r2", wait="0s", policy=RELEASE), outputs)
+    clock.now += timedelta(seconds=20)  # the purges still run
+    sync = make_release(cloud, clock, "r2", policy=RELEASE)
+    result, _ = converged(sync, outputs)  # the state the dead host never saved: the old outputs
+    assert "10 of 10 targets wait for a purge an earlier up submitted, then a prefetch" in sync.log.getvalue()
+    assert len(cloud.purger().submits) == 1
+    assert [u for b in cloud.submits[1:] for u in b] == list(URLS)
+    assert result.plan.in_sync
+
+
+def test_a_purge_confirmed_done_from_history_after_an_ambiguous_submit_is_followed_by_its_prefetch():
+    clock = FakeClock()
+    cloud = FakeCloud(clock, batch=100)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    purger = cloud._purger = FlakyCloud(clock, batch=100, kind=TaskKind.PURGE, finish_after=0.0)
+    purger.failures = {1: ("transient", True)}  # the only purge submit: done by the cloud, its answer lost
+    clock.now += timedelta(minutes=5)
+    result, _ = converged(make_release(cloud, clock, "r2", policy=RELEASE), outputs)
+    assert purger.per_url() == Counter(URLS) and purger.calls == 1
+    assert [u for b in cloud.submits[1:] for u in b] == list(URLS)
+    assert result.plan.in_sync
+
+
 def test_purging_more_than_the_set_allows_is_refused_before_anything_is_sent():
     clock = FakeClock()
     cloud = FakeCloud(clock)

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping, Optional, TextIO
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
 from components.clouds.base import CloudAdapter, CloudError
 from components.clouds.history import SHARED_HISTORY, HistoryCache, window_start
@@ -194,9 +194,9 @@ class ShardSync:
         changed = plan.changed
         if not changed:
             return plan, []
-        since = now - self.freshness - HISTORY_MARGIN
         adapter = self.purge.adapter
-        snapshot = self.history.read(adapter, window_start(since, now, adapter.max_window), now, urls=changed,
+        since = self._purge_window(now)
+        snapshot = self.history.read(adapter, since, now, urls=changed,
                                      fresh_after=now - SHARED_READ_FRESH)
         purges = snapshot.rows_for(changed, since)
         return self._plan(observations, now, purges), purges
@@ -239,30 +239,35 @@ class ShardSync:
         new_tasks: list[SubmittedTask] = []
         decision: Optional[QuotaDecision] = None
         purge_decision: Optional[QuotaDecision] = None
-        if before.to_submit or before.to_purge:
-            self._announce(before)
+        # Purges an earlier up submitted (its host may have died) and still running: their prefetch follows here.
+        purging = [u for u, s in before.statuses.items() if s.state is TargetState.PURGING] if purges else []
+        if before.to_submit or before.to_purge or purging:
+            self._announce(before, purging)
             purge_decision = self._reserve_purge(before) if before.to_purge else None
-            decision = self._reserve(self.prefetch.adapter, len(before.to_submit) + len(before.to_purge),
+            decision = self._reserve(self.prefetch.adapter, len(before.to_submit) + len(before.to_purge) + len(purging),
                                      self.policy, "prefetch")
             budget = decision.submit
             urls = sorted(before.to_submit, key=lambda u: SUBMIT_PRIORITY.get(before.statuses[u].state, 5))[:budget]
             budget -= len(urls)
             # Purge only what can be prefetched after it in this up (allowPartial), and what the purge quota fits.
             purge_urls = list(before.to_purge)[:min(budget, purge_decision.submit)] if purge_decision else []
-            pending_purges: set[str] = set()
+            awaited = purging[:budget - len(purge_urls)]
+            pending_purges = set(awaited)
             if purge_urls:
                 notes = self.purge.submitter.submit(purge_urls, self._batch(purge_decision),
                                                     {(o.url, o.task_id) for o in purges or ()}, start, new_tasks)
                 assert purges is not None  # a set that purges has its purge rows (maybe none)
                 purges.extend(notes)
-                pending_purges = {o.url for o in notes if o.state.in_flight}
+                pending_purges.update(o.url for o in notes if o.state.in_flight)
             known = {(o.url, o.task_id) for o in observations}
             fresh = self._send(urls, decision, known, start, new_tasks, contents) if urls else []
             if pending_purges:
-                polled = self.purge.poller.until_done(start, pending_purges)
-                purges = _merged(purges or [], polled)
+                earlier = self._purge_window(start) if awaited else None
+                purges = _merged(purges or [], self.purge.poller.until_done(start, pending_purges, since=earlier))
+            followed = purge_urls + awaited
+            if followed:  # a purge confirmed from history (an ambiguous submit) may be done already
                 after = self._plan(observations, self.clock(), purges)
-                cleared = [u for u in purge_urls if after.statuses[u].state is TargetState.PURGED]
+                cleared = [u for u in followed if after.statuses[u].state is TargetState.PURGED]
                 fresh += self._send(cleared, decision, known, start, new_tasks, contents) if cleared else []
             submitted.extend(t.to_dict() for t in new_tasks)
             pending = {o.url for o in fresh if o.state.in_flight}
@@ -302,18 +307,24 @@ class ShardSync:
             raise SubmitError(refusal)
         return self._reserve(self.purge.adapter, len(plan.to_purge), self.policy.for_purge(), "purge")
 
-    def _announce(self, before: Plan) -> None:
+    def _announce(self, before: Plan, purging: Sequence[str] = ()) -> None:
         """Say why targets are about to be purged or submitted, e.g. ``3 targets need a prefetch (3 stale)``."""
         total = len(before.statuses)
         prefetch = f"need a prefetch ({_counts(before, before.to_submit)})"
-        if not before.to_purge:
-            self.log.write(f"set {self.inputs.set}: {len(before.to_submit)} of {total} targets {prefetch}\n")
-            return
-        line = (f"set {self.inputs.set}: {len(before.to_purge)} of {total} targets changed, to purge then prefetch "
-                f"({_counts(before, before.to_purge)})")
+        parts = []
+        if before.to_purge:
+            parts.append(f"{len(before.to_purge)} of {total} targets changed, to purge then prefetch "
+                         f"({_counts(before, before.to_purge)})")
+        if purging:
+            parts.append(f"{len(purging)} {'more ' if parts else f'of {total} targets '}wait for a purge an earlier "
+                         "up submitted, then a prefetch")
         if before.to_submit:
-            line += f"; {len(before.to_submit)} more {prefetch}"
-        self.log.write(line + "\n")
+            parts.append(f"{len(before.to_submit)} {'more ' if parts else f'of {total} targets '}{prefetch}")
+        self.log.write(f"set {self.inputs.set}: {'; '.join(parts)}\n")
+
+    def _purge_window(self, now: datetime) -> datetime:
+        """Where the purge history read for this sync's plan starts: an earlier up's purges are in it."""
+        return window_start(now - self.freshness - HISTORY_MARGIN, now, self.purge.adapter.max_window)
 
     def _report(self, final: Plan) -> None:
         drifted = final.drifted

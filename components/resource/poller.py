@@ -68,12 +68,18 @@ class TaskPoller:
     sent_at: dict[str, datetime]
     wait: timedelta
 
-    def until_done(self, start: datetime, pending: set[str]) -> list[HistoryRow]:
-        """The rows of ``pending`` in the poll window at the last poll, once none is in flight or at the deadline."""
+    def until_done(self, start: datetime, pending: set[str], *, since: Optional[datetime] = None) -> list[HistoryRow]:
+        """The rows of ``pending`` in the poll window at the last poll, once none is in flight or at the deadline.
+
+        ``since``: where the window starts when some pending tasks were submitted before ``start`` (by an
+        earlier up); by default it starts at ``start``, less the clock tolerance.
+        """
         if not pending or self.wait.total_seconds() <= 0:
             return []
         wide = start - CLOCK_TOLERANCE  # tolerate a cloud clock a little behind ours
-        since = narrow_window(start, wide, self.history.clock_floor(self.adapter))
+        if since is not None and since < wide:
+            wide = since  # and no narrowing: the earlier tasks' rows lie before our start
+        since = wide if wide < start - CLOCK_TOLERANCE else narrow_window(start, wide, self.history.clock_floor(self.adapter))
         with ExitStack() as polling:
             polling.enter_context(self.history.polling(self.adapter, since))
             # Back to the wide window: registered too, so that reads other pollers start cover it again.
