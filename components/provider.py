@@ -37,7 +37,7 @@ from components.model.clouds import cloud, cloud_keys, find
 from components.model.connection import ConfigError, ProviderSettings
 from components.model.durations import parse_duration
 from components.model.policy import CONFIG_KEY, POLICY_KEYS, Policy, parse_consent, policy_problems
-from components.plan.safety import RefusedChange, check_drop
+from components.plan.safety import RefusedChange, check_drop, check_purge
 from components.resource.converge import ShardSync, SyncResult
 from components.resource.inputs import ShardInputs, parse_shard
 from components.resource.outputs import build_outputs, output_targets, refreshed_inputs
@@ -95,9 +95,9 @@ class PrefetchProvider(ResourceProvider):
         # DIFF_UNKNOWN: the engine diffs old inputs against new inputs itself and shows each changed
         # target. After a refresh the old inputs carry the live status of every drifted target.
         # A preview runs diff, not update: say here already when the update will be refused.
-        refusal = self._drop_refusal(olds, news)
-        if refusal:
-            sys.stderr.write(f"warning: up will refuse this change: {refusal}\n")
+        for refusal in (self._drop_refusal(olds, news), self._purge_refusal(olds, news)):
+            if refusal:
+                sys.stderr.write(f"warning: up will refuse this change: {refusal}\n")
         return DiffResult(changes=None)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -150,6 +150,22 @@ class PrefetchProvider(ResourceProvider):
         part = f" (shard {shard[0]} of {shard[1]})" if shard else ""
         where = f"set {news.get('set')!r}{part} on {describe_destination(destination)}"
         return check_drop(old_targets, new_targets, self._policy(news), where, shard=shard).refusal
+
+    def _purge_refusal(self, olds: dict[str, Any], news: dict[str, Any]) -> Optional[str]:
+        """The purge rail as a plain preview can judge it: targets whose declared version changed
+        (a revision bump, a new ETag) would be purged. The up judges again on what the cloud says."""
+        old_targets, new_targets = output_targets(olds), news.get("targets")
+        if old_targets is None or not isinstance(new_targets, dict):
+            return None
+        policy = self._policy(news)
+        destination = news.get("destination") if isinstance(news.get("destination"), dict) else {}
+        spec = find(destination.get("provider"))
+        if not policy.purges_on_change(bool(spec and spec.supports_purge)):
+            return None
+        changed = sum(1 for url, value in new_targets.items()
+                      if url in old_targets and isinstance(value, str) and value != old_targets[url])
+        where = f"set {news.get('set')!r} on {describe_destination(destination)}"
+        return check_purge(changed, len(new_targets), policy, where)
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # A prefetch cannot be undone: deleting forgets the set and calls no cloud API.
