@@ -2,7 +2,8 @@
 
 - ``fresh_shared_history`` and ``no_proxy``: every test gets them (autouse);
 - ``sb``: a sandbox with its built-in credentials (the SDK and adapter tests);
-- ``sandbox``: a sandbox that knows the end-to-end stack's credentials and UCloud domain (tests/stacks.py).
+- ``sandbox``: a sandbox that knows the end-to-end stack's credentials and UCloud domain (tests/stacks.py);
+- ``s3``: an S3-compatible origin server on loopback (tests/s3_origin.py), one per module.
 
 A module (or a test) sets the sandbox's settings with a marker, e.g.
 ``pytestmark = pytest.mark.sandbox(progress_seconds=0.0, ucloud_prefetch_interval=0)``: each keyword
@@ -19,6 +20,7 @@ import pytest
 from components.clouds.history import SHARED_HISTORY
 from components.clouds.quota_ledger import SHARED_QUOTA
 from sandbox import Sandbox
+from tests.s3_origin import S3
 from tests.stacks import start_sandbox
 
 # How long a sandbox task stays running unless a module says otherwise (the setting progress_seconds).
@@ -82,3 +84,10 @@ def sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Sandbox]
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3]:
+    server = S3()
+    yield server
+    server.server.stop()
