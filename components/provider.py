@@ -39,11 +39,13 @@ from components.model.durations import parse_duration
 from components.model.policy import CONFIG_KEY, POLICY_KEYS, Policy, parse_consent, policy_problems
 from components.plan.safety import RefusedChange, check_drop, check_purge
 from components.resource.converge import ShardSync, SyncResult
-from components.resource.inputs import ShardInputs, parse_shard
+from components.resource.inputs import ShardInputs, change_note, parse_shard
 from components.resource.outputs import build_outputs, output_targets, refreshed_inputs
 
 #: Output: whether the inputs in state hold live statuses of drifted targets (False: the desired values).
 INPUTS_SHOW_DRIFT = "inputs_show_drift"
+NOTED_CHANGES = 20
+"""Targets a preview names one per line when their version changed; the rest are counted."""
 
 
 class PrefetchProvider(ResourceProvider):
@@ -98,6 +100,7 @@ class PrefetchProvider(ResourceProvider):
         for refusal in (self._drop_refusal(olds, news), self._purge_refusal(olds, news)):
             if refusal:
                 sys.stderr.write(f"warning: up will refuse this change: {refusal}\n")
+        self._note_changes(olds, news)
         return DiffResult(changes=None)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -151,21 +154,37 @@ class PrefetchProvider(ResourceProvider):
         where = f"set {news.get('set')!r}{part} on {describe_destination(destination)}"
         return check_drop(old_targets, new_targets, self._policy(news), where, shard=shard).refusal
 
-    def _purge_refusal(self, olds: dict[str, Any], news: dict[str, Any]) -> Optional[str]:
-        """The purge rail as a plain preview can judge it: targets whose declared version changed
-        (a revision bump, a new ETag) would be purged. The up judges again on what the cloud says."""
+    def _changed_versions(self, olds: dict[str, Any], news: dict[str, Any]) -> Optional[tuple[dict[str, str], bool]]:
+        """{url: change note} of the targets whose declared version changed (a revision bump, a new ETag),
+        and whether the up purges them; None when the old or new targets cannot be read (a preview)."""
         old_targets, new_targets = output_targets(olds), news.get("targets")
         if old_targets is None or not isinstance(new_targets, dict):
             return None
-        policy = self._policy(news)
         destination = news.get("destination") if isinstance(news.get("destination"), dict) else {}
         spec = find(destination.get("provider"))
-        if not policy.purges_on_change(bool(spec and spec.supports_purge)):
+        purges = self._policy(news).purges_on_change(bool(spec and spec.supports_purge))
+        notes = {url: note for url, value in new_targets.items() if url in old_targets and value != old_targets[url]
+                 and (note := change_note(old_targets[url], value, purges))}
+        return notes, purges
+
+    def _purge_refusal(self, olds: dict[str, Any], news: dict[str, Any]) -> Optional[str]:
+        """The purge rail as a plain preview can judge it: targets whose declared version changed would
+        be purged. The up judges again on what the cloud says."""
+        changed = self._changed_versions(olds, news)
+        if changed is None or not changed[1]:
             return None
-        changed = sum(1 for url, value in new_targets.items()
-                      if url in old_targets and isinstance(value, str) and value != old_targets[url])
-        where = f"set {news.get('set')!r} on {describe_destination(destination)}"
-        return check_purge(changed, len(new_targets), policy, where)
+        return check_purge(len(changed[0]), len(news["targets"]), self._policy(news), _where(news))
+
+    def _note_changes(self, olds: dict[str, Any], news: dict[str, Any]) -> None:
+        """One line per target whose version changed (at most NOTED_CHANGES), saying what the up does about it."""
+        changed = self._changed_versions(olds, news)
+        if not changed or not changed[0]:
+            return
+        notes = changed[0]
+        lines = [f"{_where(news)}: {url}: {note}" for url, note in sorted(notes.items())[:NOTED_CHANGES]]
+        if len(notes) > NOTED_CHANGES:
+            lines.append(f"{_where(news)}: ... and {len(notes) - NOTED_CHANGES} more targets changed")
+        sys.stderr.write("".join(line + "\n" for line in lines))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # A prefetch cannot be undone: deleting forgets the set and calls no cloud API.
@@ -194,6 +213,11 @@ def resource_id(inputs: ShardInputs) -> str:
                      if k != "provider" and k not in POLICY_KEYS)
     shard = f"/shard-{inputs.shard[0]}-of-{inputs.shard[1]}" if inputs.shard else ""
     return f"{inputs.set}/{inputs.provider}/{scope}{shard}"
+
+
+def _where(news: dict[str, Any]) -> str:
+    destination = news.get("destination") if isinstance(news.get("destination"), dict) else {}
+    return f"set {news.get('set')!r} on {describe_destination(destination)}"
 
 
 def describe_destination(destination: dict[str, Any]) -> str:

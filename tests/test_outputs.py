@@ -352,3 +352,17 @@ def test_a_purge_state_records_the_purge_and_keeps_the_version_of_the_prefetch_i
     assert prior_observations(outputs) == []
     assert prior_contents(outputs) == {(url, "t1"): "@r1"}
     assert outputs["summary"]["counts"]["purging"] == 1
+
+
+def test_a_change_note_says_what_the_up_does_about_a_changed_version():
+    from components.resource.inputs import change_note
+
+    old, new = desired_value(V1, "r41"), desired_value(V2, "r42")
+    assert change_note(old, new, purges=True) == \
+        f"stale (etag {V1.etag}⇒{V2.etag}); revision r41⇒r42: purge, then prefetch"
+    assert change_note(desired_value(None, "r41"), desired_value(None, "r42"), purges=False) == \
+        "revision r41⇒r42: prefetch again (onChange: prefetch)"
+    assert change_note("warm", desired_value(None, "r1"), purges=True) == "revision (none)⇒r1: purge, then prefetch"
+    assert change_note(old, old, purges=True) is None
+    assert change_note("warm", desired_value(V2), purges=True) is None  # no old version to compare
+    assert change_note(desired_value(V1, "r41"), desired_value(V1), purges=True) is None  # a revision removed

@@ -89,11 +89,16 @@ def test_changed_origin_objects_are_purged_then_prefetched_and_the_edge_serves_t
     assert {u for u, c in sandbox.store.edges(urls, SERVICES[cloud]).items() if not c.current} == stale
 
     sandbox.store.clear_requests()
-    step = stack.engine.preview().step(resource)
+    preview = stack.engine.preview()
+    step = preview.step(resource)
     assert set(target_diff(step)) == {path_of(u) for u in stale}  # exactly those, old version => new
     for key in changed:
         entry = step.diff[path_of(key_url(key))]
         assert short_etag(etags[key]) in entry.old and short_etag(new_etags[key]) in entry.new
+        # and what the up will do about it, target by target
+        assert (f"{key_url(key)}: stale (etag {short_etag(etags[key])}⇒{short_etag(new_etags[key])}): purge, then "
+                "prefetch") in preview.host_log
+    assert preview.host_log.count("purge, then prefetch") == 2
     assert stack.submits(cloud, purges=True) == [] and stack.submits(cloud) == []  # a preview never submits
 
     up = stack.engine.up()
@@ -134,9 +139,10 @@ def test_a_revision_bump_purges_then_prefetches_every_target(tmp_path, sandbox, 
     release(sandbox, "build-42")
     stack.declare(URLS, destinations=[DESTINATIONS[cloud]], revision="r42", safety={"maxPurgeShare": 1})
     sandbox.store.clear_requests()
-    step = stack.engine.preview().step(resource)
-    assert {p: (e.old, e.new) for p, e in target_diff(step).items()} == \
+    preview = stack.engine.preview()
+    assert {p: (e.old, e.new) for p, e in target_diff(preview.step(resource)).items()} == \
         {path_of(u): ("warm (revision r41)", "warm (revision r42)") for u in URLS}
+    assert all(f"{u}: revision r41⇒r42: purge, then prefetch" in preview.host_log for u in URLS)
 
     stack.engine.up()
     assert stack.submits(cloud, purges=True) and sorted(u for b in stack.submits(cloud, purges=True) for u in b) == URLS
@@ -155,6 +161,7 @@ def test_with_on_change_prefetch_the_edge_keeps_serving_the_old_build(tmp_path, 
     stack.engine.up()
     release(sandbox, "build-42")
     stack.declare(URLS, revision="r42", onChange="prefetch")
+    assert f"{URLS[0]}: revision r41⇒r42: prefetch again (onChange: prefetch)" in stack.engine.preview().host_log
     sandbox.store.clear_requests()
     up = stack.engine.up()
     assert stack.submits(purges=True) == []

@@ -170,6 +170,27 @@ def test_in_flight_and_unknown_count_as_drift_and_errors_win():
     assert json.loads(render_json(broken))["sets"]["gone"]["destinations"][0]["error"] == "edgeone X failed: boom"
 
 
+def test_purge_states_are_drift_with_the_purge_task_its_time_and_reason():
+    at = NOW - timedelta(minutes=2)
+    statuses = [TargetStatus(URLS[0], TargetState.PURGE_FAILED, "purge-7", at, "taskFailed: purge backend unavailable",
+                             prefetch_task="task-1"),
+                TargetStatus(URLS[1], TargetState.PURGED, "purge-7", at, prefetch_task="task-1"),
+                TargetStatus(URLS[2], TargetState.PURGING, "purge-8", at, prefetch_task="task-1"),
+                TargetStatus(URLS[3], TargetState.WARM, "task-2", at)]
+    report = build_report([observed(statuses)], generated_at=NOW)
+    assert report.exit_code == 2 and report.drifted == 3
+    lines = render_table(report).splitlines()
+    assert lines[0].startswith(f"web / edgeone-{ZONE}: 1/4 warm, 1 purging, 1 purged, prefetch due, 1 purge failed")
+    failed = next(line for line in lines if URLS[0] in line)
+    assert "purge failed" in failed and "purge backend unavailable" in failed and "purge-7" in failed
+    assert "2026-11-23T11:58:00Z" in failed
+    assert "purged, prefetch due" in next(line for line in lines if URLS[1] in line)
+    [dest] = json.loads(render_json(report))["sets"]["web"]["destinations"]
+    assert [(d["state"], d["task_id"]) for d in dest["drifted"]] == \
+        [("purge_failed", "purge-7"), ("purged", "purge-7"), ("purging", "purge-8")]
+    assert "purge failed" in render_markdown(report)
+
+
 # -- stack config -------------------------------------------------------------------------------------
 @pytest.fixture
 def project(tmp_path):

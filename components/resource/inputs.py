@@ -52,6 +52,22 @@ def parse_desired(value: Any) -> tuple[Optional[ContentVersion], Optional[str]]:
     return content, match.group(3)
 
 
+def change_note(old: Any, new: Any, purges: bool) -> Optional[str]:
+    """What a target's changed desired value asks of the next up, for the preview, e.g.
+    ``stale (etag 3f2a…⇒9a0b…): purge, then prefetch`` or ``revision r41⇒r42: purge, then prefetch``;
+    None when its version did not change (or the old value names none: nothing to compare)."""
+    old_content, old_revision = parse_desired(old)
+    new_content, new_revision = parse_desired(new)
+    changes = []
+    if old_content and new_content and old_content.etag != new_content.etag:
+        changes.append(f"stale (etag {old_content.etag}⇒{new_content.etag})")
+    if new_revision is not None and new_revision != old_revision:
+        changes.append(f"revision {old_revision or '(none)'}⇒{new_revision}")
+    if not changes:
+        return None
+    return f"{'; '.join(changes)}: {'purge, then prefetch' if purges else 'prefetch again (onChange: prefetch)'}"
+
+
 def resource_inputs(set_name: Any, destination: Any, targets: Any, freshness: Any, wait: Any,
                     shard: Optional[tuple[int, int]] = None) -> dict[str, Any]:
     """The dynamic resource's inputs, the one place their keys are written (values may be Pulumi Inputs).
