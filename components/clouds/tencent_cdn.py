@@ -3,7 +3,8 @@ and for purges (``purger()``): PurgeUrlsCache, DescribePurgeTasks (``PurgeType: 
 
 Quirks kept here: times are ``YYYY-MM-DD hh:mm:ss`` in Beijing time (UTC+8) with no zone; statuses
 ``process/done/fail/invalid`` in any casing (the docs' own example says ``Done``); quota is per
-area and a ``global`` submit spends both areas'; there is no FailedList, a submit is all or nothing.
+area and a ``global`` submit spends both areas'; there is no FailedList, a submit is all or nothing;
+the largest history ``Limit`` is not documented, so it is learnt (``history_page``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 from tencentcloud.cdn.v20180606 import cdn_client, models
 
 from components.clouds.base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
+from components.clouds.page_size import SHARED_PAGE_SIZES, PageKey, PageLadder, PageSizes
 from components.clouds.paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
 from components.clouds.ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
 from components.clouds.tencent import TencentCaller, client_identity, client_profile, sdk_credential
@@ -29,8 +31,11 @@ CLOUD = SPEC.key
 ACTION = "DescribePushTasks"  # the history action, named in every MalformedResponse about a row
 BEIJING = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-# The docs give no maximum Limit for DescribePushTasks (default 20); 1000 is what the sandbox allows.
-PAGE_LIMIT = SPEC.history_page
+# The docs give no maximum Limit for DescribePushTasks or DescribePurgeTasks, only "default 20": start
+# with the registry's 1000 and step down (1000 -> 100 -> 20) when the cloud refuses it as a parameter
+# error, the one code the action documents for a bad value (the message names no parameter).
+PAGE_LADDER = PageLadder((SPEC.history_page, *SPEC.history_page_fallback),
+                         frozenset({"InvalidParameter.CdnParamError"}))
 STATUS_MAP = {
     "process": (TargetState.RUNNING, None),
     "done": (TargetState.WARM, None),
@@ -74,17 +79,20 @@ class TencentCdnAdapter(CloudAdapter):
 
     def __init__(self, client: cdn_client.CdnClient, area: str = "mainland", *, user_agent: Optional[str] = None,
                  layer: Optional[str] = None, parse_m3u8: bool = False,
-                 headers: Sequence[Mapping[str, str]] = (), limiter: SlidingWindowLimiter = TENCENT_LIMITER):
+                 headers: Sequence[Mapping[str, str]] = (), limiter: SlidingWindowLimiter = TENCENT_LIMITER,
+                 page_sizes: PageSizes = SHARED_PAGE_SIZES):
         self.area = area
         self.user_agent, self.layer, self.parse_m3u8, self.headers = user_agent, layer, parse_m3u8, list(headers)
         self._call = TencentCaller(CLOUD, client, models, limiter)
+        self._page_sizes = page_sizes
 
     def describe_scope(self) -> str:
         return SPEC.describe(self.area)
 
     def purger(self) -> "TencentCdnAdapter":
         """The area's URL purges, through the same client and rate limiter."""
-        return TencentCdnPurgeAdapter(self._call.client, self.area, limiter=self._call.limiter)
+        return TencentCdnPurgeAdapter(self._call.client, self.area, limiter=self._call.limiter,
+                                      page_sizes=self._page_sizes)
 
     #: The quota action and its per-area list (a purge adapter reads DescribePurgeQuota's UrlPurge).
     quota_action, quota_field = "DescribePushQuota", "UrlPush"
@@ -130,9 +138,15 @@ class TencentCdnAdapter(CloudAdapter):
 
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, PushLogs) of one page of history, both checked."""
-        resp = self._call.json(ACTION, {"StartTime": beijing(start), "EndTime": beijing(end), "Offset": offset,
-                                        "Limit": PAGE_LIMIT})
+        resp = self.history_page(ACTION, {"StartTime": beijing(start), "EndTime": beijing(end), "Offset": offset})
         return checked_page(resp, CLOUD, ACTION, "PushLogs")
+
+    def history_page(self, action: str, params: dict[str, Any]) -> Any:
+        """One page of a history action (``DescribePushTasks``, ``DescribePurgeTasks``) as plain JSON: ``params``
+        with the ``Limit`` this process learnt the cloud accepts for ``action`` (clouds/page_size.py)."""
+        key = PageKey(CLOUD, action, client_identity(self._call.client))
+        return self._page_sizes.fetch(key, PAGE_LADDER,
+                                      lambda limit: self._call.json(action, {**params, "Limit": limit}))
 
     def _observation(self, row: Any) -> Optional[HistoryRow]:
         """One row of ``PushLogs`` (plain JSON): every field it reads is checked, the per-task ones once per task."""
@@ -189,16 +203,14 @@ class TencentCdnPurgeAdapter(TencentCdnAdapter):
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, PurgeLogs) of one page of URL purges, both checked."""
         params: dict[str, Any] = {"PurgeType": "url", "StartTime": beijing(start), "EndTime": beijing(end),
-                                  "Offset": offset, "Limit": PURGE_PAGE_LIMIT}
+                                  "Offset": offset}
         if self.area != "global":
             params["Area"] = self.area
-        resp = self._call.json(PURGE_ACTION, params)
+        resp = self.history_page(PURGE_ACTION, params)
         return checked_page(resp, CLOUD, PURGE_ACTION, "PurgeLogs")
 
 
-PURGE_ACTION = "DescribePurgeTasks"
-# Undocumented maximum, as for DescribePushTasks (default 20): one home for the guess.
-PURGE_PAGE_LIMIT = PAGE_LIMIT
+PURGE_ACTION = "DescribePurgeTasks"  # its largest Limit is a guess too: learnt apart (PAGE_LADDER)
 PURGE_STATUS_MAP = {
     "process": (TargetState.RUNNING, None),
     "done": (TargetState.WARM, None),
