@@ -32,8 +32,9 @@ ACTION = "DescribePushTasks"  # the history action, named in every MalformedResp
 BEIJING = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The docs give no maximum Limit for DescribePushTasks or DescribePurgeTasks, only "default 20": start
-# with the registry's 1000 and step down (1000 -> 100 -> 20) when the cloud refuses it as a parameter
-# error, the one code the action documents for a bad value (the message names no parameter).
+# with the registry's 1000 and step down to the documented 20 when the cloud refuses it as a parameter
+# error, the one code the action documents for a bad value (the message names no parameter): one
+# refused request per action and process at most.
 PAGE_LADDER = PageLadder((SPEC.history_page, *SPEC.history_page_fallback),
                          frozenset({"InvalidParameter.CdnParamError"}))
 STATUS_MAP = {
