@@ -7,6 +7,7 @@ there). Each adapter's real parsing runs on them: only the transport is replaced
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +36,10 @@ class tencent_transport:
 
     def __init__(self, models, service: str):
         self.models, self.service = models, service
+        # What client_identity reads of an SDK client (the adapter keys history and page sizes by it).
+        self.client = SimpleNamespace(profile=SimpleNamespace(httpProfile=SimpleNamespace(
+            scheme="https", endpoint=f"{service}.tencentcloudapi.com")), _endpoint=None,
+            credential=SimpleNamespace(secret_id="example-id"))
 
     def json(self, action: str, params: dict) -> dict:
         body = example(f"tencent_{self.service}_{action}")["Response"]

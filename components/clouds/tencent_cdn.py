@@ -9,8 +9,9 @@ the largest history ``Limit`` is not documented, so it is learnt (``history_page
 
 from __future__ import annotations
 
+
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from tencentcloud.cdn.v20180606 import cdn_client, models
@@ -90,6 +91,11 @@ class TencentCdnAdapter(CloudAdapter):
     def describe_scope(self) -> str:
         return SPEC.describe(self.area)
 
+    @cached_property
+    def _account(self) -> tuple[str, str, str]:
+        """(scheme, API host, SecretId) of the client: fixed for the adapter's life, read once."""
+        return client_identity(self._call.client)
+
     def purger(self) -> "TencentCdnAdapter":
         """The area's URL purges, through the same client and rate limiter."""
         return TencentCdnPurgeAdapter(self._call.client, self.area, limiter=self._call.limiter,
@@ -131,7 +137,7 @@ class TencentCdnAdapter(CloudAdapter):
     def history_key(self) -> tuple:
         # The query names no area (a global task warms either one), but the rows this adapter
         # yields depend on its area: they are part of the key.
-        return (CLOUD, *client_identity(self._call.client), self.area)
+        return (CLOUD, *self._account, self.area)
 
     def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         return paged_history(since, until, self.max_window, self._page, self._observation,
@@ -145,7 +151,7 @@ class TencentCdnAdapter(CloudAdapter):
     def history_page(self, action: str, params: dict[str, Any]) -> Any:
         """One page of a history action (``DescribePushTasks``, ``DescribePurgeTasks``) as plain JSON: ``params``
         with the ``Limit`` this process learnt the cloud accepts for ``action`` (clouds/page_size.py)."""
-        key = PageKey(CLOUD, action, client_identity(self._call.client))
+        key = PageKey(CLOUD, action, self._account)
         return self._page_sizes.fetch(key, PAGE_LADDER,
                                       lambda limit: self._call.json(action, {**params, "Limit": limit}))
 
