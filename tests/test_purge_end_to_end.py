@@ -128,7 +128,8 @@ def release(sandbox, build: str, urls: Sequence[str] = URLS) -> None:
 
 
 @pytest.mark.parametrize("cloud", CLOUDS)
-def test_a_revision_bump_purges_then_prefetches_every_target(tmp_path, sandbox, cloud):
+def test_a_revision_bump_purges_then_prefetches_every_target_once_even_under_throttling_and_5xx(
+        tmp_path, sandbox, cloud):
     release(sandbox, "build-41")
     stack = Stack(tmp_path, sandbox)
     stack.declare(URLS, destinations=[DESTINATIONS[cloud]], revision="r41", safety={"maxPurgeShare": 1})
@@ -144,12 +145,21 @@ def test_a_revision_bump_purges_then_prefetches_every_target(tmp_path, sandbox, 
         {path_of(u): ("warm (revision r41)", "warm (revision r42)") for u in URLS}
     assert all(f"{u}: revision r41⇒r42: purge, then prefetch" in preview.host_log for u in URLS)
 
+    service = SERVICES[cloud]
+    purge_action, _ = PURGE_ACTIONS[cloud]
+    prefetch_action, _ = SUBMIT_ACTIONS[cloud]
+    # the first purge submit fails after the cloud did it, the first prefetch before; history reads throttled
+    sandbox.store.add_fault("http_5xx", service=service, action=purge_action, executed=True, count=1, seed=1)
+    sandbox.store.add_fault("http_5xx", service=service, action=prefetch_action, executed=False, count=1, seed=1)
+    sandbox.store.add_fault("throttle", service=service, probability=0.3, count=6, seed=7)
     stack.engine.up()
-    assert stack.submits(cloud, purges=True) and sorted(u for b in stack.submits(cloud, purges=True) for u in b) == URLS
-    assert sorted(u for b in stack.submits(cloud) for u in b) == URLS
-    assert_purged_before_prefetched(sandbox, cloud, URLS)
+    assert sum(f["fired"] for f in sandbox.store.faults()) >= 2
+    # what the cloud really did, whatever the client saw: every target purged once, then prefetched once
     assert tasks_per_url(sandbox, cloud, "purge") == Counter(URLS)
+    assert tasks_per_url(sandbox, cloud, "prefetch") == Counter(URLS * 2)  # the first warm-up, and one re-warm
+    assert_purged_before_prefetched(sandbox, cloud, URLS)
     assert set(served(sandbox, cloud, URLS).values()) == {"build-42"}
+    assert stack.outputs(resource)["summary"]["in_sync"] is True
     assert stack.engine.preview().changed() == []
 
 
@@ -254,31 +264,6 @@ def test_a_host_killed_after_its_purge_submit_loses_nothing_and_the_next_up_does
     assert tasks_per_url(sandbox, "edgeone", "purge") == Counter(URLS)
     assert set(served(sandbox, "edgeone", URLS).values()) == {"build-42"}
     assert stack.engine.preview().changed() == []
-
-
-# -- throttling and 5xx: every due target purged exactly once and prefetched exactly once --------------
-@pytest.mark.parametrize("cloud", CLOUDS)
-def test_under_throttling_and_5xx_every_target_is_purged_once_and_prefetched_once(tmp_path, sandbox, cloud):
-    release(sandbox, "build-41")
-    stack = Stack(tmp_path, sandbox)
-    stack.declare(URLS, destinations=[DESTINATIONS[cloud]], revision="r41", safety={"maxPurgeShare": 1})
-    stack.engine.up()
-    release(sandbox, "build-42")
-    stack.declare(URLS, destinations=[DESTINATIONS[cloud]], revision="r42", safety={"maxPurgeShare": 1})
-    service = SERVICES[cloud]
-    purge_action, _ = PURGE_ACTIONS[cloud]
-    prefetch_action, _ = SUBMIT_ACTIONS[cloud]
-    # the first purge submit fails after the cloud did it, the first prefetch before; history reads throttled
-    sandbox.store.add_fault("http_5xx", service=service, action=purge_action, executed=True, count=1, seed=1)
-    sandbox.store.add_fault("http_5xx", service=service, action=prefetch_action, executed=False, count=1, seed=1)
-    sandbox.store.add_fault("throttle", service=service, probability=0.3, count=6, seed=7)
-    stack.engine.up()
-    assert sum(f["fired"] for f in sandbox.store.faults()) >= 2
-    assert tasks_per_url(sandbox, cloud, "purge") == Counter(URLS)
-    assert tasks_per_url(sandbox, cloud, "prefetch") == Counter(URLS * 2)  # the first warm-up, and one re-warm
-    assert_purged_before_prefetched(sandbox, cloud, URLS)
-    assert set(served(sandbox, cloud, URLS).values()) == {"build-42"}
-    assert stack.outputs(resource_name("web", DESTINATIONS[cloud]))["summary"]["in_sync"] is True
 
 
 # -- the purge rail -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ the largest history ``Limit`` is not documented, so it is learnt (``history_page
 
 from __future__ import annotations
 
-
 from datetime import datetime, timedelta, timezone
 from functools import cached_property, lru_cache
 from typing import Any, Iterator, Mapping, Optional, Sequence
