@@ -845,6 +845,33 @@ def test_purges_an_earlier_up_left_running_are_waited_for_then_prefetched_withou
     assert result.plan.in_sync
 
 
+class SlowPurges(FakeCloud):
+    """Purge submits that take 20 s each (UCloud's pace is one per 10 s): they outlast a short wait."""
+
+    def submit(self, urls):
+        self.clock.now += timedelta(seconds=20)
+        return super().submit(urls)
+
+
+def test_when_the_purge_submits_outlast_the_wait_one_look_still_prefetches_what_they_cleared():
+    clock = FakeClock()
+    cloud = FakeCloud(clock, batch=5)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    purger = cloud._purger = SlowPurges(clock, batch=5, kind=TaskKind.PURGE, finish_after=10.0)
+    clock.now += timedelta(minutes=5)
+    sync = make_release(cloud, clock, "r2", wait="30s", policy=RELEASE)
+    result, after = converged(sync, outputs)
+    # The plan's read, then one look after the wait was over (none before: the submits used it up).
+    assert len(purger.submits) == 2 and len(purger.history_calls) == 2
+    # The first purge was done by then (10 s after its submit), its targets are prefetched in this up; the
+    # second was still running: its targets wait for the next up, said so.
+    assert [u for b in cloud.submits[2:] for u in b] == purger.submits[0]  # r1 took two submits
+    states = {u: s.state for u, s in result.plan.statuses.items()}
+    assert {states[u] for u in purger.submits[0]} == {TargetState.RUNNING}  # looked at once too, not warm yet
+    assert {states[u] for u in purger.submits[1]} == {TargetState.PURGING}
+    assert len(after["drifted"]) == len(URLS)
+
+
 def test_a_purge_confirmed_done_from_history_after_an_ambiguous_submit_is_followed_by_its_prefetch():
     clock = FakeClock()
     cloud = FakeCloud(clock, batch=100)

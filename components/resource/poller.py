@@ -95,11 +95,16 @@ class TaskPoller:
         last_progress = start
         latest: list[HistoryRow] = []
         previous_start, previous_seq = self.clock(), 0
+        polled = False
         while pending:
             now = self.clock()
-            if now >= deadline:
+            if now >= deadline and polled:
                 break
-            self.sleep(min(interval, max(0.0, (deadline - now).total_seconds())))
+            # Submits may outlast the wait (UCloud: one per 10 s): one look even then, so that what is done
+            # is known and what the purges cleared is prefetched in this up, not the next.
+            if now < deadline:
+                self.sleep(min(interval, max(0.0, (deadline - now).total_seconds())))
+            polled = True
             interval = min(interval * 2, POLL_MAX)
             self.history.settle(self.adapter)  # join the next read of the scope, not one beside the current
             poll_start = self.clock()
