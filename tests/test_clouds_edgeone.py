@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from components.clouds import edgeone
 from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.edgeone import EdgeOneAdapter, make_client, map_status
+from components.clouds.quota_ledger import QuotaLedger
+from components.model.policy import Policy
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.status import TargetState
@@ -35,6 +37,19 @@ def test_quota_reads_the_live_batch_and_remaining_daily_quota(sb):
     a.submit(["https://static.example.com/a.js"])
     quota = a.quota()
     assert (quota.batch, quota.daily, quota.available) == (7, 50, 49)
+
+
+def test_one_quota_call_serves_the_purge_and_the_prefetch_decision(sb):
+    """DescribeContentQuota answers both quotas: an up that purges then prefetches reads it once."""
+    sb.store.set_setting("purge_daily", 300)
+    sb.store.set_setting("prefetch_daily", 50)
+    a = adapter(sb)
+    ledger = QuotaLedger()
+    purge = ledger.reserve(a.purger(), "web", 10, Policy(max_quota_share=1.0), "set 'web'", noun="purge")
+    prefetch = ledger.reserve(a, "web", 10, Policy(max_quota_share=1.0), "set 'web'")
+    assert (purge.daily, purge.available, prefetch.daily, prefetch.available) == (300, 300, 50, 50)
+    assert len(sb.store.requests(action="DescribeContentQuota")) == 1
+    assert ledger.available(a).available == 40 and ledger.available(a.purger()).available == 290
 
 
 def test_submit_and_history_round_trip_with_failures_mapped(sb):

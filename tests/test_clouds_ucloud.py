@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from components.clouds import ucloud
 from components.clouds.base import CloudError, MalformedResponse
 from components.clouds.ratelimit import SlidingWindowLimiter
+from components.clouds.quota_ledger import QuotaLedger
 from components.clouds.ucloud import UCloudAdapter, make_client, map_status
+from components.model.policy import Policy
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.status import HistoryRow, TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
@@ -59,6 +61,19 @@ def test_quota_reports_what_is_left_for_the_domain(sb):
     assert (quota.batch, quota.daily, quota.available) == (1000, 10, 8)
 
 
+def test_one_quota_call_serves_the_refresh_and_the_prefetch_decision(sb):
+    """GetUcdnDomainPrefetchRefreshState answers both quotas: an up that purges then prefetches reads it once."""
+    sb.store.set_setting("ucloud_prefetch_daily", 50)
+    sb.store.set_setting("ucloud_refresh_daily", 300)
+    a = adapter(sb)
+    ledger = QuotaLedger()
+    purge = ledger.reserve(a.purger(), "web", 10, Policy(max_quota_share=1.0), "set 'web'", noun="purge")
+    prefetch = ledger.reserve(a, "web", 10, Policy(max_quota_share=1.0), "set 'web'")
+    assert (purge.batch, purge.available, prefetch.batch, prefetch.available) == (30, 300, 1000, 50)
+    assert len(sb.store.requests(action="GetUcdnDomainPrefetchRefreshState")) == 1
+    assert ledger.available(a).available == 40 and ledger.available(a.purger()).available == 290
+
+
 def test_history_pages_through_many_tasks(sb):
     a = adapter(sb, interval=0.25)
     tasks = [a.submit([URL.format(f"t{i}")]).task_id for i in range(3)]
@@ -96,6 +111,18 @@ def test_the_default_spacing_is_uclouds_ten_seconds_per_account(sb):
     limiter = ucloud.SUBMIT_LIMITER
     assert (limiter.limit, limiter.window, ucloud.SUBMIT_INTERVAL) == (1, 10.0, 10.0) and limiter.margin > 0
     assert UCloudAdapter(adapter(sb).client, DOMAIN).submit_limiter is limiter
+
+
+def test_refreshes_are_not_held_to_the_prefetch_spacing(sb):
+    """No interval is documented for RefreshNewUcdnDomainCache: a purge of 90 URLs (three batches of 30)
+    goes out at the 20/s of the other calls, not one batch per 10 s."""
+    purger = UCloudAdapter(adapter(sb).client, DOMAIN).purger()
+    assert purger.submit_limiter is ucloud.CALL_LIMITER
+    start = time.monotonic()
+    for batch in range(3):
+        purger.submit([URL.format(f"p{batch}-{i}") for i in range(30)])
+    assert time.monotonic() - start < ucloud.SUBMIT_INTERVAL / 2
+    assert [r["error_code"] for r in sb.store.requests(action="RefreshNewUcdnDomainCache")] == [None] * 3
 
 
 def test_the_spacing_keeps_submits_the_interval_apart(sb):

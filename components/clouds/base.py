@@ -74,6 +74,18 @@ class CloudAdapter(ABC):
     def quota(self) -> Quota:
         """Live batch size and remaining daily prefetch quota."""
 
+    def quotas(self) -> dict[TaskKind, Quota]:
+        """This adapter's quota, and its sibling kind's when the same call answers it too (EdgeOne's
+        DescribeContentQuota, UCloud's GetUcdnDomainPrefetchRefreshState): the quota ledger then reads one
+        call per destination for both. A sibling entry the answer lacks or garbles is left out, never an error."""
+        return {self.kind: self.quota()}
+
+    def quota_key(self) -> Optional[tuple]:
+        """Whose quotas ``quotas()`` reads: destination and account, the same for the prefetch and the purge
+        adapter of one destination when one call answers both. None: shared with no one."""
+        key = self.history_key()
+        return None if key is None else (key, self.describe_scope())
+
     @abstractmethod
     def submit(self, urls: Sequence[str]) -> SubmitResult:
         """Submit one batch (len(urls) <= quota().batch). Not idempotent: never call blindly twice."""

@@ -47,6 +47,17 @@ def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
     return lookup_status(STATUS_MAP, raw)
 
 
+def _quota_entry(resp: Any, kind: TaskKind) -> Quota:
+    """The ``kind`` entry of a DescribeContentQuota answer, checked."""
+    _, field_name, quota_type, _ = ACTIONS[kind]
+    for item in getattr(resp, field_name, None) or []:
+        if (item.Type or "").lower() == quota_type:
+            values = checked_counts(item, ("Batch", "Daily", "DailyAvailable"), CLOUD, "DescribeContentQuota",
+                                    field_name)
+            return Quota(values["Batch"], values["Daily"], values["DailyAvailable"])
+    raise MalformedResponse(CLOUD, "DescribeContentQuota", field_name, f"no entry of Type {quota_type}")
+
+
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> teo_client.TeoClient:
     return teo_client.TeoClient(sdk_credential(creds), "", client_profile(endpoint, timeout))
 
@@ -75,14 +86,22 @@ class EdgeOneAdapter(CloudAdapter):
         return EdgeOnePurgeAdapter(self._call.client, self.zone, limiter=self._call.limiter)
 
     def quota(self) -> Quota:
-        _, field_name, quota_type, _ = ACTIONS[self.kind]
+        return self.quotas()[self.kind]
+
+    def quotas(self) -> dict[TaskKind, Quota]:
+        """One DescribeContentQuota answers the zone's prefetch and purge quotas."""
         resp = self._call("DescribeContentQuota", {"ZoneId": self.zone})
-        for item in getattr(resp, field_name) or []:
-            if (item.Type or "").lower() == quota_type:
-                values = checked_counts(item, ("Batch", "Daily", "DailyAvailable"), CLOUD, "DescribeContentQuota",
-                                        field_name)
-                return Quota(values["Batch"], values["Daily"], values["DailyAvailable"])
-        raise MalformedResponse(CLOUD, "DescribeContentQuota", field_name, f"no entry of Type {quota_type}")
+        found = {self.kind: _quota_entry(resp, self.kind)}
+        for kind in ACTIONS:
+            if kind is not self.kind:
+                try:
+                    found[kind] = _quota_entry(resp, kind)
+                except MalformedResponse:
+                    pass  # asked for when that kind is used, and reported then
+        return found
+
+    def quota_key(self) -> tuple:
+        return ((CLOUD, *client_identity(self.client), self.zone), self.describe_scope())
 
     def _submit_params(self, urls: Sequence[str]) -> dict[str, Any]:
         params: dict[str, Any] = {"ZoneId": self.zone, "Targets": list(urls)}

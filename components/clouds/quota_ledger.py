@@ -48,7 +48,7 @@ class QuotaLedger:
 
     def available(self, adapter: CloudAdapter) -> Quota:
         """The destination's quota less what this process has reserved since reading it (no reservation)."""
-        key = _key(adapter)
+        key = adapter.quota_key()
         if key is None:
             return adapter.quota()
         with self._key_lock(key):
@@ -61,9 +61,9 @@ class QuotaLedger:
 
         The share rail counts what the set already submitted in this process to this destination
         (its other shards), so ``maxQuotaShare`` holds for the set, not for each shard. A purge
-        adapter's quota is its own entry (its ``history_key`` differs): ``noun`` words the messages.
+        adapter's quota is its own entry (its ``kind`` differs): ``noun`` words the messages.
         """
-        key = _key(adapter)
+        key = adapter.quota_key()
         if key is None:
             return decide_quota(needed, adapter.quota(), policy, where, noun=noun)
         with self._key_lock(key):
@@ -89,27 +89,24 @@ class QuotaLedger:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def _entry(self, key: Hashable, adapter: CloudAdapter) -> _Entry:
-        """The entry for ``key`` (caller holds the key's lock): read the quota when absent or too old.
+        """The entry of ``adapter``'s kind at ``key`` (caller holds the key's lock, one for every kind of a
+        destination): read the quotas when absent or too old.
 
         A re-read sees our earlier submits in the cloud's own count, so reservations start again
-        from zero; what each set submitted in this process is kept for the share rail.
+        from zero; what each set submitted in this process is kept for the share rail. A call that answers
+        the other kind's quota too (``adapter.quotas()``) refreshes that entry as well: one call, not two.
         """
         now = self._clock()
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._entries.get((key, adapter.kind))
         if entry is None or now - entry.read_at >= self._ttl:
-            quota = adapter.quota()  # may raise CloudError: nothing is cached then
-            by_set = entry.by_set if entry is not None else {}
-            entry = _Entry(quota, now, 0, by_set)
+            quotas = adapter.quotas()  # may raise CloudError: nothing is cached then
             with self._lock:
-                self._entries[key] = entry
+                for kind, quota in quotas.items():
+                    old = self._entries.get((key, kind))
+                    self._entries[(key, kind)] = _Entry(quota, now, 0, old.by_set if old is not None else {})
+                entry = self._entries[(key, adapter.kind)]
         return entry
-
-
-def _key(adapter: CloudAdapter) -> Optional[tuple]:
-    """Quota is per destination (a UCloud domain, an EdgeOne zone, a CDN area) and per account."""
-    history_key = adapter.history_key()
-    return None if history_key is None else (history_key, adapter.describe_scope())
 
 
 def _less(quota: Quota, reserved: int) -> Quota:

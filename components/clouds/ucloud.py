@@ -58,6 +58,7 @@ SUBMIT_ACTION = "PrefetchNewUcdnDomainCache"
 ACTION = "DescribeNewUcdnPrefetchCacheTask"  # the history action, named in every MalformedResponse about a row
 PURGE_SUBMIT_ACTION = "RefreshNewUcdnDomainCache"
 PURGE_ACTION = "DescribeNewUcdnRefreshCacheTask"
+QUOTA_ACTION = "GetUcdnDomainPrefetchRefreshState"  # both kinds' quotas
 PURGE_BATCH = 30
 """UrlList.N per refresh call: the API doc and console say 30, the SDK docstring 100; 30 works under both."""
 
@@ -132,8 +133,10 @@ class UCloudAdapter(CloudAdapter):
         return SPEC.describe(self.domain_id)
 
     def purger(self) -> "UCloudAdapter":
-        """The account's file refreshes (URL purges), through the same client and limiters."""
-        return UCloudPurgeAdapter(self.client, self.domain_id, self.project_id, self.submit_limiter,
+        """The account's file refreshes (URL purges), through the same client. The 10 s between submits is
+        documented for prefetches only: refreshes go at the polite 20/s of the other calls, and a cloud that
+        throttles them anyway (RetCode 153) is waited for and asked again by the retry."""
+        return UCloudPurgeAdapter(self.client, self.domain_id, self.project_id, self.call_limiter,
                                   self.call_limiter, self.policy)
 
     def history_key(self) -> tuple:
@@ -181,17 +184,22 @@ class UCloudAdapter(CloudAdapter):
         return resp
 
     def quota(self) -> Quota:
-        action = "GetUcdnDomainPrefetchRefreshState"
-        resp = self._call(action, "get_ucdn_domain_prefetch_refresh_state", {"DomainId": self.domain_id},
+        return self.quotas()[self.kind]
+
+    def quotas(self) -> dict[TaskKind, Quota]:
+        """One GetUcdnDomainPrefetchRefreshState answers the domain's prefetch and refresh quotas."""
+        resp = self._call(QUOTA_ACTION, "get_ucdn_domain_prefetch_refresh_state", {"DomainId": self.domain_id},
                           self.call_limiter)
-        # The documented example uses QuotaCount/SubmitCount; the field table PrefetchQuota/SubmitPrefetchCount.
-        _, _, _, _, batch, quota_names, used_names = self.actions
-        quota = _first(resp, *quota_names)
-        used = _first(resp, *used_names)
-        for name, value in ((quota_names[0], quota), (used_names[0], used)):
-            if not isinstance(value, int) or value < 0:
-                raise MalformedResponse(CLOUD, action, name, f"expected a non-negative integer, got {value!r}")
-        return Quota(batch, quota, max(0, quota - used))
+        found = {self.kind: _quota_of(resp, self.actions)}
+        sibling = (UCloudPurgeAdapter if self.kind is TaskKind.PREFETCH else UCloudAdapter).actions
+        try:
+            found[TaskKind.PURGE if self.kind is TaskKind.PREFETCH else TaskKind.PREFETCH] = _quota_of(resp, sibling)
+        except MalformedResponse:
+            pass  # asked for when that kind is used, and reported then
+        return found
+
+    def quota_key(self) -> tuple:
+        return (UCloudAdapter.history_key(self), self.describe_scope())
 
     def submit(self, urls: Sequence[str]) -> SubmitResult:
         if isinstance(urls, str):
@@ -256,6 +264,18 @@ class UCloudPurgeAdapter(UCloudAdapter):
 
     def history_key(self) -> tuple:
         return (*super().history_key(), "purge")
+
+
+def _quota_of(resp: dict, actions: tuple) -> Quota:
+    """One kind's quota in a GetUcdnDomainPrefetchRefreshState answer (``actions``: that adapter's table)."""
+    # The documented example uses QuotaCount/SubmitCount; the field table PrefetchQuota/SubmitPrefetchCount.
+    _, _, _, _, batch, quota_names, used_names = actions
+    quota = _first(resp, *quota_names)
+    used = _first(resp, *used_names)
+    for name, value in ((quota_names[0], quota), (used_names[0], used)):
+        if not isinstance(value, int) or value < 0:
+            raise MalformedResponse(CLOUD, QUOTA_ACTION, name, f"expected a non-negative integer, got {value!r}")
+    return Quota(batch, quota, max(0, quota - used))
 
 
 def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
