@@ -119,6 +119,13 @@ class ProviderHost:
                                 timeout=RPC_TIMEOUT)
         return resp.id, from_struct(resp.properties)
 
+    def update(self, id_: str, urn: str, olds: dict, news: dict, old_inputs: dict,
+               timeout: float = RPC_TIMEOUT) -> dict:
+        """Update: ``olds`` are the outputs in state, ``news`` the checked new inputs (as the engine sends them)."""
+        resp = self.stub.Update(provider_pb2.UpdateRequest(id=id_, urn=urn, olds=to_struct(olds), news=to_struct(news),
+                                                           old_inputs=to_struct(old_inputs)), timeout=timeout)
+        return from_struct(resp.properties)
+
     def read(self, id_: str, urn: str, outputs: dict, inputs: dict) -> tuple[str, dict, Optional[dict]]:
         resp = self.stub.Read(provider_pb2.ReadRequest(id=id_, urn=urn, properties=to_struct(outputs),
                                                        inputs=to_struct(inputs)), timeout=RPC_TIMEOUT)

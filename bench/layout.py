@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from components.plan.shards import shard_count, shard_name, split
-from components.resource.inputs import resource_inputs
+from components.resource.inputs import desired_value, resource_inputs
 
 #: The host of every benchmark URL (the sandbox's UCloud domain and EdgeOne rows use it too).
 HOST = "static.example.com"
@@ -53,12 +53,18 @@ class Resource:
 
 
 def set_resources(base: str, set_name: str, destination: Mapping[str, Any], urls: Sequence[str], *,
-                  freshness: str, wait: str, provider: str, urn_of, shards: Optional[int] = None) -> list[Resource]:
-    """The resources of one set on one destination: ``shards`` of them, or as many as the program would make."""
+                  freshness: str, wait: str, provider: str, urn_of, shards: Optional[int] = None,
+                  revision: Optional[str] = None) -> list[Resource]:
+    """The resources of one set on one destination: ``shards`` of them, or as many as the program would make.
+
+    ``revision``: the set's declared revision, in every target's desired value as the program writes
+    it (components/engine/prefetch_set.py: ``desired_value(content, revision)``); None: plain ``warm``.
+    """
     count = shard_count(len(urls)) if shards is None else shards
+    desired = WARM if revision is None else desired_value(None, revision)
     resources = []
     for index, part in enumerate(split(urls, count)):
-        props = resource_inputs(set_name, dict(destination), dict.fromkeys(part, WARM), freshness, wait,
+        props = resource_inputs(set_name, dict(destination), dict.fromkeys(part, desired), freshness, wait,
                                 (index, count) if count > 1 else None)
         props["__provider"] = provider
         name = shard_name(base, index, count)

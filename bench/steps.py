@@ -135,3 +135,57 @@ def preview_all(host: ProviderHost, resources: Sequence[Resource],
         return resource.name, (host.diff(state.id, resource.urn, state.outputs, checked, state.inputs), checked)
 
     return dict(_pool(resources, one))
+
+
+@dataclass
+class UpdateRun:
+    """``pulumi up`` of changed resources: Check, Diff, then Update where the inputs changed."""
+
+    wall: float                       # first Check sent -> last Update answered
+    update_wall: float                # first Update sent -> last Update answered (where the clouds are called)
+    cpu: float
+    peak_rss: int
+    changes: dict[str, int]           # resource name -> the Diff's answer
+    updated: list[str]                # resources the engine updated (their inputs differ)
+
+
+def update_all(host: ProviderHost, resources: Sequence[Resource], states: Mapping[str, Resource], *,
+               timeout: Optional[float] = None) -> UpdateRun:
+    """``pulumi up`` of the program's ``resources`` against their state (``states`` by name: id, outputs,
+    state inputs): Check(old inputs, new inputs), Diff, and Update when the Diff says DIFF_SOME, or says
+    DIFF_UNKNOWN and the engine's own input diff (tests/engine.py ``input_diff``) finds a change.
+    Fills each updated resource's id, outputs and state inputs."""
+    from pulumi.runtime.proto import provider_pb2
+
+    from tests.engine import input_diff
+
+    sent: list[float] = []
+    answered: list[float] = []
+    changes: dict[str, int] = {}
+    updated: list[str] = []
+
+    def one(resource: Resource) -> None:
+        state = states[resource.name]
+        old_inputs = state.state_inputs or state.inputs
+        checked = host.check(resource.urn, old_inputs, resource.inputs)
+        answer = host.diff(state.id, resource.urn, state.outputs, checked, old_inputs)
+        changes[resource.name] = answer
+        resource.id, resource.outputs, resource.state_inputs = state.id, state.outputs, old_inputs
+        if answer == provider_pb2.DiffResponse.DIFF_NONE:
+            return
+        if answer == provider_pb2.DiffResponse.DIFF_UNKNOWN and not input_diff(old_inputs, checked):
+            return
+        updated.append(resource.name)
+        sent.append(time.monotonic())
+        kwargs = {} if timeout is None else {"timeout": timeout}
+        resource.outputs = host.update(state.id, resource.urn, state.outputs, checked, old_inputs, **kwargs)
+        resource.state_inputs = checked
+        answered.append(time.monotonic())
+
+    before = host.usage()
+    start = time.monotonic()
+    _pool(resources, one)
+    wall = time.monotonic() - start
+    after = host.usage()
+    update_wall = (max(answered) - min(sent)) if sent else 0.0
+    return UpdateRun(wall, update_wall, after.cpu - before.cpu, after.peak_rss, changes, updated)
