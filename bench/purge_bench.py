@@ -152,6 +152,17 @@ def urls_of(rows: list[dict], key: str) -> Counter:
     return found
 
 
+def timeline(rows: list[dict]) -> str:
+    """Each action's calls as ``action first-last (count)``, in order of first arrival: where the wall goes."""
+    if not rows:
+        return "no requests"
+    origin = rows[0]["time"]
+    spans: dict[str, list[float]] = {}
+    for row in rows:
+        spans.setdefault(row["action"], []).append(row["time"] - origin)
+    return ", ".join(f"{action} {times[0]:.2f}-{times[-1]:.2f} ({len(times)})" for action, times in spans.items())
+
+
 def bench_cloud(cloud: Cloud, size: int, *, wait: str, pace_batch: Optional[int], pace_pause: Optional[str],
                 workdir: Path, log) -> Result:
     from components.model.durations import parse_duration
@@ -233,6 +244,8 @@ def bench_cloud(cloud: Cloud, size: int, *, wait: str, pace_batch: Optional[int]
 
         result = Result(cloud.name, size, len(new), calls, rejected, minimum, run.wall, run.update_wall, floor, parts,
                         run.cpu, run.peak_rss, sum(created.calls.values()), created.wall)
+        result.notes.append("timeline (arrivals at the sandbox, s after the update's first request): "
+                            + timeline(box.store.requests()))
         result.notes.append(f"purge submits set-wide ceil({size}/{batch_p}) = {math.ceil(size / batch_p)}, per "
                             f"resource {purge_submits} (shards of {sizes}); prefetch submits {prefetch_submits}")
 
