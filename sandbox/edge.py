@@ -135,13 +135,8 @@ class EdgeModel(Steering):
         origins = self.s3_origins()
         if not origins:
             return
-        grouped: dict[S3Origin, list[str]] = {}
-        for url in urls:
-            origin = origin_of(origins, url)
-            if origin is not None:
-                grouped.setdefault(origin, []).append(url)
         found: dict[str, str] = {}
-        for origin, group in grouped.items():
+        for origin, group in _grouped(origins, urls).items():
             try:
                 found.update(read_versions(origin, group))
             except Exception as exc:  # noqa: BLE001 - any failure of the origin's server
@@ -232,9 +227,10 @@ class EdgeModel(Steering):
     @staticmethod
     def _url_tasks(db: sqlite3.Connection, urls: list[str], service: str | None) -> dict[str, list[tuple]]:
         """url -> its tasks (service, id, kind, job_id, created, finish, outcome), UCloud directory
-        refreshes above it included."""
-        dirs = {url: _directories(url) for url in urls}
-        wanted = list({*urls, *(d for ds in dirs.values() for d in ds)})
+        refreshes above it included; the URL's http and https forms share them."""
+        forms = {url: _schemes(url) for url in urls}
+        dirs = {url: [d for form in forms[url] for d in _directories(form)] for url in urls}
+        wanted = list({*(f for fs in forms.values() for f in fs), *(d for ds in dirs.values() for d in ds)})
         found: dict[str, list[tuple]] = {}
         for index in range(0, len(wanted), _CHUNK):
             chunk = wanted[index:index + _CHUNK]
@@ -244,25 +240,37 @@ class EdgeModel(Steering):
                 found.setdefault(target, []).append((tuple(row), extra))
         result = {}
         for url in urls:
-            tasks = [row for row, _ in found.get(url, [])]
+            tasks = [row for form in forms[url] for row, _ in found.get(form, [])]
             tasks += [row for d in dirs[url] for row, extra in found.get(d, [])
                       if row[2] == "purge" and '"dir"' in extra]
             result[url] = tasks
         return result
 
     def _origin_versions(self, db: sqlite3.Connection, urls: list[str], at: float | None) -> dict[str, str]:
-        """url -> the origin's version at `at` (None: now, mapped URLs read live from S3)."""
-        live: dict[str, str] = {}
+        """url -> the origin's version at `at` (None: now, mapped URLs read live from S3).
+
+        A mapped URL with nothing logged by `at` (its origin could not be read when a prefetch was
+        submitted) is read live as well: the object as it is when asked.
+        """
         if at is None:
-            origins = self.s3_origins()
-            grouped: dict[S3Origin, list[str]] = {}
-            for url in urls:
-                if (origin := origin_of(origins, url)) is not None:
-                    grouped.setdefault(origin, []).append(url)
-            for origin, group in grouped.items():
-                live.update(read_versions(origin, group))
-        logged = self._logged(db, [u for u in urls if u not in live], time.time() if at is None else at)
+            live = self._live_versions(db, urls)
+            logged = self._logged(db, [u for u in urls if u not in live], time.time())
+        else:
+            logged = self._logged(db, urls, at)
+            live = self._live_versions(db, [u for u in urls if u not in logged])
         return {url: live.get(url) or logged.get(url) or DEFAULT_VERSION for url in urls}
+
+    @staticmethod
+    def _live_versions(db: sqlite3.Connection, urls: list[str]) -> dict[str, str]:
+        """url -> its object's ETag now, for the `urls` a mapped S3 origin holds."""
+        if not urls:
+            return {}
+        origins = [S3Origin(*row) for row in db.execute(
+            "SELECT prefix, endpoint, bucket, key_prefix, region FROM s3_origins")]
+        live: dict[str, str] = {}
+        for origin, group in _grouped(origins, urls).items():
+            live.update(read_versions(origin, group))
+        return live
 
     @staticmethod
     def _logged(db: sqlite3.Connection, urls: list[str], at: float) -> dict[str, str]:
@@ -274,6 +282,23 @@ class EdgeModel(Steering):
             if row is not None:
                 found[url] = row[0]
         return found
+
+
+def _grouped(origins: list[S3Origin], urls: Iterable[str]) -> dict[S3Origin, list[str]]:
+    """The `urls` each mapping holds (URLs no mapping holds are left out)."""
+    grouped: dict[S3Origin, list[str]] = {}
+    for url in urls:
+        if (origin := origin_of(origins, url)) is not None:
+            grouped.setdefault(origin, []).append(url)
+    return grouped
+
+
+def _schemes(url: str) -> list[str]:
+    """`url` and its twin in the other scheme (the edge does not tell http and https apart)."""
+    for scheme, other in (("http://", "https://"), ("https://", "http://")):
+        if url.startswith(scheme):
+            return [url, other + url[len(scheme):]]
+    return [url]
 
 
 def _directories(url: str) -> list[str]:
