@@ -26,7 +26,13 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from ucloud.services.ucdn.client import UCDNClient
 
 from sandbox import edge as edge_module
-from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY, Sandbox
+from sandbox import (
+    SANDBOX_SECRET_ID,
+    SANDBOX_SECRET_KEY,
+    SANDBOX_UCLOUD_PRIVATE_KEY,
+    SANDBOX_UCLOUD_PUBLIC_KEY,
+    Sandbox,
+)
 from sandbox.store import DEFAULT_VERSION, NewTask, SandboxStore
 
 URL = "https://static.example.com/app.js"
@@ -101,7 +107,8 @@ def test_a_prefetch_keeps_an_unexpired_copy_and_a_purge_lets_the_next_one_in(sto
     evicted = purge(store, URL)
     miss = store.edge(URL)
     assert (miss.version, miss.cached_at, miss.expires_at, miss.cached_by) == (None, None, None, None)
-    assert (miss.serves, miss.current, miss.last_purge.job_id, miss.last_purge.status) == ("v2", True, evicted, "success")
+    assert (miss.serves, miss.current) == ("v2", True)
+    assert (miss.last_purge.job_id, miss.last_purge.status) == (evicted, "success")
 
     third = prefetch(store, URL)
     fresh = store.edge(URL)
@@ -298,7 +305,8 @@ def test_the_three_clouds_actions_fill_and_evict_their_own_edges(sb: Sandbox) ->
                        "private_key": SANDBOX_UCLOUD_PRIVATE_KEY, "max_retries": 0}, logger=quiet)
     submit = {
         "teo": (lambda u: teo.call_json("CreatePrefetchTask", {"ZoneId": "zone-edge", "Targets": [u]}),
-                lambda u: teo.call_json("CreatePurgeTask", {"ZoneId": "zone-edge", "Type": "purge_url", "Targets": [u]})),
+                lambda u: teo.call_json("CreatePurgeTask", {"ZoneId": "zone-edge", "Type": "purge_url",
+                                                            "Targets": [u]})),
         "cdn": (lambda u: cdn.call_json("PushUrlsCache", {"Urls": [u]}),
                 lambda u: cdn.call_json("PurgeUrlsCache", {"Urls": [u]})),
         "ucloud": (lambda u: ucdn.prefetch_new_ucdn_domain_cache({"UrlList": [u]}),
