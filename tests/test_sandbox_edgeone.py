@@ -468,3 +468,162 @@ def test_only_loopback_binds(tmp_path) -> None:
         _ = box.port
     with box:
         assert box.endpoint == f"127.0.0.1:{box.port}" and box.url == f"http://127.0.0.1:{box.port}"
+
+
+# ----- URL purge (CreatePurgeTask, DescribePurgeTasks) ---------------------------------------------
+
+
+def purge(cli: teo_client.TeoClient, *targets: str, **params: Any) -> Any:
+    return call(cli, "CreatePurgeTask", ZoneId=ZONE, Type="purge_url", Targets=list(targets), **params)
+
+
+def purges_by_job(cli: teo_client.TeoClient, job_id: str) -> dict[str, Any]:
+    resp = call(cli, "DescribePurgeTasks", ZoneId=ZONE, Limit=1000, Filters=[{"Name": "job-id", "Values": [job_id]}])
+    return {t.Target: t for t in resp.Tasks}
+
+
+def purge_quota(cli: teo_client.TeoClient) -> dict[str, tuple[int, int, int]]:
+    quota = call(cli, "DescribeContentQuota", ZoneId=ZONE)
+    return {q.Type: (q.Batch, q.Daily, q.DailyAvailable) for q in (*quota.PurgeQuota, *quota.PrefetchQuota)}
+
+
+def test_purge_progresses_to_success_in_its_own_history(sb: Sandbox) -> None:
+    cli = client(sb)
+    targets = ["https://static.example.com/app.js", "http://static.example.com/hero.webp"]
+    created = purge(cli, *targets, Method="invalidate", EncodeUrl=False)
+    assert re.fullmatch(r"[a-z0-9]{12}", created.JobId) and created.FailedList == []
+    first = purges_by_job(cli, created.JobId)
+    assert sorted(first) == sorted(targets)
+    for task in first.values():  # URL purges report `delete` whatever Method was sent (edgeone.py)
+        assert (task.JobId, task.Type, task.Method, task.Status) == (created.JobId, "purge_url", "delete", "processing")
+        assert ISO_Z.fullmatch(task.CreateTime) and (task.FailType, task.FailMessage) == ("", "")
+    done = wait_until(lambda: purges_by_job(cli, created.JobId),
+                      lambda tasks: all(t.Status != "processing" for t in tasks.values()), what="still processing")
+    assert {t.Status for t in done.values()} == {"success"}
+
+    warmed = call(cli, "CreatePrefetchTask", ZoneId=ZONE, Targets=targets[:1]).JobId
+    # The histories never mix: not by time window, and not by a job-id of the other kind.
+    assert {t.JobId for t in call(cli, "DescribePurgeTasks", ZoneId=ZONE, **window()).Tasks} == {created.JobId}
+    assert {t.JobId for t in call(cli, "DescribePrefetchTasks", ZoneId=ZONE, **window()).Tasks} == {warmed}
+    assert by_job(cli, created.JobId) == {} and purges_by_job(cli, warmed) == {}
+    assert call(cli, "DescribePurgeTasks", ZoneId="zone-other", **window()).TotalCount == 0
+
+
+def test_purge_types_methods_and_parameter_errors(sb: Sandbox) -> None:
+    cli = client(sb)
+    target = ["https://p.example.com/a.js"]
+
+    def rejected(**params: Any) -> tuple[str, str]:
+        with pytest.raises(TencentCloudSDKException) as info:
+            call(cli, "CreatePurgeTask", **{"ZoneId": ZONE, "Type": "purge_url", "Targets": target, **params})
+        return str(info.value.get_code()), str(info.value.get_message())
+
+    for other in ("purge_prefix", "purge_host", "purge_all", "purge_cache_tag"):
+        assert rejected(Type=other) == (
+            "InvalidParameter.ParameterError", f"Type `{other}` is not emulated by this sandbox (only purge_url is).")
+    assert rejected(Type="purge_everything")[0] == "InvalidParameter.ParameterError"
+    assert rejected(Type=None)[0] == "MissingParameter"
+    assert rejected(Method="soft")[0] == "InvalidParameter.ParameterError"
+    assert rejected(CacheTag={"Domains": ["p.example.com"]})[0] == "InvalidParameter.ParameterError"
+    assert rejected(Targets=[])[0] == "MissingParameter"
+    assert rejected(Targets=["p.example.com/a.js"])[0] == "InvalidParameter.Target"
+    assert rejected(ZoneId="bogus")[0] == "InvalidParameter.ZoneNotFound"
+    assert sb.store.tasks() == []
+    assert purge(cli, *target, Method="delete").JobId and purge(cli, *target, Method="invalidate").JobId
+
+
+def test_describe_purge_limits_window_and_filters(sb: Sandbox) -> None:
+    sb.store.set_setting("progress_seconds", 60)
+    sb.store.add_rule("*/bad*", "failed", delay_seconds=0, kind="purge")
+    cli = client(sb)
+    job = purge(cli, "https://f.example.com/ok", "https://f.example.com/bad", "https://g.example.com/bad").JobId
+
+    def targets(*filters: dict[str, Any], **params: Any) -> list[str]:
+        resp = call(cli, "DescribePurgeTasks", ZoneId=ZONE, **(params or window()), Filters=list(filters))
+        assert resp.TotalCount == len(resp.Tasks)
+        return sorted(t.Target for t in resp.Tasks)
+
+    def rejected(*filters: dict[str, Any], **params: Any) -> None:
+        with pytest.raises(TencentCloudSDKException) as info:
+            targets(*filters, **params)
+        assert info.value.get_code() == "InvalidParameter.ParameterError"
+
+    assert targets({"Name": "type", "Values": ["purge_url"]}) == [
+        "https://f.example.com/bad", "https://f.example.com/ok", "https://g.example.com/bad"]
+    assert targets({"Name": "type", "Values": ["purge_prefix"]}) == []  # only URL purges exist here
+    assert targets({"Name": "target", "Values": ["/bad"], "Fuzzy": True}) == [
+        "https://f.example.com/bad", "https://g.example.com/bad"]  # a purge's target filter may be fuzzy
+    assert targets({"Name": "statuses", "Values": ["failed"]}, {"Name": "domains", "Values": ["F.example.com"]}) == [
+        "https://f.example.com/bad"]
+    assert targets({"Name": "job-id", "Values": [job]}, {"Name": "statuses", "Values": ["processing"]}) == [
+        "https://f.example.com/ok"]
+    rejected({"Name": "type", "Values": ["purge_everything"]})
+    rejected({"Name": "statuses", "Values": ["invalid"]})  # a prefetch-only filter value
+    rejected({"Name": "job-id", "Values": [job], "Fuzzy": True})
+    rejected(Limit=1001, **window())
+    start = datetime(2024, 1, 1, tzinfo=BJ)
+    rejected(StartTime=start.isoformat(), EndTime=(start + timedelta(days=7, seconds=1)).isoformat())
+    assert targets(StartTime=start.isoformat(), EndTime=(start + timedelta(days=7)).isoformat()) == []
+    rejected(Limit=10)  # neither a window nor a job-id
+    with pytest.raises(TencentCloudSDKException):  # target is never fuzzy for prefetch
+        call(cli, "DescribePrefetchTasks", ZoneId=ZONE, **window(),
+             Filters=[{"Name": "target", "Values": ["/bad"], "Fuzzy": True}])
+
+
+@pytest.mark.sandbox(purge_batch=3, purge_daily=5, prefetch_batch=1)
+def test_purge_batch_and_daily_quota_are_their_own(sb: Sandbox) -> None:
+    store = sb.store
+    cli = client(sb)
+    assert purge_quota(cli) == {"purge_url": (3, 5, 5), "purge_prefix": (3, 5, 5), "purge_host": (3, 5, 5),
+                                "purge_all": (3, 5, 5), "prefetch_url": (1, 10000, 10000)}
+    urls = [f"https://q.example.com/{i}" for i in range(4)]
+    assert error_code(lambda: purge(cli, *urls)) == "LimitExceeded.BatchQuota"
+    assert purge(cli, *urls[:3]).JobId  # 3 > prefetch_batch: purges are held to purge_batch only
+    quota = purge_quota(cli)
+    assert (quota["purge_url"], quota["purge_prefix"], quota["prefetch_url"]) == (
+        (3, 5, 2), (3, 5, 5), (1, 10000, 10000))
+
+    store.add_rule("*/gone", "rejected", kind="purge")
+    created = purge(cli, "https://q.example.com/4", "https://q.example.com/gone")
+    assert [f.Targets for f in created.FailedList] == [["https://q.example.com/gone"]]
+    assert purge_quota(cli)["purge_url"] == (3, 5, 1)  # rejected targets are free
+    got_code = error_code(lambda: purge(cli, "https://q.example.com/5", "https://q.example.com/6"))
+    assert got_code == "LimitExceeded.DailyQuota"
+    assert len(store.tasks(kind="purge")) == 4 and store.tasks(kind="prefetch") == []
+    assert call(cli, "CreatePrefetchTask", ZoneId=ZONE, Targets=urls[:1]).JobId  # the prefetch quota is untouched
+    assert purge_quota(cli)["purge_url"] == (3, 5, 1) and quota_available(cli) == 9999
+    store.age(86400)
+    assert purge_quota(cli)["purge_url"] == (3, 5, 5)
+
+
+def test_rules_of_kind_purge_steer_purges_only(sb: Sandbox) -> None:
+    store = sb.store
+    store.add_rule("*/a.js", "failed", delay_seconds=0, kind="purge")
+    store.add_rule("*/b.js", "failed", delay_seconds=0)  # the default kind: prefetch
+    store.add_rule("*/c.js", "timeout", delay_seconds=0, kind=None)  # both
+    store.add_rule("*/d.js", "invalid", delay_seconds=0, kind="purge")
+    store.add_rule("*/e.js", "rejected", fail_message="not in zone", kind="purge")
+    with pytest.raises(ValueError):
+        store.add_rule("*", "failed", kind="refresh")
+    cli = client(sb)
+    base = "https://k.example.com"
+    paths = ["/a.js", "/b.js", "/c.js", "/d.js", "/e.js"]
+    purged = purge(cli, *(base + p for p in paths))
+    warmed = call(cli, "CreatePrefetchTask", ZoneId=ZONE, Targets=[base + p for p in paths])
+    assert [(f.Reason, f.Targets) for f in purged.FailedList] == [("not in zone", [f"{base}/e.js"])]
+    assert warmed.FailedList == []
+    store.age(1)
+
+    def outcomes(tasks: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
+        return {u.removeprefix(base): (t.Status, t.FailType, t.FailMessage) for u, t in tasks.items()}
+
+    assert outcomes(purges_by_job(cli, purged.JobId)) == {
+        "/a.js": ("failed", "originPullFailed", "origin returned HTTP 502"), "/b.js": ("success", "", ""),
+        "/c.js": ("timeout", "taskFailed", "purge timed out"),
+        "/d.js": ("failed", "originPullFailed", "origin returned HTTP 404"),  # EdgeOne has no word for invalid
+    }
+    assert outcomes(by_job(cli, warmed.JobId)) == {
+        "/a.js": ("success", "", ""), "/b.js": ("failed", "originPullFailed", "origin returned HTTP 502"),
+        "/c.js": ("timeout", "taskFailed", "prefetch timed out"), "/d.js": ("success", "", ""),
+        "/e.js": ("success", "", ""),
+    }

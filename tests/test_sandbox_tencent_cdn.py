@@ -359,3 +359,105 @@ def test_request_log_and_restart(tmp_path) -> None:
         assert {u: t.Status for u, t in by_task(cli, pushed.TaskId).items()} == {
             "https://r.example.com/ok": "done", "https://r.example.com/broken": "invalid"}
         assert available(cli) == {"mainland": 1000, "overseas": 998}
+
+
+# ----- URL purge (PurgeUrlsCache, DescribePurgeTasks, DescribePurgeQuota) ------------------------------
+
+
+def purges_by_task(cli: cdn_client.CdnClient, task_id: str, **params: Any) -> dict[str, Any]:
+    resp = call(cli, "DescribePurgeTasks", TaskId=task_id, Limit=1000, **params)
+    assert resp.TotalCount == len(resp.PurgeLogs)
+    return {t.Url: t for t in resp.PurgeLogs}
+
+
+def purge_available(cli: cdn_client.CdnClient) -> dict[str, int]:
+    return {q.Area: q.Available for q in call(cli, "DescribePurgeQuota").UrlPurge}
+
+
+def test_purge_then_describe_progresses_to_done_in_its_own_history(sb: Sandbox) -> None:
+    cli = client(sb)
+    urls = ["https://static.example.com/app.js", "http://static.example.com/hero.webp"]
+    purged = call(cli, "PurgeUrlsCache", Urls=urls, Area="mainland", UrlEncode=True)
+    assert re.fullmatch(r"\d{23}", purged.TaskId) and purged.RequestId
+    first = purges_by_task(cli, purged.TaskId)
+    assert sorted(first) == sorted(urls)
+    for row in first.values():
+        assert (row.TaskId, row.Status, row.PurgeType, row.FlushType) == (purged.TaskId, "process", "url", "delete")
+        assert BJ_TIME.fullmatch(row.CreateTime)
+    done = wait_until(lambda: purges_by_task(cli, purged.TaskId),
+                      lambda rows: all(t.Status != "process" for t in rows.values()), what="still processing")
+    assert {t.Status for t in done.values()} == {"done"}
+    assert purges_by_task(cli, purged.TaskId, PurgeType="url", Status="done", Area="mainland").keys() == done.keys()
+    assert purges_by_task(cli, purged.TaskId, PurgeType="path") == {}  # directory purge is not emulated
+    assert code(lambda: call(cli, "DescribePurgeTasks", TaskId=purged.TaskId, PurgeType="dir")) \
+        == "InvalidParameter.CdnParamError"
+
+    pushed = call(cli, "PushUrlsCache", Urls=urls[:1]).TaskId
+    # The histories never mix: not by time, and not by a TaskId of the other kind.
+    assert {t.TaskId for t in call(cli, "DescribePurgeTasks", **since()).PurgeLogs} == {purged.TaskId}
+    assert {t.TaskId for t in call(cli, "DescribePushTasks", **since()).PushLogs} == {pushed}
+    assert by_task(cli, purged.TaskId) == {} and purges_by_task(cli, pushed) == {}
+    assert available(cli) == {"mainland": 999, "overseas": 1000}  # the purge spent no push quota
+
+
+def test_rules_of_kind_purge_steer_purges_in_cdn_words(sb: Sandbox) -> None:
+    store = sb.store
+    for path, outcome in (("fail", "failed"), ("slow", "timeout"), ("gone", "invalid"), ("lost", "unknown")):
+        store.add_rule(f"*/{path}/*", outcome, delay_seconds=0, kind="purge")
+    store.add_rule("*/push-only/*", "failed", delay_seconds=0)  # the default kind: prefetch
+    store.add_rule("*/late/*", "failed", delay_seconds=60, kind="purge")
+    cli = client(sb)
+    base = "https://cdn.example.com"
+    paths = ["/fail/a.js", "/slow/b.js", "/gone/c.js", "/lost/d.js", "/push-only/e.js", "/late/f.js"]
+    task_id = call(cli, "PurgeUrlsCache", Urls=[base + p for p in paths]).TaskId
+    pushed = call(cli, "PushUrlsCache", Urls=[base + p for p in paths[:5]]).TaskId
+    store.age(1)
+    got = {u.removeprefix(base): t.Status for u, t in purges_by_task(cli, task_id).items()}
+    assert got == {"/fail/a.js": "fail", "/slow/b.js": "fail", "/gone/c.js": "fail",  # a purge is never `invalid`
+                   "/lost/d.js": "fail", "/push-only/e.js": "done", "/late/f.js": "process"}
+    assert {u.removeprefix(base): t.Status for u, t in by_task(cli, pushed).items()} == {
+        "/fail/a.js": "done", "/slow/b.js": "done", "/gone/c.js": "done", "/lost/d.js": "done",
+        "/push-only/e.js": "fail"}
+    assert sorted(purges_by_task(cli, task_id, Status="fail")) == sorted(base + p for p in paths[:4])
+    assert list(purges_by_task(cli, task_id, Status="process")) == [base + "/late/f.js"]
+    assert code(lambda: call(cli, "DescribePurgeTasks", TaskId=task_id, Status="invalid")) \
+        == "InvalidParameter.CdnParamError"
+
+    store.add_rule("*/not-ours/*", "rejected", fail_message="domain is not on this account", kind="purge")
+    bad = "https://other.example.com/not-ours/x.js"
+    got_code, message = error(lambda: call(cli, "PurgeUrlsCache", Urls=["https://a.example.com/ok.js", bad]))
+    assert got_code == "ResourceNotFound.CdnHostNotExists" and bad in message
+    assert len(store.tasks("cdn", kind="purge")) == 6
+    assert call(cli, "PushUrlsCache", Urls=[bad]).TaskId  # the rule is the purges'
+
+
+@pytest.mark.sandbox(cdn_purge_batch=3, cdn_purge_daily_mainland=5, cdn_purge_daily_overseas=3)
+def test_purge_batch_and_daily_quota_per_area(sb: Sandbox) -> None:
+    store = sb.store
+    cli = client(sb)
+    quota = call(cli, "DescribePurgeQuota")
+    assert [(q.Area, q.Batch, q.Total, q.Available) for q in quota.UrlPurge] == [
+        ("mainland", 3, 5, 5), ("overseas", 3, 3, 3)]
+    assert [(q.Area, q.Batch, q.Total, q.Available) for q in quota.PathPurge] == [
+        ("mainland", 20, 100, 100), ("overseas", 20, 100, 100)]
+
+    def urls(n: int, tag: str) -> list[str]:
+        return [f"https://d.example.com/{tag}/{i}" for i in range(n)]
+
+    assert code(lambda: call(cli, "PurgeUrlsCache", Urls=urls(4, "b"))) == "LimitExceeded.CdnPurgeUrlExceedBatchLimit"
+    assert code(lambda: call(cli, "PurgeUrlsCache", Urls=urls(1, "g"), Area="global")) \
+        == "InvalidParameter.CdnParamError"  # purges name one area, or none (every area)
+    assert code(lambda: call(cli, "PurgeUrlsCache", Urls=["https://*.example.com/a"])) \
+        == "InvalidParameter.CdnPurgeWildcardNotAllowed"
+    call(cli, "PurgeUrlsCache", Urls=urls(2, "all"))  # no Area: both areas are spent
+    assert purge_available(cli) == {"mainland": 3, "overseas": 1}
+    day_limit = "LimitExceeded.CdnPurgeUrlExceedDayLimit"
+    got_code, message = error(lambda: call(cli, "PurgeUrlsCache", Urls=urls(2, "o"), Area="overseas"))
+    assert got_code == day_limit and "overseas" in message
+    call(cli, "PurgeUrlsCache", Urls=urls(3, "m"), Area="mainland")
+    assert code(lambda: call(cli, "PurgeUrlsCache", Urls=urls(1, "m2"), Area="mainland")) == day_limit
+    assert purge_available(cli) == {"mainland": 0, "overseas": 1}
+    assert available(cli) == {"mainland": 1000, "overseas": 1000}  # the push quota is another
+    assert {t.scope for t in store.tasks("cdn", kind="purge")} == {"global", "mainland"}
+    store.age(DAY)
+    assert purge_available(cli) == {"mainland": 5, "overseas": 3}

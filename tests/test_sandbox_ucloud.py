@@ -53,14 +53,16 @@ def prefetch(cli: UCDNClient, *urls: str, **params: Any) -> str:
     return task_id
 
 
-def describe(cli: UCDNClient, **params: Any) -> dict[str, Any]:
-    resp = cli.describe_new_ucdn_prefetch_cache_task(params)
+def describe(cli: UCDNClient, *, refreshes: bool = False, **params: Any) -> dict[str, Any]:
+    """The prefetch history, or the refresh history with `refreshes`."""
+    history = cli.describe_new_ucdn_refresh_cache_task if refreshes else cli.describe_new_ucdn_prefetch_cache_task
+    resp = history(params)
     resp.setdefault("TaskList", [])
     return resp
 
 
-def task(cli: UCDNClient, task_id: str) -> dict[str, Any]:
-    (found,) = describe(cli, TaskId=[task_id])["TaskList"]
+def task(cli: UCDNClient, task_id: str, *, refreshes: bool = False) -> dict[str, Any]:
+    (found,) = describe(cli, refreshes=refreshes, TaskId=[task_id])["TaskList"]
     return found
 
 
@@ -444,3 +446,120 @@ def test_state_survives_restart(tmp_path) -> None:
         assert cli.get_ucdn_domain_prefetch_refresh_state({"DomainId": "ucdn-r"})["SubmitPrefetchCount"] == 2
         # The interval is remembered across the restart too (default 10 s).
         assert ret_code(lambda: prefetch(cli, "http://r.example.com/again"))[0] == 153
+
+
+# ----- refresh (RefreshNewUcdnDomainCache, DescribeNewUcdnRefreshCacheTask) ------------------------------
+
+
+def refresh(cli: UCDNClient, *urls: str, type_: str = "file") -> str:
+    task_id = cli.refresh_new_ucdn_domain_cache({"Type": type_, "UrlList": list(urls)})["TaskId"]
+    assert isinstance(task_id, str) and len(task_id) == 8 and task_id.isalnum()
+    return task_id
+
+
+def test_refresh_progresses_in_its_own_history(sb: Sandbox) -> None:
+    sb.store.add_rule("*/big/*", "success", delay_seconds=100, kind="purge")
+    cli = client(sb)
+    urls = ["http://static.example.com/big/a.bin", "https://static.example.com/big/b.bin"]
+    files = refresh(cli, *urls)
+    folder = refresh(cli, "http://static.example.com/big/", type_="dir")
+    fresh = task(cli, files, refreshes=True)
+    assert (fresh["Status"], fresh["Type"]) == ("wait", "file")
+    assert [(u["Url"], u["Status"], u["Progress"]) for u in fresh["UrlLists"]] == [(u, "wait", 0) for u in urls]
+    assert task(cli, folder, refreshes=True)["Type"] == "dir"
+    sb.store.age(30)
+    assert task(cli, files, refreshes=True)["Status"] == "process"
+    sb.store.age(70)
+    done = task(cli, files, refreshes=True)
+    assert done["Status"] == "success"
+    assert {(u["Status"], u["Progress"]) for u in done["UrlLists"]} == {("success", 100)}
+    assert [t["TaskId"] for t in describe(cli, refreshes=True, Status="success")["TaskList"]] == [folder, files]
+
+    warmed = prefetch(cli, urls[0])
+    # The histories never mix: not in a listing, and not by a TaskId of the other kind.
+    assert [t["TaskId"] for t in describe(cli)["TaskList"]] == [warmed]
+    assert [t["TaskId"] for t in describe(cli, refreshes=True)["TaskList"]] == [folder, files]
+    assert describe(cli, TaskId=[files])["TotalCount"] == 0
+    assert describe(cli, refreshes=True, TaskId=[warmed])["TotalCount"] == 0
+    assert "Type" not in task(cli, warmed)  # only refresh tasks name their Type
+
+
+def test_refresh_type_urls_and_batch_are_checked(sb: Sandbox) -> None:
+    cli = client(sb)
+    assert ret_code(lambda: refresh(cli, "http://t.example.com/a", type_="m3u8"))[0] == 230
+    code, message = ret_code(lambda: refresh(cli, "http://t.example.com/a", type_="dir"))
+    assert code == 230 and "UrlList.0" in message and "end with /" in message
+    _, _, body = raw(sb, signed({"Action": "RefreshNewUcdnDomainCache", "UrlList": ["http://t.example.com/a"]}))
+    assert body["RetCode"] == 230 and "Type" in body["Message"]
+    assert ret_code(lambda: refresh(cli))[0] == 230
+    assert ret_code(lambda: refresh(cli, "t.example.com/a"))[0] == 230
+    urls = [f"http://t.example.com/{i}" for i in range(31)]
+    code, message = ret_code(lambda: refresh(cli, *urls))  # 30 per call: the API doc, not the SDK's 100
+    assert code == 230 and "at most 30" in message
+    assert len(task(cli, refresh(cli, *urls[:30]), refreshes=True)["UrlLists"]) == 30
+    assert sb.store.tasks(kind="prefetch") == []
+
+
+def test_refresh_quota_per_domain_file_and_dir(sb: Sandbox) -> None:
+    store = sb.store
+    store.set_setting("ucloud_refresh_daily", 3)
+    store.set_setting("ucloud_refresh_dir_daily", 1)
+    store.add_ucloud_domain("ucdn-a", "a.example.com")
+    store.add_ucloud_domain("ucdn-b", "b.example.com")
+    cli = client(sb)
+
+    def state(domain_id: str) -> tuple[int, ...]:
+        resp = cli.get_ucdn_domain_prefetch_refresh_state({"DomainId": domain_id})
+        return tuple(resp[k] for k in ("RefreshFileQuota", "SubmitRefreshFile", "RefreshDirQuota", "SubmitRefreshDir",
+                                       "PrefetchQuota", "SubmitPrefetchCount"))
+
+    assert state("ucdn-a") == (3, 0, 1, 0, 500, 0)
+    refresh(cli, "http://a.example.com/1", "https://a.example.com/2", "http://b.example.com/1")
+    refresh(cli, "http://a.example.com/d/", type_="dir")
+    assert (state("ucdn-a"), state("ucdn-b")) == ((3, 2, 1, 1, 500, 0), (3, 1, 1, 0, 500, 0))
+    code, message = ret_code(lambda: refresh(cli, "http://a.example.com/e/", type_="dir"))
+    assert code == 44010 and "refresh quota exceeded for domain a.example.com" in message
+    code, _ = ret_code(lambda: refresh(cli, "http://b.example.com/2", "http://a.example.com/3",
+                                       "http://a.example.com/4"))
+    assert code == 44010 and state("ucdn-b") == (3, 1, 1, 0, 500, 0)  # all or nothing
+    refresh(cli, "http://a.example.com/3")  # a file refresh still fits: the dir quota is another
+    prefetch(cli, "http://a.example.com/3")
+    assert state("ucdn-a") == (3, 3, 1, 1, 500, 1)
+    store.age(DAY)
+    assert state("ucdn-a") == (3, 0, 1, 0, 500, 0)
+
+
+def test_refresh_has_its_own_interval(sb: Sandbox) -> None:
+    store = sb.store
+    store.set_setting("ucloud_prefetch_interval", 300)
+    cli = client(sb)
+    prefetch(cli, "http://i.example.com/1")
+    refresh(cli, "http://i.example.com/1")  # no interval between refreshes by default, nor after a prefetch
+    refresh(cli, "http://i.example.com/2")
+    assert ret_code(lambda: prefetch(cli, "http://i.example.com/2"))[0] == 153
+    store.set_setting("ucloud_prefetch_interval", 0)
+    store.set_setting("ucloud_refresh_interval", 300)
+    code, message = ret_code(lambda: refresh(cli, "http://i.example.com/3"))
+    assert code == 153 and "one refresh submit per interval" in message
+    assert prefetch(cli, "http://i.example.com/2")
+    store.age(300)
+    assert refresh(cli, "http://i.example.com/3")
+
+
+def test_rules_of_kind_purge_steer_refreshes_only(sb: Sandbox) -> None:
+    store = sb.store
+    store.add_rule("*/ok/*", "success", delay_seconds=0, kind=None)  # finished at once (later rules win)
+    store.add_rule("*/a.js", "failed", delay_seconds=0, kind="purge")
+    store.add_rule("*/b.js", "unknown", delay_seconds=0)  # the default kind: prefetch
+    store.add_rule("*/c.js", "timeout", delay_seconds=0, kind=None)
+    cli = client(sb)
+    base = "http://k.example.com/ok"
+    refreshed = [refresh(cli, f"{base}/{name}") for name in ("a.js", "b.js", "c.js")]
+    warmed = [prefetch(cli, f"{base}/{name}") for name in ("a.js", "b.js", "c.js")]
+    assert [task(cli, t, refreshes=True)["Status"] for t in refreshed] == ["failure", "success", "failure"]
+    assert [task(cli, t)["Status"] for t in warmed] == ["success", "unknow", "failure"]
+
+    store.add_rule("*/not-ours/*", "rejected", fail_message="domain is not on this account", kind="purge")
+    code, message = ret_code(lambda: refresh(cli, "http://x.example.com/not-ours/a"))
+    assert code == 230 and "not on this account" in message
+    assert prefetch(cli, "http://x.example.com/not-ours/a")
