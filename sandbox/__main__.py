@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Sequence
 
@@ -18,8 +19,9 @@ from .server import (
     TENCENT_SERVICES,
     Sandbox,
 )
+from .steering import KINDS as TASK_KINDS
 from .steering import OUTCOMES, SERVICES, SETTINGS
-from .store import SandboxStore
+from .store import EdgeCopy, SandboxStore, TaskSummary
 
 DEFAULT_DB = os.path.join(".sandbox", "sandbox.db")
 DEFAULT_PORT = 8787
@@ -50,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--message", help="FailMessage (or FailedList Reason for 'rejected')")
     add.add_argument("--delay", type=float, metavar="S", help="seconds the task stays processing")
     add.add_argument("--service", choices=SERVICES, help="only on this cloud (default: every cloud)")
+    add.add_argument("--kind", choices=[*TASK_KINDS, "any"], default="prefetch",
+                     help="the tasks it steers: prefetch (default), purge, or any")
     rule_sub.add_parser("list", parents=[db_parent], help="list rules in order")
     rule_sub.add_parser("clear", parents=[db_parent], help="remove every rule (existing tasks keep their outcome)")
 
@@ -101,9 +105,36 @@ def _parser() -> argparse.ArgumentParser:
     domain_add.add_argument("host", metavar="HOST", help="e.g. static.example.com")
     domain_sub.add_parser("list", parents=[db_parent], help="list declared domains")
 
-    age = sub.add_parser("age", parents=[db_parent], help="pretend SECONDS have passed for existing tasks")
+    edge = sub.add_parser("edge", parents=[db_parent], help="what each cloud's edge would serve for URLs")
+    edge.add_argument("urls", nargs="+", metavar="URL")
+    edge.add_argument("--service", choices=SERVICES, help="only this cloud's edge (default: every cloud's)")
+    edge.add_argument("--json", action="store_true", help="one JSON object per URL and cloud (times in Unix seconds)")
+    origin = sub.add_parser("origin", help="what the origin serves: versions per URL, S3-compatible buckets")
+    origin_sub = origin.add_subparsers(dest="origin_command", required=True, metavar="ACTION")
+    origin_set = origin_sub.add_parser("set", parents=[db_parent], help="from now on the origin serves VERSION")
+    origin_set.add_argument("url", metavar="URL")
+    origin_set.add_argument("version", metavar="VERSION", help="any label, e.g. v2 or an ETag")
+    origin_show = origin_sub.add_parser("show", parents=[db_parent], help="a URL's version now and its log")
+    origin_show.add_argument("url", metavar="URL")
+    origin_s3 = origin_sub.add_parser("s3", parents=[db_parent], help="URLs under PREFIX take the ETags of a bucket's "
+                                      "objects as versions (loopback endpoints only)")
+    origin_s3.add_argument("prefix", metavar="PREFIX", help="e.g. https://static.example.com/static/")
+    origin_s3.add_argument("endpoint", metavar="ENDPOINT", help="e.g. http://127.0.0.1:5000")
+    origin_s3.add_argument("bucket", metavar="BUCKET")
+    origin_s3.add_argument("--key-prefix", default="", help="prepended to the URL's rest to make the key")
+    origin_s3.add_argument("--region", default="us-east-1")
+    ttl = sub.add_parser("ttl", help="how long each edge keeps a copy, per host")
+    ttl_sub = ttl.add_subparsers(dest="ttl_command", required=True, metavar="ACTION")
+    ttl_set = ttl_sub.add_parser("set", parents=[db_parent], help="HOST's copies expire SECONDS after a prefetch")
+    ttl_set.add_argument("host", metavar="HOST", help="e.g. static.example.com")
+    ttl_set.add_argument("seconds", type=float, metavar="SECONDS")
+    ttl_sub.add_parser("list", parents=[db_parent], help="hosts with a TTL of their own, and the default")
+
+    age = sub.add_parser("age", parents=[db_parent],
+                         help="pretend SECONDS have passed for existing tasks and origin versions")
     age.add_argument("seconds", type=float)
-    sub.add_parser("reset", parents=[db_parent], help="drop all tasks, rules, quota usage and the log")
+    sub.add_parser("reset", parents=[db_parent],
+                   help="drop all tasks, rules, faults, quota usage, origin versions and the log")
     setting = sub.add_parser("set", parents=[db_parent], help="change a setting")
     setting.add_argument("key", choices=list(SETTINGS))
     setting.add_argument("value")
@@ -144,9 +175,10 @@ def _run(args: argparse.Namespace) -> int:
             rule = SandboxStore(args.db).add_rule(
                 args.pattern, args.outcome, fail_type=args.fail_type,
                 fail_message=args.message, delay_seconds=args.delay, service=args.service,
+                kind=None if args.kind == "any" else args.kind,
             )
             where = f" (on {rule.service} only)" if rule.service else ""
-            print(f"rule #{rule.id}: {rule.pattern} -> {rule.outcome}{where}")
+            print(f"rule #{rule.id}: {rule.pattern} -> {rule.outcome}{where}{_kind_note(rule.kind)}")
         elif args.rule_command == "list":
             rules = _existing_store(args.db).rules()
             if not rules:
@@ -154,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
             for r in rules:
                 keys = ("fail_type", "fail_message", "delay_seconds", "service")
                 extras = [f"{k}={r[k]!r}" for k in keys if r[k] is not None]
-                print(" ".join([f"#{r['id']}", r["pattern"], r["outcome"], *extras]))
+                print(" ".join([f"#{r['id']}", r["pattern"], r["outcome"], *extras]) + _kind_note(r["kind"]))
         else:
             SandboxStore(args.db).clear_rules()
             print("rules cleared")
@@ -162,6 +194,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "fault":
         return _fault(args)
+
+    if args.command in ("edge", "origin", "ttl"):
+        return _edge(args)
 
     if args.command == "ucloud-domain":
         if args.domain_command == "add":
@@ -194,10 +229,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "age":
         SandboxStore(args.db).age(args.seconds)
-        print(f"aged existing tasks by {args.seconds:g} s")
+        print(f"aged existing tasks and origin versions by {args.seconds:g} s")
     elif args.command == "reset":
         SandboxStore(args.db).reset()
-        print("sandbox reset: tasks, rules, faults, quota usage and log dropped (settings kept)")
+        print("sandbox reset: tasks, rules, faults, quota usage, origin versions and log dropped "
+              "(settings, UCloud domains, TTLs and S3 origins kept)")
     elif args.command == "set":
         store = SandboxStore(args.db)
         store.set_setting(args.key, args.value)
@@ -206,6 +242,77 @@ def _run(args: argparse.Namespace) -> int:
         for key, value in _existing_store(args.db).settings().items():
             print(f"{key} = {value}")
     return 0
+
+
+def _kind_note(kind: str | None) -> str:
+    """How a rule's kind is shown: nothing for the default (prefetch)."""
+    return "" if kind == "prefetch" else f" [{kind or 'any'}]"
+
+
+def _edge(args: argparse.Namespace) -> int:
+    """The edge, origin and ttl commands."""
+    if args.command == "ttl":
+        if args.ttl_command == "set":
+            SandboxStore(args.db).set_cache_ttl(args.host, args.seconds)
+            print(f"ttl {args.host.strip().lower()} = {args.seconds:g} s")
+        else:
+            store = _existing_store(args.db)
+            for host, seconds in store.cache_ttls().items():
+                print(f"{host} {seconds:g} s")
+            print(f"* {store.get_setting('edge_ttl_seconds'):g} s (edge_ttl_seconds: every other host)")
+        return 0
+    if args.command == "origin" and args.origin_command == "set":
+        SandboxStore(args.db).set_origin_version(args.url, args.version)
+        print(f"origin {args.url} = {args.version.strip()} from now on")
+        return 0
+    if args.command == "origin" and args.origin_command == "s3":
+        mapped = SandboxStore(args.db).add_s3_origin(args.prefix, args.endpoint, args.bucket, args.key_prefix,
+                                                     args.region)
+        print(f"origin {mapped.prefix}* = ETags of s3://{mapped.bucket}/{mapped.key_prefix}* at {mapped.endpoint}")
+        return 0
+    urls = args.urls if args.command == "edge" else [args.url]
+    bad = [url for url in urls if not url.startswith(("http://", "https://"))]
+    if bad:
+        raise ValueError(f"URLs start with http:// or https://; got {bad[0]!r}")
+    store = _existing_store(args.db)
+    try:  # a mapped S3 origin is read live: any failure of its server is a message
+        if args.command == "origin":
+            print(f"{args.url} {store.origin_version(args.url)} now")
+            for version, since in store.origin_history(args.url):
+                print(f"  {_when(since)} {version}")
+            return 0
+        edges = {service: store.edges(args.urls, service) for service in ([args.service] if args.service
+                                                                          else SERVICES)}
+    except (ValueError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - boto3/botocore errors of an S3 origin
+        raise OSError(f"cannot read the origin: {exc}") from None
+    for url in dict.fromkeys(args.urls):
+        for copies in edges.values():
+            print(json.dumps(_edge_json(copies[url]), ensure_ascii=False) if args.json else _edge_line(copies[url]))
+    return 0
+
+
+def _edge_line(copy: EdgeCopy) -> str:
+    if copy.version is not None:
+        held = f"serves {copy.version} (cached by {copy.cached_by}, until {_when(copy.expires_at or 0)})"
+    elif copy.cached_by is not None:
+        held = f"miss: serves {copy.origin} from the origin (the copy by {copy.cached_by} expired " \
+               f"{_when(copy.expires_at or 0)})"
+    else:
+        held = f"miss: serves {copy.origin} from the origin"
+    state = "current" if copy.current else "STALE"
+    tasks = ", ".join(f"last {kind} {_task_words(task)}"
+                      for kind, task in (("prefetch", copy.last_prefetch), ("purge", copy.last_purge)))
+    return f"{copy.url} {copy.service}: {held}; origin {copy.origin}, {state}; {tasks}"
+
+
+def _task_words(task: TaskSummary | None) -> str:
+    return "-" if task is None else f"{task.job_id} {task.status} (finish {_when(task.finish)})"
+
+
+def _edge_json(copy: EdgeCopy) -> dict[str, object]:
+    return {**asdict(copy), "serves": copy.serves, "current": copy.current}
 
 
 def _describe_fault(f: dict[str, object]) -> str:

@@ -15,6 +15,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models, teo_client
 
+from sandbox import __main__ as sandbox_cli
 from sandbox import (
     SANDBOX_SECRET_ID,
     SANDBOX_SECRET_KEY,
@@ -166,3 +167,68 @@ def test_service_scoped_rules_domains_and_log_filter(tmp_path: Path) -> None:
     assert [line.split()[2] for line in cli("log", "--service", "cdn", "--db", db).stdout.splitlines()] == [
         "PushUrlsCache"]
     assert len(cli("log", "--service", "teo", "--db", db).stdout.splitlines()) == 1
+
+
+def test_rule_kinds(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    assert cli("rule", "add", "*/a.js", "failed", "--kind", "purge", "--db", db).stdout.strip() == \
+        "rule #1: */a.js -> failed [purge]"
+    assert cli("rule", "add", "*/b.js", "timeout", "--kind", "any", "--service", "cdn", "--db", db).stdout.strip() == \
+        "rule #2: */b.js -> timeout (on cdn only) [any]"
+    assert cli("rule", "add", "*/c.js", "invalid", "--db", db).stdout.strip() == "rule #3: */c.js -> invalid"
+    assert [line.rsplit(" ", 1)[-1] for line in cli("rule", "list", "--db", db).stdout.splitlines()] == [
+        "[purge]", "[any]", "invalid"]
+    assert [(r["pattern"], r["kind"]) for r in SandboxStore(db).rules()] == [
+        ("*/a.js", "purge"), ("*/b.js", None), ("*/c.js", "prefetch")]
+    proc = cli("rule", "add", "*", "failed", "--kind", "refresh", "--db", db, check=False)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_edge_origin_and_ttl_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "cli.db")
+    url = "https://static.example.com/app.js"
+    assert cli("origin", "set", url, "v2", "--db", db).stdout.strip() == f"origin {url} = v2 from now on"
+    assert cli("ttl", "set", "Static.Example.com", "600", "--db", db).stdout.strip() == "ttl static.example.com = 600 s"
+    assert cli("ttl", "list", "--db", db).stdout.splitlines() == [
+        "static.example.com 600 s", "* 86400 s (edge_ttl_seconds: every other host)"]
+    with Sandbox(db, progress_seconds=0) as box:
+        job = create(teo(box.endpoint), url).JobId
+    cli("origin", "set", url, "v3", "--db", db)
+    shown = cli("origin", "show", url, "--db", db).stdout.splitlines()
+    assert shown[0] == f"{url} v3 now" and [line.split()[-1] for line in shown[1:]] == ["v2", "v3"]
+
+    teo_line, cdn_line, ucloud_line = cli("edge", url, "--db", db).stdout.splitlines()
+    assert teo_line.startswith(f"{url} teo: serves v2 (cached by {job}, until ")
+    assert "origin v3, STALE" in teo_line and f"last prefetch {job} success" in teo_line
+    assert "last purge -" in teo_line
+    assert cdn_line == f"{url} cdn: miss: serves v3 from the origin; origin v3, current; last prefetch -, last purge -"
+    assert ucloud_line.startswith(f"{url} ucloud: miss")
+    (line,) = cli("edge", url, "--service", "teo", "--json", "--db", db).stdout.splitlines()
+    copy = json.loads(line)
+    assert (copy["version"], copy["origin"], copy["serves"], copy["current"], copy["cached_by"]) == (
+        "v2", "v3", "v2", False, job)
+    assert copy["expires_at"] - copy["cached_at"] == pytest.approx(600)
+    assert copy["last_prefetch"]["job_id"] == job and copy["last_purge"] is None
+
+    cli("age", "600", "--db", db)  # the copy expires: the next request is a miss answered by the origin
+    (line,) = cli("edge", url, "--service", "teo", "--db", db).stdout.splitlines()
+    assert f"miss: serves v3 from the origin (the copy by {job} expired " in line and "current" in line
+    cli("reset", "--db", db)
+    assert cli("ttl", "list", "--db", db).stdout.splitlines()[0] == "static.example.com 600 s"  # configuration stays
+    assert cli("origin", "show", url, "--db", db).stdout.strip() == f"{url} v1 now"
+
+    missing = str(tmp_path / "missing.db")
+    for args in (["edge", url, "--db", missing], ["edge", "static.example.com/app.js", "--db", db],
+                 ["origin", "set", "ftp://x/y", "v2", "--db", db], ["origin", "set", url, " ", "--db", db],
+                 ["origin", "s3", "https://s3.example.com/", "http://192.0.2.1:9000", "bucket", "--db", db],
+                 ["ttl", "set", "https://static.example.com/", "60", "--db", db],
+                 ["ttl", "set", "a.com", "-1", "--db", db],
+                 ["ttl", "list", "--db", missing]):
+        with pytest.raises(SystemExit) as exited:  # in-process, to save a start-up per mistake
+            sandbox_cli.main(args)
+        assert exited.value.code == 2, args
+        assert "error:" in capsys.readouterr().err, args
+    assert cli("origin", "s3", "https://s3.example.com/", "http://127.0.0.1:9000", "bucket", "--key-prefix", "site/",
+               "--db", db).stdout.strip() == \
+        "origin https://s3.example.com/* = ETags of s3://bucket/site/* at http://127.0.0.1:9000"
+    assert [o.prefix for o in SandboxStore(db).s3_origins()] == ["https://s3.example.com/"]
