@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
     serve.add_argument("--progress-seconds", type=float, metavar="S", help="how long new tasks stay processing")
+    serve.add_argument("--cdn-max-limit", type=int, metavar="N",
+                       help="largest Limit Tencent CDN DescribePushTasks serves (setting cdn_history_max_limit, "
+                            "default 1000; the real maximum is not documented)")
+    serve.add_argument("--cdn-over-limit", choices=SETTINGS["cdn_history_over_limit"].choices,
+                       help="a larger Limit is refused with InvalidParameter.CdnParamError (default) or capped "
+                            "silently (setting cdn_history_over_limit)")
 
     rule = sub.add_parser("rule", help="steer task outcomes by URL pattern")
     rule_sub = rule.add_subparsers(dest="rule_command", required=True, metavar="ACTION")
@@ -156,6 +162,10 @@ def _when(ts: float) -> str:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         sandbox = Sandbox(args.db, host=args.host, port=args.port, progress_seconds=args.progress_seconds)
+        limits = {"cdn_history_max_limit": args.cdn_max_limit, "cdn_history_over_limit": args.cdn_over_limit}
+        for key, value in limits.items():
+            if value is not None:
+                sandbox.store.set_setting(key, value)
         sandbox.start()
         services = ", ".join(f"{s.name} {s.version}" for s in TENCENT_SERVICES.values())
         print(

@@ -45,12 +45,17 @@ DEFAULT_FAILURES: dict[str, tuple[str, str]] = {
 }
 
 
+Value = float | int | str
+"""A setting's value: a number, or one word of its `choices`."""
+
+
 @dataclass(frozen=True)
 class _Setting:
-    kind: Callable[[Any], float | int]
-    default: float | int
+    kind: Callable[[Any], Value]
+    default: Value
     minimum: float
     help: str
+    choices: tuple[str, ...] = ()  # a word setting: one of these (`kind` is str, `minimum` unused)
 
 
 SETTINGS: dict[str, _Setting] = {
@@ -62,6 +67,10 @@ SETTINGS: dict[str, _Setting] = {
     "cdn_push_daily_mainland": _Setting(int, 1000, 0, "CDN prefetch URLs per Beijing-time day, mainland"),
     "cdn_push_daily_overseas": _Setting(int, 1000, 0, "CDN prefetch URLs per Beijing-time day, overseas"),
     "cdn_history_days": _Setting(int, 30, 1, "days of CDN push history DescribePushTasks returns"),
+    "cdn_history_max_limit": _Setting(int, 1000, 1, "largest Limit CDN DescribePushTasks serves (undocumented)"),
+    "cdn_history_over_limit": _Setting(str, "refuse", 0, "what CDN DescribePushTasks does with a larger Limit: "
+                                       "refuse (InvalidParameter.CdnParamError) or cap (fewer rows)",
+                                       choices=("refuse", "cap")),
     "ucloud_prefetch_interval": _Setting(float, 10.0, 0.0, "seconds between UCloud prefetch submits, per account"),
     "ucloud_prefetch_batch": _Setting(int, 1000, 1, "most URLs in one UCloud PrefetchNewUcdnDomainCache"),
     "ucloud_prefetch_daily": _Setting(int, 500, 0, "UCloud prefetch URLs per domain per Beijing-time day"),
@@ -315,7 +324,7 @@ class Steering(Database):
                 (key, json.dumps(converted)),
             )
 
-    def get_setting(self, key: str) -> float | int:
+    def get_setting(self, key: str) -> Value:
         spec = SETTINGS.get(key)
         if spec is None:
             raise ValueError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
@@ -323,7 +332,7 @@ class Steering(Database):
             row = db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return spec.default if row is None else spec.kind(json.loads(row["value"]))
 
-    def settings(self) -> dict[str, float | int]:
+    def settings(self) -> dict[str, Value]:
         """Every setting with its effective value (defaults included)."""
         with self._connect() as db:
             stored = {r["key"]: json.loads(r["value"]) for r in db.execute("SELECT key, value FROM settings")}
@@ -360,7 +369,11 @@ class Steering(Database):
         return None if row is None else str(row["host"])
 
 
-def _convert(key: str, spec: _Setting, value: Any) -> float | int:
+def _convert(key: str, spec: _Setting, value: Any) -> Value:
+    if spec.choices:
+        if value not in spec.choices:
+            raise ValueError(f"{key} must be one of {', '.join(spec.choices)}; got {value!r}")
+        return str(value)
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a number; got {value!r}")
     try:

@@ -7,8 +7,10 @@ Push (PushUrlsCache, DescribePushTasks, DescribePushQuota) and purge (PurgeUrlsC
 DescribePurgeTasks, DescribePurgeQuota) have separate histories and quotas; one code path serves
 both (`_Kind` says what differs: limits, error codes, the rows' fields).
 Choices where the docs leave it open:
-- `DescribePushTasks.Limit` has no documented maximum; the sandbox allows 1..1000 and answers
-  `InvalidParameter.CdnParamError` outside that (also for a negative Offset).
+- `DescribePushTasks.Limit` and `DescribePurgeTasks.Limit` have no documented maximum (only "default 20"); the sandbox serves up to
+  the setting `cdn_history_max_limit` (default 1000). A larger Limit is refused with
+  `InvalidParameter.CdnParamError` (`cdn_history_over_limit` = `refuse`, the default) or served
+  capped to that many rows (`cap`). Below 1 is always refused, as is a negative Offset.
 - No maximum query window is enforced, but rows older than `cdn_history_days` (default 30, what
   the legacy log API documented) are never returned.
 - A time that is not `YYYY-MM-DD hh:mm:ss`, or EndTime before StartTime, is
@@ -52,7 +54,6 @@ HOST_INVALID = "InvalidParameter.CdnHostInvalidParam"
 INVALID_DATE = "InvalidParameter.CdnStatInvalidDate"
 AREAS = ("mainland", "overseas")
 SUBMIT_AREAS = (*AREAS, "global")
-MAX_LIMIT = 1000
 MAX_HEADERS, MAX_HEADER_NAME_BYTES, MAX_HEADER_VALUE_BYTES = 20, 128, 1024
 BEIJING = timezone(timedelta(hours=8))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -259,8 +260,7 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     limit = params.integer("Limit", 20)
     if offset < 0:
         raise ApiError(PARAM_ERROR, f"Offset must be >= 0; got {offset}.")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(PARAM_ERROR, f"Limit must be between 1 and {MAX_LIMIT}; got {limit}.")
+    limit = _served_limit(limit, ctx)
     task_id = params.string("TaskId")
     start_s, end_s = params.string("StartTime"), params.string("EndTime")
     if not task_id and not start_s:
@@ -297,6 +297,14 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     total, rows = ctx.store.query_tasks(SERVICE_NAME, area, now=ctx.now, offset=offset, limit=limit,
                                         kind=kind.name, **query)
     return {kind.logs: [kind.row(row, ctx.now) for row in rows], "TotalCount": total}
+
+
+def _served_limit(limit: int, ctx: Context) -> int:
+    """The rows a page of `limit` holds: refused below 1, and above the largest as the settings say."""
+    largest = int(ctx.store.get_setting("cdn_history_max_limit"))
+    if limit < 1 or (limit > largest and ctx.store.get_setting("cdn_history_over_limit") == "refuse"):
+        raise ApiError(PARAM_ERROR, f"Limit must be between 1 and {largest}; got {limit}.")
+    return min(limit, largest)
 
 
 def describe_push_quota(params: Params, ctx: Context) -> dict[str, Any]:

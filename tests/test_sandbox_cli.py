@@ -105,7 +105,8 @@ def test_user_mistakes_are_messages_not_tracebacks(tmp_path: Path) -> None:
 
 def test_serve_prints_url_and_credentials_and_answers(tmp_path: Path) -> None:
     db = str(tmp_path / "served.db")
-    proc = subprocess.Popen([PYTHON, "-m", "sandbox", "serve", "--port", "0", "--db", db, "--progress-seconds", "0"],
+    proc = subprocess.Popen([PYTHON, "-m", "sandbox", "serve", "--port", "0", "--db", db, "--progress-seconds", "0",
+                             "--cdn-max-limit", "100", "--cdn-over-limit", "cap"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -118,6 +119,8 @@ def test_serve_prints_url_and_credentials_and_answers(tmp_path: Path) -> None:
         resp = create(teo(url.removeprefix("http://")), "https://c.example.com/served")
         assert len(resp.JobId) == 12
         assert SandboxStore(db).get_setting("progress_seconds") == 0.0
+        assert (SandboxStore(db).get_setting("cdn_history_max_limit"),
+                SandboxStore(db).get_setting("cdn_history_over_limit")) == (100, "cap")
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)

@@ -51,7 +51,8 @@ def test_settings_defaults_types_and_validation(store: SandboxStore) -> None:
     assert store.settings() == {"progress_seconds": 1.0, "prefetch_batch": 1000, "prefetch_daily": 10000,
                                 "rate_limit_per_second": 20, "cdn_push_batch": 500,
                                 "cdn_push_daily_mainland": 1000, "cdn_push_daily_overseas": 1000,
-                                "cdn_history_days": 30, "ucloud_prefetch_interval": 10.0,
+                                "cdn_history_days": 30, "cdn_history_max_limit": 1000,
+                                "cdn_history_over_limit": "refuse", "ucloud_prefetch_interval": 10.0,
                                 "ucloud_prefetch_batch": 1000, "ucloud_prefetch_daily": 500,
                                 "purge_batch": 1000, "purge_daily": 10000, "cdn_purge_batch": 1000,
                                 "cdn_purge_daily_mainland": 10000, "cdn_purge_daily_overseas": 10000,
@@ -63,11 +64,14 @@ def test_settings_defaults_types_and_validation(store: SandboxStore) -> None:
     store.set_setting("prefetch_daily", 0)
     assert store.get_setting("progress_seconds") == 0.25
     assert store.get_setting("prefetch_batch") == 2000 and isinstance(store.get_setting("prefetch_batch"), int)
+    store.set_setting("cdn_history_over_limit", "cap")
+    assert store.get_setting("cdn_history_over_limit") == "cap"
     for key, value in (("nope", 1), ("prefetch_batch", "1.5"), ("prefetch_batch", 0), ("rate_limit_per_second", True),
-                       ("progress_seconds", -1), ("prefetch_daily", "lots")):
+                       ("progress_seconds", -1), ("prefetch_daily", "lots"), ("cdn_history_over_limit", "drop"),
+                       ("cdn_history_over_limit", 1), ("cdn_history_max_limit", 0)):
         with pytest.raises(ValueError):
             store.set_setting(key, value)
-    assert store.get_setting("prefetch_batch") == 2000
+    assert store.get_setting("prefetch_batch") == 2000 and store.get_setting("cdn_history_over_limit") == "cap"
 
 
 def test_beijing_day_bounds() -> None:
