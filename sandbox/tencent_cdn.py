@@ -7,8 +7,8 @@ Push (PushUrlsCache, DescribePushTasks, DescribePushQuota) and purge (PurgeUrlsC
 DescribePurgeTasks, DescribePurgeQuota) have separate histories and quotas; one code path serves
 both (`_Kind` says what differs: limits, error codes, the rows' fields).
 Choices where the docs leave it open:
-- `DescribePushTasks.Limit` and `DescribePurgeTasks.Limit` have no documented maximum (only "default 20"); the sandbox serves up to
-  the setting `cdn_history_max_limit` (default 1000). A larger Limit is refused with
+- `DescribePushTasks.Limit` and `DescribePurgeTasks.Limit` have no documented maximum (only "default
+  20"); the sandbox serves up to the setting `cdn_history_max_limit` (default 1000). A larger Limit is refused with
   `InvalidParameter.CdnParamError` (`cdn_history_over_limit` = `refuse`, the default) or served
   capped to that many rows (`cap`). Below 1 is always refused, as is a negative Offset.
 - No maximum query window is enforced, but rows older than `cdn_history_days` (default 30, what

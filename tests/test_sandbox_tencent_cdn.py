@@ -309,19 +309,22 @@ def test_paging_filters_and_newest_first(sb: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("mode", ["refuse", "cap"])
-def test_the_largest_limit_is_a_setting_refused_or_capped_above_it(sb: Sandbox, mode: str) -> None:
-    """DescribePushTasks documents no largest Limit: the sandbox plays a cloud with one (issue 21)."""
+@pytest.mark.parametrize("submit, describe, logs", [("PushUrlsCache", "DescribePushTasks", "PushLogs"),
+                                                    ("PurgeUrlsCache", "DescribePurgeTasks", "PurgeLogs")])
+def test_the_largest_limit_is_a_setting_refused_or_capped_above_it(sb: Sandbox, mode: str, submit: str,
+                                                                    describe: str, logs: str) -> None:
+    """Neither history action documents a largest Limit: the sandbox plays a cloud with one (issue 21)."""
     sb.store.set_setting("cdn_history_max_limit", 3)
     sb.store.set_setting("cdn_history_over_limit", mode)
     cli = client(sb)
-    call(cli, "PushUrlsCache", Urls=[f"https://a.example.com/{i}" for i in range(5)])
-    assert len(call(cli, "DescribePushTasks", **since(), Limit=3).PushLogs) == 3
-    assert code(lambda: call(cli, "DescribePushTasks", **since(), Limit=0)) == "InvalidParameter.CdnParamError"
+    call(cli, submit, Urls=[f"https://a.example.com/{i}" for i in range(5)])
+    assert len(getattr(call(cli, describe, **since(), Limit=3), logs)) == 3
+    assert code(lambda: call(cli, describe, **since(), Limit=0)) == "InvalidParameter.CdnParamError"
     if mode == "refuse":
-        assert code(lambda: call(cli, "DescribePushTasks", **since(), Limit=4)) == "InvalidParameter.CdnParamError"
+        assert code(lambda: call(cli, describe, **since(), Limit=4)) == "InvalidParameter.CdnParamError"
     else:
-        page = call(cli, "DescribePushTasks", **since(), Offset=1, Limit=1000)
-        assert (len(page.PushLogs), page.TotalCount) == (3, 5)  # capped silently, the total still told
+        page = call(cli, describe, **since(), Offset=1, Limit=1000)
+        assert (len(getattr(page, logs)), page.TotalCount) == (3, 5)  # capped silently, the total still told
 
 
 def test_times_are_beijing_time(sb: Sandbox) -> None:
