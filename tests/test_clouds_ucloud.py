@@ -214,6 +214,19 @@ def rows_of(items, **task_fields):
     return list(ucloud._task_observations(task))
 
 
+def test_a_url_without_a_status_is_unknown_under_a_finished_task_not_the_tasks_status():
+    """One failed URL fails the whole task: the task's status says nothing about a URL without its own."""
+    rows = rows_of([item("bad", Status="failure"), item("a", Status=None), item("b", Status=None)], Status="failure")
+    assert [(o.state, o.raw_status, o.reason) for o in rows] == [
+        (TargetState.FAILED, "failure", None),
+        (TargetState.UNKNOWN, None, "the cloud gave no status for this URL"),
+        (TargetState.UNKNOWN, None, "the cloud gave no status for this URL")]
+    for task_status in ("success", "unknow", None, "Paused"):
+        assert {o.state for o in rows_of([item("a", Status=None)], Status=task_status)} == {TargetState.UNKNOWN}
+    # Under a task still in flight, it is in flight with its task: polls wait for the task to end.
+    assert rows_of([item("a", Status=None)], Status="PROCESS")[0].state is TargetState.RUNNING
+
+
 def test_urls_of_one_task_keep_their_own_finish_time_status_and_progress():
     items = [item("a"), item("b", FinishTime=C0 + 9), item("c", Status="failure"), item("d", Status=None),
              item("e", Status="process", Progress=10, FinishTime=0),

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from components.resource.outputs import output_targets
+from sandbox import ucloud as ucloud_sandbox
 from sandbox.faults import fires
 from sandbox.store import NewTask
 from tests.engine import EngineError
@@ -274,3 +275,24 @@ def test_submitting_more_than_half_the_daily_quota_needs_consent(tmp_path, sandb
     stack.declare(URLS[:60], safety={"maxQuotaShare": 0.6})
     stack.engine.up()
     assert sorted(u for batch in stack.submits() for u in batch) == URLS[:60]
+
+
+# -- issue 17: a submit the cloud executes late, UCloud's clock far from ours, URLs without a status -------
+UCLOUD = DESTINATIONS["ucloud"]
+
+
+def test_ucloud_urls_without_a_status_of_their_own_are_unknown_and_only_the_failed_one_is_sent_again(
+        tmp_path, sandbox, monkeypatch):
+    reported = ucloud_sandbox._url_status
+    monkeypatch.setattr(ucloud_sandbox, "_url_status",  # a task whose warm URLs come without a status
+                        lambda created, finish, outcome, now: None if outcome == "success" else
+                        reported(created, finish, outcome, now))
+    sandbox.store.add_rule(URLS[0], "failed")
+    stack = PolicyStack(tmp_path, sandbox)
+    stack.declare(URLS[:30], destinations=[UCLOUD])
+    stack.engine.up()
+    counts = stack.outputs(resource_name("web", UCLOUD))["summary"]["counts"]
+    assert (counts["failed"], counts["unknown"]) == (1, 29)
+    sandbox.store.clear_requests()
+    stack.engine.up()
+    assert stack.submits("ucloud") == [[URLS[0]]]

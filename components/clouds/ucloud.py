@@ -40,6 +40,8 @@ SUBMIT_INTERVAL = 10.0  # seconds between submits, per account
 # One call then reads the whole window, however many tasks hold the URLs; a page that still holds
 # fewer tasks than TotalCount is followed by the next one.
 TASK_PAGE = 0
+# Task statuses under which a URL without a status of its own is still in flight with its task.
+IN_FLIGHT_TASK_STATUSES = frozenset({"wait", "process"})
 STATUS_MAP = {
     "wait": (TargetState.QUEUED, None),
     "process": (TargetState.RUNNING, None),
@@ -291,6 +293,10 @@ def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
     if not isinstance(urls, list):
         raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists", "expected a list")
     task_status = task.get("Status")
+    # A URL without a status of its own: in flight while its task is, else unknown. A finished task's
+    # status sums up all its URLs (one failed URL fails the task) and says nothing of this one.
+    orphan = task_status if isinstance(task_status, str) and task_status.strip().lower() in IN_FLIGHT_TASK_STATUSES \
+        else _NO_STATUS
     # The URLs of a task mostly share status and times: (status, CreateTime, FinishTime) -> their part.
     parts: dict[tuple, tuple] = {}
     for item in urls:
@@ -299,7 +305,7 @@ def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
             raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
         raw = item.get("Status")
         if raw is None:
-            raw = task_status
+            raw = orphan
         key = (raw, item.get("CreateTime"), item.get("FinishTime"))
         try:
             if key[1] is True or key[2] is True:
@@ -319,12 +325,21 @@ def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
         yield HistoryRow(url, task_id, state, created, finished, reason, raw_status)
 
 
+class _NoStatus:
+    """The status of a URL the answer gives none for, under a finished task (``_task_observations``)."""
+
+    REASON = "the cloud gave no status for this URL"
+
+
+_NO_STATUS = _NoStatus()
+
+
 def _url_part(raw: Any, create_time: Any, finish_time: Any, task_created: datetime, action: str = ACTION) -> tuple:
     """What a URL row says besides its URL and Progress: (state, reason, created, finished, raw status).
 
     A pure function of its arguments, so the URLs of a task that repeat them share one result.
     """
-    state, reason = map_status(raw)
+    state, reason = (TargetState.UNKNOWN, _NoStatus.REASON) if raw is _NO_STATUS else map_status(raw)
     created = _unix(create_time, "TaskList[].UrlLists[].CreateTime", action, required=False) or task_created
     finished = _unix(finish_time, "TaskList[].UrlLists[].FinishTime", action, required=False)
     return state, reason, created, finished, shared(raw) if isinstance(raw, str) else None
