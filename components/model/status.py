@@ -33,7 +33,8 @@ class TargetState(str, Enum):
     TIMED_OUT = "timed_out"  # last prefetch timed out at the cloud
     EXPIRED = "expired"      # last success is older than the set's freshness
     MISSING = "missing"      # never submitted (no task found in history or state)
-    UNKNOWN = "unknown"      # the cloud answered a status we do not recognise (raw value kept), or none
+    UNKNOWN = "unknown"      # the cloud answered a status we do not recognise (raw value kept), or none, or
+                             # our submit of it is unconfirmed (plan/unconfirmed.py)
     STALE = "stale"          # last prefetch succeeded, but for content (ETag, revision) since replaced
     PURGING = "purging"      # changed content: its purge is queued or running
     PURGED = "purged"        # changed content: purged, its prefetch is due
