@@ -11,7 +11,7 @@ from components.clouds.history import HistoryCache
 from components.clouds.quota_ledger import QuotaLedger
 from components.model.policy import Policy
 from components.model.quota import Quota
-from components.model.status import ContentVersion, OnChange, TargetState, TaskKind
+from components.model.status import ContentVersion, HistoryRow, OnChange, TargetState, TaskKind
 from components.resource.converge import ShardSync, SubmitError
 from components.resource.poller import CLOCK_MARGIN, narrow_window
 from components.resource.submitter import CLOCK_TOLERANCE, CONFIRM_DELAYS, REQUEST_LIFE
@@ -737,14 +737,15 @@ def poll_windows(cloud, after):
     return [since for since, until in cloud.history_calls[after:] if until - since < timedelta(days=1)]
 
 
-def test_narrow_window_is_the_wide_one_until_the_clock_is_known_and_never_wider():
+def test_narrow_window_is_the_wide_one_until_the_clock_is_known_then_our_start_on_the_clouds_clock():
     start = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
     wide = start - CLOCK_TOLERANCE
     assert narrow_window(start, wide, None) == wide
     assert narrow_window(start, wide, timedelta(seconds=-1)) == start - timedelta(seconds=1) - CLOCK_MARGIN
     # A cloud ahead of us: its rows are stamped after our start anyway; a window past our "now" would be empty.
     assert narrow_window(start, wide, timedelta(seconds=30)) == start - CLOCK_MARGIN
-    assert narrow_window(start, wide, timedelta(hours=-1)) == wide  # a cloud far behind: the tolerance still holds
+    # A cloud further behind than the tolerance (its signatures bound no clock): from our start on its clock.
+    assert narrow_window(start, wide, timedelta(hours=-1)) == start - timedelta(hours=1) - CLOCK_MARGIN
 
 
 def test_the_clock_cache_keeps_the_least_evidence_per_scope():
@@ -792,6 +793,54 @@ def test_a_narrow_poll_that_shows_a_pending_target_no_row_goes_back_to_the_wide_
     assert second.plan.in_sync and [len(b) for b in cloud.submits] == [5, 5]  # nothing submitted twice
     assert cache.clock_floor(cloud) == timedelta(seconds=-60)  # and the clock is learnt again
 
+
+
+# -- a cloud clock far from ours, which no signature bounds (issue #17): learnt from our own tasks, by id ------
+class OffsetCloud(SharedCloud):
+    """A shared fake cloud whose clock is ``offset`` from ours: it stamps and filters on its own clock, and
+    reads tasks by id (``task_rows``) whatever their time."""
+
+    offset = timedelta(0)
+
+    def history(self, since, until):
+        self.reads.append((since, until))
+        for row in super().history(since - self.offset, until - self.offset):
+            yield self._skewed(row)
+
+    def task_rows(self, task_ids):
+        self.by_id.append(list(task_ids))
+        rows = [row for row in super().history(datetime.min.replace(tzinfo=timezone.utc), self.clock())
+                if row.task_id in task_ids]
+        return [self._skewed(row) for row in rows]
+
+    def _skewed(self, row):
+        return HistoryRow(row.url, row.task_id, row.state, row.created + self.offset,
+                          row.updated and row.updated + self.offset, row.reason, row.raw_status)
+
+
+def offset_cloud(clock, offset, **kwargs):
+    cloud = OffsetCloud(clock, **kwargs)
+    cloud.offset, cloud.reads, cloud.by_id = offset, [], []
+    return cloud
+
+
+def test_a_cloud_clock_half_an_hour_behind_is_learnt_from_our_first_task_and_polls_see_our_rows():
+    clock = FakeClock()
+    cloud, cache = offset_cloud(clock, -timedelta(minutes=30), finish_after=3), HistoryCache()
+    result = shared(cloud, clock, URLS, cache).converge()
+    assert result.plan.in_sync  # warm in this up: the polls looked where the cloud stamps our tasks
+    assert cloud.by_id == [["task-1"]]  # one read by id, right after the first submit
+    assert cache.clock_floor(cloud) == -timedelta(minutes=30)
+    polls = [since for since, until in cloud.reads[1:]]
+    assert polls and set(polls) == {clock.start - timedelta(minutes=30) - CLOCK_MARGIN}
+
+
+def test_a_cloud_clock_behind_ours_does_not_hide_a_later_batch_executed_despite_an_error():
+    clock = FakeClock()
+    cloud, cache = offset_cloud(clock, -timedelta(minutes=30), batch=4, finish_after=3), HistoryCache()
+    cloud.failures = {2: ("transient", True)}
+    result = shared(cloud, clock, URLS, cache).converge()
+    assert cloud.per_url() == Counter(URLS) and result.unconfirmed == [] and result.plan.in_sync
 
 
 # -- purge, then prefetch -------------------------------------------------------------------------

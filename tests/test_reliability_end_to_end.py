@@ -30,6 +30,7 @@ from sandbox import ucloud as ucloud_sandbox
 from sandbox.faults import fires
 from sandbox.store import NewTask
 from tests.engine import EngineError
+from tests.fakes import skew_clock
 from tests.stacks import DESTINATIONS, HOST, SECRET_ID, SECRET_KEY, SERVICES, SUBMIT_ACTIONS, ZONE, Stack, resource_name
 
 URLS = [f"https://{HOST}/assets/{i:03d}.js" for i in range(120)]
@@ -312,6 +313,33 @@ def test_a_submit_executed_60_s_after_the_client_gave_up_is_submitted_exactly_on
 
 
 UCLOUD = DESTINATIONS["ucloud"]
+
+
+def test_ucloud_half_an_hour_ahead_submits_once_and_is_warm(tmp_path, sandbox):
+    skew_clock(sandbox, 1800)
+    sandbox.store.add_fault("http_5xx", service="ucloud", action="PrefetchNewUcdnDomainCache", executed=True, count=1)
+    stack = PolicyStack(tmp_path, sandbox)
+    stack.declare(URLS[:3], destinations=[UCLOUD])
+    stack.engine.up()  # the ambiguous submit is found in history although the cloud stamps it in our future
+    assert tasks_per_url(sandbox, "ucloud") == Counter(URLS[:3])
+    assert stack.outputs(resource_name("web", UCLOUD))["summary"]["in_sync"] is True
+    assert stack.engine.preview().changed() == []  # a refreshed preview finds it warm: nothing to send
+
+
+def test_ucloud_half_an_hour_behind_submits_once_and_is_warm(tmp_path, sandbox):
+    skew_clock(sandbox, -1800)
+    stack = PolicyStack(tmp_path, sandbox)
+    resource = resource_name("web", UCLOUD)
+    stack.declare(URLS[:3], destinations=[UCLOUD])
+    stack.engine.up()  # our task, read by id, shows the cloud's clock: the polls see it finish
+    assert stack.outputs(resource)["summary"]["in_sync"] is True
+    sandbox.store.add_fault("http_5xx", service="ucloud", action="PrefetchNewUcdnDomainCache", executed=True, count=1)
+    stack.declare(URLS[:6], destinations=[UCLOUD])
+    stack.engine.up()  # a new host, whose first submit is ambiguous: its task is stamped before our window
+    assert stack.outputs(resource)["summary"]["counts"]["unknown"] == 3  # unconfirmed, never sent twice
+    stack.engine.up()
+    assert tasks_per_url(sandbox, "ucloud") == Counter(URLS[:6])
+    assert stack.outputs(resource)["summary"]["in_sync"] is True
 
 
 def test_ucloud_urls_without_a_status_of_their_own_are_unknown_and_only_the_failed_one_is_sent_again(

@@ -150,6 +150,8 @@ class TaskSubmitter:
         at = self.clock()
         if result.accepted:  # a task of rejected URLs only may never be listed
             self.sent_at[result.task_id] = at
+            # A cloud whose signatures bound no clock: read this task by id to learn where its clock stands.
+            self.history.learn_clock_by_id(self.adapter, {result.task_id: at})
         new_tasks.append(SubmittedTask(result.task_id, at, len(result.accepted), self.adapter.kind))
         what = "a purge of " if self.adapter.kind is TaskKind.PURGE else ""
         self.log.write(f"set {self.set_name}: submitted {what}{len(result.accepted)} targets as task "
@@ -165,9 +167,11 @@ class TaskSubmitter:
         """Tasks for ``urls`` that appeared since this up started (newest per URL), read a few times.
 
         Never from the shared reads (clouds/history.py): after an ambiguous submit it must see the cloud now.
+        The window starts at our start on the cloud's clock when our own tasks showed it far behind ours.
         """
         wanted = set(urls)
-        since = start - CLOCK_TOLERANCE
+        floor = self.history.clock_floor(self.adapter)
+        since = start + min(floor or timedelta(0), timedelta(0)) - CLOCK_TOLERANCE
         found: dict[str, HistoryRow] = {}
         for delay in CONFIRM_DELAYS:
             self.sleep(delay)
