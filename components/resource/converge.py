@@ -213,6 +213,7 @@ class ShardSync:
                 snapshot = self.history.read(adapter, since, now, urls=changed,
                                              fresh_after=now - SHARED_READ_FRESH)
                 purges = snapshot.rows_for(changed, since)
+                read_at = min(read_at, snapshot.until)  # the earlier of the two reads decides
         self._settle(prior_attempts(prior_outputs), observations, purges, read_at)
         return self._plan(observations, now, purges), purges
 
