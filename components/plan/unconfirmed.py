@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from components.model.status import HistoryRow, TargetState, TargetStatus, TaskKind, format_time, parse_time
-from components.plan.reconcile import Plan
+from ..model.status import HistoryRow, TargetState, TargetStatus, TaskKind, format_time, parse_time
+from .reconcile import Plan
 
 ERROR_CHARS = 200  # what the client saw, cut to a readable length in outputs and messages
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Optional, Sequence, TextIO
 
-from components.clouds.base import CloudAdapter, CloudError, SubmitResult
-from components.clouds.history import HistoryCache
-from components.clouds.retry import DEFAULT_POLICY
-from components.model.status import HistoryRow, TargetState, TaskKind, format_time
-from components.plan.unconfirmed import Attempt
-from components.resource.outputs import SubmittedTask
+from ..clouds.base import CloudAdapter, CloudError, SubmitResult
+from ..clouds.history import HistoryCache
+from ..clouds.retry import DEFAULT_POLICY
+from ..model.status import HistoryRow, TargetState, TaskKind, format_time
+from ..plan.unconfirmed import Attempt
+from .outputs import SubmittedTask
 
 # A cloud clock a little off ours: history windows around our own submits are widened by this.
 CLOCK_TOLERANCE = timedelta(minutes=5)
