@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+from components.model.shown import cut, shown
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A URL already in normal form, which normalize_url returns unchanged: lower-case http(s) scheme, a
 # lower-case host name without userinfo or port, a path, and a non-empty query if any; printable
@@ -37,17 +39,17 @@ def _normalize(raw: str) -> str:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise InvalidUrl(f"{text!r} is not a valid URL ({exc})") from None
+        raise InvalidUrl(f"{shown(text)} is not a valid URL ({cut(str(exc))})") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise InvalidUrl(
-            f"{text!r} is not an http(s) URL; CDN prefetch only takes http:// or https:// URLs"
+            f"{shown(text)} is not an http(s) URL; CDN prefetch only takes http:// or https:// URLs"
         )
     host = (parts.hostname or "").lower()
     if not host:
-        raise InvalidUrl(f"{text!r} has no host; write it as https://host/path")
+        raise InvalidUrl(f"{shown(text)} has no host; write it as https://host/path")
     if any(c.isspace() for c in text):
-        raise InvalidUrl(f"{text!r} contains whitespace; percent-encode it (space is %20)")
+        raise InvalidUrl(f"{shown(text)} contains whitespace; percent-encode it (space is %20)")
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
