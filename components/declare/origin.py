@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote
 
 from components.declare.model import OriginDeclaration, PrefetchSetDeclaration, Problem
+from components.model.shown import shown
 from components.model.status import ContentVersion
 from components.model.urls import InvalidUrl, normalize_url
 
@@ -273,10 +274,10 @@ def resolve_origins(
             continue
         if listing.skipped_unaddressable:
             warn(f"{decl.source}: {where}: {len(listing.skipped_unaddressable)} keys left out because no URL "
-                 f"can name them ('.' or '..' path segments), e.g. {listing.skipped_unaddressable[0]!r}")
+                 f"can name them ('.' or '..' path segments), e.g. {shown(listing.skipped_unaddressable[0])}")
         if not listing.objects:
-            message = (f"{where}: no object matches (prefix {origin.prefix!r}, include {list(origin.include)}, "
-                       f"exclude {list(origin.exclude)})")
+            message = (f"{where}: no object matches (prefix {shown(origin.prefix)}, include "
+                       f"{shown(list(origin.include))}, exclude {shown(list(origin.exclude))})")
             if origin.must_not_be_empty:
                 problems.append(Problem(decl.source, origin.line, "origin", message + "; check the bucket, prefix "
                                         "and globs, or set origin.mustNotBeEmpty: false to allow an empty listing"))
