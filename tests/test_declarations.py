@@ -476,8 +476,8 @@ def merge_bomb(levels: int = 9, fan: int = 10) -> str:
 
 # name -> (text, line, path, what the message says); line None: the file as a whole
 HOSTILE = {
-    "alias bomb": (alias_bomb(), 6, "l5[0]", f"brings the file past {MAX_VALUES:,} values"),
-    "merge bomb": (merge_bomb(), 5, "m4.<<[5]", f"brings the file past {MAX_VALUES:,} values"),
+    "alias bomb": (alias_bomb(), 5, "l4[9]", f"brings the file past {MAX_VALUES:,} values"),
+    "merge bomb": (merge_bomb(), 5, "m4.<<[4]", f"brings the file past {MAX_VALUES:,} values"),
     "recursive alias": ("targets: &t [https://a.example.com/, *t]\n", 1, "targets[1]", "inside the value it names"),
     "flow depth 30,000": (HEAD + "headers: " + "[" * 30_000 + "]" * 30_000 + "\n", 4, "headers" + "[0]" * (MAX_DEPTH - 1),
                           f"nest more than {MAX_DEPTH} deep"),
