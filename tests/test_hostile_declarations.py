@@ -243,7 +243,7 @@ def assert_readable(path: Path, outcome) -> None:
         assert len(text) <= READABLE and PASSWORD not in text, text
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=hostile_documents())
 def test_hostile_documents_give_located_readable_problems(case):
     text, expected = case
@@ -289,7 +289,7 @@ def merged_declarations(draw) -> tuple[str, list[dict]]:
     return "\n".join(lines) + "\n", expected
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=merged_declarations())
 def test_generated_valid_documents_with_anchors_aliases_and_merge_keys_are_accepted(case):
     text, expected = case

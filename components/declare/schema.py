@@ -98,7 +98,7 @@ def bounded_lists(data: Any, schema: Mapping[str, Any], node: Optional[Mapping[s
     if isinstance(data, dict):
         properties = node.get("properties") or {}
         if node.get("additionalProperties") is False and len(data) > len(properties) + MAX_PROBLEMS + 1:
-            others = [key for key in data if key not in properties][:MAX_PROBLEMS + 1]
+            others = set([key for key in data if key not in properties][:MAX_PROBLEMS + 1])
             data = {key: value for key, value in data.items() if key in properties or key in others}
         changed = {key: bounded_lists(value, schema, properties[key]) for key, value in data.items()
                    if isinstance(value, (list, dict)) and isinstance(properties.get(key), Mapping)}

@@ -178,8 +178,8 @@ def _register(anchors: dict[str, yaml.Node], event: Any, node: yaml.Node) -> Non
     """Remember an anchored node (as PyYAML does: an anchor given twice is an error)."""
     anchor = event.anchor
     if anchor in anchors:
-        raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
-                                          anchors[anchor].start_mark, "second occurrence", event.start_mark)
+        raise ComposerError(f"found duplicate anchor {shown(anchor)}; first occurrence", anchors[anchor].start_mark,
+                            "second occurrence", event.start_mark)
     anchors[anchor] = node
 
 
@@ -189,7 +189,7 @@ def _alias(anchors: dict[str, yaml.Node], sizes: dict[str, int], event: Any,
     (PyYAML would build a list or mapping that contains itself, and every walk of it would never end)."""
     anchor = event.anchor
     if anchor not in anchors:
-        raise ComposerError(None, None, f"found undefined alias {anchor!r}", event.start_mark)
+        raise ComposerError(None, None, f"found undefined alias {shown(anchor)}", event.start_mark)
     if anchor not in sizes:
         raise LimitExceeded(f"alias *{cut(anchor)} is inside the value it names, which would then contain itself; "
                             "write the value out instead", event.start_mark, _path(stack))
@@ -265,8 +265,9 @@ class _Constructor(SafeConstructor):
                             value))
             else:
                 own.append((key, value))
-        self._merges[id(node)] = merged + own
-        return merged + own
+        pairs = self._merges[id(node)] = merged + own
+        return pairs
+
 
 def _located(construct: Any, longest: Optional[int] = None) -> Any:
     """A scalar constructor whose Python errors become a located ConstructorError: an explicit tag on a
