@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Optional, Union
 
 import yaml
 
-from components.declare.model import (
+from .model import (
     MAX_PROBLEMS,
     DeclarationError,
     DestinationDeclaration,
@@ -23,14 +23,14 @@ from components.declare.model import (
     Problem,
     Reference,
 )
-from components.declare.schema import error_message, load_schema, unknown_key_message, validation_errors
-from components.declare.yaml_source import (LimitExceeded, LineFinder, PathPart, collector_paused, json_path,
+from .schema import error_message, load_schema, unknown_key_message, validation_errors
+from .yaml_source import (LimitExceeded, LineFinder, PathPart, collector_paused, json_path,
                                             non_text_keys, parse_yaml, read_text)
-from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
-from components.model.policy import policy_entries
-from components.model.shown import cut, shown
-from components.model.status import OnChange
-from components.model.urls import InvalidUrl, normalize_url
+from ..model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
+from ..model.policy import policy_entries
+from ..model.shown import cut, shown
+from ..model.status import OnChange
+from ..model.urls import InvalidUrl, normalize_url
 
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Mapping, Optional, Sequence
 
-from components.model.clouds import cloud
-from components.model.durations import parse_duration
-from components.model.shown import cut
-from components.model.status import ContentVersion
+from ..model.clouds import cloud
+from ..model.durations import parse_duration
+from ..model.shown import cut
+from ..model.status import ContentVersion
 
 
 #: Most problems listed for one file: a file of 100,000 bad targets gets a readable message, and is

@@ -9,9 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Optional
 
-from components.declare.model import MAX_PROBLEMS
-from components.model.durations import DurationTooLong, parse_duration
-from components.model.shown import shown
+from .model import MAX_PROBLEMS
+from ..model.durations import DurationTooLong, parse_duration
+from ..model.shown import shown
 
 if TYPE_CHECKING:
     import jsonschema

@@ -23,7 +23,7 @@ from yaml.constructor import BaseConstructor, ConstructorError, SafeConstructor
 from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent, StreamEndEvent
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from components.model.shown import cut, shown
+from ..model.shown import cut, shown
 
 PathPart = Union[str, int]
 

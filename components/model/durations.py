@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from components.model.shown import shown
+from .shown import shown
 
 # Mirrors the "duration" pattern in schemas/prefetch-set.schema.json.
 DURATION_PATTERN = r"^(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from components.model.shown import cut, shown
+from .shown import cut, shown
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A URL already in normal form, which normalize_url returns unchanged: lower-case http(s) scheme, a
