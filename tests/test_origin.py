@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import boto3
 import pytest
 from botocore import exceptions as bx
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.declare import origin as origin_module
-from components.declare.model import OriginDeclaration, PrefetchSetDeclaration
+from components.declare.model import DestinationDeclaration, OriginDeclaration, PrefetchSetDeclaration
 from components.declare.origin import (
     Listing,
     ListingFailed,
@@ -27,6 +32,7 @@ from components.declare.origin import (
     with_origin_targets,
 )
 from components.model.status import ContentVersion
+from components.model.urls import normalize_url
 
 BASE = "https://static.example.com"
 ETAG = '"9b2cf535d3e1a8f3c0a6e4c2d1b0a9f8"'
@@ -272,3 +278,43 @@ def test_resolved_sets_carry_their_origin_targets_and_content():
     assert resolved.targets == (f"{BASE}/fixed.js", f"{BASE}/a%20b.js")
     assert resolved.content == {f"{BASE}/a%20b.js": ContentVersion("9b2cf535d3e1", 5)}
     assert infos == ["set web: 1 targets from origin s3://assets/ at http://127.0.0.1:9"]
+
+
+def test_listed_urls_longer_than_a_destination_takes_are_left_out_with_a_warning():
+    keys = ["static/ok.js", "static/" + "k" * 8000 + ".js", "static/" + "m" * 8200 + ".js"]
+    listing = select(origin(), [{"Contents": [item(k) for k in keys]}])
+    decl = replace(declared("web"), destinations=(DestinationDeclaration("edgeone", {"zone": "zone-x"}),
+                                                  DestinationDeclaration("tencent-cdn", {"area": "mainland"})))
+    warnings = []
+    [resolved] = resolve_origins([decl], lister=fake_lister({"assets": listing}), warn=warnings.append)
+    assert resolved.targets == (f"{BASE}/fixed.js", f"{BASE}/static/ok.js")
+    [warning] = warnings
+    assert "2 keys left out because their URL is longer than the 8,000 characters Tencent Cloud CDN takes" in warning
+    assert len(warning) < 500
+    edgeone_only = replace(decl, destinations=decl.destinations[:1])
+    [resolved] = resolve_origins([edgeone_only], lister=fake_lister({"assets": select(origin(), [
+        {"Contents": [item(k) for k in keys]}])}))
+    assert len(resolved.targets) == 3  # 8,192 on EdgeOne: the 8,000-character key fits
+
+
+# -- the origin listing and the declarations spell a URL the same way -------------------------------
+_KEY_CHARS = "abcXYZ019-._~!$&'()*+,;=:@ %#?é中/"
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(_KEY_CHARS, min_size=1, max_size=16), lower=st.booleans(), encode_unreserved=st.booleans())
+def test_a_listed_key_and_a_declared_url_of_the_same_object_are_one_target(key, lower, encode_unreserved):
+    if any(part in (".", "..") for part in key.split("/")):
+        return  # skipped by the listing: no URL names such a key
+    listed = key_url(BASE, key)
+    assert normalize_url(listed) == listed  # already in its one spelling
+    # how a person might declare the same object: hex in lower case, unreserved characters encoded too,
+    # non-ASCII characters as they are
+    path = quote(key, safe="/" if encode_unreserved else "/~")
+    if encode_unreserved:
+        path = path.replace("a", "%61").replace("-", "%2D")
+    if lower:
+        path = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), path)
+    assert normalize_url(f"{BASE}/{path}") == listed
+    as_typed = "".join(char if not char.isascii() else quote(char, safe="/~") for char in key)
+    assert normalize_url(f"{BASE}/{as_typed}") == listed

@@ -28,7 +28,7 @@ from components.declare.yaml_source import LineFinder, PathPart, json_path, non_
 from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
 from components.model.policy import policy_entries
 from components.model.status import OnChange
-from components.model.urls import InvalidUrl, normalize_url
+from components.model.urls import InvalidUrl, cloud_problems, normalize_url, shown
 
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -172,21 +172,10 @@ def parse_document(
     if "name" not in data and not _valid_name(name):
         problems.append(Problem(file, None, "name", f"the file name {default_name!r} is not a valid set name; "
                                 "add a 'name:' key (lower-case letters, digits, dashes)"))
-    targets: list[str] = []
-    duplicates: list[str] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(data.get("targets", [])):
-        try:
-            url = normalize_url(raw)
-        except InvalidUrl as exc:
-            problems.append(Problem(file, lines.line(("targets", index)), json_path(("targets", index)), str(exc)))
-            continue
-        if url in seen:
-            duplicates.append(url)
-            continue
-        seen.add(url)
-        targets.append(url)
+    targets, positions, duplicates = _targets(data.get("targets", []), file, lines, problems)
     origin = _origin(data["origin"], file, lines, problems) if "origin" in data else None
+    if not problems:
+        problems.extend(_cloud_url_problems(targets, positions, origin, destinations, file, lines))
     if problems:
         return None, problems
     defaults = load_schema()["properties"]
@@ -219,6 +208,52 @@ def parse_document(
         safety=safety,
         revision=data.get("revision"),
     ), []
+
+
+def _targets(raw_targets: list[Any], file: str, lines: "LineFinder",
+             problems: list[Problem]) -> tuple[list[str], list[int], list[Problem]]:
+    """The targets normalised (components/model/urls.py), each once, with where each was declared (its index
+    under targets), and a located note for each one dropped as a repeat: two spellings of one URL (RFC 3986
+    equivalence) are one target."""
+    targets: list[str] = []
+    positions: list[int] = []
+    duplicates: list[Problem] = []
+    first: dict[str, int] = {}  # normalised URL -> index of its first spelling
+    for index, raw in enumerate(raw_targets):
+        where = ("targets", index)
+        try:
+            url = normalize_url(raw)
+        except InvalidUrl as exc:
+            problems.append(Problem(file, lines.line(where), json_path(where), str(exc)))
+            continue
+        if url not in first:
+            first[url] = index
+            targets.append(url)
+            positions.append(index)
+            continue
+        earlier = f"targets[{first[url]}] (line {lines.line(('targets', first[url]))})"
+        same = (f"repeats {earlier}" if raw == raw_targets[first[url]] else
+                f"{shown(raw)} is the same URL as {earlier} once normalised (RFC 3986)")
+        duplicates.append(Problem(file, lines.line(where), json_path(where),
+                                  f"{same}: {url} counts once; remove one of them"))
+    return targets, positions, duplicates
+
+
+def _cloud_url_problems(targets: list[str], positions: list[int], origin: Optional[OriginDeclaration],
+                        destinations: list[DestinationDeclaration], file: str, lines: "LineFinder") -> list[Problem]:
+    """What each destination's cloud would refuse among the targets and the origin's base URL (length, hosts),
+    located at the URL (components/model/urls.py ``cloud_problems``)."""
+    parts: list[tuple[PathPart, ...]] = [("targets", index) for index in positions]
+    urls = list(targets)
+    if origin is not None:  # every listed object's URL starts with it: its host is theirs
+        urls.append(origin.public_base_url + "/")
+        parts.append(("origin", "publicBaseUrl"))
+    problems: list[Problem] = []
+    for dest in destinations:
+        for index, message in cloud_problems(urls, cloud(dest.provider), dest.scope, lambda i: json_path(parts[i])):
+            problems.append(Problem(file, lines.line(parts[index]), json_path(parts[index]),
+                                    f"destination {dest.label}: {message}"))
+    return problems
 
 
 def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: list[Problem]) -> OriginDeclaration:

@@ -120,7 +120,8 @@ class PrefetchSetDeclaration:
     freshness: str = "24h"
     wait: str = "10m"
     description: str = ""
-    duplicates: tuple[str, ...] = field(default=(), compare=False)
+    # One located note per target dropped as a repeat of another (the same URL once normalised).
+    duplicates: tuple[Problem, ...] = field(default=(), compare=False)
     origin: Optional[OriginDeclaration] = None
     content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
     # What the preview does when preflight finds a target's domain not ready (components/engine/preflight.py).

@@ -23,7 +23,8 @@ from urllib.parse import quote
 
 from components.declare.model import OriginDeclaration, PrefetchSetDeclaration, Problem
 from components.model.status import ContentVersion
-from components.model.urls import InvalidUrl, normalize_url
+from components.model.clouds import cloud
+from components.model.urls import InvalidUrl, normalize_url, shown
 
 CONFIG_KEY = "cdn-prefetch:originCredentials"
 PAGE_SIZE = 1000          # the S3 maximum per ListObjectsV2 page
@@ -119,6 +120,15 @@ def select(origin: OriginDeclaration, pages: Iterable[Mapping[str, Any]]) -> Lis
             etag = item.get("ETag") or f"mtime:{item.get('LastModified')}"
             listing.objects.append(OriginObject(key, url, ContentVersion.of(etag, size)))
     return listing
+
+
+def drop_too_long(listing: Listing, limit: int) -> list[str]:
+    """Leave out the objects whose URL is longer than ``limit`` (the shortest a destination's cloud takes);
+    their keys, for the warning. No cloud would take them: reported warm, they never would be."""
+    kept = [obj for obj in listing.objects if len(obj.url) <= limit]
+    dropped = [obj.key for obj in listing.objects if len(obj.url) > limit]
+    listing.objects = kept
+    return dropped
 
 
 def with_origin_targets(decl: PrefetchSetDeclaration, objects: Sequence[OriginObject]) -> PrefetchSetDeclaration:
@@ -273,7 +283,15 @@ def resolve_origins(
             continue
         if listing.skipped_unaddressable:
             warn(f"{decl.source}: {where}: {len(listing.skipped_unaddressable)} keys left out because no URL "
-                 f"can name them ('.' or '..' path segments), e.g. {listing.skipped_unaddressable[0]!r}")
+                 f"can name them ('.' or '..' path segments), e.g. {shown(listing.skipped_unaddressable[0])}")
+        specs = [cloud(d.provider) for d in decl.destinations]
+        if specs:
+            shortest = min(specs, key=lambda spec: spec.max_url_length)
+            too_long = drop_too_long(listing, shortest.max_url_length)
+            if too_long:
+                warn(f"{decl.source}: {where}: {len(too_long)} keys left out because their URL is longer than the "
+                     f"{shortest.max_url_length:,} characters {shortest.title} takes, e.g. {shown(too_long[0])}; "
+                     "shorten the keys or the publicBaseUrl")
         if not listing.objects:
             message = (f"{where}: no object matches (prefix {origin.prefix!r}, include {list(origin.include)}, "
                        f"exclude {list(origin.exclude)})")
