@@ -381,6 +381,26 @@ def test_target_messages_never_quote_userinfo(tmp_path):
     assert "hunter2" not in text and "https://***@static.example.com/c d.js" in text
 
 
+def test_an_origin_endpoint_with_credentials_is_a_located_error_pointing_to_origin_credentials(tmp_path):
+    path = write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", "http://AKIA1:wJalrSECRET@minio:9000"))
+    [problem] = problems_of(tmp_path)
+    assert (problem.file, problem.line, problem.path) == (str(path), 5, "origin.endpoint")
+    assert "carries credentials" in problem.message and "cdn-prefetch:originCredentials" in problem.message
+    assert "wJalr" not in str(problem) and "AKIA1" not in str(problem)
+
+
+@pytest.mark.parametrize("endpoint", ["http://169.254.169.254", "http://[fe80::1]:9000", "http://100.100.100.200",
+                                      "http://metadata.google.internal", "http://2852039166/"])
+def test_an_origin_endpoint_at_a_metadata_address_needs_allow_link_local(tmp_path, endpoint):
+    write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", endpoint))
+    [problem] = problems_of(tmp_path)
+    assert (problem.path, problem.line) == ("origin.endpoint", 5)
+    assert "instance metadata" in problem.message and "origin.allowLinkLocal: true" in problem.message
+    write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", endpoint) + "  allowLinkLocal: true\n")
+    [decl] = load_sets(tmp_path)
+    assert decl.origin.allow_link_local is True
+
+
 # ------------------------------------------------------------------------------------------
 # Issue #6: a declaration of 100,000 targets is read in one libyaml parse, and the schema
 # validator is spared the 100,000 items that the schema's own item rule already decides.

@@ -280,6 +280,51 @@ def test_resolved_sets_carry_their_origin_targets_and_content():
     assert infos == ["set web: 1 targets from origin s3://assets/ at http://127.0.0.1:9"]
 
 
+# -- the endpoint: no credentials in it, no instance-metadata address unless allowed (issue 17) -----
+@pytest.mark.parametrize("endpoint, words", [
+    ("http://169.254.169.254", "is a link-local address (169.254.169.254, in 169.254.0.0/16)"),
+    ("http://169.254.0.23:80/", "is a link-local address (169.254.0.23"),          # Tencent Cloud
+    ("http://[fe80::a:1]:9000", "is a link-local address (fe80::a:1, in fe80::/10)"),
+    ("http://[::ffff:169.254.169.254]", "is a link-local address (169.254.169.254"),
+    ("http://100.100.100.200", "is a cloud instance-metadata address (100.100.100.200)"),  # Alibaba Cloud
+    ("http://[fd00:ec2::254]", "is a cloud instance-metadata address (fd00:ec2::254)"),    # AWS, IPv6
+    ("http://Metadata.Google.Internal", "metadata.google.internal is a cloud instance-metadata host name"),
+    ("http://metadata.tencentyun.com", "is a cloud instance-metadata host name"),
+    # the numeric spellings every resolver reads as 169.254.169.254
+    ("http://2852039166", "169.254.169.254"), ("http://0xA9FEA9FE", "169.254.169.254"),
+    ("http://0251.0376.0251.0376", "169.254.169.254"), ("http://169.254.43518", "169.254.169.254"),
+])
+def test_instance_metadata_endpoints_are_refused_unless_allowed(endpoint, words):
+    problem = origin_module.endpoint_problem(endpoint)
+    assert words in problem and "origin.allowLinkLocal: true" in problem
+    assert origin_module.endpoint_problem(endpoint, allow_link_local=True) is None
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", "http://[::1]:9000", "http://localhost:9000",
+                                      "https://minio.example.com", "http://10.0.0.5:9000", "http://192.168.1.2",
+                                      "http://100.64.0.1", "http://169.253.255.255", "https://s3.deadbeef.cafe"])
+def test_loopback_private_and_public_endpoints_are_fine(endpoint):
+    assert origin_module.endpoint_problem(endpoint) is None
+
+
+def test_credentials_in_the_endpoint_are_refused_without_showing_them():
+    for endpoint in ("http://AKIA:wJalrSECRET@minio:9000", "http://wJalrSECRET@127.0.0.1:9000",
+                     "http://a:b@169.254.169.254"):
+        problem = origin_module.endpoint_problem(endpoint, allow_link_local=True)
+        assert problem.startswith("carries credentials") and "cdn-prefetch:originCredentials" in problem
+        assert "wJalr" not in problem and "AKIA" not in problem
+
+
+def test_an_origin_built_by_other_code_is_refused_before_any_client_is_made():
+    def no_client(*_):
+        raise AssertionError("a client was made")
+
+    with pytest.raises(ListingFailed, match="origin.endpoint 169.254.169.254 is a link-local address"):
+        list_origin(origin(endpoint="http://169.254.169.254"), client_factory=no_client)
+    assert list_origin(origin(endpoint="http://169.254.169.254", prefix="static/", allow_link_local=True),
+                       client_factory=stubbed([[item("static/a.js")]])).objects
+
+
 def test_listed_urls_longer_than_a_destination_takes_are_left_out_with_a_warning():
     keys = ["static/ok.js", "static/" + "k" * 8000 + ".js", "static/" + "m" * 8200 + ".js"]
     listing = select(origin(), [{"Contents": [item(k) for k in keys]}])

@@ -23,6 +23,7 @@ from components.declare.model import (
     Problem,
     Reference,
 )
+from components.declare.origin import endpoint_problem
 from components.declare.schema import error_message, load_schema, schema_view, unknown_key_message
 from components.declare.yaml_source import LineFinder, PathPart, json_path, non_text_keys, parse_yaml
 from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
@@ -272,6 +273,10 @@ def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: li
                                 "config cdn-prefetch:originCredentials), not both"))
     defs = load_schema()["$defs"]["origin"]["properties"]
     endpoint = raw.get("endpoint")
+    allow_link_local = raw.get("allowLinkLocal", defs["allowLinkLocal"]["default"])
+    wrong = endpoint_problem(endpoint, allow_link_local) if endpoint else None
+    if wrong is not None:
+        problems.append(Problem(file, lines.line(where + ("endpoint",)), "origin.endpoint", wrong))
     return OriginDeclaration(
         bucket=raw["bucket"],
         # normalize_url adds a "/" to a bare host; a key is joined with exactly one "/" later.
@@ -285,6 +290,7 @@ def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: li
         profile=credentials.get("profile"),
         credentials_config=credentials.get("config"),
         must_not_be_empty=raw.get("mustNotBeEmpty", defs["mustNotBeEmpty"]["default"]),
+        allow_link_local=allow_link_local,
         line=lines.line(where),
     )
 

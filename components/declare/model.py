@@ -95,6 +95,7 @@ class OriginDeclaration:
     profile: Optional[str] = None
     credentials_config: Optional[str] = None
     must_not_be_empty: bool = False
+    allow_link_local: bool = False  # endpoint may be a link-local / instance-metadata address (declare/origin.py)
     line: Optional[int] = field(default=None, compare=False)  # of the `origin:` key, for messages
 
     def describe(self) -> str:
