@@ -40,14 +40,15 @@ _NORMAL_ESCAPE = r"%(?!3[0-9]|4[1-9A-F]|5[0-9A]|6[1-9A-F]|7[0-9A]|2[DE]|5F|7E)[0
 # ASCII only, percent-encodings normal, no fragment (dot segments are ruled out by ``"/." not in``).
 # History rows are nearly all like this (they echo what we submitted), so this one match replaces
 # urlsplit + urlunsplit for them (a tenth of the cost, per row of 100,000).
-_ALREADY_NORMAL = re.compile(
+_PATH_RUN, _QUERY_RUN = r"[!\x24\x26-\x3e\x40-\x7e]*", r"[!\x24\x26-\x7e]*"  # runs without "%"
+_ALREADY_NORMAL = re.compile(  # runs between escapes, not one alternation per character: 10x faster
     r"https?://(?=[a-z0-9.-]{1,253}/)[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*"
-    rf"/(?:[!\x24\x26-\x3e\x40-\x7e]|{_NORMAL_ESCAPE})*"
-    rf"(?:\?(?:[!\x24\x26-\x7e]|{_NORMAL_ESCAPE})+)?"
+    rf"/{_PATH_RUN}(?:{_NORMAL_ESCAPE}{_PATH_RUN})*"
+    rf"(?:\?(?=[^#])(?:{_QUERY_RUN}(?:{_NORMAL_ESCAPE}{_QUERY_RUN})*))?"
 )
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-_LABEL = re.compile(r"[a-z0-9-]{1,63}")
+_HOST_NAME = re.compile(r"(?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}")  # LDH labels (an IPv4 address is one too)
 # Unicode categories never meant in a URL: control, format (zero-width, bidi overrides), surrogate,
 # private use, unassigned, and separators (spaces, line and paragraph separators).
 _REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible formatting character",
@@ -124,8 +125,7 @@ def _host(hostport: str, text: str) -> str:
     if host.endswith("."):
         raise InvalidUrl(f"{shown(text)}: host {host!r} ends with a dot; remove it (CDN domains are written "
                          "without one)")
-    labels = host.split(".")
-    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+    if len(host) > 253 or not _HOST_NAME.fullmatch(host):
         raise InvalidUrl(f"{shown(text)}: host {shown(host)} is not a host name (letters, digits and dashes in "
                          "dot-separated labels of at most 63 characters, 253 in all; no '*', '_', '%' or spaces) "
                          "nor an IP address; write the CDN domain, e.g. static.example.com")
@@ -160,7 +160,7 @@ def _normal_escape(match: "re.Match[str]") -> str:
 
 def _remove_dot_segments(path: str) -> str:
     """RFC 3986 §5.2.4 for an absolute path: ``/a/./b/../c`` -> ``/a/c``; never above the root."""
-    if "." not in path:
+    if "/." not in path:  # a dot segment follows a "/": "app.min.js" needs no work
         return path
     segments = path.split("/")
     out: list[str] = []
