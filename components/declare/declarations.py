@@ -221,17 +221,17 @@ def _targets(raw_targets: list[Any], file: str, lines: "LineFinder",
     duplicates: list[Problem] = []
     first: dict[str, int] = {}  # normalised URL -> index of its first spelling
     for index, raw in enumerate(raw_targets):
-        where = ("targets", index)
         try:
             url = normalize_url(raw)
         except InvalidUrl as exc:
-            problems.append(Problem(file, lines.line(where), json_path(where), str(exc)))
+            problems.append(Problem(file, lines.line(("targets", index)), f"targets[{index}]", str(exc)))
             continue
         if url not in first:
             first[url] = index
             targets.append(url)
             positions.append(index)
             continue
+        where = ("targets", index)
         earlier = f"targets[{first[url]}] (line {lines.line(('targets', first[url]))})"
         same = (f"repeats {earlier}" if raw == raw_targets[first[url]] else
                 f"{shown(raw)} is the same URL as {earlier} once normalised (RFC 3986)")

@@ -64,7 +64,9 @@ class InvalidUrl(ValueError):
 
 def normalize_url(raw: str) -> str:
     """The one spelling of ``raw`` (see the module docstring); InvalidUrl if no CDN would take it."""
-    return raw if _already_normal(raw) else _normalize(raw)
+    if isinstance(raw, str) and _ALREADY_NORMAL.fullmatch(raw) and "/." not in raw:  # _already_normal, inlined
+        return raw
+    return _normalize(raw)
 
 
 def _already_normal(raw: object) -> bool:
