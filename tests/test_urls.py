@@ -1,5 +1,6 @@
 """URL normalisation and acceptance (components/model/urls.py)."""
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -149,10 +150,23 @@ def test_long_values_are_cut_in_messages():
     assert len(message) < 400 and "(50,029 characters)" in message and "https://static.example.com/aaa" in message
 
 
+@pytest.mark.parametrize("value", ["https://user:" + "p" * 2_000_000 + "@h/", "a://b:c" * 300_000 + "@",
+                                   "a://b:c/ " * 300_000 + "@", "https://" + "@" * 1_000_000],
+                         ids=["long password", "many schemes", "many values", "many @"])
+def test_a_hostile_value_is_shown_in_linear_time_with_its_userinfo_hidden(value):
+    started = time.perf_counter()
+    text = shown(value)
+    assert time.perf_counter() - started < 1.0 and len(text) < 200 and "pppp" not in text
+    assert text.endswith(f"… ({len(value):,} characters)") or text in ("'https://***@h/'", "'https://***@'")
+
+
 def test_redaction_keeps_the_rest_of_the_url_readable():
     assert redact_userinfo("https://u:p@h.example.com/a@b") == "https://***@h.example.com/a@b"
     assert redact_userinfo("https://h.example.com/npm/@babel/core") == "https://h.example.com/npm/@babel/core"
+    assert redact_userinfo("http://h:8080/a@b") == "http://h:8080/a@b"
+    assert redact_userinfo("see https://a:b@c/ and ftp://d:e@f/") == "see https://***@c/ and ftp://***@f/"
     assert shown("https://h/\x00") == repr("https://h/\x00")
+    assert shown(5) == "5" and shown(["https://u:p@h/"]) == "['https://***@h/']"
 
 
 # -- idempotence and the fast path ----------------------------------------------------------------

@@ -125,7 +125,7 @@ def _host(hostport: str, text: str) -> str:
         host = _punycode(host, text)
     host = host.lower()
     if host.endswith("."):
-        raise InvalidUrl(f"{shown(text)}: host {host!r} ends with a dot; remove it (CDN domains are written "
+        raise InvalidUrl(f"{shown(text)}: host {shown(host)} ends with a dot; remove it (CDN domains are written "
                          "without one)")
     if len(host) > 253 or not _HOST_NAME.fullmatch(host):
         raise InvalidUrl(f"{shown(text)}: host {shown(host)} is not a host name (letters, digits and dashes in "
@@ -180,29 +180,56 @@ def _remove_dot_segments(path: str) -> str:
 
 
 # -- messages ------------------------------------------------------------------------------------
-_SCHEME_AUTHORITY = re.compile(r"^(\s*(?:[A-Za-z][A-Za-z0-9+.-]*:)?/{0,2})([^/?#]*@)")
-_LOOSE_USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://)[^@]*:[^@]*@")
+_AUTHORITY_END = re.compile(r"[/?#\\]")  # not quotes nor spaces: a password may hold them
+_VALUE_END = re.compile(r"\s")
+_PORT = re.compile(r":\d*$")
+_SCHEMELESS_USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*:)(?!//)[^/?#@\s]*@")
 
 
-def redact_userinfo(text: str) -> str:
-    """``https://user:password@host/`` -> ``https://***@host/``: userinfo never reaches a message.
+def redact_userinfo(text: str, upto: Optional[int] = None) -> str:
+    """``https://user:password@host/`` -> ``https://***@host/``, wherever a URL is in ``text`` (or in its
+    first ``upto`` characters, all a message shows): userinfo never reaches a message. In linear time:
+    ``text`` may be a 50 MB value.
 
-    Also when the password holds a ``/`` (``user:pa/ss@host``, which no parser reads as userinfo):
-    a message may hide too much of a URL, never a password."""
+    Also when the password holds a ``/`` (``user:pa/ss@host``, which no parser reads as userinfo) and
+    when the scheme is missing (``user:password@host/``): a message may hide too much of a URL, never a
+    password."""
     if "@" not in text:
         return text
-    text = _SCHEME_AUTHORITY.sub(r"\1***@", text, count=1)
-    return _LOOSE_USERINFO.sub(r"\1***@", text, count=1)
+    out: list[str] = []
+    done = 0  # text[:done] is in out
+    value = (-1, -1, -1)  # (end of the value being read, its last "@", where the value starts)
+    limit = len(text) if upto is None else upto
+    mark = text.find("://", 0, limit + 3)
+    while mark >= 0:
+        start = mark + 3
+        found = _AUTHORITY_END.search(text, start)
+        end = found.start() if found else len(text)
+        at = text.rfind("@", start, end)
+        if at < 0 and ":" in text[start:end] and not _PORT.search(text, start, end):
+            # "user:pa/ss@host": a colon that starts no port, and an "@" further in the same value
+            if end >= value[0]:  # each value (up to a space) is searched once: linear in all
+                found = _VALUE_END.search(text, end)
+                value_end = found.start() if found else len(text)
+                value = (value_end, text.rfind("@", end, value_end), end)
+            at = value[1] if value[1] >= end else -1
+        if at >= 0:
+            out += [text[done:start], "***"]
+            done = at
+        mark = text.find("://", max(end, at), limit + 3)
+    text = "".join(out) + text[done:]
+    return _SCHEMELESS_USERINFO.sub(r"\1***@", text, count=1)
 
 
 def shown(value: Any, limit: int = SHOWN_LENGTH) -> str:
     """How a URL (or any value) is quoted in a message: userinfo redacted, control characters escaped,
     cut to ``limit`` characters (a 50 MB value gives a short message)."""
-    text = value if isinstance(value, str) else repr(value)
-    text = redact_userinfo(text)
+    whole = value if isinstance(value, str) else repr(value)
+    quoted = repr if isinstance(value, str) else str
+    text = redact_userinfo(whole, limit)
     if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}… ({len(text):,} characters)"
+        return quoted(text)
+    return f"{quoted(text[:limit])}… ({len(whole):,} characters)"
 
 
 # -- what each cloud takes -----------------------------------------------------------------------
