@@ -23,10 +23,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 from urllib.parse import quote
 
-from components.declare.model import OriginDeclaration, PrefetchSetDeclaration, Problem
-from components.model.clouds import cloud
-from components.model.status import ContentVersion
-from components.model.urls import InvalidUrl, host_of, normalize_url, shown
+from .model import OriginDeclaration, PrefetchSetDeclaration, Problem
+from ..model.clouds import cloud
+from ..model.status import ContentVersion
+from ..model.urls import InvalidUrl, host_of, normalize_url, shown
 
 CONFIG_KEY = "cdn-prefetch:originCredentials"
 PAGE_SIZE = 1000          # the S3 maximum per ListObjectsV2 page

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from components.model.urls import shown
+from ..model.urls import shown
 
 if TYPE_CHECKING:
     import jsonschema

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from components.model.clouds import CloudSpec
+    from .clouds import CloudSpec
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
