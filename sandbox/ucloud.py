@@ -10,6 +10,8 @@ adapters are (`components/clouds/`). Choices where the docs leave it open:
 - GetUcdnDomainPrefetchRefreshState knows DomainIds declared with `add_ucloud_domain` (or the CLI's
   `ucloud-domain add`); any other DomainId is RetCode 44003 "domain not found". It reports prefetch,
   file-refresh and directory-refresh quota and today's use per domain.
+- Accounts (`sandbox.accounts`): another account's DomainId, or a submitted URL on the host of another
+  account's domain, is RetCode 299 (IAM permission check failed).
 - Refresh (RefreshNewUcdnDomainCache, DescribeNewUcdnRefreshCacheTask) is prefetch's twin with its
   own history and quotas: `Type` is `file` or `dir` (the API doc's two; the SDK also names `m3u8`,
   answered 230), a `dir` URL must end with `/`. At most `ucloud_refresh_batch` URLs per call (30,
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from .accounts import RET_NOT_PERMITTED
 from .steering import steered_tasks
 from .tasks import Charge, QuotaExceeded, SubmitTooSoon, task_progress
 from .ucloud_wire import RET_THROTTLED, SERVICE_NAME, Context, Handler, Params, UCloudError, bad_param
@@ -120,6 +123,8 @@ def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
             raise bad_param(f"UrlList.{i}", f"must start with http:// or https:// and name a domain; got {url!r}")
         if refresh_type == "dir" and not url.endswith("/"):
             raise bad_param(f"UrlList.{i}", f"a directory must end with /; got {url!r}")
+    by_host = store.ucloud_domain_ids({(urlsplit(url).hostname or "").lower() for url in urls})
+    _own_domains(ctx, [domain_id for ids in by_host.values() for domain_id in ids])
 
     tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now, kind=kind.name)
     for task in tasks:
@@ -134,7 +139,7 @@ def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     task_id = new_task_id()
     try:
         store.create_tasks(
-            SERVICE_NAME, ctx.public_key, task_id, tasks, now=ctx.now, kind=kind.name,
+            SERVICE_NAME, ctx.public_key, task_id, tasks, now=ctx.now, kind=kind.name, account=ctx.public_key,
             charges=[Charge(host, count, daily, quota_kind) for host, count in sorted(per_host.items())],
             min_interval=interval,
         )
@@ -147,6 +152,14 @@ def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
             f"submitted > {exc.limit}",
         ) from None
     return {"TaskId": task_id}
+
+
+def _own_domains(ctx: Context, domain_ids: list[str]) -> None:
+    """The caller's account may use these domains (those nobody owns yet become its own), or the call fails."""
+    foreign = ctx.store.claim(SERVICE_NAME, domain_ids, ctx.public_key)
+    if foreign:
+        raise UCloudError(RET_NOT_PERMITTED, f"IAM permission check failed: domain {min(foreign)} does not "
+                                             "belong to this account")
 
 
 URL_COLUMNS = ("job_id", "target", "created", "finish", "outcome")
@@ -252,6 +265,7 @@ def get_ucdn_domain_prefetch_refresh_state(params: Params, ctx: Context) -> dict
             RET_DOMAIN_NOT_FOUND,
             f"domain not found: {domain_id} (declare it with `python -m sandbox ucloud-domain add`)",
         )
+    _own_domains(ctx, [domain_id])
     def used(kind: str) -> int:
         return ctx.store.used_today(SERVICE_NAME, host, now=ctx.now, kind=kind)
 
