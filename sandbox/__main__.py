@@ -73,8 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         "add", parents=[db_parent], help="add a fault (evaluated in order; the first that fires wins)",
         description="Add a fault. Kinds: throttle (the cloud's throttling error), http_5xx (gateway error page), "
                     "slow (answer after --delay), reset (TCP RST, no answer), malformed_json, missing_field, "
-                    "null_field, wrong_content_type (application/json; charset=utf-8), clock_skew (TC3 "
-                    "SignatureExpire; no effect on ucloud).",
+                    "null_field, wrong_content_type (application/json; charset=utf-8), clock_skew (the cloud's "
+                    "clock is --delay seconds ahead, negative: behind; Tencent refuses the signatures beyond 300 s "
+                    "with AuthFailure.SignatureExpire, UCloud answers and reads every time on that clock: e.g. "
+                    "`clock_skew --service ucloud --delay 1800` is a UCloud 30 minutes ahead).",
     )
     fadd.add_argument("kind", choices=KINDS)
     fadd.add_argument("--service", choices=SERVICES, help="only on this cloud (default: every cloud)")
@@ -84,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     fadd.add_argument("--executed", action="store_true",
                       help="http_5xx/slow/reset: perform the action before failing (the ambiguous failure)")
     fadd.add_argument("--delay", type=float, metavar="S",
-                      help="slow: seconds to sleep (default 35); clock_skew: clock offset (default 600)")
+                      help="slow: seconds to sleep (default 35); clock_skew: the cloud clock's offset, + ahead, "
+                           "- behind (default 600)")
     fadd.add_argument("--status", type=int, metavar="CODE", help="http_5xx: the status (default 502)")
     fadd.add_argument("--field", metavar="PATH",
                       help="missing_field/null_field: e.g. Response.Tasks[].CreateTime (default: one per action)")

@@ -165,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "throttle":
             env = dataclasses.replace(env, limiter=_Throttled())
         elif kind == "clock_skew":
-            env = dataclasses.replace(env, auth_clock_offset=float(fault.delay_seconds or 0.0))
+            env = dataclasses.replace(env, clock_offset=float(fault.delay_seconds or 0.0))
 
         if kind in faults.EXECUTED_CHOICE and not fault.executed:
             if kind == "http_5xx":

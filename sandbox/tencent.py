@@ -229,7 +229,7 @@ def handle(req: HttpRequest, env: Env, services: Mapping[str, TencentService]) -
             raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct.")
         tc3.verify(
             auth, secret_key=secret_key, timestamp_header=req.headers.get("x-tc-timestamp"),
-            now=now + env.auth_clock_offset,
+            now=now + env.clock_offset,
             method=req.method, path=req.path, query=req.query if req.method == "GET" else "",
             headers=req.headers, payload=req.body,
         )

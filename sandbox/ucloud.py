@@ -12,6 +12,9 @@ adapters are (`components/clouds/`). Choices where the docs leave it open:
   file-refresh and directory-refresh quota and today's use per domain.
 - Accounts (`sandbox.accounts`): another account's DomainId, or a submitted URL on the host of another
   account's domain, is RetCode 299 (IAM permission check failed).
+- Clock (a `clock_skew` fault): the cloud's clock may be off true time. Every time of the API is on
+  it: CreateTime and FinishTime in answers, BeginTime/EndTime and their defaults (EndTime = its now).
+  Tasks still run in true time (progress, the submit interval, the quota day).
 - Refresh (RefreshNewUcdnDomainCache, DescribeNewUcdnRefreshCacheTask) is prefetch's twin with its
   own history and quotas: `Type` is `file` or `dir` (the API doc's two; the SDK also names `m3u8`,
   answered 230), a `dir` URL must end with `/`. At most `ucloud_refresh_batch` URLs per call (30,
@@ -201,7 +204,7 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     if end is not None and begin is None:
         raise bad_param("BeginTime", "required when EndTime is given")
     if end is None:
-        end = int(ctx.now)
+        end = ctx.cloud_now
     if begin is None:
         begin = end - 86400
     if begin > end:
@@ -218,9 +221,10 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     params.boolean("IsDcdn")
 
     columns = (*URL_COLUMNS, "extra") if kind.typed else URL_COLUMNS
+    skew = ctx.clock_offset  # the window is on the cloud's clock, the rows in true time
     rows = ctx.store.task_values(
-        SERVICE_NAME, ctx.public_key, columns, now=ctx.now, start=begin, end=end, job_ids=task_ids or None,
-        kind=kind.name,
+        SERVICE_NAME, ctx.public_key, columns, now=ctx.now, start=begin - skew, end=end - skew,
+        job_ids=task_ids or None, kind=kind.name,
     )
     grouped: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:  # newest task first; its URLs come newest-id first, so reverse them below
@@ -236,14 +240,14 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     tasks = [  # only the page's URLs are rendered
         {
             "TaskId": task_id,
-            "CreateTime": int(task_rows[0][2]),
+            "CreateTime": int(task_rows[0][2]) + skew,
             "Status": aggregate,
             **({"Type": json.loads(task_rows[0][5]).get("type", "file")} if kind.typed else {}),
             "UrlLists": [
                 {
                     "Url": target,
-                    "CreateTime": int(created),
-                    "FinishTime": int(finish) if now >= finish else 0,
+                    "CreateTime": int(created) + skew,
+                    "FinishTime": int(finish) + skew if now >= finish else 0,
                     "Status": _url_status(created, finish, outcome, now),
                     "Progress": task_progress(created, finish, now),
                 }
