@@ -18,7 +18,7 @@ import yaml
 from components.declare.origin import CONFIG_KEY as ORIGIN_CREDENTIALS_KEY
 from components.engine.settings import PROJECT, settings_from_config
 from components.model.clouds import credential_families
-from components.model.connection import ConfigError, ProviderSettings
+from components.model.connection import DEFAULT_SANDBOX_DB, ConfigError, ProviderSettings
 from components.model.policy import CONFIG_KEY as CONSENT_KEY
 from components.model.policy import parse_consent
 from components.report.stack_config import (
@@ -88,8 +88,12 @@ def load_context(args: argparse.Namespace, env: Mapping[str, str]) -> Context:
     overrides = parse_endpoint_overrides(endpoint_items)
     secrets = read_credentials_file(args.credentials or env.get(ENV_CREDENTIALS))
     sandbox_db = args.sandbox_db or env.get(ENV_SANDBOX_DB)
+    if sandbox_db:
+        sandbox_db = str(Path(sandbox_db).resolve())
+    elif not config.get(f"{PROJECT}:sandboxDb"):  # no Pulumi.yaml default: the project folder's, as pulumi up's
+        sandbox_db = str(project_dir.resolve() / DEFAULT_SANDBOX_DB)
     get = layered_getter(config_getter(config, overrides), secrets,
-                         {f"{PROJECT}:sandboxDb": str(Path(sandbox_db).resolve())} if sandbox_db else {})
+                         {f"{PROJECT}:sandboxDb": sandbox_db} if sandbox_db else {})
     settings = settings_from_config(get, env)
     sets_dir_flag = args.sets_dir or env.get(ENV_SETS_DIR)
     if sets_dir_flag:
