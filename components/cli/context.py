@@ -15,13 +15,13 @@ from typing import Any, Callable, Mapping, Optional
 
 import yaml
 
-from components.declare.origin import CONFIG_KEY as ORIGIN_CREDENTIALS_KEY
-from components.engine.settings import PROJECT, settings_from_config
-from components.model.clouds import credential_families
-from components.model.connection import DEFAULT_SANDBOX_DB, ConfigError, ProviderSettings
-from components.model.policy import CONFIG_KEY as CONSENT_KEY
-from components.model.policy import parse_consent
-from components.report.stack_config import (
+from ..declare.origin import CONFIG_KEY as ORIGIN_CREDENTIALS_KEY
+from ..engine.settings import PROJECT, settings_from_config
+from ..model.clouds import credential_families
+from ..model.connection import DEFAULT_SANDBOX_DB, ConfigError, ProviderSettings
+from ..model.policy import CONFIG_KEY as CONSENT_KEY
+from ..model.policy import parse_consent
+from ..report.stack_config import (
     StackConfig,
     _under,
     config_getter,

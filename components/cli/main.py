@@ -14,18 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence, TextIO
 
-from components.cli import run
-from components.cli.context import Context, add_config_flags, load_context
-from components.cli.render import DEFAULT_MAX_ROWS, plan_text, summary_line
-from components.cli.state import StateFile
-from components.cli.validate import validate
-from components.clouds.base import CloudError
-from components.clouds.factory import sandbox_package
-from components.declare.declarations import load_sets
-from components.declare.model import DeclarationError
-from components.declare.origin import OriginError, resolve_origins
-from components.report.cli import main as report_main
-from components.report.cli import unexpected
+from . import run
+from .context import Context, add_config_flags, load_context
+from .render import DEFAULT_MAX_ROWS, plan_text, summary_line
+from .state import StateFile
+from .validate import validate
+from ..clouds.base import CloudError
+from ..clouds.factory import sandbox_package
+from ..declare.declarations import load_sets
+from ..declare.model import DeclarationError
+from ..declare.origin import OriginError, resolve_origins
+from ..report.cli import main as report_main
+from ..report.cli import unexpected
 
 PROG = "cdn-prefetch"
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_INTERRUPTED = 0, 1, 2, 130

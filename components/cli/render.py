@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from components.cli.run import Shard, Totals
-from components.model.status import TargetState
+from .run import Shard, Totals
+from ..model.status import TargetState
 
 #: Targets listed per shard unless --max-rows says otherwise (0: all).
 DEFAULT_MAX_ROWS = 100

@@ -12,20 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
-from components.clouds.base import CloudAdapter, CloudError, SubmitResult
-from components.clouds.factory import adapter_for
-from components.clouds.history import HistoryCache
-from components.declare.model import DestinationDeclaration, PrefetchSetDeclaration
-from components.model.connection import ConfigError, ProviderSettings
-from components.model.policy import Policy
-from components.model.status import TargetState
-from components.plan import shards as sharding
-from components.plan.safety import RefusedChange, check_drop
-from components.provider import outputs as provider_outputs
-from components.resource.audit import audit_entry, merge_shard_entries, stack_record
-from components.resource.converge import ShardSync, SubmitError, SyncResult, utcnow
-from components.resource.inputs import ShardInputs, targets_digest
-from components.resource.outputs import SubmittedTask, output_targets
+from ..clouds.base import CloudAdapter, CloudError, SubmitResult
+from ..clouds.factory import adapter_for
+from ..clouds.history import HistoryCache
+from ..declare.model import DestinationDeclaration, PrefetchSetDeclaration
+from ..model.connection import ConfigError, ProviderSettings
+from ..model.policy import Policy
+from ..model.status import TargetState
+from ..plan import shards as sharding
+from ..plan.safety import RefusedChange, check_drop
+from ..provider import outputs as provider_outputs
+from ..resource.audit import audit_entry, merge_shard_entries, stack_record
+from ..resource.converge import ShardSync, SubmitError, SyncResult, utcnow
+from ..resource.inputs import ShardInputs, targets_digest
+from ..resource.outputs import SubmittedTask, output_targets
 
 
 @dataclass

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from components.model.connection import ConfigError
+from ..model.connection import ConfigError
 
 VERSION = 1
 

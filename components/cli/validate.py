@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from components.declare.declarations import DECLARATION_SUFFIXES, load_sets, parse_file
-from components.declare.model import DeclarationError, Problem
+from ..declare.declarations import DECLARATION_SUFFIXES, load_sets, parse_file
+from ..declare.model import DeclarationError, Problem
 
 
 def validate(paths: Iterable[Path]) -> tuple[int, list[Problem]]:

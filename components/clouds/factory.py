@@ -11,9 +11,9 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping
 
-from components.clouds.base import CloudAdapter
-from components.model.clouds import CloudSpec, UnknownCloud, cloud
-from components.model.connection import ConfigError, Endpoint, ProviderSettings
+from .base import CloudAdapter
+from ..model.clouds import CloudSpec, UnknownCloud, cloud
+from ..model.connection import ConfigError, Endpoint, ProviderSettings
 
 _SANDBOXES: dict[str, Any] = {}
 _LOCK = threading.Lock()

@@ -22,16 +22,16 @@ import traceback
 from pathlib import Path
 from typing import Mapping, NoReturn, Optional, Sequence, TextIO
 
-from components.clouds.base import CloudError
-from components.clouds.factory import adapter_for
-from components.clouds.history import HistoryCache
-from components.declare.declarations import load_sets
-from components.declare.model import DeclarationError, PrefetchSetDeclaration
-from components.engine.settings import PROJECT, SANDBOX, settings_from_config
-from components.model.clouds import cloud, cloud_keys, credential_families
-from components.model.connection import ConfigError, ProviderSettings
-from components.report.model import EXIT_ERROR, DestinationReading, Report, build_report
-from components.report.renderers import (
+from ..clouds.base import CloudError
+from ..clouds.factory import adapter_for
+from ..clouds.history import HistoryCache
+from ..declare.declarations import load_sets
+from ..declare.model import DeclarationError, PrefetchSetDeclaration
+from ..engine.settings import PROJECT, SANDBOX, settings_from_config
+from ..model.clouds import cloud, cloud_keys, credential_families
+from ..model.connection import ConfigError, ProviderSettings
+from .model import EXIT_ERROR, DestinationReading, Report, build_report
+from .renderers import (
     FORMATS,
     MARKDOWN_MAX_ROWS,
     render_json,
@@ -39,7 +39,7 @@ from components.report.renderers import (
     render_table,
     summary_line,
 )
-from components.report.stack_config import (
+from .stack_config import (
     StackConfig,
     _under,
     config_getter,
@@ -47,8 +47,8 @@ from components.report.stack_config import (
     parse_endpoint_overrides,
     stack_file_path,
 )
-from components.resource.converge import ShardSync, utcnow
-from components.resource.inputs import ShardInputs
+from ..resource.converge import ShardSync, utcnow
+from ..resource.inputs import ShardInputs
 
 DEFAULT_STACK = "dev"
 DEFAULT_SETS_DIR = "prefetch-sets"

@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 import yaml
 
-from components.engine.settings import PROJECT, parse_endpoint
-from components.model.clouds import cloud_keys, credential_families, find
-from components.model.connection import ConfigError
+from ..engine.settings import PROJECT, parse_endpoint
+from ..model.clouds import cloud_keys, credential_families, find
+from ..model.connection import ConfigError
 
 
 # -- stack config -----------------------------------------------------------------------------------
