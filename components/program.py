@@ -6,11 +6,11 @@ from __future__ import annotations
 import pulumi
 from pulumi.config import ConfigTypeError
 
-from components.declare.declarations import load_sets
-from components.declare.model import DeclarationError, Problem
-from components.declare.origin import OriginError, resolve_origins
-from components.declare.references import TencentCloudLookup, resolve_references
-from components.engine.prefetch_set import PrefetchSet, stack_output
+from .declare.declarations import load_sets
+from .declare.model import DeclarationError, Problem
+from .declare.origin import OriginError, resolve_origins
+from .declare.references import TencentCloudLookup, resolve_references
+from .engine.prefetch_set import PrefetchSet, stack_output
 
 DEFAULT_SETS_DIR = "prefetch-sets"
 

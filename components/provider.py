@@ -31,16 +31,16 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from components.clouds.factory import adapter_for
-from components.engine.settings import settings_from_config
-from components.model.clouds import cloud, cloud_keys, find
-from components.model.connection import ConfigError, ProviderSettings
-from components.model.durations import parse_duration
-from components.model.policy import CONFIG_KEY, POLICY_KEYS, Policy, parse_consent, policy_problems
-from components.plan.safety import RefusedChange, check_drop, check_purge
-from components.resource.converge import ShardSync, SyncResult
-from components.resource.inputs import ShardInputs, change_note, parse_shard
-from components.resource.outputs import build_outputs, output_targets, refreshed_inputs
+from .clouds.factory import adapter_for
+from .engine.settings import settings_from_config
+from .model.clouds import cloud, cloud_keys, find
+from .model.connection import ConfigError, ProviderSettings
+from .model.durations import parse_duration
+from .model.policy import CONFIG_KEY, POLICY_KEYS, Policy, parse_consent, policy_problems
+from .plan.safety import RefusedChange, check_drop, check_purge
+from .resource.converge import ShardSync, SyncResult
+from .resource.inputs import ShardInputs, change_note, parse_shard
+from .resource.outputs import build_outputs, output_targets, refreshed_inputs
 
 #: Output: whether the inputs in state hold live statuses of drifted targets (False: the desired values).
 INPUTS_SHOW_DRIFT = "inputs_show_drift"

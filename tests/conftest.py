@@ -3,7 +3,8 @@
 - ``fresh_shared_history`` and ``no_proxy``: every test gets them (autouse);
 - ``sb``: a sandbox with its built-in credentials (the SDK and adapter tests);
 - ``sandbox``: a sandbox that knows the end-to-end stack's credentials and UCloud domain (tests/stacks.py);
-- ``s3``: an S3-compatible origin server on loopback (tests/s3_origin.py), one per module.
+- ``s3``: an S3-compatible origin server on loopback (tests/s3_origin.py), one per module;
+- ``example_project``: a folder holding only a copy of the example sets and stack file (the command's tests).
 
 A module (or a test) sets the sandbox's settings with a marker, e.g.
 ``pytestmark = pytest.mark.sandbox(progress_seconds=0.0, ucloud_prefetch_interval=0)``: each keyword
@@ -12,6 +13,7 @@ is a setting of the sandbox's store (sandbox/store.py), set before the first req
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +24,7 @@ from components.clouds.page_size import SHARED_PAGE_SIZES
 from components.clouds.quota_ledger import SHARED_QUOTA
 from sandbox import Sandbox
 from tests.s3_origin import S3
-from tests.stacks import start_sandbox
+from tests.stacks import PROJECT, start_sandbox
 
 # How long a sandbox task stays running unless a module says otherwise (the setting progress_seconds).
 SB_PROGRESS_SECONDS = 0.2  # sb: the sandbox's own tests see tasks run, briefly
@@ -100,3 +102,13 @@ def s3() -> Iterator[S3]:
     server = S3()
     yield server
     server.server.stop()
+
+
+@pytest.fixture
+def example_project(tmp_path: Path) -> Path:
+    """A folder with only what a user copies to run ``cdn-prefetch``: prefetch-sets/ and Pulumi.dev.yaml
+    (every cloud on the embedded sandbox, whose SQLite file lands in the folder's .sandbox/)."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT / "prefetch-sets", project / "prefetch-sets")
+    shutil.copy(PROJECT / "Pulumi.dev.yaml", project / "Pulumi.dev.yaml")
+    return project

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterator, Mapping, Optional, Sequence
 
-from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState, TaskKind
+from ..model.quota import Quota
+from ..model.status import HistoryRow, TargetState, TaskKind
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,15 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from tencentcloud.teo.v20220901 import models, teo_client
 
-from components.clouds.base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
-from components.clouds.paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
-from components.clouds.ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
-from components.clouds.tencent import TencentCaller, client_identity, client_profile, sdk_credential
-from components.model.clouds import cloud
-from components.model.connection import Endpoint, TencentCredentials
-from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState, TaskKind, parse_time, shared
-from components.model.urls import InvalidUrl, normalize_url
+from .base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
+from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
+from .ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
+from .tencent import TencentCaller, client_identity, client_profile, sdk_credential
+from ..model.clouds import cloud
+from ..model.connection import Endpoint, TencentCredentials
+from ..model.quota import Quota
+from ..model.status import HistoryRow, TargetState, TaskKind, parse_time, shared
+from ..model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("edgeone")
 CLOUD = SPEC.key

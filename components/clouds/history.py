@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Union
 
-from components.clouds.base import CloudAdapter
-from components.model.status import HistoryRow
+from .base import CloudAdapter
+from ..model.status import HistoryRow
 
 TTL = 60.0       # seconds a finished read is kept (monotonic time)
 MAX_ENTRIES = 4  # finished reads kept at once; the oldest goes first

@@ -44,7 +44,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, NamedTuple, Optional, TypeVar
 
-from components.clouds.base import CloudError
+from .base import CloudError
 
 T = TypeVar("T")
 

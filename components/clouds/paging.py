@@ -15,8 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Callable, Hashable, Iterator, Optional
 
-from components.clouds.base import CloudError, MalformedResponse, windows
-from components.model.status import HistoryRow
+from .base import CloudError, MalformedResponse, windows
+from ..model.status import HistoryRow
 
 # Pages of one history query fetched at once (each still waits for its slot in the shared limiter).
 PAGES_IN_FLIGHT = 4

@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Hashable, Optional
 
-from components.clouds.base import CloudAdapter
-from components.model.policy import Policy
-from components.model.quota import Quota
-from components.plan.safety import QuotaDecision, decide_quota
+from .base import CloudAdapter
+from ..model.policy import Policy
+from ..model.quota import Quota
+from ..plan.safety import QuotaDecision, decide_quota
 
 TTL = 60.0  # seconds a quota reading is trusted (minus our own reservations) before it is read again
 

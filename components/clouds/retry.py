@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from components.clouds.base import CloudError
+from .base import CloudError
 
 T = TypeVar("T")
 

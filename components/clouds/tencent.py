@@ -16,10 +16,10 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from components.clouds.base import CloudError
-from components.clouds.ratelimit import SlidingWindowLimiter
-from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
-from components.model.connection import Endpoint, TencentCredentials
+from .base import CloudError
+from .ratelimit import SlidingWindowLimiter
+from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from ..model.connection import Endpoint, TencentCredentials
 
 # Actions that change something at the cloud: never re-sent blindly after an ambiguous failure.
 SUBMIT_ACTIONS = frozenset({"CreatePrefetchTask", "PushUrlsCache", "CreatePurgeTask", "PurgeUrlsCache"})

@@ -15,16 +15,16 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from tencentcloud.cdn.v20180606 import cdn_client, models
 
-from components.clouds.base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
-from components.clouds.page_size import SHARED_PAGE_SIZES, PageKey, PageLadder, PageSizes
-from components.clouds.paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
-from components.clouds.ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
-from components.clouds.tencent import TencentCaller, client_identity, client_profile, sdk_credential
-from components.model.clouds import cloud
-from components.model.connection import Endpoint, TencentCredentials
-from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState, TaskKind, shared
-from components.model.urls import InvalidUrl, normalize_url
+from .base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
+from .page_size import SHARED_PAGE_SIZES, PageKey, PageLadder, PageSizes
+from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
+from .ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
+from .tencent import TencentCaller, client_identity, client_profile, sdk_credential
+from ..model.clouds import cloud
+from ..model.connection import Endpoint, TencentCredentials
+from ..model.quota import Quota
+from ..model.status import HistoryRow, TargetState, TaskKind, shared
+from ..model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("tencent-cdn")
 CLOUD = SPEC.key

@@ -21,15 +21,15 @@ from ucloud.core import exc as uexc
 from ucloud.core.utils.middleware import Middleware
 from ucloud.services.ucdn.client import UCDNClient
 
-from components.clouds.base import CloudAdapter, CloudError, MalformedResponse, SubmitResult, lookup_status, windows
-from components.clouds.paging import read_pages
-from components.clouds.ratelimit import SlidingWindowLimiter
-from components.clouds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
-from components.model.clouds import cloud
-from components.model.connection import Endpoint, UCloudCredentials
-from components.model.quota import Quota
-from components.model.status import HistoryRow, TargetState, TaskKind, shared
-from components.model.urls import InvalidUrl, normalize_url
+from .base import CloudAdapter, CloudError, MalformedResponse, SubmitResult, lookup_status, windows
+from .paging import read_pages
+from .ratelimit import SlidingWindowLimiter
+from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from ..model.clouds import cloud
+from ..model.connection import Endpoint, UCloudCredentials
+from ..model.quota import Quota
+from ..model.status import HistoryRow, TargetState, TaskKind, shared
+from ..model.urls import InvalidUrl, normalize_url
 
 SPEC = cloud("ucloud")
 CLOUD = SPEC.key

@@ -15,7 +15,7 @@ import yaml
 if TYPE_CHECKING:
     pass
 
-from components.declare.model import (
+from .model import (
     DeclarationError,
     DestinationDeclaration,
     OriginDeclaration,
@@ -23,12 +23,12 @@ from components.declare.model import (
     Problem,
     Reference,
 )
-from components.declare.schema import error_message, load_schema, schema_view, unknown_key_message
-from components.declare.yaml_source import LineFinder, PathPart, json_path, non_text_keys, parse_yaml
-from components.model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
-from components.model.policy import policy_entries
-from components.model.status import OnChange
-from components.model.urls import InvalidUrl, normalize_url
+from .schema import error_message, load_schema, schema_view, unknown_key_message
+from .yaml_source import LineFinder, PathPart, json_path, non_text_keys, parse_yaml
+from ..model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
+from ..model.policy import policy_entries
+from ..model.status import OnChange
+from ..model.urls import InvalidUrl, normalize_url
 
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 

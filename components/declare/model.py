@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Mapping, Optional, Sequence
 
-from components.model.clouds import cloud
-from components.model.durations import parse_duration
-from components.model.status import ContentVersion
+from ..model.clouds import cloud
+from ..model.durations import parse_duration
+from ..model.status import ContentVersion
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote
 
-from components.declare.model import OriginDeclaration, PrefetchSetDeclaration, Problem
-from components.model.status import ContentVersion
-from components.model.urls import InvalidUrl, normalize_url
+from .model import OriginDeclaration, PrefetchSetDeclaration, Problem
+from ..model.status import ContentVersion
+from ..model.urls import InvalidUrl, normalize_url
 
 CONFIG_KEY = "cdn-prefetch:originCredentials"
 PAGE_SIZE = 1000          # the S3 maximum per ListObjectsV2 page

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Optional, Sequence
 
-from components.declare.model import DeclarationError, PrefetchSetDeclaration, Problem, Reference
-from components.declare.schema import load_schema
+from .model import DeclarationError, PrefetchSetDeclaration, Problem, Reference
+from .schema import load_schema
 
 ZONES_TOKEN = "tencentcloud:Teo/getZones:getZones"
 CDN_DOMAINS_TOKEN = "tencentcloud:Cdn/getDomains:getDomains"

@@ -12,7 +12,7 @@ except ImportError:  # pragma: no cover
 
 import pulumi
 
-from components.model.clouds import clouds
+from ..model.clouds import clouds
 
 
 class _ScopeArgs(TypedDict, total=False):

@@ -38,11 +38,11 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import pulumi
 from pulumi.dynamic import Resource
 
-from components.declare.model import PrefetchSetDeclaration
-from components.declare.references import TencentCloudLookup
-from components.engine import preflight
-from components.engine.args import PrefetchSetArgs
-from components.engine.spec import (
+from ..declare.model import PrefetchSetDeclaration
+from ..declare.references import TencentCloudLookup
+from . import preflight
+from .args import PrefetchSetArgs
+from .spec import (
     DestinationSpec,
     SetSpec,
     checked,
@@ -52,9 +52,9 @@ from components.engine.spec import (
     spec_from_args,
     spec_from_declaration,
 )
-from components.plan import shards
-from components.provider import PrefetchProvider
-from components.resource.audit import (
+from ..plan import shards
+from ..provider import PrefetchProvider
+from ..resource.audit import (
     DriftedTarget,
     SetSummary,
     audit_entry,
@@ -63,7 +63,7 @@ from components.resource.audit import (
     set_summary,
     stack_record,
 )
-from components.resource.inputs import ShardInputs, desired_value, resource_inputs, targets_digest
+from ..resource.inputs import ShardInputs, desired_value, resource_inputs, targets_digest
 
 COMPUTED_OUTPUTS = ("observed", "submitted", "summary", "drifted", "drifted_total")
 

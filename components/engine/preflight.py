@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from components.declare.references import CdnDomain, LookupFailed, TencentCloudLookup, Zone, exact_domains
-from components.model.clouds import cloud, find
+from ..declare.references import CdnDomain, LookupFailed, TencentCloudLookup, Zone, exact_domains
+from ..model.clouds import cloud, find
 
 MODES = ("warn", "error", "off")
 DEFAULT_MODE = "warn"

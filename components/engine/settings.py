@@ -10,8 +10,8 @@ import json
 from typing import Callable, Mapping, Optional
 from urllib.parse import urlsplit
 
-from components.model.clouds import CredentialFamily, cloud_keys, credential_families, find
-from components.model.connection import DEFAULT_SANDBOX_DB, ConfigError, Endpoint, ProviderSettings
+from ..model.clouds import CredentialFamily, cloud_keys, credential_families, find
+from ..model.connection import DEFAULT_SANDBOX_DB, ConfigError, Endpoint, ProviderSettings
 
 PROJECT = "cdn-prefetch"
 SANDBOX = "sandbox"

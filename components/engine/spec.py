@@ -12,14 +12,14 @@ from typing import Any, Mapping, Optional, Sequence
 import jsonschema
 import pulumi
 
-from components.declare.model import PrefetchSetDeclaration
-from components.declare.schema import load_schema
-from components.engine import preflight
-from components.engine.args import PrefetchSetArgs, scope_args
-from components.model.clouds import cloud, cloud_keys, clouds, find, or_list
-from components.model.durations import parse_duration
-from components.model.status import ContentVersion, OnChange
-from components.model.urls import InvalidUrl, normalize_url
+from ..declare.model import PrefetchSetDeclaration
+from ..declare.schema import load_schema
+from . import preflight
+from .args import PrefetchSetArgs, scope_args
+from ..model.clouds import cloud, cloud_keys, clouds, find, or_list
+from ..model.durations import parse_duration
+from ..model.status import ContentVersion, OnChange
+from ..model.urls import InvalidUrl, normalize_url
 
 #: ``source`` of a set made with the typed API, in the audit record (a declaration gives its file).
 PROGRAM_SOURCE = "pulumi program"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
-from components.model.connection import TencentCredentials, UCloudCredentials
+from .connection import TencentCredentials, UCloudCredentials
 
 #: Entry-point group through which another package registers a cloud (its value is a CloudSpec).
 ENTRY_POINT_GROUP = "cdn_prefetch.clouds"

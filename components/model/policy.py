@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional
 
-from components.model.durations import parse_duration
-from components.model.status import OnChange
+from .durations import parse_duration
+from .status import OnChange
 
 DEFAULT_MAX_QUOTA_SHARE = 0.5
 DEFAULT_MAX_DROP_SHARE = 0.5

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Optional, Sequence
 
-from components.model.durations import format_duration
-from components.model.status import ContentVersion, HistoryRow, TargetState, TargetStatus, split_version, version_token
+from ..model.durations import format_duration
+from ..model.status import ContentVersion, HistoryRow, TargetState, TargetStatus, split_version, version_token
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from components.model.policy import CONFIG_KEY, DEFAULT_MAX_QUOTA_SHARE, Policy
-from components.model.quota import Quota
-from components.plan.shards import shard_of
+from ..model.policy import CONFIG_KEY, DEFAULT_MAX_QUOTA_SHARE, Policy
+from ..model.quota import Quota
+from .shards import shard_of
 
 MIN_TARGETS_FOR_DROP_RAIL = 10  # dropping 3 of 4 targets is an ordinary edit, not an accident
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Optional
 
-from components.declare.model import DestinationDeclaration, PrefetchSetDeclaration
-from components.model.status import ALL_STATES, TargetState, TargetStatus, format_time
-from components.plan.reconcile import Plan
-from components.resource.inputs import targets_digest
-from components.resource.outputs import drift_entry
+from ..declare.model import DestinationDeclaration, PrefetchSetDeclaration
+from ..model.status import ALL_STATES, TargetState, TargetStatus, format_time
+from ..plan.reconcile import Plan
+from ..resource.inputs import targets_digest
+from ..resource.outputs import drift_entry
 
 EXIT_WARM, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 

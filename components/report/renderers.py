@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Sequence
 
-from components.report.model import REPORT_VERSION, DestinationReport, Report
+from .model import REPORT_VERSION, DestinationReport, Report
 
 MARKDOWN_MAX_ROWS = 50
 """Drifted targets listed per destination in Markdown, so a PR comment or chat message stays readable."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Optional, Sequence, TypedDict
 
-from components.model.status import ALL_STATES
-from components.resource.outputs import DRIFTED_LIST_LIMIT, OUTPUTS_VERSION, is_compact
+from ..model.status import ALL_STATES
+from .outputs import DRIFTED_LIST_LIMIT, OUTPUTS_VERSION, is_compact
 
 
 def audit_entry(outputs: Mapping[str, Any]) -> dict[str, Any]:

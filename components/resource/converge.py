@@ -23,19 +23,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TextIO
 
-from components.clouds.base import CloudAdapter, CloudError
-from components.clouds.history import SHARED_HISTORY, HistoryCache, window_start
-from components.clouds.quota_ledger import SHARED_QUOTA, QuotaLedger
-from components.model.clouds import find
-from components.model.durations import parse_duration
-from components.model.policy import Policy
-from components.model.status import HistoryRow, TargetState
-from components.plan.reconcile import Plan, make_plan
-from components.plan.safety import QuotaDecision, check_purge, decide_quota
-from components.resource.inputs import ShardInputs
-from components.resource.outputs import SubmittedTask, prior_contents, prior_observations, prior_submitted
-from components.resource.poller import TaskPoller
-from components.resource.submitter import SubmitError, TaskSubmitter
+from ..clouds.base import CloudAdapter, CloudError
+from ..clouds.history import SHARED_HISTORY, HistoryCache, window_start
+from ..clouds.quota_ledger import SHARED_QUOTA, QuotaLedger
+from ..model.clouds import find
+from ..model.durations import parse_duration
+from ..model.policy import Policy
+from ..model.status import HistoryRow, TargetState
+from ..plan.reconcile import Plan, make_plan
+from ..plan.safety import QuotaDecision, check_purge, decide_quota
+from .inputs import ShardInputs
+from .outputs import SubmittedTask, prior_contents, prior_observations, prior_submitted
+from .poller import TaskPoller
+from .submitter import SubmitError, TaskSubmitter
 
 __all__ = ["ShardSync", "SyncResult", "SubmitError", "with_content"]
 

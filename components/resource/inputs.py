@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
-from components.declare.model import DestinationDeclaration, PrefetchSetDeclaration
-from components.model.status import ContentVersion, TargetState, version_token
+from ..declare.model import DestinationDeclaration, PrefetchSetDeclaration
+from ..model.status import ContentVersion, TargetState, version_token
 
 # Input keys of the dynamic resource (``shard`` only when the set is split). Outputs repeat them so
 # read/delete (which get outputs) see them, except ``targets``: outputs carry it as ``target_lines``.

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
-from components.model.status import (ALL_STATES, PURGE_STATES, HistoryRow, TargetState, TargetStatus, TaskKind,
+from ..model.status import (ALL_STATES, PURGE_STATES, HistoryRow, TargetState, TargetStatus, TaskKind,
                                      format_time, parse_time)
-from components.plan.reconcile import Plan
-from components.resource.inputs import TARGET_LINES, WARM, ShardInputs, _read_lines, targets_digest
+from ..plan.reconcile import Plan
+from .inputs import TARGET_LINES, WARM, ShardInputs, _read_lines, targets_digest
 
 OUTPUTS_VERSION = 1
 DRIFTED_LIST_LIMIT = 100

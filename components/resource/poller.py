@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Optional, TextIO
 
-from components.clouds.base import CloudAdapter, CloudError
-from components.clouds.history import HistoryCache
-from components.model.status import HistoryRow, TargetState, TaskKind
-from components.resource.submitter import CLOCK_TOLERANCE
+from ..clouds.base import CloudAdapter, CloudError
+from ..clouds.history import HistoryCache
+from ..model.status import HistoryRow, TargetState, TaskKind
+from .submitter import CLOCK_TOLERANCE
 
 POLL_FIRST = 1.0
 POLL_MAX = 15.0

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Callable, Mapping, Optional, Sequence, TextIO
 
-from components.clouds.base import CloudAdapter, CloudError, SubmitResult
-from components.clouds.history import HistoryCache
-from components.model.status import HistoryRow, TargetState, TaskKind
-from components.resource.outputs import SubmittedTask
+from ..clouds.base import CloudAdapter, CloudError, SubmitResult
+from ..clouds.history import HistoryCache
+from ..model.status import HistoryRow, TargetState, TaskKind
+from .outputs import SubmittedTask
 
 # A cloud clock a little off ours: history windows around our own submits are widened by this.
 CLOCK_TOLERANCE = timedelta(minutes=5)
