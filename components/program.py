@@ -34,10 +34,7 @@ def main() -> None:
     sets = {}
     for decl in declarations:
         if decl.duplicates:
-            shown = "\n".join(f"  - {note}" for note in decl.duplicates[:5])
-            more = f"\n  - ...and {len(decl.duplicates) - 5} more" if len(decl.duplicates) > 5 else ""
-            pulumi.log.warn(f"{decl.source}: {len(decl.duplicates)} duplicate targets collapsed, each kept "
-                            f"once:\n{shown}{more}")
+            pulumi.log.warn(decl.duplicates_warning())
         sets[decl.name] = PrefetchSet.from_declaration(decl, lookup=lookup).audit
     pulumi.export("prefetch", stack_output(sets))
 

@@ -302,6 +302,16 @@ def test_equivalent_targets_are_one_target_and_each_repeat_is_a_located_warning(
     assert decl.duplicates[2].message.startswith("repeats targets[0] (line 4): https://static.example.com/a.js")
 
 
+def test_the_duplicates_warning_names_five_repeats_and_counts_the_rest(tmp_path):
+    path = write(tmp_path, "site.yaml", GOOD + "  - https://static.example.com/a.js\n" * 7)
+    [decl] = load_sets(tmp_path)
+    lines = decl.duplicates_warning().splitlines()
+    assert lines[0] == f"{path}: 7 duplicate targets collapsed, each kept once:"
+    assert lines[1] == f"  - {path}:5: targets[1]: repeats targets[0] (line 4): https://static.example.com/a.js " \
+                       "counts once; remove one of them"
+    assert len(lines) == 7 and lines[-1] == "  - ...and 2 more"
+
+
 def test_an_internationalised_target_is_kept_in_the_form_the_clouds_take(tmp_path):
     write(tmp_path, "site.yaml", GOOD + "  - https://Bücher.example/café.js?q=ü\n")
     [decl] = load_sets(tmp_path)

@@ -134,6 +134,14 @@ class PrefetchSetDeclaration:
     # A release marker: when it changes, every target is due for purge then prefetch (resource/inputs.py).
     revision: Optional[str] = None
 
+    def duplicates_warning(self, most: int = 5) -> str:
+        """The warning naming the targets dropped as repeats (the program's and the command line's), or ""."""
+        if not self.duplicates:
+            return ""
+        notes = "\n".join(f"  - {note}" for note in self.duplicates[:most])
+        more = f"\n  - ...and {len(self.duplicates) - most} more" if len(self.duplicates) > most else ""
+        return f"{self.source}: {len(self.duplicates)} duplicate targets collapsed, each kept once:\n{notes}{more}"
+
     @property
     def freshness_delta(self) -> timedelta:
         return parse_duration(self.freshness)
