@@ -145,8 +145,7 @@ def _declared_shards(context: Context, err: TextIO) -> list[run.Shard]:
                                    info=lambda text: err.write(f"{text}\n"))
     for decl in declarations:
         if decl.duplicates:
-            err.write(f"warning: {decl.source}: {len(decl.duplicates)} duplicate targets collapsed "
-                      f"(e.g. {decl.duplicates[0]})\n")
+            err.write(f"warning: {decl.duplicates_warning()}\n")
     return run.shards_of(declarations)
 
 

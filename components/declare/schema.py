@@ -9,6 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..model.urls import shown
+
 if TYPE_CHECKING:
     import jsonschema
 
@@ -123,7 +125,7 @@ def error_message(error: jsonschema.ValidationError) -> str:
         return f"expected {error.validator_value}, got {_type_name(error.instance)}" + (f" ({hint})" if hint else "")
     if kind == "pattern":
         expected = hint[:1].lower() + hint[1:] if hint else f"text matching {error.validator_value}"
-        return f"{error.instance!r} is not valid; expected {expected.rstrip('.')}"
+        return f"{shown(error.instance)} is not valid; expected {expected.rstrip('.')}"  # a URL's userinfo redacted
     return f"{error.message}" + (f" ({hint})" if hint else "")
 
 
