@@ -42,7 +42,8 @@ def test_valid_set_is_normalised_with_defaults(tmp_path):
     assert (dest.provider, dest.scope, dest.label) == ("edgeone", {"zone": "zone-abc123", "mode": "default"},
                                                        "edgeone-zone-abc123")
     assert decl.targets == ("https://static.example.com/a.js", "https://static.example.com/b.js")
-    assert decl.duplicates == ("https://static.example.com/a.js",)
+    [repeat] = decl.duplicates
+    assert (repeat.path, repeat.line) == ("targets[1]", 5) and "the same URL as targets[0] (line 4)" in repeat.message
     assert (decl.freshness, decl.wait) == ("24h", "10m")
 
 
@@ -282,6 +283,132 @@ def test_secret_values_are_never_accepted_in_a_declaration_nor_echoed(tmp_path, 
     [problem] = problems_of(tmp_path)
     assert "never accepted" in problem.message and "cdn-prefetch:originCredentials" in problem.message
     assert secret not in str(DeclarationError([problem]))
+
+
+# -- URLs: equivalence, what the clouds take, origin endpoints (issue 17) -------------------------
+def test_equivalent_targets_are_one_target_and_each_repeat_is_a_located_warning(tmp_path):
+    write(tmp_path, "site.yaml", GOOD + """\
+  - https://static.example.com/%7euser/./a%2ejs/../b.js
+  - https://static.example.com/~user/b.js
+  - https://Static.Example.com:443/%7Euser/b.js#x
+  - https://static.example.com/a.js
+""")
+    [decl] = load_sets(tmp_path)
+    assert decl.targets == ("https://static.example.com/a.js", "https://static.example.com/~user/b.js")
+    assert [(p.path, p.line) for p in decl.duplicates] == [("targets[2]", 6), ("targets[3]", 7), ("targets[4]", 8)]
+    assert decl.duplicates[1].message == (
+        "'https://Static.Example.com:443/%7Euser/b.js#x' is the same URL as targets[1] (line 5) once normalised "
+        "(RFC 3986): https://static.example.com/~user/b.js counts once; remove one of them")
+    assert decl.duplicates[2].message.startswith("repeats targets[0] (line 4): https://static.example.com/a.js")
+
+
+def test_the_duplicates_warning_names_five_repeats_and_counts_the_rest(tmp_path):
+    path = write(tmp_path, "site.yaml", GOOD + "  - https://static.example.com/a.js\n" * 7)
+    [decl] = load_sets(tmp_path)
+    lines = decl.duplicates_warning().splitlines()
+    assert lines[0] == f"{path}: 7 duplicate targets collapsed, each kept once:"
+    assert lines[1] == f"  - {path}:5: targets[1]: repeats targets[0] (line 4): https://static.example.com/a.js " \
+                       "counts once; remove one of them"
+    assert len(lines) == 7 and lines[-1] == "  - ...and 2 more"
+
+
+def test_an_internationalised_target_is_kept_in_the_form_the_clouds_take(tmp_path):
+    write(tmp_path, "site.yaml", GOOD + "  - https://Bücher.example/café.js?q=ü\n")
+    [decl] = load_sets(tmp_path)
+    assert decl.targets[1] == "https://xn--bcher-kva.example/caf%C3%A9.js?q=%C3%BC"
+
+
+@pytest.mark.parametrize("raw, words", [
+    ("https://static.example.com/a\u0000.js", "contains a control character (U+0000) at character 29; remove it"),
+    ("https://static.example.com/a\u202e.js", "contains an invisible formatting character (U+202E)"),
+    ("https://static.example.com/a\u00a0.js", "contains whitespace (U+00A0) at character 29; percent-encode it"),
+    ("https://xn--a.\u00fc.example/", "not a valid internationalised domain name"),
+    ("https://*.example.com/a.js", "is not a host name"),
+])
+def test_targets_no_cloud_takes_are_located_errors(tmp_path, raw, words):
+    path = write(tmp_path, "x.json", json.dumps({"provider": "edgeone", "zone": "zone-abc123",
+                                                 "targets": ["https://static.example.com/ok.js", raw]}))
+    [problem] = problems_of(tmp_path)
+    assert (problem.file, problem.line, problem.path) == (str(path), 1, "targets[1]") and words in problem.message
+
+
+def test_urls_too_long_for_a_destination_s_cloud_are_located_errors_naming_it(tmp_path):
+    long_url = "https://static.example.com/" + "a" * 8100
+    write(tmp_path, "x.yaml", f"""\
+destinations:
+  - {{provider: edgeone, zone: zone-abc123}}
+  - {{provider: tencent-cdn, area: mainland}}
+targets:
+  - https://static.example.com/ok.js
+  - {long_url}
+""")
+    [problem] = problems_of(tmp_path)
+    assert (problem.path, problem.line) == ("targets[1]", 6)
+    assert problem.message.startswith("destination tencent-cdn-mainland: 'https://static.example.com/aaaa")
+    assert "is 8,127 characters long once normalised; Tencent Cloud CDN takes URLs of at most 8,000" in problem.message
+    assert len(str(problem)) < 400  # the URL is cut in the message
+    write(tmp_path, "x.yaml", f"provider: edgeone\nzone: zone-abc123\ntargets: [{long_url}]\n")
+    [decl] = load_sets(tmp_path)  # EdgeOne takes 8,192
+    assert decl.targets == (long_url,)
+
+
+def test_hosts_outside_the_edgeone_site_named_by_zone_name_are_located_errors(tmp_path):
+    write(tmp_path, "x.yaml", """\
+provider: edgeone
+zoneName: example.com
+targets:
+  - https://static.example.com/a.js
+  - https://example.org/b.js
+origin: {bucket: b, publicBaseUrl: 'https://cdn.example.net/files'}
+""")
+    problems = problems_of(tmp_path)
+    assert [(p.path, p.line) for p in problems] == [("targets[1]", 5), ("origin.publicBaseUrl", 6)]
+    assert problems[0].message.startswith("destination edgeone-example.com: host example.org is not example.com or "
+                                          "below it")
+
+
+def test_a_ucloud_destination_takes_one_host_its_origin_included(tmp_path):
+    write(tmp_path, "x.yaml", """\
+provider: ucloud
+domainId: ucdn-abc123
+targets:
+  - https://static.example.com/a.js
+  - http://static.example.com/b.js
+  - https://img.example.com/c.png
+origin: {bucket: b, publicBaseUrl: 'https://files.example.com'}
+""")
+    problems = problems_of(tmp_path)
+    assert [(p.path, p.line) for p in problems] == [("targets[2]", 6), ("origin.publicBaseUrl", 7)]
+    assert "host img.example.com differs from static.example.com (targets[0])" in problems[0].message
+    assert "must start with http(s)://<that domain>/" in problems[0].message
+
+
+def test_target_messages_never_quote_userinfo(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "  - ftp://alice:hunter2-secret@static.example.com/b.js\n")  # the schema's
+    write(tmp_path, "b.yaml", GOOD + "  - https://alice:hunter2-secret@static.example.com/c d.js\n")  # ours
+    text = str(DeclarationError(problems_of(tmp_path)))
+    assert "a.yaml:5: targets[1]: 'ftp://***@static.example.com/b.js' is not valid" in text
+    assert "hunter2" not in text and "https://***@static.example.com/c d.js" in text
+
+
+def test_an_origin_endpoint_with_credentials_is_a_located_error_pointing_to_origin_credentials(tmp_path):
+    path = write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", "http://AKIA1:wJalrSECRET@minio:9000"))
+    [problem] = problems_of(tmp_path)
+    assert (problem.file, problem.line, problem.path) == (str(path), 5, "origin.endpoint")
+    assert "carries credentials" in problem.message and "cdn-prefetch:originCredentials" in problem.message
+    assert "wJalr" not in str(problem) and "AKIA1" not in str(problem)
+
+
+@pytest.mark.parametrize("endpoint", ["http://169.254.169.254", "http://[fe80::1]:9000", "http://100.100.100.200",
+                                      "http://metadata.google.internal", "http://2852039166/"])
+def test_an_origin_endpoint_at_a_metadata_address_needs_allow_link_local(tmp_path, endpoint):
+    write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", endpoint))
+    [problem] = problems_of(tmp_path)
+    assert (problem.path, problem.line) == ("origin.endpoint", 5)
+    assert "instance metadata" in problem.message and "origin.allowLinkLocal: true" in problem.message
+    write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", endpoint) + "  allowLinkLocal: true\n")
+    [decl] = load_sets(tmp_path)
+    assert decl.origin.allow_link_local is True
 
 
 # ------------------------------------------------------------------------------------------

@@ -87,15 +87,14 @@ scopes = {
                                     optional={"projectId": st.from_regex(r"org-[A-Za-z0-9]{1,10}", fullmatch=True)}),
 }
 destinations = st.one_of(*(scope.map(lambda s, p=provider: {"provider": p, **s}) for provider, scope in scopes.items()))
-# (the one spelling a target is kept as, a spelling of it in the file)
-canonical_urls = st.builds(lambda host, path: f"https://{host}/{path}",
-                           st.sampled_from(["static.example.com", "img.example.org"]),
-                           st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./", max_size=16))
+# (the one spelling a target is kept as, a spelling of it in the file); no dot segment: they are removed
+paths = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./", max_size=16).filter(
+    lambda path: not {".", ".."} & set(path.split("/")))
 
 
 @st.composite
-def spelled_targets(draw) -> tuple[str, str]:
-    canonical = draw(canonical_urls)
+def spelled_targets(draw, host: str) -> tuple[str, str]:
+    canonical = f"https://{host}/{draw(paths)}"
     scheme, rest = canonical.split("://", 1)
     host, path = rest.split("/", 1)
     spelling = draw(st.sampled_from(["as is", "upper-case scheme and host", "fragment", "default port"]))
@@ -109,7 +108,9 @@ def valid_declarations(draw) -> tuple[dict, dict]:
     """(a schema-valid document, what it must parse to)."""
     listed = draw(st.lists(destinations, min_size=1, max_size=3,
                            unique_by=lambda d: (d["provider"], d.get(IDENTITY[d["provider"]], "mainland"))))
-    targets = draw(st.lists(spelled_targets(), min_size=1, max_size=8))
+    # one host: a UCloud destination takes URLs of its one domain only
+    host = draw(st.sampled_from(["static.example.com", "img.example.org"]))
+    targets = draw(st.lists(spelled_targets(host), min_size=1, max_size=8))
     document: dict = dict(listed[0]) if len(listed) == 1 and draw(st.booleans()) else {"destinations": listed}
     document["targets"] = [written for _, written in targets]
     optional = draw(st.fixed_dictionaries({}, optional={"name": set_names, "freshness": freshnesses, "wait": waits,

@@ -23,6 +23,7 @@ from .model import (
     Problem,
     Reference,
 )
+from .origin import endpoint_problem
 from .schema import error_message, load_schema, unknown_key_message, validation_errors
 from .yaml_source import (LimitExceeded, LineFinder, PathPart, collector_paused, json_path,
                                             non_text_keys, parse_yaml, read_text)
@@ -30,7 +31,7 @@ from ..model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_l
 from ..model.policy import policy_entries
 from ..model.shown import cut, shown
 from ..model.status import OnChange
-from ..model.urls import InvalidUrl, normalize_url
+from ..model.urls import InvalidUrl, cloud_problems, normalize_url
 
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -209,23 +210,10 @@ def _validated(
     if "name" not in data and not _valid_name(name):
         problems.append(Problem(file, None, "name", f"the file name {default_name!r} is not a valid set name; "
                                 "add a 'name:' key (lower-case letters, digits, dashes)"))
-    targets: list[str] = []
-    duplicates: list[str] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(data.get("targets", [])):
-        try:
-            url = normalize_url(raw)
-        except InvalidUrl as exc:
-            problems.append(Problem(file, lines.line(("targets", index)), json_path(("targets", index)), str(exc)))
-            if len(problems) > MAX_PROBLEMS:
-                break
-            continue
-        if url in seen:
-            duplicates.append(url)
-            continue
-        seen.add(url)
-        targets.append(url)
+    targets, positions, duplicates = _targets(data.get("targets", []), file, lines, problems)
     origin = _origin(data["origin"], file, lines, problems) if "origin" in data else None
+    if not problems:
+        problems.extend(_cloud_url_problems(targets, positions, origin, destinations, file, lines))
     if problems:
         return None, problems
     defaults = load_schema()["properties"]
@@ -260,6 +248,54 @@ def _validated(
     ), []
 
 
+def _targets(raw_targets: list[Any], file: str, lines: "LineFinder",
+             problems: list[Problem]) -> tuple[list[str], list[int], list[Problem]]:
+    """The targets normalised (components/model/urls.py), each once, with where each was declared (its index
+    under targets), and a located note for each one dropped as a repeat: two spellings of one URL (RFC 3986
+    equivalence) are one target."""
+    targets: list[str] = []
+    positions: list[int] = []
+    duplicates: list[Problem] = []
+    first: dict[str, int] = {}  # normalised URL -> index of its first spelling
+    for index, raw in enumerate(raw_targets):
+        try:
+            url = normalize_url(raw)
+        except InvalidUrl as exc:
+            problems.append(Problem(file, lines.line(("targets", index)), f"targets[{index}]", str(exc)))
+            if len(problems) > MAX_PROBLEMS:
+                break
+            continue
+        if url not in first:
+            first[url] = index
+            targets.append(url)
+            positions.append(index)
+            continue
+        where = ("targets", index)
+        earlier = f"targets[{first[url]}] (line {lines.line(('targets', first[url]))})"
+        same = (f"repeats {earlier}" if raw == raw_targets[first[url]] else
+                f"{shown(raw)} is the same URL as {earlier} once normalised (RFC 3986)")
+        duplicates.append(Problem(file, lines.line(where), json_path(where),
+                                  f"{same}: {url} counts once; remove one of them"))
+    return targets, positions, duplicates
+
+
+def _cloud_url_problems(targets: list[str], positions: list[int], origin: Optional[OriginDeclaration],
+                        destinations: list[DestinationDeclaration], file: str, lines: "LineFinder") -> list[Problem]:
+    """What each destination's cloud would refuse among the targets and the origin's base URL (length, hosts),
+    located at the URL (components/model/urls.py ``cloud_problems``)."""
+    parts: list[tuple[PathPart, ...]] = [("targets", index) for index in positions]
+    urls = list(targets)
+    if origin is not None:  # every listed object's URL starts with it: its host is theirs
+        urls.append(origin.public_base_url + "/")
+        parts.append(("origin", "publicBaseUrl"))
+    problems: list[Problem] = []
+    for dest in destinations:
+        for index, message in cloud_problems(urls, cloud(dest.provider), dest.scope, lambda i: json_path(parts[i])):
+            problems.append(Problem(file, lines.line(parts[index]), json_path(parts[index]),
+                                    f"destination {dest.label}: {message}"))
+    return problems
+
+
 def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: list[Problem]) -> OriginDeclaration:
     """The origin as declared (already schema-valid), with URLs checked and defaults filled in."""
     where = ("origin",)
@@ -276,6 +312,10 @@ def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: li
                                 "config cdn-prefetch:originCredentials), not both"))
     defs = load_schema()["$defs"]["origin"]["properties"]
     endpoint = raw.get("endpoint")
+    allow_link_local = raw.get("allowLinkLocal", defs["allowLinkLocal"]["default"])
+    wrong = endpoint_problem(endpoint, allow_link_local) if endpoint else None
+    if wrong is not None:
+        problems.append(Problem(file, lines.line(where + ("endpoint",)), "origin.endpoint", wrong))
     return OriginDeclaration(
         bucket=raw["bucket"],
         # normalize_url adds a "/" to a bare host; a key is joined with exactly one "/" later.
@@ -289,6 +329,7 @@ def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: li
         profile=credentials.get("profile"),
         credentials_config=credentials.get("config"),
         must_not_be_empty=raw.get("mustNotBeEmpty", defs["mustNotBeEmpty"]["default"]),
+        allow_link_local=allow_link_local,
         line=lines.line(where),
     )
 

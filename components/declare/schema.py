@@ -13,20 +13,35 @@ from .model import MAX_PROBLEMS
 from ..model.durations import DurationTooLong, parse_duration
 from ..model.shown import shown
 
+
 if TYPE_CHECKING:
     import jsonschema
 
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "prefetch-set.schema.json"
+SCHEMA_NAME = "prefetch-set.schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+"""In the repository; an installed package carries the schemas as package data (``schema_file``)."""
 
 
 # Keys that hold secret values: never accepted in a declaration file, wherever they are put.
 _SECRET_WORDS = ("secret", "accesskey", "access_key", "password", "token", "privatekey", "private_key")
 
 
+def schema_file(name: str = SCHEMA_NAME) -> Any:
+    """A schema file: the repository's ``schemas/`` when running from it, else the installed package's
+    ``<package>.schemas`` (pyproject.toml maps the folder there), through importlib.resources, so that
+    validation works from a wheel, a zip or any folder."""
+    root = __name__.split(".")[0]
+    if root == "components":
+        return SCHEMA_PATH.with_name(name)
+    from importlib.resources import files
+
+    return files(f"{root}.schemas").joinpath(name)
+
+
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
-    with SCHEMA_PATH.open(encoding="utf-8") as fh:
+    with schema_file().open(encoding="utf-8") as fh:
         return json.load(fh)
 
 
