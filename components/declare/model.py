@@ -9,7 +9,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..model.clouds import cloud
 from ..model.durations import parse_duration
+from ..model.shown import cut
 from ..model.status import ContentVersion
+
+
+#: Most problems listed for one file: a file of 100,000 bad targets gets a readable message, and is
+#: validated only until they are found.
+MAX_PROBLEMS = 50
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,10 @@ class OriginDeclaration:
 
     def describe(self) -> str:
         """Names the origin in every message: ``origin s3://assets/static/ at http://127.0.0.1:9000``."""
-        where = f"at {self.endpoint}" if self.endpoint else "on AWS S3"
+        where = f"at {cut(self.endpoint)}" if self.endpoint else "on AWS S3"
         if self.region:
             where += f" (region {self.region})"
-        return f"origin s3://{self.bucket}/{self.prefix} {where}"
+        return f"origin s3://{self.bucket}/{cut(self.prefix)} {where}"
 
 
 @dataclass(frozen=True)

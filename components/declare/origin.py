@@ -25,8 +25,9 @@ from urllib.parse import quote
 
 from .model import OriginDeclaration, PrefetchSetDeclaration, Problem
 from ..model.clouds import cloud
+from ..model.shown import shown
 from ..model.status import ContentVersion
-from ..model.urls import InvalidUrl, host_of, normalize_url, shown
+from ..model.urls import InvalidUrl, host_of, normalize_url
 
 CONFIG_KEY = "cdn-prefetch:originCredentials"
 PAGE_SIZE = 1000          # the S3 maximum per ListObjectsV2 page
@@ -370,8 +371,8 @@ def resolve_origins(
                      f"{shortest.max_url_length:,} characters {shortest.title} takes, e.g. {shown(too_long[0])}; "
                      "shorten the keys or the publicBaseUrl")
         if not listing.objects:
-            message = (f"{where}: no object matches (prefix {origin.prefix!r}, include {list(origin.include)}, "
-                       f"exclude {list(origin.exclude)})")
+            message = (f"{where}: no object matches (prefix {shown(origin.prefix)}, include "
+                       f"{shown(list(origin.include))}, exclude {shown(list(origin.exclude))})")
             if origin.must_not_be_empty:
                 problems.append(Problem(decl.source, origin.line, "origin", message + "; check the bucket, prefix "
                                         "and globs, or set origin.mustNotBeEmpty: false to allow an empty listing"))
