@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from bench.layout import HOST, Resource
 from components.clouds.ratelimit import SlidingWindowLimiter
@@ -38,6 +38,10 @@ PAGE = 1000               # rows per history page (EdgeOne's documented maximum;
 DEFAULT_PAGE = 20         # the APIs' default Limit, which the naive strategy uses
 PROGRESS_SECONDS = 0.5    # how long a sandbox task stays processing
 QUOTA = 100_000_000       # daily quotas, raised so that every size fits (rate limits stay real)
+
+# More sandbox settings for every sandbox the benchmark starts (sandbox/steering.py SETTINGS), e.g. Cloud CDN's
+# largest history Limit: prefetch_bench.py --cdn-max-limit / --cdn-over-limit set them. Empty: the defaults.
+SANDBOX_SETTINGS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,45 @@ def request_counts(box: Sandbox) -> tuple[Counter, int]:
     return Counter(r["action"] for r in rows), sum(1 for r in rows if r["error_code"] is not None)
 
 
+@dataclass(frozen=True)
+class PageUse:
+    """The page size a Cloud CDN history read ended up with, from the sandbox's request log.
+
+    The adapter asks for Limit 1000 and steps down to 20 when that is refused (components/clouds/
+    page_size.py). ``asked``: the Limits of the answered requests; ``served``: the rows a full page held
+    (the Limit asked, or the sandbox's largest when it caps instead of refusing); ``refused``: the
+    refused requests' (Limit, error code).
+    """
+
+    max_limit: int
+    over_limit: str
+    asked: Counter
+    served: int
+    refused: tuple[tuple[Any, str], ...]
+
+    @property
+    def answered(self) -> int:
+        return sum(self.asked.values())
+
+    def fewest_pages(self, rows: int) -> int:
+        """Fewest calls that read ``rows`` rows at the served page size."""
+        return max(1, math.ceil(rows / self.served)) if self.served else 0
+
+
+def page_use(box: Sandbox, cloud: Cloud) -> Optional[PageUse]:
+    """What the history reads logged in ``box`` asked and were served (Cloud CDN only: its Limit is learnt)."""
+    if cloud.name != "tencent-cdn":
+        return None
+    largest = int(box.store.get_setting("cdn_history_max_limit"))
+    over = str(box.store.get_setting("cdn_history_over_limit"))
+    rows = box.store.requests(action=cloud.history_action)
+    limit = lambda row: (row["params"] or {}).get("Limit", DEFAULT_PAGE)  # noqa: E731
+    asked = Counter(limit(r) for r in rows if r["error_code"] is None)
+    served = min(max(asked), largest) if asked else 0  # every answered page after the probe asks the same
+    refused = tuple((limit(r), r["error_code"]) for r in rows if r["error_code"] is not None)
+    return PageUse(largest, over, asked, served, refused)
+
+
 def config_for(box: Sandbox, cloud: Cloud) -> dict[str, Any]:
     return {
         "cdn-prefetch:endpoints": {cloud.name: box.url},
@@ -93,6 +136,8 @@ def start_sandbox(db: Path) -> Sandbox:
     box = Sandbox(db, progress_seconds=PROGRESS_SECONDS).start()
     for key in ("prefetch_daily", "cdn_push_daily_mainland", "cdn_push_daily_overseas", "ucloud_prefetch_daily"):
         box.store.set_setting(key, QUOTA)
+    for key, value in SANDBOX_SETTINGS.items():
+        box.store.set_setting(key, value)
     box.store.add_ucloud_domain(UCLOUD_DOMAIN, HOST)
     return box
 
@@ -148,8 +193,8 @@ def new_task_id(cloud: Cloud, now: float) -> str:
 
 
 # -- how fast the emulator itself answers a page ------------------------------------------------------------
-def probe_page_latency(box: Sandbox, cloud: Cloud, size: int, samples: int = 4) -> float:
-    """Mean seconds for one full history page (first and last offsets): the raw SDK call, no parsing.
+def probe_page_latency(box: Sandbox, cloud: Cloud, size: int, samples: int = 4, limit: int = PAGE) -> float:
+    """Mean seconds for one full history page of ``limit`` rows (first and last offsets): the raw SDK call, no parsing.
 
     The sandbox is Python and SQLite: when one page takes it about as long as the rate limit's 50 ms
     slot, a sequential reader is bound by the emulator rather than by the limit. Measured from this
@@ -160,7 +205,7 @@ def probe_page_latency(box: Sandbox, cloud: Cloud, size: int, samples: int = 4) 
     endpoint = Endpoint("url", "http", box.endpoint)
     now = datetime.now(timezone.utc)
     since = now - timedelta(days=1)
-    last = max(0, (size - 1) // PAGE * PAGE)
+    last = max(0, (size - 1) // limit * limit)
     if cloud.name == "ucloud":
         from components.clouds.ucloud import make_client as ucloud_client
 
@@ -181,8 +226,9 @@ def probe_page_latency(box: Sandbox, cloud: Cloud, size: int, samples: int = 4) 
 
         def page(offset: int) -> None:
             client.call(cloud.history_action, {**scope, "StartTime": render(since), "EndTime": render(now),
-                                               "Offset": offset, "Limit": PAGE})
+                                               "Offset": offset, "Limit": limit})
     took = []
+    time.sleep(1.2)  # the run's last calls are out of the sandbox's one-second window (with --no-floor, just before)
     for i in range(samples):
         time.sleep(0.06)  # stay under the sandbox's rate limit
         start = time.perf_counter()

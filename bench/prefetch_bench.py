@@ -21,6 +21,12 @@ naive strategy (one task id per call, the API's default page size) for the ratio
     venv/bin/python bench/prefetch_bench.py --sizes 1000 --clouds edgeone --also none
     venv/bin/python bench/prefetch_bench.py --sizes 100000 --clouds edgeone --skip-create --also none
     venv/bin/python bench/prefetch_bench.py --sizes 100000 --clouds edgeone --shards 1   # one unsharded resource
+    venv/bin/python bench/prefetch_bench.py --sizes 100000 --clouds tencent-cdn --skip-create --also none \
+        --cdn-max-limit 100 --cdn-over-limit refuse     # a Cloud CDN refusing Limit > 100 (issue 21)
+
+With ``--cdn-max-limit`` / ``--cdn-over-limit`` the sandbox's Cloud CDN serves history pages up to
+that Limit and refuses (or caps) larger ones; the report then says which page size the adapter
+ended up using (the served Limit, from the sandbox's request log) and how many requests were refused.
 
 This is a benchmark, not a test: the test suite never runs it. It exits 1 when the one-target
 change shows anything but the changed target(s).
@@ -41,10 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi.runtime.proto import provider_pb2  # noqa: E402
 
-from bench import steps  # noqa: E402
+from bench import cloud_side, steps  # noqa: E402
 from bench.cloud_side import (  # noqa: E402
     CLOUDS,
     HOST,
+    PAGE,
     PROGRESS_SECONDS,
     RESOURCE_TYPE,
     TENCENT_RATE,
@@ -52,6 +59,7 @@ from bench.cloud_side import (  # noqa: E402
     Cloud,
     config_for,
     naive_calls_computed,
+    page_use,
     probe_page_latency,
     request_counts,
     run_naive,
@@ -139,7 +147,7 @@ def run_refresh(box: Sandbox, cloud: Cloud, resources: list[Resource], run: Run)
     # `pulumi refresh` is done with the provider only when both are answered.
     phase = Phase(calls, rejected, minimum, result.refresh_wall, minimum / TENCENT_RATE, result.cpu, result.peak_rss,
                   cpu_refresh=result.cpu_refresh, cpu_preview=result.cpu_preview, cpu_check=result.cpu_check,
-                  read_wall=result.read_wall)
+                  read_wall=result.read_wall, pages=page_use(box, cloud))
     span = max(arrivals) - min(arrivals) if arrivals else 0.0
     phase.note = (f"wall: Reads {result.read_wall:.2f}s (first sent to last answered; the {len(arrivals)} history "
                   f"requests reached the sandbox over {span:.2f}s), refresh Diffs done at "
@@ -186,7 +194,7 @@ def median_phase(phases: list[Phase]) -> Phase:
     return Phase(first.calls, max(p.rejected for p in phases), first.min_calls, median(walls), first.floor,
                  median(cpus), int(median(rsss)), note, median([p.cpu_refresh for p in phases]),
                  median([p.cpu_preview for p in phases]), median([p.cpu_check for p in phases]),
-                 median([p.read_wall for p in phases]))
+                 median([p.read_wall for p in phases]), first.pages)
 
 
 # -- shared history read: two sets on one zone -------------------------------------------------------------
@@ -313,7 +321,8 @@ def bench_one(cloud: Cloud, size: int, *, skip_create: bool, naive_max: int, wor
             log(f"  floor: host CPU {run.floor.cpu:.2f}s, peak RSS {run.floor.peak_rss / 2**20:.0f} MiB")
         if change_check:
             checks = run_change_check(box, cloud, urls, resources, states, shards, log)
-        run.page_latency = probe_page_latency(box, cloud, size)
+        pages = run.refresh.pages
+        run.page_latency = probe_page_latency(box, cloud, size, limit=pages.served if pages and pages.served else PAGE)
         run.seeded = skip_create
         submitted = [task for r in resources for task in r.outputs.get("submitted") or []]
         if size <= naive_max:
@@ -373,9 +382,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--index-sandbox", action="store_true",
                         help="no effect, kept so that older commands still run: the sandbox store now always has "
                              "the (service, created) index this used to add")
+    parser.add_argument("--cdn-max-limit", type=int, default=None, metavar="N",
+                        help="the sandbox's largest Cloud CDN history Limit (setting cdn_history_max_limit; default "
+                             "the sandbox's, 1000). The adapter asks 1000 and steps down to 20 when it is refused")
+    parser.add_argument("--cdn-over-limit", choices=("refuse", "cap"), default=None,
+                        help="what the sandbox does with a larger Limit (setting cdn_history_over_limit): refuse "
+                             "(InvalidParameter.CdnParamError, the sandbox's default) or cap (serve N rows a page)")
     parser.add_argument("--output", help="also write the report (markdown) to this file")
     args = parser.parse_args(argv)
     steps.PARALLEL = args.parallel
+    for key, value in (("cdn_history_max_limit", args.cdn_max_limit), ("cdn_history_over_limit", args.cdn_over_limit)):
+        if value is not None:
+            cloud_side.SANDBOX_SETTINGS[key] = value
 
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     clouds = [CLOUDS[c.strip()] for c in args.clouds.split(",") if c.strip()]
@@ -408,7 +426,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 shared.append(run_shared(CLOUDS[name], size, args.shards, Path(tmp), log))
     command = "venv/bin/python bench/prefetch_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report(runs, shared, checks, command.strip(), (load_start, os.getloadavg()), (probe_start, speed_probe()),
-                  args.parallel)
+                  args.parallel, cloud_side.SANDBOX_SETTINGS)
     print(text)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

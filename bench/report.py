@@ -6,7 +6,10 @@ import os
 import platform
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from bench.cloud_side import PageUse
 
 TARGETS = {  # issue #6, for a refresh of 100,000 targets
     "calls": 1.05, "wall": 1.2, "cpu": 3.0, "rss": 300e6, "state": 250, "growth": 110,
@@ -40,6 +43,7 @@ class Phase(_PreviewCpu):
     # refresh only: first Read sent -> last Read answered (``wall`` is to the last refresh Diff answered,
     # the end of what `pulumi refresh` asks of the provider)
     read_wall: float = 0.0
+    pages: Optional["PageUse"] = None  # Cloud CDN: the history page size asked, served and refused
 
 
 @dataclass
@@ -221,6 +225,32 @@ def floor_table(runs: list[Run]) -> list[str]:
     return lines
 
 
+def page_table(runs: list[Run]) -> list[str]:
+    """Cloud CDN refreshes: the page size the adapter ended up with, and what it cost against the fewest calls."""
+    lines = ["| cloud | targets | resources | sandbox: largest Limit, over it | Limit asked (answered requests) "
+             "| served Limit | refused requests (Limit: code) | history calls | total calls "
+             "| min ⌈rows / served⌉ | calls / min | min at 1000 | calls / min at 1000 "
+             "| wall s (floor at served) | wall / floor | host CPU s: refresh + Diff (+ Check) |",
+             "|---|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        ph = run.refresh
+        use = ph.pages if ph else None
+        if use is None:
+            continue
+        calls = sum(ph.calls.values())
+        least = use.fewest_pages(run.size)
+        floor = least / 20.0
+        asked = ", ".join(f"{limit} × {count}" for limit, count in sorted(use.asked.items(), reverse=True)) or "-"
+        refused = ", ".join(f"{limit}: {code}" for limit, code in use.refused) or "none"
+        lines.append(f"| {run.cloud} | {run.size:,} | {run.resources} | {use.max_limit}, {use.over_limit} | {asked} "
+                     f"| {use.served} | {len(use.refused)} ({refused}) | {use.answered + len(use.refused):,} "
+                     f"| {calls:,} | {least:,} | {ratio(calls, least)} | {ph.min_calls:,} "
+                     f"| {ratio(calls, ph.min_calls)} "
+                     f"| {ph.wall:.2f} ({floor:.2f}) | {ratio(ph.wall, floor)} "
+                     f"| {ph.cpu_refresh + ph.cpu_diff:.2f} (+ {ph.cpu_check:.2f}) |")
+    return lines
+
+
 def change_lines(checks: list[ChangeCheck]) -> list[str]:
     lines = []
     for check in checks:
@@ -257,7 +287,7 @@ def speed_probe() -> float:
 
 def report(runs: list[Run], shared: list[Shared], checks: list[ChangeCheck], command: str,
            load: tuple[tuple[float, ...], tuple[float, ...]], probes: tuple[float, float] = (0.0, 0.0),
-           parallel: Optional[int] = None) -> str:
+           parallel: Optional[int] = None, settings: Optional[dict[str, Any]] = None) -> str:
     lines = [f"Machine: {machine()}",
              f"Load average (1, 5, 15 min) at start {', '.join(f'{x:.2f}' for x in load[0])}; "
              f"at end {', '.join(f'{x:.2f}' for x in load[1])}",
@@ -266,8 +296,11 @@ def report(runs: list[Run], shared: list[Shared], checks: list[ChangeCheck], com
              f"Command: `{command}`",
              "Resource operations in flight at once: " + ("unbounded, every resource's RPC sent together (the "
                                                           "engine's default `--parallel`)" if parallel is None
-                                                          else f"{parallel} (`--parallel {parallel}`)"), ""]
-    lines += main_table(runs)
+                                                          else f"{parallel} (`--parallel {parallel}`)")]
+    if settings:
+        lines.append("Sandbox settings besides the raised quotas: "
+                     + ", ".join(f"`{key}` = {value}" for key, value in settings.items()))
+    lines += [""] + main_table(runs)
     lines += ["", "Acceptance (issue #6), refresh of the largest size per cloud:", ""]
     lines += acceptance_table(runs)
     if any(r.resources > 1 for r in runs) or shared:
@@ -278,6 +311,10 @@ def report(runs: list[Run], shared: list[Shared], checks: list[ChangeCheck], com
         lines += ["", "SDK floor: the same refresh RPCs and shards against bench/null_provider.py "
                       "(no provider work; `target_lines` outputs):", ""]
         lines += floor_table(runs)
+    if any(r.refresh and r.refresh.pages for r in runs):
+        lines += ["", "Cloud CDN history page size (DescribePushTasks `Limit`, from the sandbox's request log; "
+                      "min: the fewest calls at the served size, and at 1000):", ""]
+        lines += page_table(runs)
     if checks:
         lines += ["", "One-target change, previewed against the refreshed state (engine input diff, DIFF_UNKNOWN):", ""]
         lines += change_lines(checks)

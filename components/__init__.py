@@ -14,13 +14,13 @@ its import path (``components.provider.PrefetchProvider``) is pickled into every
 # use (PEP 562): the provider host imports this package for ``components.provider`` alone, and must not
 # pay for the component's imports on every engine command.
 _PUBLIC = {
-    "PrefetchSet": "components.engine.prefetch_set",
-    "ShardResource": "components.engine.prefetch_set",
-    "stack_output": "components.engine.prefetch_set",
-    "PrefetchSetArgs": "components.engine.args",
-    "DestinationArgs": "components.engine.args",
-    "PrefetchSetError": "components.engine.spec",
-    "zone_id": "components.declare.references",
+    "PrefetchSet": ".engine.prefetch_set",
+    "ShardResource": ".engine.prefetch_set",
+    "stack_output": ".engine.prefetch_set",
+    "PrefetchSetArgs": ".engine.args",
+    "DestinationArgs": ".engine.args",
+    "PrefetchSetError": ".engine.spec",
+    "zone_id": ".declare.references",
 }
 __all__ = sorted(_PUBLIC)
 
@@ -29,5 +29,5 @@ def __getattr__(name: str) -> object:
     if name in _PUBLIC:
         import importlib
 
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'components' has no attribute {name!r}")
+        return getattr(importlib.import_module(_PUBLIC[name], __name__), name)  # relative: any install name
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

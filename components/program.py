@@ -34,8 +34,7 @@ def main() -> None:
     sets = {}
     for decl in declarations:
         if decl.duplicates:
-            pulumi.log.warn(f"{decl.source}: {len(decl.duplicates)} duplicate targets collapsed "
-                            f"(e.g. {decl.duplicates[0]})")
+            pulumi.log.warn(decl.duplicates_warning())
         sets[decl.name] = PrefetchSet.from_declaration(decl, lookup=lookup).audit
     pulumi.export("prefetch", stack_output(sets))
 

@@ -10,15 +10,19 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Sequence
 
+from . import accounts_cli
 from .faults import KINDS
-from .server import (
+from .keys import (
+    OTHER_SECRET_ID,
+    OTHER_SECRET_KEY,
+    OTHER_UCLOUD_PRIVATE_KEY,
+    OTHER_UCLOUD_PUBLIC_KEY,
     SANDBOX_SECRET_ID,
     SANDBOX_SECRET_KEY,
     SANDBOX_UCLOUD_PRIVATE_KEY,
     SANDBOX_UCLOUD_PUBLIC_KEY,
-    TENCENT_SERVICES,
-    Sandbox,
 )
+from .server import TENCENT_SERVICES, Sandbox
 from .steering import KINDS as TASK_KINDS
 from .steering import OUTCOMES, SERVICES, SETTINGS
 from .store import EdgeCopy, SandboxStore, TaskSummary
@@ -69,8 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         "add", parents=[db_parent], help="add a fault (evaluated in order; the first that fires wins)",
         description="Add a fault. Kinds: throttle (the cloud's throttling error), http_5xx (gateway error page), "
                     "slow (answer after --delay), reset (TCP RST, no answer), malformed_json, missing_field, "
-                    "null_field, wrong_content_type (application/json; charset=utf-8), clock_skew (TC3 "
-                    "SignatureExpire; no effect on ucloud).",
+                    "null_field, wrong_content_type (application/json; charset=utf-8), clock_skew (the cloud's "
+                    "clock is --delay seconds ahead, negative: behind; Tencent refuses the signatures beyond 300 s "
+                    "with AuthFailure.SignatureExpire, UCloud answers and reads every time on that clock: e.g. "
+                    "`clock_skew --service ucloud --delay 1800` is a UCloud 30 minutes ahead).",
     )
     fadd.add_argument("kind", choices=KINDS)
     fadd.add_argument("--service", choices=SERVICES, help="only on this cloud (default: every cloud)")
@@ -80,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     fadd.add_argument("--executed", action="store_true",
                       help="http_5xx/slow/reset: perform the action before failing (the ambiguous failure)")
     fadd.add_argument("--delay", type=float, metavar="S",
-                      help="slow: seconds to sleep (default 35); clock_skew: clock offset (default 600)")
+                      help="slow: seconds to sleep (default 35); clock_skew: the cloud clock's offset, + ahead, "
+                           "- behind (default 600)")
     fadd.add_argument("--status", type=int, metavar="CODE", help="http_5xx: the status (default 502)")
     fadd.add_argument("--field", metavar="PATH",
                       help="missing_field/null_field: e.g. Response.Tasks[].CreateTime (default: one per action)")
@@ -104,13 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("--full", action="store_true", help="do not shorten parameters")
     log.add_argument("--json", action="store_true", help="one JSON object per line")
 
-    domain = sub.add_parser("ucloud-domain", help="declare UCloud DomainIds (for the quota call)")
-    domain_sub = domain.add_subparsers(dest="domain_command", required=True, metavar="ACTION")
-    domain_add = domain_sub.add_parser("add", parents=[db_parent], help="map a DomainId to its hostname")
-    domain_add.add_argument("domain_id", metavar="DOMAIN_ID", help="e.g. ucdn-abc123")
-    domain_add.add_argument("host", metavar="HOST", help="e.g. static.example.com")
-    domain_sub.add_parser("list", parents=[db_parent], help="list declared domains")
 
+    accounts_cli.add_parser(sub, db_parent)
     edge = sub.add_parser("edge", parents=[db_parent], help="what each cloud's edge would serve for URLs")
     edge.add_argument("urls", nargs="+", metavar="URL")
     edge.add_argument("--service", choices=SERVICES, help="only this cloud's edge (default: every cloud's)")
@@ -171,7 +173,10 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"sandbox serving {services}, ucloud ucdn at {sandbox.url}  SecretId={SANDBOX_SECRET_ID} "
             f"SecretKey={SANDBOX_SECRET_KEY}  PublicKey={SANDBOX_UCLOUD_PUBLIC_KEY} "
-            f"PrivateKey={SANDBOX_UCLOUD_PRIVATE_KEY}  db={args.db}  (Ctrl-C to stop)",
+            f"PrivateKey={SANDBOX_UCLOUD_PRIVATE_KEY}  db={args.db}  (Ctrl-C to stop)\n"
+            f"another account: SecretId={OTHER_SECRET_ID} SecretKey={OTHER_SECRET_KEY}  "
+            f"PublicKey={OTHER_UCLOUD_PUBLIC_KEY} PrivateKey={OTHER_UCLOUD_PRIVATE_KEY}  "
+            "(who owns what: python -m sandbox account list)",
             flush=True,
         )
         try:
@@ -208,17 +213,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("edge", "origin", "ttl"):
         return _edge(args)
 
-    if args.command == "ucloud-domain":
-        if args.domain_command == "add":
-            SandboxStore(args.db).add_ucloud_domain(args.domain_id, args.host)
-            print(f"ucloud domain {args.domain_id} -> {args.host.strip().lower()}")
-        else:
-            domains = _existing_store(args.db).ucloud_domains()
-            if not domains:
-                print("no ucloud domains: GetUcdnDomainPrefetchRefreshState answers 'domain not found'")
-            for domain_id, host in domains.items():
-                print(f"{domain_id} {host}")
-        return 0
+    if args.command in ("account", "ucloud-domain"):
+        listing = (args.command == "account" and args.account_command == "list") or \
+            (args.command == "ucloud-domain" and args.domain_command == "list")
+        return accounts_cli.run(args, _existing_store(args.db) if listing else SandboxStore(args.db))
+
 
     if args.command == "log":
         for entry in _existing_store(args.db).requests(action=args.action, service=args.service):
@@ -243,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "reset":
         SandboxStore(args.db).reset()
         print("sandbox reset: tasks, rules, faults, quota usage, origin versions and log dropped "
-              "(settings, UCloud domains, TTLs and S3 origins kept)")
+              "(settings, UCloud domains, owners, TTLs and S3 origins kept)")
     elif args.command == "set":
         store = SandboxStore(args.db)
         store.set_setting(args.key, args.value)

@@ -14,6 +14,8 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
+from .keys import SANDBOX_SECRET_ID
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -28,7 +30,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     outcome TEXT NOT NULL,
     fail_type TEXT NOT NULL,
     fail_message TEXT NOT NULL,
-    extra TEXT NOT NULL DEFAULT '{}'  -- service-specific fields (JSON)
+    extra TEXT NOT NULL DEFAULT '{}',  -- service-specific fields (JSON)
+    account TEXT NOT NULL DEFAULT ''  -- who submitted it: a SecretId (teo, cdn) or PublicKey (ucloud)
 );
 CREATE TABLE IF NOT EXISTS rules (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,10 +45,17 @@ CREATE TABLE IF NOT EXISTS rules (
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ucloud_domains (domain_id TEXT PRIMARY KEY, host TEXT NOT NULL);
+-- Which account owns what (sandbox/accounts.py): an EdgeOne ZoneId, a Cloud CDN domain, a UCloud DomainId.
+CREATE TABLE IF NOT EXISTS owners (
+    service TEXT NOT NULL, resource TEXT NOT NULL,
+    account TEXT NOT NULL,            -- a SecretId (teo, cdn) or PublicKey (ucloud)
+    PRIMARY KEY (service, resource)
+);
 CREATE TABLE IF NOT EXISTS usage (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     service TEXT NOT NULL, scope TEXT NOT NULL, kind TEXT NOT NULL,  -- scope: ZoneId, area, host
-    at REAL NOT NULL, count INTEGER NOT NULL
+    at REAL NOT NULL, count INTEGER NOT NULL,
+    account TEXT NOT NULL DEFAULT ''  -- who spent it (a CDN area's quota is per account)
 );
 CREATE INDEX IF NOT EXISTS usage_by_scope ON usage (service, scope, kind, at);
 -- The edge cache model (sandbox/edge.py): what the origin served when (a log, so a task finishing at
@@ -117,6 +127,12 @@ _TASKS_VERSION = [
 """Statements run after _SCHEMA, one by one: trigger bodies hold `;`, which _SCHEMA is split on."""
 _REQUEST_COLUMNS_ADDED = {"fault": "TEXT", "fault_id": "INTEGER", "handled": "INTEGER NOT NULL DEFAULT 1"}
 """Request-log columns newer than the first db files: added in place when an older file is opened."""
+_ACCOUNT_BACKFILL = {
+    "tasks": "UPDATE tasks SET account = CASE service WHEN 'ucloud' THEN scope ELSE ? END",
+    "usage": "UPDATE usage SET account = ? WHERE service = 'cdn'",
+}
+"""Files written before accounts: their rows become `keys.default_account`'s, so that the default
+account's history and quota stay what they were (only a CDN area's usage is counted per account)."""
 
 
 def _index_tasks(db: sqlite3.Connection) -> None:
@@ -158,6 +174,10 @@ class Database:
             for column, declaration in _REQUEST_COLUMNS_ADDED.items():
                 if column not in columns:
                     db.execute(f"ALTER TABLE requests ADD COLUMN {column} {declaration}")
+            for table, backfill in _ACCOUNT_BACKFILL.items():
+                if "account" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+                    db.execute(backfill, (SANDBOX_SECRET_ID,))
             db.execute("COMMIT")
 
     @contextmanager

@@ -7,6 +7,7 @@ prefetch in DescribePurgeTasks. One code path serves both kinds (`_Kind` says wh
 Choices where the docs leave it open:
 - An unknown ZoneId (anything not matching `zone-[a-z0-9]+`) answers
   `InvalidParameter.ZoneNotFound`, a code listed in the SDK's teo errorcodes.py ("site not found").
+  A zone of another account is `ResourceUnavailable.ZoneNotFound` on every action (`sandbox.accounts`).
 - An empty `Targets` list answers `MissingParameter` (nothing to prefetch is the same as no field).
 - Query times must carry a UTC offset (`+08:00` or `Z`), as RFC 3339 requires; a naive time is
   `InvalidParameter.ParameterError` rather than a silent guess at the zone.
@@ -36,6 +37,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+from .accounts import ZONE_NOT_OWNED
 from .steering import steered_tasks
 from .tasks import NewTask, QuotaExceeded
 from .tencent import ApiError, Context, Params, TencentService
@@ -115,11 +117,14 @@ def parse_time(name: str, value: str) -> datetime:
     return parsed
 
 
-def _zone(params: Params) -> str:
+def _zone(params: Params, ctx: Context) -> str:
+    """The request's ZoneId: a zone of the caller's account (one nobody owns yet becomes its own)."""
     zone_id = params.string("ZoneId", required=True)
     assert zone_id is not None
     if not ZONE_ID.fullmatch(zone_id):
         raise ApiError(ZONE_NOT_FOUND, f"Zone `{zone_id}` does not exist.")
+    if ctx.store.claim(SERVICE_NAME, [zone_id], ctx.account):
+        raise ApiError(ZONE_NOT_OWNED, f"Zone `{zone_id}` does not exist or does not belong to this account.")
     return zone_id
 
 
@@ -130,7 +135,7 @@ def _is_url(target: str) -> bool:
 
 def create_prefetch_task(params: Params, ctx: Context) -> dict[str, Any]:
     params.only(["ZoneId", "Targets", "Mode", "Headers", "EncodeUrl", "PrefetchMediaSegments"])
-    zone_id = _zone(params)
+    zone_id = _zone(params, ctx)
     targets = _targets(params)
     mode = params.string("Mode")
     if mode not in (None, "default", "edge"):
@@ -147,7 +152,7 @@ def create_prefetch_task(params: Params, ctx: Context) -> dict[str, Any]:
 
 def create_purge_task(params: Params, ctx: Context) -> dict[str, Any]:
     params.only(["ZoneId", "Type", "Method", "Targets", "EncodeUrl", "CacheTag"])
-    zone_id = _zone(params)
+    zone_id = _zone(params, ctx)
     kind = params.string("Type", required=True)
     if kind not in PURGE_TYPES:
         raise ApiError(PARAMETER_ERROR, f"Type must be one of {', '.join(PURGE_TYPES)}; got {kind!r}.")
@@ -190,7 +195,8 @@ def _submit(ctx: Context, kind: _Kind, zone_id: str, targets: list[str]) -> dict
     job_id = new_job_id()
     daily = int(store.get_setting(kind.daily_setting))
     try:
-        store.create_tasks(SERVICE_NAME, zone_id, job_id, tasks, now=ctx.now, daily_limit=daily, kind=kind.name)
+        store.create_tasks(SERVICE_NAME, zone_id, job_id, tasks, now=ctx.now, daily_limit=daily, kind=kind.name,
+                           account=ctx.account)
     except QuotaExceeded as exc:
         raise ApiError(
             "LimitExceeded.DailyQuota",
@@ -213,7 +219,7 @@ def describe_purge_tasks(params: Params, ctx: Context) -> dict[str, Any]:
 
 def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     params.only(["ZoneId", "StartTime", "EndTime", "Offset", "Limit", "Filters"])
-    zone_id = _zone(params)  # required since 2024-05-30
+    zone_id = _zone(params, ctx)  # required since 2024-05-30
     offset = params.integer("Offset", 0)
     limit = params.integer("Limit", 20)
     if offset < 0:
@@ -299,7 +305,7 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
 
 def describe_content_quota(params: Params, ctx: Context) -> dict[str, Any]:
     params.only(["ZoneId"])
-    zone_id = _zone(params)
+    zone_id = _zone(params, ctx)
     prefetch, purge = (_quota(ctx, zone_id, kind) for kind in (PREFETCH, PURGE))
     untouched = [{**purge, "Type": t, "DailyAvailable": purge["Daily"]} for t in PURGE_TYPES[1:4]]  # not emulated
     return {"PurgeQuota": [purge, *untouched], "PrefetchQuota": [prefetch]}

@@ -29,10 +29,16 @@ Every kind imitates what the official SDKs see from the real failure (cdn-apis.m
 - `wrong_content_type`: the normal (or error) body as `application/json; charset=utf-8`. The Tencent
   SDK then skips its error check and returns an empty model for an error; UCloud's SDK does not look
   at the header at all.
-- `clock_skew`: the TC3 timestamp check runs as if the server clock were `delay_seconds` off
-  (default 600; negative = behind), so Tencent answers `AuthFailure.SignatureExpire` once the skew
-  exceeds 300 s. UCloud signatures carry no timestamp, so it has no effect there: clock_skew faults
-  never match UCloud requests (and one scoped to `ucloud` is refused).
+- `clock_skew`: the cloud's clock runs `delay_seconds` ahead of true time (default 600; negative:
+  behind) for the requests it fires on; with no `count` that is every request, a cloud whose clock is
+  off. Tencent (teo, cdn) checks the TC3 timestamp on it, so beyond 300 s either way every request is
+  refused with `AuthFailure.SignatureExpire` (within, nothing else changes). UCloud signatures carry
+  no time, so nothing is refused: its API reads and writes every time on that clock instead, as a
+  real cloud with a wrong clock would. Answers report CreateTime/FinishTime shifted by the skew,
+  BeginTime/EndTime are read on its clock and default to its now (EndTime = now + skew), while the
+  tasks run in true time. E.g. `add_fault("clock_skew", service="ucloud", delay_seconds=1800)`
+  (`python -m sandbox fault add clock_skew --service ucloud --delay 1800`) is a UCloud 30 minutes
+  ahead; `-1800`, 30 minutes behind.
 
 `executed` only chooses for http_5xx, slow and reset. The answer-mangling kinds (malformed_json,
 missing_field, null_field, wrong_content_type) always execute; throttle and clock_skew never do.
@@ -60,8 +66,6 @@ NEVER_EXECUTED = frozenset({"throttle", "clock_skew"})
 DEFAULT_DELAYS: dict[str, float] = {"slow": 35.0, "clock_skew": 600.0}
 """delay_seconds when not given: slow sleeps past a 30 s client timeout; 600 s is twice the TC3 window."""
 DEFAULT_STATUS = 502
-TIMESTAMP_FREE_SERVICES = frozenset({"ucloud"})
-"""Services whose signature covers no timestamp: clock_skew cannot affect them."""
 
 DEFAULT_FIELDS: Mapping[tuple[str, str], str] = {
     ("teo", "CreatePrefetchTask"): "Response.JobId",
@@ -114,8 +118,6 @@ class Fault:
         if self.service is not None and self.service != service:
             return False
         if self.action is not None and self.action != action:
-            return False
-        if self.kind == "clock_skew" and service in TIMESTAMP_FREE_SERVICES:
             return False
         return self.count is None or self.fired < self.count
 
@@ -190,8 +192,6 @@ def normalize(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     if service is not None and service not in services:
         raise ValueError(f"service must be one of {', '.join(services)} (or None for all); got {service!r}")
-    if kind == "clock_skew" and service in TIMESTAMP_FREE_SERVICES:
-        raise ValueError(f"clock_skew has no effect on {service}: its signature covers no timestamp")
     if action is not None:
         if not isinstance(action, str) or action not in known_actions(service):
             where = f" of {service}" if service else ""

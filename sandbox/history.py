@@ -38,6 +38,7 @@ class TaskFilters(TypedDict, total=False):
     target_contains: str | None
     statuses: Iterable[str] | None
     hosts: Iterable[str] | None
+    account: str | None
 
 
 class TaskHistory(Database):
@@ -209,6 +210,9 @@ def task_query(
         wanted_hosts = [h.lower() for h in hosts]
         where.append(f"host IN ({_marks(wanted_hosts)})")
         args.extend(wanted_hosts)
+    if (account := filters.get("account")) is not None:  # whose tasks: a Cloud CDN history is an account's
+        where.append("account = ?")
+        args.append(account)
     timeless_where, timeless_args = " AND ".join(where), tuple(args)  # what does not depend on `now`
     bounds_sql = None
     wanted: list[str] = []

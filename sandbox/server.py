@@ -27,16 +27,10 @@ from typing import Callable, Hashable, Mapping
 
 from . import edgeone, faults, tencent, tencent_cdn, ucloud, ucloud_wire
 from .faults import Fault
+from .keys import TENCENT_KEYS, UCLOUD_KEYS
 from .origin import check_loopback
 from .store import SandboxStore
 from .wire import Env, HttpRequest, Identity, RateLimiter, Reply
-
-SANDBOX_SECRET_ID = "sandbox-secret-id"
-SANDBOX_SECRET_KEY = "sandbox-secret-key"
-"""The built-in credential pair. Deliberately unlike a real `AKID...` key, so it is never mistaken for one."""
-SANDBOX_UCLOUD_PUBLIC_KEY = "sandbox-public-key"
-SANDBOX_UCLOUD_PRIVATE_KEY = "sandbox-private-key"
-"""The built-in UCloud key pair (PublicKey, PrivateKey)."""
 
 TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (edgeone.SERVICE, tencent_cdn.SERVICE)}
 """Emulated Tencent services by credential-scope name. A new service is one module + one entry here."""
@@ -171,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "throttle":
             env = dataclasses.replace(env, limiter=_Throttled())
         elif kind == "clock_skew":
-            env = dataclasses.replace(env, auth_clock_offset=float(fault.delay_seconds or 0.0))
+            env = dataclasses.replace(env, clock_offset=float(fault.delay_seconds or 0.0))
 
         if kind in faults.EXECUTED_CHOICE and not fault.executed:
             if kind == "http_5xx":
@@ -299,8 +293,10 @@ class Sandbox:
     Usage: `with Sandbox(tmp_path / "sb.db") as sb:` then point the Tencent SDK at it with
     `HttpProfile(protocol="http", endpoint=sb.endpoint)` and the SANDBOX_SECRET_* pair, or the
     UCloud SDK with `{"base_url": sb.url}` and the SANDBOX_UCLOUD_* pair; every service shares the
-    port and the db. Port 0 (the default) picks a free port; `sb.store` steers it (rules, faults,
-    settings, log). `stop()` also wakes requests stalled by a `slow` fault, so it never waits for them.
+    port and the db. Without `credentials` / `ucloud_credentials` it accepts the built-in pairs of
+    `sandbox.keys` (two accounts per family; who owns what: `sandbox.accounts`). Port 0 (the default)
+    picks a free port; `sb.store` steers it (rules, faults, settings, log). `stop()` also wakes
+    requests stalled by a `slow` fault, so it never waits for them.
     """
 
     def __init__(
@@ -316,11 +312,8 @@ class Sandbox:
         self.host = host
         self._requested_port = int(port)
         self.store = SandboxStore(db_path)
-        self.credentials = dict(credentials) if credentials is not None else {SANDBOX_SECRET_ID: SANDBOX_SECRET_KEY}
-        self.ucloud_credentials = (
-            dict(ucloud_credentials) if ucloud_credentials is not None
-            else {SANDBOX_UCLOUD_PUBLIC_KEY: SANDBOX_UCLOUD_PRIVATE_KEY}
-        )
+        self.credentials = dict(credentials) if credentials is not None else dict(TENCENT_KEYS)
+        self.ucloud_credentials = dict(ucloud_credentials) if ucloud_credentials is not None else dict(UCLOUD_KEYS)
         if progress_seconds is not None:
             # Settings live in the db so another process (or the CLI) sees and can change them.
             self.store.set_setting("progress_seconds", progress_seconds)

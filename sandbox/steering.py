@@ -1,4 +1,4 @@
-"""How a test or the CLI steers the sandbox: outcome rules, faults, settings and UCloud domains.
+"""How a test or the CLI steers the sandbox: outcome rules, faults and settings.
 
 These tables are written by whoever steers and read by every request; the tasks they shape are
 `sandbox.tasks`'s. Rules steer one kind of task (prefetch by default, or purge, or both), so a test
@@ -153,7 +153,7 @@ def steered_tasks(steering: Steering, service: str, urls: Iterable[str], *, now:
 
 
 class Steering(Database):
-    """The rules, faults, settings and ucloud_domains tables."""
+    """The rules, faults and settings tables."""
 
     # ----- rules ---------------------------------------------------------------------------------
 
@@ -337,36 +337,6 @@ class Steering(Database):
         with self._connect() as db:
             stored = {r["key"]: json.loads(r["value"]) for r in db.execute("SELECT key, value FROM settings")}
         return {k: (s.kind(stored[k]) if k in stored else s.default) for k, s in SETTINGS.items()}
-
-    # ----- UCloud domains ------------------------------------------------------------------------
-
-    def add_ucloud_domain(self, domain_id: str, host: str) -> None:
-        """Declare a UCloud DomainId and its hostname (GetUcdnDomainPrefetchRefreshState needs it).
-
-        UCloud quotas are per domain while URLs only name a host, so this is the link between the two.
-        Adding an existing id re-points it. Domains are configuration: `reset()` keeps them.
-        """
-        if not isinstance(domain_id, str) or not domain_id.strip():
-            raise ValueError("domain_id must be a non-empty string, e.g. 'ucdn-abc123'")
-        if not isinstance(host, str) or not host.strip() or "/" in host or " " in host.strip():
-            raise ValueError(f"host must be a bare hostname such as 'static.example.com'; got {host!r}")
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO ucloud_domains (domain_id, host) VALUES (?, ?) "
-                "ON CONFLICT(domain_id) DO UPDATE SET host = excluded.host",
-                (domain_id.strip(), host.strip().lower()),
-            )
-
-    def ucloud_domains(self) -> dict[str, str]:
-        """DomainId -> hostname, sorted by DomainId."""
-        with self._connect() as db:
-            rows = db.execute("SELECT domain_id, host FROM ucloud_domains ORDER BY domain_id").fetchall()
-        return {r["domain_id"]: r["host"] for r in rows}
-
-    def ucloud_domain_host(self, domain_id: str) -> str | None:
-        with self._connect() as db:
-            row = db.execute("SELECT host FROM ucloud_domains WHERE domain_id = ?", (domain_id,)).fetchone()
-        return None if row is None else str(row["host"])
 
 
 def _convert(key: str, spec: _Setting, value: Any) -> Value:

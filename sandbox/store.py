@@ -2,15 +2,17 @@
 
 Each table has its own module: `database` (the file: schema, upgrades, connections), `tasks` (task
 rows and their quota), `history` (history pages), `steering` (rules, faults, settings, UCloud
-domains), `edge` (origin versions, cache TTLs, the edge replayed from tasks) and `request_log`. The store composes them so that a test, the CLI or the server steers a
-sandbox in any process with one object and one path; the names other code imports from here stay
-importable from here.
+domains), `accounts` (who owns which zone and domain), `edge` (origin versions, cache TTLs, the edge
+replayed from tasks) and `request_log`. The store composes them so that a test, the CLI or the
+server steers a sandbox in any process with one object and one path; the names other code imports
+from here stay importable from here.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from .accounts import AccountTable, Ownership
 from .edge import DEFAULT_VERSION, EdgeCopy, EdgeModel, TaskSummary
 from .history import TaskHistory, TaskQuery, task_query
 from .origin import S3Origin
@@ -31,12 +33,13 @@ from .tasks import (
 
 __all__ = [
     "BEIJING_OFFSET_SECONDS", "DEFAULT_FAILURES", "DEFAULT_VERSION", "KINDS", "OUTCOMES", "SERVICES", "SETTINGS",
-    "TASK_FIELDS", "Charge", "EdgeCopy", "NewTask", "QuotaExceeded", "Rule", "S3Origin", "SandboxStore", "StoredTask",
+    "TASK_FIELDS", "Charge", "EdgeCopy", "NewTask", "Ownership", "QuotaExceeded", "Rule", "S3Origin", "SandboxStore",
+    "StoredTask",
     "SubmitTooSoon", "TaskQuery", "TaskSummary", "beijing_day_bounds", "pick_rule", "task_progress", "task_query",
 ]
 
 
-class SandboxStore(TaskHistory, TaskTable, EdgeModel, RequestLog):
+class SandboxStore(TaskHistory, TaskTable, EdgeModel, RequestLog, AccountTable):
     """All sandbox state in one SQLite file; every method is safe to call from any thread/process."""
 
     def __repr__(self) -> str:
@@ -51,7 +54,7 @@ class SandboxStore(TaskHistory, TaskTable, EdgeModel, RequestLog):
 
     def reset(self) -> None:
         """Drop tasks, rules, faults, quota usage, origin versions and the log. Settings, UCloud domains,
-        cache TTLs and S3 origins are kept (configuration)."""
+        owners (accounts), cache TTLs and S3 origins are kept (configuration)."""
         with self._write() as db:
             for table in ("tasks", "rules", "faults", "usage", "requests", "origin_versions"):
                 db.execute(f"DELETE FROM {table}")

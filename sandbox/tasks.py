@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
 from .database import Database
+from .keys import default_account
 
 BEIJING_OFFSET_SECONDS = 8 * 3600  # daily quotas reset at midnight UTC+8
 
@@ -76,13 +77,15 @@ class Charge:
     """Quota one submit spends: `count` targets against `scope`'s daily `limit` (None: uncapped).
 
     `kind`: the quota it is counted in, when not the tasks' own kind (UCloud's directory refreshes
-    have a quota of their own, "purge_dir").
+    have a quota of their own, "purge_dir"). `account`: the quota is that account's own in `scope`
+    (a Cloud CDN area); None: the scope's, whoever spends it (a zone, a UCloud domain).
     """
 
     scope: str
     count: int
     limit: int | None = None
     kind: str | None = None
+    account: str | None = None
 
 
 class QuotaExceeded(Exception):
@@ -124,6 +127,7 @@ class TaskTable(Database):
         kind: str = "prefetch",
         charges: Sequence[Charge] | None = None,
         min_interval: float | None = None,
+        account: str | None = None,
     ) -> None:
         """Insert tasks and charge them to today's quota, atomically.
 
@@ -131,8 +135,11 @@ class TaskTable(Database):
         that when quota is kept elsewhere (a CDN `global` push spends both areas, UCloud counts per
         host). Raises QuotaExceeded (writing nothing) if any limit would be passed, and SubmitTooSoon
         if `scope` created tasks less than `min_interval` seconds ago: two concurrent submits can
-        never both squeeze under a limit.
+        never both squeeze under a limit. `account` (who submits; None: `default_account`) is recorded
+        on the tasks and the usage.
         """
+        if account is None:
+            account = default_account(service, scope)
         if charges is None:
             charges = [Charge(scope, len(tasks), daily_limit)]
         with self._write() as db:
@@ -142,21 +149,21 @@ class TaskTable(Database):
                     raise SubmitTooSoon(last, min_interval - (now - last))
             for charge in charges:
                 if charge.limit is not None and charge.count:
-                    used = self._used_today(db, service, charge.scope, charge.kind or kind, now)
+                    used = self._used_today(db, service, charge.scope, charge.kind or kind, now, charge.account)
                     if used + charge.count > charge.limit:
                         raise QuotaExceeded(used, charge.count, charge.limit, charge.scope)
             db.executemany(
                 "INSERT INTO tasks (service, scope, kind, job_id, target, host, created, finish, outcome,"
-                " fail_type, fail_message, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " fail_type, fail_message, extra, account) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (service, scope, kind, job_id, t.target, t.host, now, t.finish, t.outcome,
-                     t.fail_type, t.fail_message, json.dumps(t.extra or {}))
+                     t.fail_type, t.fail_message, json.dumps(t.extra or {}), account)
                     for t in tasks
                 ],
             )
             db.executemany(
-                "INSERT INTO usage (service, scope, kind, at, count) VALUES (?,?,?,?,?)",
-                [(service, c.scope, c.kind or kind, now, c.count) for c in charges if c.count],
+                "INSERT INTO usage (service, scope, kind, at, count, account) VALUES (?,?,?,?,?,?)",
+                [(service, c.scope, c.kind or kind, now, c.count, account) for c in charges if c.count],
             )
 
     def last_submit(self, service: str, scope: str, *, kind: str = "prefetch") -> float | None:
@@ -171,20 +178,22 @@ class TaskTable(Database):
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
-    def used_today(self, service: str, scope: str, *, now: float, kind: str = "prefetch") -> int:
-        """Targets charged to `scope` during the current Beijing-time (UTC+8) day."""
+    def used_today(self, service: str, scope: str, *, now: float, kind: str = "prefetch",
+                   account: str | None = None) -> int:
+        """Targets charged to `scope` during the current Beijing-time (UTC+8) day (by `account` only, if named)."""
         with self._connect() as db:
-            return self._used_today(db, service, scope, kind, now)
+            return self._used_today(db, service, scope, kind, now, account)
 
     @staticmethod
-    def _used_today(db: sqlite3.Connection, service: str, scope: str, kind: str, now: float) -> int:
+    def _used_today(db: sqlite3.Connection, service: str, scope: str, kind: str, now: float,
+                    account: str | None = None) -> int:
         start, end = beijing_day_bounds(now)
-        row = db.execute(
-            "SELECT COALESCE(SUM(count), 0) FROM usage"
-            " WHERE service = ? AND scope = ? AND kind = ? AND at >= ? AND at < ?",
-            (service, scope, kind, start, end),
-        ).fetchone()
-        return int(row[0])
+        sql = ("SELECT COALESCE(SUM(count), 0) FROM usage"
+               " WHERE service = ? AND scope = ? AND kind = ? AND at >= ? AND at < ?")
+        args: tuple[object, ...] = (service, scope, kind, start, end)
+        if account is not None:
+            sql, args = sql + " AND account = ?", (*args, account)
+        return int(db.execute(sql, args).fetchone()[0])
 
     def tasks(self, service: str | None = None, *, kind: str | None = None) -> list[StoredTask]:
         """Every task row in insertion order, of one service and kind if named (for tests and debugging)."""

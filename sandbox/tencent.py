@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from . import tc3
+from .keys import SANDBOX_SECRET_ID
 from .store import SandboxStore
 from .wire import Env, HttpRequest, Identity, Reply
 
@@ -40,6 +41,7 @@ class Context:
     now: float  # wall clock, Unix seconds, fixed for the whole request
     request_id: str
     from_query: bool = False  # GET: every scalar arrived as a string
+    account: str = SANDBOX_SECRET_ID  # the caller's SecretId: what it may use is its account's (sandbox.accounts)
 
 
 Handler = Callable[["Params", Context], dict[str, Any]]
@@ -227,7 +229,7 @@ def handle(req: HttpRequest, env: Env, services: Mapping[str, TencentService]) -
             raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct.")
         tc3.verify(
             auth, secret_key=secret_key, timestamp_header=req.headers.get("x-tc-timestamp"),
-            now=now + env.auth_clock_offset,
+            now=now + env.clock_offset,
             method=req.method, path=req.path, query=req.query if req.method == "GET" else "",
             headers=req.headers, payload=req.body,
         )
@@ -253,7 +255,7 @@ def handle(req: HttpRequest, env: Env, services: Mapping[str, TencentService]) -
         if params_error is not None:
             raise params_error
         assert params is not None
-        ctx = Context(env.store, now, reply.request_id, from_query=req.method == "GET")
+        ctx = Context(env.store, now, reply.request_id, from_query=req.method == "GET", account=auth.secret_id)
         result = handler(Params(params, from_query=ctx.from_query), ctx)
         reply.body = {"Response": {**result, "RequestId": reply.request_id}}
     except (ApiError, tc3.Tc3Error) as exc:

@@ -11,6 +11,8 @@ Choices where the docs leave it open:
   20"); the sandbox serves up to the setting `cdn_history_max_limit` (default 1000). A larger Limit is refused with
   `InvalidParameter.CdnParamError` (`cdn_history_over_limit` = `refuse`, the default) or served
   capped to that many rows (`cap`). Below 1 is always refused, as is a negative Offset.
+- Accounts (`sandbox.accounts`): a URL (or a Keyword) on another account's domain is
+  `ResourceNotFound.CdnHostNotExists`; histories and the daily quotas of each area are per account.
 - No maximum query window is enforced, but rows older than `cdn_history_days` (default 30, what
   the legacy log API documented) are never returned.
 - A time that is not `YYYY-MM-DD hh:mm:ss`, or EndTime before StartTime, is
@@ -43,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from .accounts import CDN_HOST_NOT_OWNED
 from .steering import steered_tasks
 from .tasks import Charge, QuotaExceeded, StoredTask
 from .tencent import ApiError, Context, Params, TencentService
@@ -219,6 +222,7 @@ def _submit(params: Params, ctx: Context, kind: _Kind, urls: list[str], area: st
     batch = int(store.get_setting(kind.batch_setting))
     if len(urls) > batch:
         raise ApiError(kind.batch_code, f"{len(urls)} URLs submitted; at most {batch} per call for area {area}.")
+    _own_domains(ctx, [_host(u) for u in urls])
 
     tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now, kind=kind.name)
     for task in tasks:
@@ -230,8 +234,8 @@ def _submit(params: Params, ctx: Context, kind: _Kind, urls: list[str], area: st
     task_id = new_task_id(ctx.now)
     try:
         store.create_tasks(
-            SERVICE_NAME, area, task_id, tasks, now=ctx.now, kind=kind.name,
-            charges=[Charge(a, len(tasks), limits[a]) for a in spent],
+            SERVICE_NAME, area, task_id, tasks, now=ctx.now, kind=kind.name, account=ctx.account,
+            charges=[Charge(a, len(tasks), limits[a], account=ctx.account) for a in spent],
         )
     except QuotaExceeded as exc:
         raise ApiError(
@@ -291,12 +295,30 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     keyword = (params.string("Keyword") or "").strip()
     if keyword.lower().startswith(("http://", "https://")):
         query["target"] = keyword
+        _own_domains(ctx, [_host(keyword)])
     elif keyword:
         query["hosts"] = [keyword.lower()]
+        _own_domains(ctx, [keyword])
 
     total, rows = ctx.store.query_tasks(SERVICE_NAME, area, now=ctx.now, offset=offset, limit=limit,
-                                        kind=kind.name, **query)
+                                        kind=kind.name, account=ctx.account, **query)
     return {kind.logs: [kind.row(row, ctx.now) for row in rows], "TotalCount": total}
+
+
+def _own_domains(ctx: Context, hosts: list[str]) -> None:
+    """The caller's account may use these domains (those nobody owns yet become its own), or the call fails."""
+    foreign = ctx.store.claim(SERVICE_NAME, [h for h in hosts if h], ctx.account)
+    if foreign:
+        raise ApiError(CDN_HOST_NOT_OWNED, f"The domain {min(foreign)} was not found in this account; "
+                                           "check that the domain is correct.")
+
+
+def _host(url: str) -> str:
+    """A URL's host, lowercase; "" if it has none (or is no URL at all)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return ""
 
 
 def _served_limit(limit: int, ctx: Context) -> int:
@@ -324,7 +346,7 @@ def _quotas(ctx: Context, kind: _Kind) -> list[dict[str, Any]]:
     limits = _daily_limits(ctx, kind)
     quotas = []
     for area in AREAS:
-        used = ctx.store.used_today(SERVICE_NAME, area, now=ctx.now, kind=kind.name)
+        used = ctx.store.used_today(SERVICE_NAME, area, now=ctx.now, kind=kind.name, account=ctx.account)
         quotas.append({"Area": area, "Batch": batch, "Total": limits[area], "Available": max(0, limits[area] - used)})
     return quotas
 

@@ -10,6 +10,11 @@ adapters are (`components/clouds/`). Choices where the docs leave it open:
 - GetUcdnDomainPrefetchRefreshState knows DomainIds declared with `add_ucloud_domain` (or the CLI's
   `ucloud-domain add`); any other DomainId is RetCode 44003 "domain not found". It reports prefetch,
   file-refresh and directory-refresh quota and today's use per domain.
+- Accounts (`sandbox.accounts`): another account's DomainId, or a submitted URL on the host of another
+  account's domain, is RetCode 299 (IAM permission check failed).
+- Clock (a `clock_skew` fault): the cloud's clock may be off true time. Every time of the API is on
+  it: CreateTime and FinishTime in answers, BeginTime/EndTime and their defaults (EndTime = its now).
+  Tasks still run in true time (progress, the submit interval, the quota day).
 - Refresh (RefreshNewUcdnDomainCache, DescribeNewUcdnRefreshCacheTask) is prefetch's twin with its
   own history and quotas: `Type` is `file` or `dir` (the API doc's two; the SDK also names `m3u8`,
   answered 230), a `dir` URL must end with `/`. At most `ucloud_refresh_batch` URLs per call (30,
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from .accounts import RET_NOT_PERMITTED
 from .steering import steered_tasks
 from .tasks import Charge, QuotaExceeded, SubmitTooSoon, task_progress
 from .ucloud_wire import RET_THROTTLED, SERVICE_NAME, Context, Handler, Params, UCloudError, bad_param
@@ -120,6 +126,8 @@ def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
             raise bad_param(f"UrlList.{i}", f"must start with http:// or https:// and name a domain; got {url!r}")
         if refresh_type == "dir" and not url.endswith("/"):
             raise bad_param(f"UrlList.{i}", f"a directory must end with /; got {url!r}")
+    by_host = store.ucloud_domain_ids({(urlsplit(url).hostname or "").lower() for url in urls})
+    _own_domains(ctx, [domain_id for ids in by_host.values() for domain_id in ids])
 
     tasks = steered_tasks(store, SERVICE_NAME, urls, now=ctx.now, kind=kind.name)
     for task in tasks:
@@ -134,7 +142,7 @@ def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     task_id = new_task_id()
     try:
         store.create_tasks(
-            SERVICE_NAME, ctx.public_key, task_id, tasks, now=ctx.now, kind=kind.name,
+            SERVICE_NAME, ctx.public_key, task_id, tasks, now=ctx.now, kind=kind.name, account=ctx.public_key,
             charges=[Charge(host, count, daily, quota_kind) for host, count in sorted(per_host.items())],
             min_interval=interval,
         )
@@ -147,6 +155,14 @@ def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
             f"submitted > {exc.limit}",
         ) from None
     return {"TaskId": task_id}
+
+
+def _own_domains(ctx: Context, domain_ids: list[str]) -> None:
+    """The caller's account may use these domains (those nobody owns yet become its own), or the call fails."""
+    foreign = ctx.store.claim(SERVICE_NAME, domain_ids, ctx.public_key)
+    if foreign:
+        raise UCloudError(RET_NOT_PERMITTED, f"IAM permission check failed: domain {min(foreign)} does not "
+                                             "belong to this account")
 
 
 URL_COLUMNS = ("job_id", "target", "created", "finish", "outcome")
@@ -188,7 +204,7 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     if end is not None and begin is None:
         raise bad_param("BeginTime", "required when EndTime is given")
     if end is None:
-        end = int(ctx.now)
+        end = ctx.cloud_now
     if begin is None:
         begin = end - 86400
     if begin > end:
@@ -205,9 +221,10 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     params.boolean("IsDcdn")
 
     columns = (*URL_COLUMNS, "extra") if kind.typed else URL_COLUMNS
+    skew = ctx.clock_offset  # the window is on the cloud's clock, the rows in true time
     rows = ctx.store.task_values(
-        SERVICE_NAME, ctx.public_key, columns, now=ctx.now, start=begin, end=end, job_ids=task_ids or None,
-        kind=kind.name,
+        SERVICE_NAME, ctx.public_key, columns, now=ctx.now, start=begin - skew, end=end - skew,
+        job_ids=task_ids or None, kind=kind.name,
     )
     grouped: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:  # newest task first; its URLs come newest-id first, so reverse them below
@@ -223,14 +240,14 @@ def _describe(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     tasks = [  # only the page's URLs are rendered
         {
             "TaskId": task_id,
-            "CreateTime": int(task_rows[0][2]),
+            "CreateTime": int(task_rows[0][2]) + skew,
             "Status": aggregate,
             **({"Type": json.loads(task_rows[0][5]).get("type", "file")} if kind.typed else {}),
             "UrlLists": [
                 {
                     "Url": target,
-                    "CreateTime": int(created),
-                    "FinishTime": int(finish) if now >= finish else 0,
+                    "CreateTime": int(created) + skew,
+                    "FinishTime": int(finish) + skew if now >= finish else 0,
                     "Status": _url_status(created, finish, outcome, now),
                     "Progress": task_progress(created, finish, now),
                 }
@@ -252,6 +269,7 @@ def get_ucdn_domain_prefetch_refresh_state(params: Params, ctx: Context) -> dict
             RET_DOMAIN_NOT_FOUND,
             f"domain not found: {domain_id} (declare it with `python -m sandbox ucloud-domain add`)",
         )
+    _own_domains(ctx, [domain_id])
     def used(kind: str) -> int:
         return ctx.store.used_today(SERVICE_NAME, host, now=ctx.now, kind=kind)
 

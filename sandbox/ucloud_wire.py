@@ -150,9 +150,15 @@ class Context:
     """What an action handler gets besides its parameters."""
 
     store: SandboxStore
-    now: float
+    now: float  # true time: when tasks are created and finish
     public_key: str  # the account: tasks and the submit interval are per PublicKey
     request_id: str
+    clock_offset: int = 0  # the cloud's clock minus true time, whole seconds (a clock_skew fault)
+
+    @property
+    def cloud_now(self) -> int:
+        """Now on the cloud's clock, in the Unix seconds of its API."""
+        return int(self.now) + self.clock_offset
 
 
 class Params:
@@ -254,7 +260,7 @@ def handle(req: HttpRequest, env: Env, actions: Mapping[str, Handler]) -> Reply:
         limit = int(env.store.get_setting("rate_limit_per_second"))
         if not env.limiter.allow((public_key, SERVICE_NAME, action), limit):
             raise UCloudError(RET_THROTTLED, f"Request throttled: more than {limit} {action} calls per second")
-        ctx = Context(env.store, env.clock(), public_key, request_id)
+        ctx = Context(env.store, env.clock(), public_key, request_id, clock_offset=round(env.clock_offset))
         result = handler(Params(params), ctx)
         reply.body = {"Action": f"{action}Response", "RetCode": 0, **result}
     except UCloudError as exc:

@@ -83,4 +83,6 @@ class Env:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     clock: Callable[[], float] = time.time
     ucloud_credentials: Mapping[str, str] = field(default_factory=dict)  # UCloud PublicKey -> PrivateKey
-    auth_clock_offset: float = 0.0  # added to the clock for the TC3 timestamp check only (clock_skew fault)
+    clock_offset: float = 0.0
+    """How far the cloud's clock is ahead of `clock` (negative: behind), set by a clock_skew fault. Tencent
+    checks TC3 timestamps on it; UCloud reads and writes every time of its API on it (sandbox.faults)."""

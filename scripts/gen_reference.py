@@ -40,7 +40,7 @@ def type_of(node: dict, schema: dict | None = None) -> str:
     if "const" in node:
         return f"`{node['const']}`"
     if node.get("x-ref") == "duration":
-        return "duration"
+        return "duration" + (f", at most {node['maxDuration']}" if "maxDuration" in node else "")
     kind = node.get("type", "any")
     if kind == "array":
         items = resolve(schema, node.get("items", {})) if schema else node.get("items", {})

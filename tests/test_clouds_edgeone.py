@@ -15,7 +15,7 @@ from components.model.policy import Policy
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.model.connection import Endpoint, TencentCredentials
 from components.model.status import TargetState
-from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
+from sandbox import OTHER_SECRET_ID, OTHER_SECRET_KEY, SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
 from tests.fakes import near_duplicates, now
 
 ZONE = "zone-2o0i4xfimj9g"
@@ -24,8 +24,8 @@ ZONE = "zone-2o0i4xfimj9g"
 pytestmark = pytest.mark.sandbox(progress_seconds=0.0)
 
 
-def adapter(sb, key=SANDBOX_SECRET_KEY, limiter=None):
-    client = make_client(Endpoint("url", "http", sb.endpoint), TencentCredentials(SANDBOX_SECRET_ID, key))
+def adapter(sb, key=SANDBOX_SECRET_KEY, limiter=None, secret_id=SANDBOX_SECRET_ID):
+    client = make_client(Endpoint("url", "http", sb.endpoint), TencentCredentials(secret_id, key))
     return EdgeOneAdapter(client, ZONE, limiter=limiter or SlidingWindowLimiter(20))
 
 
@@ -111,6 +111,21 @@ def test_cloud_errors_name_cloud_action_and_code_without_the_key(sb):
     message = str(info.value)
     assert message.startswith("edgeone DescribeContentQuota failed: AuthFailure.SignatureFailure")
     assert "wrong-secret-key-123" not in message
+
+
+def test_another_accounts_zone_names_the_key_the_zone_and_the_fix_never_the_secret(sb):
+    sb.store.grant("teo", ZONE, OTHER_SECRET_ID)
+    a = adapter(sb)
+    for call in (a.quota, lambda: a.submit(["https://static.example.com/a.js"])):
+        with pytest.raises(CloudError) as info:
+            call()
+        message = str(info.value)
+        assert info.value.kind == "auth" and info.value.code == "ResourceUnavailable.ZoneNotFound"
+        assert f"edgeone zone {ZONE} is not in the account of the key pair whose SecretId ends in …t-id" in message
+        assert "use the key pair of the account that owns the zone (tencentcloud:secretId" in message
+        assert SANDBOX_SECRET_KEY not in message and SANDBOX_SECRET_ID not in message
+    assert len(sb.store.requests(action="DescribeContentQuota")) == 1  # not retried
+    assert adapter(sb, OTHER_SECRET_KEY, secret_id=OTHER_SECRET_ID).quota().available == 10000
 
 
 def test_client_side_limiter_keeps_bursts_under_the_sandbox_limit(sb):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stacks import DESTINATIONS, HOST, Stack, path_of, resource_name, target_diff
+from sandbox import OTHER_SECRET_ID
+from tests.engine import EngineError
+from tests.stacks import DESTINATIONS, HOST, ZONE, Stack, path_of, resource_name, target_diff
 
 CLOUDS = list(DESTINATIONS)
 URLS = [f"https://{HOST}/assets/{i:02d}.js" for i in range(50)]
@@ -49,6 +51,22 @@ def test_drift_scenario_on_each_cloud(tmp_path, sandbox, cloud):
     assert stack.submits(cloud) == [sorted(FAILED + TIMED_OUT)]
     assert stack.engine.preview().changed() == []
     assert stack.rejected_requests() == []
+
+
+def test_a_zone_of_another_account_fails_up_naming_the_key_the_zone_and_the_fix(tmp_path, sandbox):
+    """The sandbox's accounts: the stack's key pair reads another account's zone. (The audited engine
+    checks that no credential reaches the error, the log or the state.)"""
+    sandbox.store.grant("teo", ZONE, OTHER_SECRET_ID)
+    stack = Stack(tmp_path, sandbox)
+    stack.declare(URLS[:2])
+    with pytest.raises(EngineError) as info:
+        stack.engine.up()
+    message = str(info.value)
+    assert "ResourceUnavailable.ZoneNotFound" in message
+    assert (f"edgeone zone {ZONE} is not in the account of the key pair whose SecretId ends in …-e2e: check the "
+            "zone id, or use the key pair of the account that owns the zone (tencentcloud:secretId") in message
+    assert stack.submits() == [] and {e["error_code"] for e in sandbox.store.requests()} == {
+        "ResourceUnavailable.ZoneNotFound"}
 
 
 def test_one_set_on_two_clouds_reports_each_destination_on_its_own(tmp_path, sandbox):

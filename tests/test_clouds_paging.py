@@ -160,6 +160,29 @@ def test_rows_listed_first_between_two_pages_answered_out_of_order_lose_no_row()
     assert server.asked[5:] == [2000]
 
 
+def test_a_repair_that_meets_the_end_of_an_overstated_listing_still_repairs_the_gaps_before_it():
+    """A history whose TotalCount overstates it by 150 rows, read a page at a time while tasks are listed
+    ahead of the old rows, each page answered from the listing as it was when that page was served (as
+    pages fetched at once are). The page at 300 comes from before 19 rows were listed, so old281..old299
+    are a gap; the empty page at 573 too, so the listing seems to end at 573 and [554, 573) is a gap that
+    never held rows. The repair of the real gap is answered a page further back (236 more rows): it must be
+    looked for again after the repair of the other gap meets the listing's end, not given up silently."""
+    old = [f"old{i}" for i in range(554)]
+    v1 = [f"new{i}" for i in range(19)] + old
+    v2 = [f"later{i}" for i in range(236)] + v1
+    served = {1: old, 2: old, 3: v1, 4: old, 5: v1, 6: v1, 7: old}  # the listing each call was answered from
+    asked = []
+
+    def fetch(offset):
+        asked.append(offset)
+        rows = served.get(len(asked), v2)
+        return len(rows) + 150, rows[offset:offset + 100]
+
+    read = [row for page in read_pages(fetch, in_flight=1) for row in page]
+    assert asked[:9] == [0, 100, 200, 300, 400, 500, 573, 300, 809]  # the plain loop, then the two repairs
+    assert set(old) <= set(read)
+
+
 def test_rows_still_uncovered_after_the_repairs_fail_the_read_instead_of_going_missing(monkeypatch):
     monkeypatch.setattr(paging, "REPAIR_ROUNDS", 0)  # no repair allowed: the three skipped rows stay uncovered
     _, fetch = out_of_order_server()

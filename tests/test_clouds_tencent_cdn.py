@@ -84,6 +84,19 @@ def test_beijing_time_is_converted():
     assert parse_beijing("2018-07-30 18:10:53") == datetime(2018, 7, 30, 10, 10, 53, tzinfo=timezone.utc)
 
 
+def test_a_domain_of_another_account_names_the_key_and_the_fix_never_the_secret(sb):
+    sb.store.grant("cdn", "static.example.com", "someone-else")
+    with pytest.raises(CloudError) as info:
+        adapter(sb).submit([URL.format("a")])
+    message = str(info.value)
+    assert info.value.kind == "auth" and info.value.code == "ResourceNotFound.CdnHostNotExists"
+    assert "static.example.com" in message  # the sandbox's message names it; the hint says what to do
+    assert ("a URL's domain is not a domain of the account of the key pair whose SecretId ends in …t-id "
+            "(tencent-cdn area mainland): check that the domain is added to that account") in message
+    assert SANDBOX_SECRET_KEY not in message and SANDBOX_SECRET_ID not in message
+    assert len(sb.store.requests(action="PushUrlsCache")) == 1
+
+
 def test_day_limit_is_a_quota_error_that_is_not_retried(sb):
     sb.store.set_setting("cdn_push_daily_mainland", 1)
     with pytest.raises(CloudError) as info:

@@ -180,6 +180,19 @@ def test_bad_key_is_an_auth_error_without_the_key(sb):
     assert "wrong-private-key-xyz" not in str(info.value)
 
 
+def test_another_accounts_domain_names_the_key_the_domain_and_the_fix_never_the_secret(sb):
+    sb.store.grant("ucloud", DOMAIN, "someone-else")
+    for call in (lambda a: a.quota(), lambda a: a.submit([URL.format("a")])):
+        with pytest.raises(CloudError) as info:
+            call(adapter(sb))
+        message = str(info.value)
+        assert info.value.kind == "auth" and "RetCode 299" in message
+        assert f"the key pair whose PublicKey ends in …-key may not use ucloud domain {DOMAIN}" in message
+        assert "are the key pair of the account that owns the domain" in message
+        assert SANDBOX_UCLOUD_PRIVATE_KEY not in message and SANDBOX_UCLOUD_PUBLIC_KEY not in message
+    assert sb.store.tasks() == []
+
+
 def test_a_single_string_is_refused_not_sent_one_character_at_a_time(sb):
     with pytest.raises(TypeError):
         adapter(sb).submit(URL.format("a"))

@@ -42,7 +42,8 @@ def test_valid_set_is_normalised_with_defaults(tmp_path):
     assert (dest.provider, dest.scope, dest.label) == ("edgeone", {"zone": "zone-abc123", "mode": "default"},
                                                        "edgeone-zone-abc123")
     assert decl.targets == ("https://static.example.com/a.js", "https://static.example.com/b.js")
-    assert decl.duplicates == ("https://static.example.com/a.js",)
+    [repeat] = decl.duplicates
+    assert (repeat.path, repeat.line) == ("targets[1]", 5) and "the same URL as targets[0] (line 4)" in repeat.message
     assert (decl.freshness, decl.wait) == ("24h", "10m")
 
 
@@ -284,6 +285,132 @@ def test_secret_values_are_never_accepted_in_a_declaration_nor_echoed(tmp_path, 
     assert secret not in str(DeclarationError([problem]))
 
 
+# -- URLs: equivalence, what the clouds take, origin endpoints (issue 17) -------------------------
+def test_equivalent_targets_are_one_target_and_each_repeat_is_a_located_warning(tmp_path):
+    write(tmp_path, "site.yaml", GOOD + """\
+  - https://static.example.com/%7euser/./a%2ejs/../b.js
+  - https://static.example.com/~user/b.js
+  - https://Static.Example.com:443/%7Euser/b.js#x
+  - https://static.example.com/a.js
+""")
+    [decl] = load_sets(tmp_path)
+    assert decl.targets == ("https://static.example.com/a.js", "https://static.example.com/~user/b.js")
+    assert [(p.path, p.line) for p in decl.duplicates] == [("targets[2]", 6), ("targets[3]", 7), ("targets[4]", 8)]
+    assert decl.duplicates[1].message == (
+        "'https://Static.Example.com:443/%7Euser/b.js#x' is the same URL as targets[1] (line 5) once normalised "
+        "(RFC 3986): https://static.example.com/~user/b.js counts once; remove one of them")
+    assert decl.duplicates[2].message.startswith("repeats targets[0] (line 4): https://static.example.com/a.js")
+
+
+def test_the_duplicates_warning_names_five_repeats_and_counts_the_rest(tmp_path):
+    path = write(tmp_path, "site.yaml", GOOD + "  - https://static.example.com/a.js\n" * 7)
+    [decl] = load_sets(tmp_path)
+    lines = decl.duplicates_warning().splitlines()
+    assert lines[0] == f"{path}: 7 duplicate targets collapsed, each kept once:"
+    assert lines[1] == f"  - {path}:5: targets[1]: repeats targets[0] (line 4): https://static.example.com/a.js " \
+                       "counts once; remove one of them"
+    assert len(lines) == 7 and lines[-1] == "  - ...and 2 more"
+
+
+def test_an_internationalised_target_is_kept_in_the_form_the_clouds_take(tmp_path):
+    write(tmp_path, "site.yaml", GOOD + "  - https://Bücher.example/café.js?q=ü\n")
+    [decl] = load_sets(tmp_path)
+    assert decl.targets[1] == "https://xn--bcher-kva.example/caf%C3%A9.js?q=%C3%BC"
+
+
+@pytest.mark.parametrize("raw, words", [
+    ("https://static.example.com/a\u0000.js", "contains a control character (U+0000) at character 29; remove it"),
+    ("https://static.example.com/a\u202e.js", "contains an invisible formatting character (U+202E)"),
+    ("https://static.example.com/a\u00a0.js", "contains whitespace (U+00A0) at character 29; percent-encode it"),
+    ("https://xn--a.\u00fc.example/", "not a valid internationalised domain name"),
+    ("https://*.example.com/a.js", "is not a host name"),
+])
+def test_targets_no_cloud_takes_are_located_errors(tmp_path, raw, words):
+    path = write(tmp_path, "x.json", json.dumps({"provider": "edgeone", "zone": "zone-abc123",
+                                                 "targets": ["https://static.example.com/ok.js", raw]}))
+    [problem] = problems_of(tmp_path)
+    assert (problem.file, problem.line, problem.path) == (str(path), 1, "targets[1]") and words in problem.message
+
+
+def test_urls_too_long_for_a_destination_s_cloud_are_located_errors_naming_it(tmp_path):
+    long_url = "https://static.example.com/" + "a" * 8100
+    write(tmp_path, "x.yaml", f"""\
+destinations:
+  - {{provider: edgeone, zone: zone-abc123}}
+  - {{provider: tencent-cdn, area: mainland}}
+targets:
+  - https://static.example.com/ok.js
+  - {long_url}
+""")
+    [problem] = problems_of(tmp_path)
+    assert (problem.path, problem.line) == ("targets[1]", 6)
+    assert problem.message.startswith("destination tencent-cdn-mainland: 'https://static.example.com/aaaa")
+    assert "is 8,127 characters long once normalised; Tencent Cloud CDN takes URLs of at most 8,000" in problem.message
+    assert len(str(problem)) < 400  # the URL is cut in the message
+    write(tmp_path, "x.yaml", f"provider: edgeone\nzone: zone-abc123\ntargets: [{long_url}]\n")
+    [decl] = load_sets(tmp_path)  # EdgeOne takes 8,192
+    assert decl.targets == (long_url,)
+
+
+def test_hosts_outside_the_edgeone_site_named_by_zone_name_are_located_errors(tmp_path):
+    write(tmp_path, "x.yaml", """\
+provider: edgeone
+zoneName: example.com
+targets:
+  - https://static.example.com/a.js
+  - https://example.org/b.js
+origin: {bucket: b, publicBaseUrl: 'https://cdn.example.net/files'}
+""")
+    problems = problems_of(tmp_path)
+    assert [(p.path, p.line) for p in problems] == [("targets[1]", 5), ("origin.publicBaseUrl", 6)]
+    assert problems[0].message.startswith("destination edgeone-example.com: host example.org is not example.com or "
+                                          "below it")
+
+
+def test_a_ucloud_destination_takes_one_host_its_origin_included(tmp_path):
+    write(tmp_path, "x.yaml", """\
+provider: ucloud
+domainId: ucdn-abc123
+targets:
+  - https://static.example.com/a.js
+  - http://static.example.com/b.js
+  - https://img.example.com/c.png
+origin: {bucket: b, publicBaseUrl: 'https://files.example.com'}
+""")
+    problems = problems_of(tmp_path)
+    assert [(p.path, p.line) for p in problems] == [("targets[2]", 6), ("origin.publicBaseUrl", 7)]
+    assert "host img.example.com differs from static.example.com (targets[0])" in problems[0].message
+    assert "must start with http(s)://<that domain>/" in problems[0].message
+
+
+def test_target_messages_never_quote_userinfo(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "  - ftp://alice:hunter2-secret@static.example.com/b.js\n")  # the schema's
+    write(tmp_path, "b.yaml", GOOD + "  - https://alice:hunter2-secret@static.example.com/c d.js\n")  # ours
+    text = str(DeclarationError(problems_of(tmp_path)))
+    assert "a.yaml:5: targets[1]: 'ftp://***@static.example.com/b.js' is not valid" in text
+    assert "hunter2" not in text and "https://***@static.example.com/c d.js" in text
+
+
+def test_an_origin_endpoint_with_credentials_is_a_located_error_pointing_to_origin_credentials(tmp_path):
+    path = write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", "http://AKIA1:wJalrSECRET@minio:9000"))
+    [problem] = problems_of(tmp_path)
+    assert (problem.file, problem.line, problem.path) == (str(path), 5, "origin.endpoint")
+    assert "carries credentials" in problem.message and "cdn-prefetch:originCredentials" in problem.message
+    assert "wJalr" not in str(problem) and "AKIA1" not in str(problem)
+
+
+@pytest.mark.parametrize("endpoint", ["http://169.254.169.254", "http://[fe80::1]:9000", "http://100.100.100.200",
+                                      "http://metadata.google.internal", "http://2852039166/"])
+def test_an_origin_endpoint_at_a_metadata_address_needs_allow_link_local(tmp_path, endpoint):
+    write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", endpoint))
+    [problem] = problems_of(tmp_path)
+    assert (problem.path, problem.line) == ("origin.endpoint", 5)
+    assert "instance metadata" in problem.message and "origin.allowLinkLocal: true" in problem.message
+    write(tmp_path, "x.yaml", ORIGIN.replace("http://127.0.0.1:9000/", endpoint) + "  allowLinkLocal: true\n")
+    [decl] = load_sets(tmp_path)
+    assert decl.origin.allow_link_local is True
+
+
 # ------------------------------------------------------------------------------------------
 # Issue #6: a declaration of 100,000 targets is read in one libyaml parse, and the schema
 # validator is spared the 100,000 items that the schema's own item rule already decides.
@@ -294,7 +421,7 @@ import yaml  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st
 
-from components.declare.schema import schema_view  # noqa: E402
+from components.declare.schema import bounded_lists, schema_view, validation_errors  # noqa: E402
 from components.declare.yaml_source import parse_yaml
 
 YAML_SAMPLES = [
@@ -307,6 +434,8 @@ YAML_SAMPLES = [
     "- a\n- b\n",
     "provider: edgeone\nprovider: ucloud\n",
     "a: &x 1\nb: *x\nc: yes\nd: off\ne: 2026-11-23\n",
+    # merge keys: one mapping, several (the first listed wins), an explicit key beside them (it wins), nested
+    "a: &x {k: 1, j: 2}\nb: {<<: *x, k: 3}\nc: {<<: [*x, {k: 5, m: 6}], z: 0}\nd: &y {<<: *x}\ne: {<<: *y, =: 9}\n",
 ]
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if getattr(yaml, "__with_libyaml__", False) else [])
 
@@ -370,11 +499,14 @@ SKIPPED_VALIDATORS = ("allOf", "anyOf", "if", None, "false", "oneOf", "$ref")
 
 
 def validator_errors(data, schema=None):
-    """What parse_document takes from the validator: path, keyword and message of every error it reports,
-    path and keyword of the ones it skips."""
-    validator = jsonschema.Draft202012Validator(schema or load_schema())
+    """What parse_document takes from the plain validator: path, keyword and message of every error it
+    reports, path and keyword of the ones it skips."""
+    return described(jsonschema.Draft202012Validator(schema or load_schema()).iter_errors(data))
+
+
+def described(errors):
     return sorted((list(map(str, e.absolute_path)), str(e.validator),
-                   "" if e.validator in SKIPPED_VALIDATORS else e.message) for e in validator.iter_errors(data))
+                   "" if e.validator in SKIPPED_VALIDATORS else e.message) for e in errors)
 
 
 TARGET_ITEMS = st.one_of(
@@ -397,18 +529,20 @@ DESTINATIONS = st.sampled_from([
 @given(st.lists(TARGET_ITEMS, max_size=8), DESTINATIONS)
 def test_schema_view_changes_no_error_of_the_validator(targets, destination):
     data = {**destination, "targets": targets}
-    assert validator_errors(schema_view(data, load_schema())) == validator_errors(data)
+    assert described(validation_errors(data)) == validator_errors(data)
 
 
-def test_schema_view_cuts_only_a_list_the_item_rule_passes_whole():
+def test_schema_view_hands_over_the_first_target_and_the_ones_the_item_rule_fails():
     schema = load_schema()
     good = {"provider": "edgeone", "zone": "z", "targets": [f"https://a.example.com/{i}" for i in range(100)]}
-    assert schema_view(good, schema)["targets"] == good["targets"][:1]
-    assert schema_view(good, schema)["provider"] == "edgeone" and len(good["targets"]) == 100  # not mutated
-    one_bad = {**good, "targets": good["targets"] + ["mailto:x@example.com"]}
-    assert schema_view(one_bad, schema) is one_bad
-    not_text = {**good, "targets": good["targets"] + [7]}
-    assert schema_view(not_text, schema) is not_text
+    view, kept = schema_view(good, schema)
+    assert view["targets"] == good["targets"][:1] and kept == [0]
+    assert view["provider"] == "edgeone" and len(good["targets"]) == 100  # not mutated
+    bad = {**good, "targets": good["targets"][:50] + ["mailto:x@example.com"] + good["targets"][50:] + [7]}
+    view, kept = schema_view(bad, schema)
+    assert view["targets"] == [good["targets"][0], "mailto:x@example.com", 7] and kept == [0, 50, 101]
+    assert [(list(e.absolute_path), e.instance) for e in validation_errors(bad) if e.absolute_path[0] == "targets"] \
+        == [(["targets", 50], "mailto:x@example.com"), (["targets", 101], 7)]
 
 
 @pytest.mark.parametrize("extra", [{"maxItems": 3}, {"uniqueItems": True}, {"items": {"type": "string", "maxLength": 5}}])
@@ -416,7 +550,7 @@ def test_schema_view_validates_the_whole_list_when_the_schema_asks_more_than_it_
     schema = json.loads(json.dumps(load_schema()))
     schema["properties"]["targets"].update(extra)
     data = {"provider": "edgeone", "zone": "z", "targets": [f"https://a.example.com/{i}" for i in range(10)]}
-    assert schema_view(data, schema) is data
+    assert schema_view(data, schema) == (data, None)
 
 
 @pytest.mark.parametrize("rule", [
@@ -428,5 +562,249 @@ def test_schema_view_validates_the_whole_list_when_another_rule_of_the_schema_lo
     schema = json.loads(json.dumps(load_schema()))
     schema.setdefault("allOf", []).append(rule)
     data = {"provider": "edgeone", "zone": "z", "targets": [f"https://a.example.com/{i}" for i in range(10)]}
-    assert schema_view(data, schema) is data
-    assert validator_errors(schema_view(data, schema), schema) == validator_errors(data, schema)
+    assert schema_view(data, schema) == (data, None)
+    assert described(validation_errors(data, schema)) == validator_errors(data, schema)
+
+
+# ------------------------------------------------------------------------------------------
+# Issue #17: a declaration is read with bounded work whatever it holds (aliases, merge keys,
+# nesting, size); messages quote values cut and without userinfo; a link out of the sets
+# folder is refused; durations have maxima.
+# ------------------------------------------------------------------------------------------
+
+import os  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from datetime import timedelta  # noqa: E402
+
+from components.declare.model import MAX_PROBLEMS  # noqa: E402
+from components.declare.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_VALUES  # noqa: E402
+from components.model.durations import LONGEST, parse_duration  # noqa: E402
+from components.model.shown import cut  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAD = "provider: edgeone\nzone: zone-abc123\ntargets: [https://a.example.com/x]\n"
+
+
+def alias_bomb(levels: int = 9, fan: int = 10) -> str:
+    """Under 1 KB: each level lists the one before ``fan`` times, so the last stands for fan**levels values."""
+    lines = [f"headers: &l0 [{', '.join(['x'] * fan)}]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * fan)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def merge_bomb(levels: int = 9, fan: int = 10) -> str:
+    """The same with merge keys: PyYAML's constructor would copy fan**levels key/value pairs."""
+    lines = [f"m0: &m0 {{{', '.join(f'k{i}: {i}' for i in range(fan))}}}"]
+    lines += [f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * fan)}]}}" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+# name -> (text, line, path, what the message says); line None: the file as a whole
+HOSTILE = {
+    "alias bomb": (alias_bomb(), 5, "l4[9]", f"brings the file past {MAX_VALUES:,} values"),
+    "merge bomb": (merge_bomb(), 5, "m4.<<[4]", f"brings the file past {MAX_VALUES:,} values"),
+    "recursive alias": ("targets: &t [https://a.example.com/, *t]\n", 1, "targets[1]", "inside the value it names"),
+    "flow depth 30,000": (HEAD + "headers: " + "[" * 30_000 + "]" * 30_000 + "\n", 4, "headers" + "[0]" * (MAX_DEPTH - 1),
+                          f"nest more than {MAX_DEPTH} deep"),
+    "flow depth 100,000": ("x: " + "{a: " * 100_000 + "1" + "}" * 100_000 + "\n", 1, "x" + ".a" * (MAX_DEPTH - 1),
+                           f"nest more than {MAX_DEPTH} deep"),
+    "block depth 100,000": ("- " * 100_000 + "x\n", 1, "[0]" * MAX_DEPTH, f"nest more than {MAX_DEPTH} deep"),
+    "indented depth 1,000": ("".join(" " * i + "a:\n" for i in range(1_000)) + " " * 1_000 + "1\n", MAX_DEPTH + 1,
+                             "a" + ".a" * (MAX_DEPTH - 1), f"nest more than {MAX_DEPTH} deep"),
+    "a number of 5,000 digits": (HEAD + "pace: {batchSize: " + "9" * 5_000 + "}\n", 4, "",
+                                 "a number of 5,000 characters"),
+    "a file over the size limit": (HEAD + "#" * MAX_FILE_BYTES + "\n", None, "", "larger than 16 MiB"),
+}
+
+CHILD = """
+import json, resource, sys
+from pathlib import Path
+from components.declare.declarations import load_sets
+from components.declare.model import DeclarationError
+out = {}
+for folder in sys.argv[1:]:
+    try:
+        load_sets(folder)
+        out[folder] = []
+    except DeclarationError as error:
+        out[folder] = [(p.line, p.path, p.message) for p in error.problems]
+print(json.dumps(out))
+"""
+
+
+def test_hostile_files_are_refused_at_the_line_quickly_and_in_little_memory(tmp_path):
+    """In a child process: PyYAML's composer crashes it at depth 30,000 and the bombs expand to 10**9 values,
+    so a regression kills the child or runs out of its time (60 s) or memory (1 GB), and fails here."""
+    folders = {}
+    for index, (name, (text, *_)) in enumerate(HOSTILE.items()):
+        folders[name] = tmp_path / str(index)
+        folders[name].mkdir()
+        (folders[name] / "set.yaml").write_text(text, encoding="utf-8")
+    assert len(alias_bomb().encode()) < 1024 and len(merge_bomb().encode()) < 1024
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, *map(str, folders.values())], capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30)))
+    assert child.returncode == 0, child.stderr[-2000:]
+    found = json.loads(child.stdout)
+    for name, (_, line, path, says) in HOSTILE.items():
+        [(got_line, got_path, message)] = found[str(folders[name])]
+        assert (got_line, got_path, says in message) == (line, cut(path, 120), True), (name, got_line, got_path,
+                                                                                        message)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mb < 200, peak_mb
+
+
+def test_merge_keys_merge_and_a_key_beside_them_overrides_without_appearing_twice(tmp_path):
+    write(tmp_path, "m.yaml", """\
+destinations:
+  - &cdn {provider: tencent-cdn, area: mainland, userAgent: warmer/1}
+  - {<<: *cdn, area: overseas}
+  - <<: [{area: global}, *cdn]
+targets: [https://a.example.com/x]
+""")
+    [decl] = load_sets(tmp_path)
+    assert [(d.scope["area"], d.scope["userAgent"]) for d in decl.destinations] == [
+        ("mainland", "warmer/1"), ("overseas", "warmer/1"), ("global", "warmer/1")]
+
+
+def test_a_key_a_merge_brings_is_located_where_it_is_written(tmp_path):
+    write(tmp_path, "m.yaml", """\
+destinations:
+  - &eo {provider: edgeone,
+         zone: not-a-zone}
+  - {<<: *eo, mode: edge}
+targets: [https://a.example.com/x]
+""")
+    problems = problems_of(tmp_path)
+    assert {(p.path, p.line) for p in problems} == {("destinations[0].zone", 3), ("destinations[1].zone", 3)}
+
+
+def test_a_duplicate_key_in_an_aliased_mapping_is_reported_once(tmp_path):
+    write(tmp_path, "d.yaml", """\
+provider: tencent-cdn
+headers:
+  - &h {name: X-A, value: "1",
+        name: X-B}
+  - *h
+targets: [https://a.example.com/x]
+""")
+    [problem] = problems_of(tmp_path)
+    assert (problem.path, problem.line, "appears twice" in problem.message) == ("headers[0].name", 4, True)
+
+
+@pytest.mark.parametrize("value, says", [("!!int abc", "'abc' cannot be read as int"),
+                                         ("!!bool maybe", "'maybe' cannot be read as bool"),
+                                         ("!!timestamp 2026-13-45", "'2026-13-45' cannot be read as timestamp"),
+                                         ("!!float ''", "'' cannot be read as float")])
+def test_an_explicit_tag_a_value_does_not_fit_is_a_located_error(tmp_path, value, says):
+    write(tmp_path, "t.yaml", HEAD + f"wait: {value}\n")
+    [problem] = problems_of(tmp_path)
+    assert problem.line == 4 and says in problem.message and "not valid YAML" in problem.message
+
+
+def test_messages_quote_long_values_cut(tmp_path):
+    long_key = "k" * 100_000  # an explicit key (?): an implicit one may not be longer than 1,024 characters
+    write(tmp_path, "l.yaml", HEAD + "description: " + "d" * 1_000_000 + f"\n? {long_key}\n: 1\nrevision: [{'1, ' * 5000}1]\n")
+    problems = {p.line: p for p in problems_of(tmp_path)}
+    assert set(problems) == {4, 5, 7}
+    assert "(1,000,000 characters) is too long: at most 500 characters" in problems[4].message
+    assert "(100,000 characters)" in problems[5].path and "(100,000 characters)" in problems[5].message
+    assert problems[7].message.startswith("expected string, got a list")
+    assert all(len(str(p)) < 600 for p in problems.values())
+
+
+def test_messages_never_show_userinfo(tmp_path):
+    password = "pa55-w0rd-x"
+    write(tmp_path, "u.yaml", "\n".join([
+        "provider: edgeone", "zone: zone-abc123",
+        f"targets: ['https://alice:{password}@a.example.com/a b', 'ftp://bob:{password}@a.example.com/']",
+        f"origin: {{bucket: b, publicBaseUrl: 'https://carol:{password}@c.example.com/?q'}}",
+        f"'https://dave:{password}@d.example.com/': 1", f"'//erin:{password}@e.example.com': 2", ""]))
+    problems = problems_of(tmp_path)
+    assert {p.line for p in problems} == {3, 4, 5, 6}
+    text = str(DeclarationError(problems))
+    assert password not in text and text.count("***@") >= 5, text
+
+
+def test_a_file_lists_at_most_so_many_problems_and_says_there_are_more(tmp_path):
+    for name, bad in (("schema.yaml", "ftp://a.example.com/"), ("urls.yaml", "https://")):
+        folder = tmp_path / name
+        folder.mkdir()
+        write(folder, name, HEAD.replace("targets: [https://a.example.com/x]\n", "targets:\n")
+              + f"  - {bad}\n" * (3 * MAX_PROBLEMS))
+        problems = problems_of(folder)
+        assert len(problems) == MAX_PROBLEMS + 1 and "more problems than the 50 listed" in problems[-1].message
+        assert [p.line for p in problems[:-1]] == list(range(4, 4 + MAX_PROBLEMS))
+
+
+def test_a_link_out_of_the_sets_folder_is_refused_naming_it(tmp_path):
+    sets, elsewhere = tmp_path / "sets", tmp_path / "elsewhere"
+    sets.mkdir()
+    elsewhere.mkdir()
+    write(elsewhere, "secret.yaml", GOOD)
+    (sets / "out.yaml").symlink_to(elsewhere / "secret.yaml")
+    (sets / "gone.yml").symlink_to(elsewhere / "missing.yaml")
+    (sets / "sub").mkdir()
+    write(sets / "sub", "in.yaml", "name: inside\n" + GOOD)
+    (sets / "in.yaml").symlink_to(Path("sub") / "in.yaml")
+    problems = problems_of(sets)
+    assert sorted(Path(p.file).name for p in problems) == ["gone.yml", "out.yaml"]
+    assert all("outside the sets folder" in p.message for p in problems)
+    os.remove(sets / "out.yaml")
+    os.remove(sets / "gone.yml")
+    (tmp_path / "via-link").symlink_to(sets)  # a sets folder that is itself a link is followed
+    assert [s.name for s in load_sets(tmp_path / "via-link")] == ["inside"]
+
+
+@pytest.mark.parametrize("key, longest", [("freshness", "365d"), ("wait", "24h"), ("pace", "1h")])
+def test_durations_are_accepted_up_to_their_maximum_and_refused_past_it(tmp_path, key, longest):
+    def line(value):
+        return f"pace: {{pause: {value}}}\n" if key == "pace" else f"{key}: {value}\n"
+    write(tmp_path, "at.yaml", "name: at\n" + HEAD + line(longest))
+    assert [s.name for s in load_sets(tmp_path)] == ["at"]
+    for past in (format_past(longest), "9" * 30 + "d"):
+        write(tmp_path, "at.yaml", HEAD + line(past))
+        [problem] = problems_of(tmp_path)
+        assert (problem.line, problem.path) == (4, "pace.pause" if key == "pace" else key)
+        assert f"is too long: at most {longest}" in problem.message
+
+
+def format_past(longest):
+    return f"{int(parse_duration(longest).total_seconds()) + 1}s"
+
+
+def test_every_duration_maximum_of_the_schema_is_within_the_longest_duration():
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            found.extend([node["maxDuration"]] if "maxDuration" in node else [])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(load_schema())
+    assert sorted(found) == ["1h", "24h", "365d"]
+    assert max(parse_duration(m) for m in found) == LONGEST == timedelta(days=365)
+
+
+def test_the_validator_sees_a_long_list_or_many_unknown_keys_cut_and_reports_the_same_first_problems():
+    """13,000 destinations cost jsonschema 5 s, and 70,000 unknown keys a message naming each: it is handed
+    maxItems + 1 items and MAX_PROBLEMS + 1 unknown keys, and finds what it finds in the whole."""
+    header = {"name": "X-A", "value": "1"}
+    data = {"destinations": [{"provider": "tencent-cdn", "headers": [header] * 40, "zone": 1}] * 30,
+            "targets": ["https://a.example.com/x"], **{f"k{i}": i for i in range(200)}}
+    view = bounded_lists(data, load_schema())
+    assert len(view["destinations"]) == 11 and len(view["destinations"][0]["headers"]) == 21
+    assert len(view) == 2 + MAX_PROBLEMS + 1 and len(data) == 202 and len(data["destinations"]) == 30
+    whole = {(tuple(path), keyword) for path, keyword, _ in validator_errors(data)}
+    seen = {(tuple(path), keyword) for path, keyword, _ in described(validation_errors(data))}
+    assert seen <= whole and ("destinations",) in {path for path, keyword in seen if keyword == "maxItems"}
+    assert {path for path, keyword in seen if keyword == "maxItems"} == {
+        ("destinations",), *(("destinations", str(i), "headers") for i in range(11))}
+    assert {path[:2] for path, _ in seen if path[-1:] == ("zone",)} == {("destinations", str(i)) for i in range(11)}

@@ -174,6 +174,43 @@ def test_a_read_that_started_before_the_callers_fresh_after_is_not_used():
     assert second is not first and len(cloud.history_calls) == 2
 
 
+def test_a_long_read_serves_callers_that_want_a_recent_view_by_when_it_ended():
+    """A read of 250 s (5,000 pages at 20 rows) is 250 s old when it ends, and so would a new one be when
+    it ended: a refresh (``fresh_by_end``) takes it within the freshness of its end; a poller does not."""
+    ticks = Monotonic()
+    cache, cloud = HistoryCache(monotonic=ticks), seeded()
+    original = cloud.history
+
+    def slow_history(since, until):
+        ticks.now += 250.0
+        return original(since, until)
+
+    cloud.history = slow_history
+    first = read(cache, cloud, until=NOW)
+    later = NOW + timedelta(seconds=260)  # 10 s after the read ended
+    fresh_after = later - timedelta(seconds=30)
+    assert cache.read(cloud, NOW - DAY, later, urls=(A,), fresh_after=fresh_after, fresh_by_end=True) is first
+    assert read(cache, cloud, until=later, fresh_after=fresh_after) is not first  # judged by its start
+    assert len(cloud.history_calls) == 2
+
+
+def test_a_caller_that_wants_a_recent_view_joins_a_read_in_flight_however_long_ago_it_started(counted):
+    cache, cloud = HistoryCache(), seeded(gate=threading.Event())
+    results = {}
+    leader = threading.Thread(target=lambda: results.setdefault("leader", read(cache, cloud)))
+    leader.start()
+    assert cloud.started.wait(10)
+    late = NOW + timedelta(minutes=5)
+    joiner = threading.Thread(target=lambda: results.setdefault("joiner", cache.read(
+        cloud, NOW - DAY, late, urls=(A,), fresh_after=late - timedelta(seconds=30), fresh_by_end=True)))
+    joiner.start()
+    assert counted.waiting.acquire(timeout=10)  # it waits on the read in flight
+    cloud.gate.set()
+    leader.join(10)
+    joiner.join(10)
+    assert results["joiner"] is results["leader"] and len(cloud.history_calls) == 1
+
+
 def test_a_poller_gets_a_read_newer_than_the_one_it_saw_last():
     cache, cloud = HistoryCache(), seeded()
     first = read(cache, cloud)

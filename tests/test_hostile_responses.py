@@ -149,10 +149,12 @@ DOCUMENTED = {
                "unknow": TargetState.UNKNOWN},
 }
 moments = st.integers(1795000000, 1795086400).map(lambda s: datetime.fromtimestamp(s, timezone.utc))
-# (the URL an observation must carry, how the cloud may spell it: it echoes what was submitted)
+# (the URL an observation must carry, how the cloud may spell it: it echoes what was submitted, so no
+# dot segment: a submitted URL never has one)
 valid_urls = st.builds(lambda host, path: (f"https://{host.lower()}/{path}", f"https://{host}/{path}"),
                        st.sampled_from(["static.example.com", "Static.Example.COM"]),
-                       st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./", max_size=16))
+                       st.text("abcdefghijklmnopqrstuvwxyz0123456789-_./", max_size=16).filter(
+                           lambda path: not {".", ".."} & set(path.split("/"))))
 task_ids = st.text("abcXYZ0123456789", min_size=1, max_size=12)
 
 

@@ -8,13 +8,14 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPONENTS = ROOT / "components"
 # The order of the layers (components/__init__.py): a module may import its own layer and the ones before.
-LAYERS = ("model", "declare", "plan", "clouds", "resource", "engine", "report", "program")
+LAYERS = ("model", "declare", "plan", "clouds", "resource", "engine", "report", "cli", "program")
 # components/provider.py sits at the top for its pickled import path, but it is the engine's.
 LAYER_OF_TOP_MODULE = {"provider": "engine", "program": "program"}
 CLOUD_KEYS = ("edgeone", "tencent-cdn", "ucloud")
@@ -33,12 +34,19 @@ def layer_of(path: Path) -> str:
     return parts[0]
 
 
-def imported_layers(path: Path) -> set[tuple[str, str]]:
-    """(module imported, its layer) for every ``components.*`` import of one module."""
+def imported_layers(path: Path, at: Optional[Path] = None) -> set[tuple[str, str]]:
+    """(module imported, its layer) for every ``components.*`` import of one module, absolute or relative
+    (``from ..declare.model import x`` in components/cli/ is ``components.declare.model``). ``at``: where the
+    module sits, when its file is elsewhere (a probe)."""
     out = set()
+    where = at or path
+    package = ["components", *where.parent.relative_to(COMPONENTS).parts] if where.is_relative_to(COMPONENTS) else []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.level > 0 and package:
+            base = ".".join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -71,6 +79,15 @@ def test_the_layer_check_sees_a_climbing_import(tmp_path):
     probe = tmp_path / "status.py"
     probe.write_text(source, encoding="utf-8")
     assert ("components.engine.settings", "engine") in imported_layers(probe)
+
+
+def test_the_layer_check_sees_a_climbing_relative_import(tmp_path):
+    # The same import written relative (scripts/relative_imports.py writes them so) is resolved from the
+    # module's own package: components/model/ -> ..engine.settings is components.engine.settings.
+    probe = tmp_path / "status.py"
+    probe.write_text("from ..engine.settings import PROJECT\nfrom .status import TargetState\n", encoding="utf-8")
+    found = imported_layers(probe, at=COMPONENTS / "model" / "status.py")
+    assert ("components.engine.settings", "engine") in found and ("components.model.status", "model") in found
 
 
 def test_parsing_a_declaration_imports_no_adapter_and_no_cloud_sdk():

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import boto3
 import pytest
 from botocore import exceptions as bx
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.declare import origin as origin_module
-from components.declare.model import OriginDeclaration, PrefetchSetDeclaration
+from components.declare.model import DestinationDeclaration, OriginDeclaration, PrefetchSetDeclaration
 from components.declare.origin import (
     Listing,
     ListingFailed,
@@ -27,6 +32,7 @@ from components.declare.origin import (
     with_origin_targets,
 )
 from components.model.status import ContentVersion
+from components.model.urls import normalize_url
 
 BASE = "https://static.example.com"
 ETAG = '"9b2cf535d3e1a8f3c0a6e4c2d1b0a9f8"'
@@ -171,12 +177,23 @@ def test_an_error_on_a_later_page_fails_the_whole_listing():
         list_origin(origin(prefix="static/"), client_factory=factory)
 
 
-class Raising:
-    def __init__(self, error):
-        self.error = error
+class Pages:
+    """A client answering the given pages (no boto3: cheap)."""
+
+    def __init__(self, pages):
+        self.pages = pages
 
     def get_paginator(self, _name):
         return self
+
+    def paginate(self, **_kwargs):
+        return self.pages
+
+
+class Raising(Pages):
+    def __init__(self, error):
+        super().__init__([])
+        self.error = error
 
     def paginate(self, **_kwargs):
         raise self.error
@@ -272,3 +289,88 @@ def test_resolved_sets_carry_their_origin_targets_and_content():
     assert resolved.targets == (f"{BASE}/fixed.js", f"{BASE}/a%20b.js")
     assert resolved.content == {f"{BASE}/a%20b.js": ContentVersion("9b2cf535d3e1", 5)}
     assert infos == ["set web: 1 targets from origin s3://assets/ at http://127.0.0.1:9"]
+
+
+# -- the endpoint: no credentials in it, no instance-metadata address unless allowed (issue 17) -----
+@pytest.mark.parametrize("endpoint, words", [
+    ("http://169.254.169.254", "is a link-local address (169.254.169.254, in 169.254.0.0/16)"),
+    ("http://169.254.0.23:80/", "is a link-local address (169.254.0.23"),          # Tencent Cloud
+    ("http://[fe80::a:1]:9000", "is a link-local address (fe80::a:1, in fe80::/10)"),
+    ("http://[::ffff:169.254.169.254]", "is a link-local address (169.254.169.254"),
+    ("http://100.100.100.200", "is a cloud instance-metadata address (100.100.100.200)"),  # Alibaba Cloud
+    ("http://[fd00:ec2::254]", "is a cloud instance-metadata address (fd00:ec2::254)"),    # AWS, IPv6
+    ("http://Metadata.Google.Internal", "metadata.google.internal is a cloud instance-metadata host name"),
+    ("http://metadata.tencentyun.com", "is a cloud instance-metadata host name"),
+    # the numeric spellings every resolver reads as 169.254.169.254
+    ("http://2852039166", "169.254.169.254"), ("http://0xA9FEA9FE", "169.254.169.254"),
+    ("http://0251.0376.0251.0376", "169.254.169.254"), ("http://169.254.43518", "169.254.169.254"),
+])
+def test_instance_metadata_endpoints_are_refused_unless_allowed(endpoint, words):
+    problem = origin_module.endpoint_problem(endpoint)
+    assert words in problem and "origin.allowLinkLocal: true" in problem
+    assert origin_module.endpoint_problem(endpoint, allow_link_local=True) is None
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9000", "http://[::1]:9000", "http://localhost:9000",
+                                      "https://minio.example.com", "http://10.0.0.5:9000", "http://192.168.1.2",
+                                      "http://100.64.0.1", "http://169.253.255.255", "https://s3.deadbeef.cafe"])
+def test_loopback_private_and_public_endpoints_are_fine(endpoint):
+    assert origin_module.endpoint_problem(endpoint) is None
+
+
+def test_credentials_in_the_endpoint_are_refused_without_showing_them():
+    for endpoint in ("http://AKIA:wJalrSECRET@minio:9000", "http://wJalrSECRET@127.0.0.1:9000",
+                     "http://a:b@169.254.169.254"):
+        problem = origin_module.endpoint_problem(endpoint, allow_link_local=True)
+        assert problem.startswith("carries credentials") and "cdn-prefetch:originCredentials" in problem
+        assert "wJalr" not in problem and "AKIA" not in problem
+
+
+def test_an_origin_built_by_other_code_is_refused_before_any_client_is_made():
+    def no_client(*_):
+        raise AssertionError("a client was made")
+
+    with pytest.raises(ListingFailed, match="origin.endpoint 169.254.169.254 is a link-local address"):
+        list_origin(origin(endpoint="http://169.254.169.254"), client_factory=no_client)
+    assert list_origin(origin(endpoint="http://169.254.169.254", allow_link_local=True),
+                       client_factory=lambda *_: Pages([{"Contents": [item("a.js")]}])).objects
+
+
+def test_listed_urls_longer_than_a_destination_takes_are_left_out_with_a_warning():
+    keys = ["static/ok.js", "static/" + "k" * 8000 + ".js", "static/" + "m" * 8200 + ".js"]
+    listing = select(origin(), [{"Contents": [item(k) for k in keys]}])
+    decl = replace(declared("web"), destinations=(DestinationDeclaration("edgeone", {"zone": "zone-x"}),
+                                                  DestinationDeclaration("tencent-cdn", {"area": "mainland"})))
+    warnings = []
+    [resolved] = resolve_origins([decl], lister=fake_lister({"assets": listing}), warn=warnings.append)
+    assert resolved.targets == (f"{BASE}/fixed.js", f"{BASE}/static/ok.js")
+    [warning] = warnings
+    assert "2 keys left out because their URL is longer than the 8,000 characters Tencent Cloud CDN takes" in warning
+    assert len(warning) < 500
+    edgeone_only = replace(decl, destinations=decl.destinations[:1])
+    [resolved] = resolve_origins([edgeone_only], lister=fake_lister({"assets": select(origin(), [
+        {"Contents": [item(k) for k in keys]}])}))
+    assert len(resolved.targets) == 3  # 8,192 on EdgeOne: the 8,000-character key fits
+
+
+# -- the origin listing and the declarations spell a URL the same way -------------------------------
+_KEY_CHARS = "abcXYZ019-._~!$&'()*+,;=:@ %#?é中/"
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.text(_KEY_CHARS, min_size=1, max_size=16), lower=st.booleans(), encode_unreserved=st.booleans())
+def test_a_listed_key_and_a_declared_url_of_the_same_object_are_one_target(key, lower, encode_unreserved):
+    if any(part in (".", "..") for part in key.split("/")):
+        return  # skipped by the listing: no URL names such a key
+    listed = key_url(BASE, key)
+    assert normalize_url(listed) == listed  # already in its one spelling
+    # how a person might declare the same object: hex in lower case, unreserved characters encoded too,
+    # non-ASCII characters as they are
+    path = quote(key, safe="/" if encode_unreserved else "/~")
+    if encode_unreserved:
+        path = path.replace("a", "%61").replace("-", "%2D")
+    if lower:
+        path = re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), path)
+    assert normalize_url(f"{BASE}/{path}") == listed
+    as_typed = "".join(char if not char.isascii() else quote(char, safe="/~") for char in key)
+    assert normalize_url(f"{BASE}/{as_typed}") == listed

@@ -19,7 +19,7 @@ TIMED_OUT = URLS[900:902]
 CDN = DESTINATIONS["tencent-cdn"]
 RESOURCE = resource_name("web", CDN)
 
-pytestmark = pytest.mark.sandbox(cdn_push_daily_mainland=10_000)
+pytestmark = [pytest.mark.sandbox(cdn_push_daily_mainland=10_000), pytest.mark.mostly_waits]
 
 
 def refused_pages(sandbox) -> list[dict]:

@@ -203,6 +203,13 @@ def test_provider_is_pickled_by_reference():
     ("web", {"targets": URLS, "destinations": [{"provider": "edgeone", "zone": ZONE_ID, "label": "a"},
                                                {"provider": "ucloud", "domain_id": "ucdn-x", "label": "a"}]},
      "two destinations are both named 'a'"),
+    ("web", {"targets": ["https://a.example.com/1", "https://b.example.com/2"], "provider": "ucloud",
+             "domain_id": "ucdn-x"},
+     "PrefetchSet 'web': 1 target a destination's cloud would refuse:\n  - 'https://b.example.com/2': destination "
+     "ucloud-ucdn-x: host b.example.com differs from a.example.com ('https://a.example.com/1')"),
+    ("web", {"targets": ["https://a.example.com/" + "x" * 8000], "provider": "tencent-cdn"},
+     "destination tencent-cdn-mainland: 'https://a.example.com/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… (8,022 "
+     "characters) is 8,022 characters long once normalised; Tencent Cloud CDN takes URLs of at most 8,000"),
 ])
 def test_bad_plain_arguments_fail_at_once_with_the_set_named(name, args, words):
     with pytest.raises(PrefetchSetError) as caught:
@@ -216,7 +223,9 @@ def test_bad_target_from_an_output_fails_the_run_with_the_same_message():
         targets=pulumi.Output.from_input(["https://ok.example.com/", "mailto:x@example.com"]),
         provider="edgeone", zone=ZONE_ID, preflight="off")))
     assert isinstance(run.error, PrefetchSetError)
-    assert "PrefetchSet 'web': 1 invalid target:\n  - targets[1]: 'mailto:x@example.com'" in str(run.error)
+    # "x@" reads as userinfo: redacted, as a password would be
+    assert ("PrefetchSet 'web': 1 invalid target:\n  - targets[1]: 'mailto:***@example.com' is not an http(s) URL"
+            in str(run.error))
 
 
 def test_bad_zone_from_an_output_fails_the_run():
@@ -429,3 +438,17 @@ def test_preflight_checks_a_sharded_destination_once_and_holds_back_every_shard(
     run = run_program(main, config={"cdn-prefetch:setsDir": str(tmp_path)}, invoke=cloud, preview=True)
     assert "preflight failed for prefetch set 'cdn'" in str(run.error)
     assert run.dynamics() == []  # no shard went ahead of the check
+
+
+def test_the_program_warns_of_each_repeated_target_at_its_line(tmp_path):
+    from components.program import main
+
+    urls = ["https://static.example.com/a.js", "https://STATIC.example.com/%61.js", "https://static.example.com/b.js"]
+    write(tmp_path, "web.yaml", {"name": "web", "provider": "edgeone", "zone": ZONE_ID, "preflight": "off",
+                                 "targets": urls})
+    run = run_program(main, config={"cdn-prefetch:setsDir": str(tmp_path)}, preview=True)
+    assert run.error is None, run.error
+    [warning] = run.warnings()
+    assert warning.startswith(f"{tmp_path / 'web.yaml'}: 1 duplicate targets collapsed, each kept once:\n  - ")
+    assert ("web.yaml:7: targets[1]: 'https://STATIC.example.com/%61.js' is the same URL as targets[0] (line 6) "
+            "once normalised (RFC 3986)") in warning

@@ -263,7 +263,10 @@ def test_a_host_killed_after_its_purge_submit_loses_nothing_and_the_next_up_does
     sandbox.store.set_setting("progress_seconds", 0.3)
     sandbox.store.clear_requests()
     up = stack.engine.up()
-    assert "12 of 12 targets wait for a purge an earlier up submitted, then a prefetch" in up.host_log
+    # The purge is found in the history: still running (waited for), or done by the time this host started
+    # (a loaded machine): either way followed by its prefetch, never purged again.
+    assert ("12 of 12 targets wait for a purge an earlier up submitted, then a prefetch" in up.host_log
+            or "12 of 12 targets need a prefetch (12 purged)" in up.host_log)
     assert stack.submits(purges=True) == []  # found in the purge history: not purged again
     assert sorted(u for b in stack.submits() for u in b) == URLS
     assert tasks_per_url(sandbox, "edgeone", "purge") == Counter(URLS)

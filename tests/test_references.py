@@ -141,9 +141,9 @@ def test_zone_name_matching_nothing_or_several_zones_names_the_set_and_line(tmp_
     cloud = FakeTencentCloud(zones=[zone("zone-aaa1", "shop.example.com", aliasZoneName="blue"),
                                     zone("zone-bbb2", "shop.example.com", aliasZoneName="green")])
     write(tmp_path, "none.yaml", {"name": "none", "description": "x", "provider": "edgeone",
-                                  "zoneName": "example.org", "targets": TARGETS})
+                                  "zoneName": "example.org", "targets": ["https://static.example.org/"]})
     write(tmp_path, "two.yaml", {"name": "two", "provider": "edgeone", "zoneName": "shop.example.com",
-                                 "targets": TARGETS})
+                                 "targets": ["https://shop.example.com/"]})
     with pytest.raises(DeclarationError) as caught:
         resolve_references(load_sets(tmp_path), FakeLookup(cloud))
     text = str(caught.value)
@@ -208,7 +208,8 @@ def test_program_reports_an_unresolved_reference_as_a_run_error(tmp_path):
     import pulumi
 
     from components.program import main
-    write(tmp_path, "web.yaml", {"name": "web", "provider": "edgeone", "zoneName": "example.org", "targets": TARGETS})
+    write(tmp_path, "web.yaml", {"name": "web", "provider": "edgeone", "zoneName": "example.org",
+                                 "targets": ["https://static.example.org/"]})
     run = run_program(main, config={"cdn-prefetch:setsDir": str(tmp_path)}, invoke=FakeTencentCloud(), preview=True)
     assert isinstance(run.error, pulumi.RunError)
     assert str(run.error).startswith("1 problem in prefetch-set declarations:")

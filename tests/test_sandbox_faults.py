@@ -11,7 +11,7 @@ What each SDK raises (asserted below):
 | malformed_json             | JSONDecodeError                         | InvalidResponseException                 |
 | missing_field / null_field | no error: the model attribute is None   | no error: the key is absent from the dict|
 | wrong_content_type, error  | no error: an empty model (!)            | RetCodeException as usual                |
-| clock_skew                 | AuthFailure.SignatureExpire             | (no effect: never matches ucloud)        |
+| clock_skew                 | AuthFailure.SignatureExpire (> 300 s)   | no error: every time shifted by the skew |
 """
 
 from __future__ import annotations
@@ -350,23 +350,60 @@ def test_wrong_content_type_is_sent_on_the_wire(sb: Sandbox) -> None:
     assert answer.headers["Content-Type"] == "application/json"
 
 
-def test_clock_skew_expires_tencent_signatures_and_leaves_ucloud_alone(sb: Sandbox) -> None:
-    fault_id = sb.store.add_fault("clock_skew", count=2)
-    ucloud_prefetch(sb)  # UCloud signs no timestamp: the fault does not even match
-    assert sb.store.faults()[0]["evaluated"] == 0
+def test_clock_skew_expires_tencent_signatures(sb: Sandbox) -> None:
+    fault_id = sb.store.add_fault("clock_skew", service="teo", count=1)
+    other_id = sb.store.add_fault("clock_skew", service="cdn", count=1)
     error = tencent_code(lambda: teo_create(sb))
     assert error.get_code() == "AuthFailure.SignatureExpire" and error.get_request_id()
     assert tencent_code(lambda: cdn_push(sb)).get_code() == "AuthFailure.SignatureExpire"
     assert teo_create(sb).JobId
-    assert [t.service for t in sb.store.tasks()] == ["ucloud", "teo"]
-    assert [r["fault_id"] for r in sb.store.requests()] == [None, fault_id, fault_id, None]
+    assert [t.service for t in sb.store.tasks()] == ["teo"]
+    assert [r["fault_id"] for r in sb.store.requests()] == [fault_id, other_id, None]
 
     sb.store.add_fault("clock_skew", delay_seconds=-400, count=1)  # behind works the same
     assert tencent_code(lambda: teo_quota(sb)).get_code() == "AuthFailure.SignatureExpire"
     sb.store.add_fault("clock_skew", delay_seconds=120, count=1)  # inside the 5-minute window: accepted
     assert teo_quota(sb).PrefetchQuota
-    with pytest.raises(ValueError, match="no effect on ucloud"):
-        sb.store.add_fault("clock_skew", service="ucloud")
+
+
+@pytest.mark.parametrize("skew", [1800, -1800])
+def test_clock_skew_puts_every_ucloud_time_on_the_skewed_clock(sb: Sandbox, skew: int) -> None:
+    """UCloud signs no time, so a wrong cloud clock refuses nothing: it shows in every time the API
+    writes (CreateTime, FinishTime) and reads (BeginTime/EndTime, and their defaults: EndTime = its now)."""
+    sb.store.set_setting("progress_seconds", 0)
+    before = int(time.time())
+    plain = ucloud_prefetch(sb, "https://static.example.com/plain.js")["TaskId"]
+    fault_id = sb.store.add_fault("clock_skew", service="ucloud", delay_seconds=skew)  # every request from now on
+    skewed = ucloud_prefetch(sb, "https://static.example.com/skewed.js")["TaskId"]  # nothing refused
+    after = int(time.time())
+    assert [r["fault_id"] for r in sb.store.requests()] == [None, fault_id]
+    stored = {t.target.rsplit("/", 1)[1]: t.created for t in sb.store.tasks()}
+    assert before <= stored["skewed.js"] <= after + 1  # tasks run in true time
+
+    tasks = {t["TaskId"]: t for t in ucdn(sb).describe_new_ucdn_prefetch_cache_task({})["TaskList"]}
+    assert set(tasks) == {plain, skewed}  # the default window (a day up to its now) holds both
+    for task_id in (plain, skewed):
+        [url] = tasks[task_id]["UrlLists"]
+        assert before + skew <= tasks[task_id]["CreateTime"] == url["CreateTime"] <= after + skew + 1
+        assert url["FinishTime"] == url["CreateTime"] and url["Status"] == "success"
+
+    def window(begin: int, end: int) -> set[str]:
+        answer = ucdn(sb).describe_new_ucdn_prefetch_cache_task({"BeginTime": begin, "EndTime": end})
+        return {t["TaskId"] for t in answer["TaskList"]}
+
+    assert window(before - 60, after + 60) == set()  # our clock's window: 30 minutes off the cloud's
+    assert window(before + skew - 60, after + skew + 60) == {plain, skewed}  # the cloud's
+    sb.store.clear_faults()
+    assert window(before - 60, after + 60) == {plain, skewed}  # the clock is right again: nothing was stored skewed
+
+
+def test_clock_skew_on_ucloud_is_a_fault_like_any_other(sb: Sandbox) -> None:
+    sb.store.add_fault("clock_skew", service="ucloud", action="DescribeNewUcdnPrefetchCacheTask", count=1)
+    task_id = ucloud_prefetch(sb)["TaskId"]  # another action: not skewed
+    created = {t["TaskId"]: t["CreateTime"] for t in ucdn(sb).describe_new_ucdn_prefetch_cache_task({})["TaskList"]}
+    assert created[task_id] - int(sb.store.tasks()[0].created) == 600  # the default skew, on the one answer
+    again = {t["TaskId"]: t["CreateTime"] for t in ucdn(sb).describe_new_ucdn_prefetch_cache_task({})["TaskList"]}
+    assert again[task_id] == int(sb.store.tasks()[0].created)  # count=1: used up
 
 
 # ----- matching, order, probability, reproducibility -----------------------------------------------
@@ -603,10 +640,12 @@ def test_cli_fault_chaos_and_mistakes(tmp_path: Path) -> None:
         [(f["kind"], f["executed"], f["probability"], f["seed"]) for f in python_side.faults()]
     cli("fault", "chaos", "--executed-share", "1", "--db", db)
     assert len(store.faults()) == 5 + 3  # no not-executed server error or reset
+    out = cli("fault", "add", "clock_skew", "--service", "ucloud", "--delay", "-1800", "--db", db).stdout
+    assert "clock_skew service=ucloud" in out and "delay_seconds=-1800" in out  # a UCloud 30 minutes behind
 
     for args in (["fault", "add", "explode"], ["fault", "add", "throttle", "--executed"],
                  ["fault", "add", "throttle", "--probability", "2"], ["fault", "add", "throttle", "--action", "Nope"],
-                 ["fault", "add", "clock_skew", "--service", "ucloud"], ["fault", "add", "http_5xx", "--status", "404"],
+                 ["fault", "add", "http_5xx", "--status", "404"],
                  ["fault", "chaos", "--throttle", "0.9", "--server-error", "0.2"],
                  ["fault", "list", "--db", str(tmp_path / "missing.db")]):
         proc = cli(*args, *(["--db", db] if "--db" not in args else []), check=False)

@@ -18,11 +18,14 @@ the provider (the retries of the ambiguous submits wait for it). Run with ``-s``
 
 from __future__ import annotations
 
+import pytest
+
 from tests.stacks import run_soak
 
 TARGETS = 1_200  # two UCloud batches: see above
 
 
+@pytest.mark.mostly_waits
 def test_soak_1200_targets_on_three_clouds_under_chaos_converge_with_no_duplicate(tmp_path, sandbox):
     run = run_soak(tmp_path, sandbox, TARGETS)
     print("\nsoak:", run.report())

@@ -41,6 +41,11 @@ class CloudError(Exception):
         super().__init__(f"{cloud} {action} failed: {code}: {message}{suffix}")
 
 
+def key_tail(key_id: str) -> str:
+    """Enough of a key id (SecretId, PublicKey) to tell key pairs apart in a message, never all of it."""
+    return f"…{key_id[-4:]}" if len(key_id) >= 8 else "…"
+
+
 class MalformedResponse(CloudError):
     """The cloud answered, but not in the documented shape."""
 

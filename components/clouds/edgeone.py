@@ -76,7 +76,7 @@ class EdgeOneAdapter(CloudAdapter):
         self.client = client
         self.zone = zone
         self.mode = mode
-        self._call = TencentCaller(CLOUD, client, models, limiter)
+        self._call = TencentCaller(CLOUD, client, models, limiter, scope=SPEC.describe(zone))
 
     def describe_scope(self) -> str:
         return SPEC.describe(self.zone)

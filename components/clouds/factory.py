@@ -19,9 +19,24 @@ _SANDBOXES: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
 
+def sandbox_package(module: str = "") -> Any:
+    """The product's own emulator: ``sandbox`` at the repository's root, or ``<package>.sandbox`` when
+    installed (``cdn_prefetch.sandbox``: pyproject.toml), so that no bare ``sandbox`` lands in site-packages."""
+    root = __name__.split(".")[0]
+    name = "sandbox" if root == "components" else f"{root}.sandbox"
+    return importlib.import_module(f"{name}.{module}" if module else name)
+
+
+def adapter_module(name: str) -> str:
+    """A registry entry's adapter module as importable here: the built-in ``components.clouds.*`` under the
+    installed package's name (``cdn_prefetch.clouds.*``); another package's module as it is."""
+    root = __name__.split(".")[0]
+    return f"{root}{name[len('components'):]}" if name.startswith("components.") else name
+
+
 def embedded_sandbox(db_path: str) -> Any:
     """The process-wide sandbox for ``db_path`` (started once, stopped when the process exits)."""
-    from sandbox import Sandbox  # the product's own emulator package at the project root
+    Sandbox = sandbox_package().Sandbox
 
     key = str(Path(db_path).resolve())
     with _LOCK:
@@ -39,8 +54,7 @@ def connection(spec: CloudSpec, settings: ProviderSettings) -> tuple[Endpoint, o
     endpoint = settings.endpoint(spec.key)
     family = spec.credentials
     if endpoint.kind == "sandbox":
-        import sandbox
-
+        sandbox = sandbox_package()
         box = embedded_sandbox(settings.sandbox_db)
         key_id, secret = (getattr(sandbox, name) for name in family.sandbox_pair)
         return Endpoint("url", "http", box.endpoint), family.make(key_id, secret, None, "sandbox"), box
@@ -60,7 +74,7 @@ def adapter_for(destination: Mapping[str, Any], settings: ProviderSettings) -> C
     except UnknownCloud as exc:
         raise ConfigError(exc.args[0]) from None
     endpoint, credentials, box = connection(spec, settings)
-    module = importlib.import_module(spec.adapter)
+    module = importlib.import_module(adapter_module(spec.adapter))
     if box is not None and hasattr(module, "prepare_sandbox"):
         module.prepare_sandbox(box, destination)
     return module.build(destination, endpoint, credentials)

@@ -13,7 +13,12 @@ When a read may serve a caller (``HistoryCache.read``):
 - it covers the caller's window: it reads from ``since`` or earlier, up to the moment it started
   (a read is a view of history as of its start; rows created later are in no earlier view);
 - it started at or after the caller's ``fresh_after``, and after the caller's ``newer_than``
-  read (a poller asks for a read newer than the one it saw last);
+  read (a poller asks for a read newer than the one it saw last). A caller that only needs a
+  recent view (a refresh, the plan of an ``up``: ``fresh_by_end``) also takes a read that
+  *ended* at or after ``fresh_after``, or one still in flight: a read of D seconds is a view D
+  seconds old when it ends, and a new one would be too when it ends, D seconds later. Judged by
+  its start, a read longer than the freshness (5,000 pages at 20 rows, 250 s) served no one: the
+  engine's later waves of Reads each read the whole history again (bench/RESULTS.md, issue 21);
 - no URL of the caller was submitted, in this process, after the read started (``invalidate``):
   the read cannot show that task. A submit for other URLs does not spoil it for this caller,
   whose plan depends only on its own targets' rows (shards never share a URL).
@@ -151,9 +156,12 @@ class _Read:
     seq: int
     future: Future
     stored_at: float = 0.0
+    started_at: float = 0.0  # monotonic
+    ended: Optional[datetime] = None  # ``until`` plus the read's duration, once it ended
 
-    def serves(self, since: datetime, fresh_after: datetime, floor: int) -> bool:
-        return self.since <= since and self.until >= fresh_after and self.seq > floor
+    def serves(self, since: datetime, fresh_after: datetime, floor: int, by_end: bool = False) -> bool:
+        fresh = self.until >= fresh_after or (by_end and (self.ended is None or self.ended >= fresh_after))
+        return self.since <= since and fresh and self.seq > floor
 
 
 class HistoryCache:
@@ -174,7 +182,7 @@ class HistoryCache:
         self._clock_floor: dict[tuple, timedelta] = {}
 
     def read(self, adapter: CloudAdapter, since: datetime, until: datetime, *, urls: Collection[str],
-             fresh_after: datetime, newer_than: int = 0) -> Snapshot:
+             fresh_after: datetime, newer_than: int = 0, fresh_by_end: bool = False) -> Snapshot:
         """History of [since, until] as of ``until`` or later, for a caller whose targets are ``urls``.
 
         Served from a finished read or one in flight when it may serve this caller; otherwise
@@ -196,13 +204,14 @@ class HistoryCache:
             if submitted:
                 floor = max(floor, max((submitted.get(u, 0) for u in urls), default=0))
             for done in reversed(self._done):  # the newest first
-                if done.key == key and done.serves(since, fresh_after, floor):
+                if done.key == key and done.serves(since, fresh_after, floor, fresh_by_end):
                     return done.future.result()
-            joined = next((r for r in self._flying if r.key == key and r.serves(since, fresh_after, floor)), None)
+            joined = next((r for r in self._flying
+                           if r.key == key and r.serves(since, fresh_after, floor, fresh_by_end)), None)
             if joined is None:
                 self._seq += 1
                 start = min([since, *self._pollers.get(key, ())])
-                mine = _Read(key, start, until, self._seq, Future())
+                mine = _Read(key, start, until, self._seq, Future(), started_at=self._monotonic())
                 self._flying.append(mine)
         if joined is not None:
             return joined.future.result()  # raises the leader's error: the same exception object
@@ -320,6 +329,7 @@ class HistoryCache:
         with self._lock:
             self._flying.remove(mine)
             mine.stored_at = self._monotonic()
+            mine.ended = mine.until + timedelta(seconds=mine.stored_at - mine.started_at)
             self._store(mine)
         return snapshot
 

@@ -106,8 +106,14 @@ def read_pages(fetch: Callable[[int], tuple[int, list]], *, in_flight: int = PAG
                     at = start + grown  # where the first uncovered row is now, as far as we know
                     total, rows = fetch(at)
                     grown = max(grown, total - first)
-                    if not rows or not _cover(covered, at, total, first, len(rows)):
-                        return  # the listing ends here (TotalCount overstated it) or shrank: as the plain loop
+                    if not _cover(covered, at, total, first, len(rows)):
+                        return  # the listing shrank since the start: as the plain loop
+                    if not rows:
+                        # The listing ends before ``at`` now (TotalCount overstated it): what lies past that
+                        # end was never there, but the other gaps still are (the check below fails the
+                        # read if they stay uncovered; returning here lost them silently).
+                        listed = min(listed, max(0, at - (total - first)))
+                        break
                     yield rows
                     reached = at - (total - first) + len(rows)  # the end of what this page covered
                     if reached <= start:

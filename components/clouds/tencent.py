@@ -16,7 +16,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from .base import CloudError
+from .base import CloudError, key_tail
 from .ratelimit import SlidingWindowLimiter
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from ..model.connection import Endpoint, TencentCredentials
@@ -28,9 +28,16 @@ QUOTA_CODES = frozenset({"LimitExceeded.DailyQuota", "LimitExceeded.BatchQuota",
                          "LimitExceeded.CdnPushExceedDayLimit", "LimitExceeded.CdnPushExceedBatchLimit",
                          "LimitExceeded.CdnPurgeExceedDayLimit", "LimitExceeded.CdnPurgeExceedBatchLimit",
                          "LimitExceeded.CdnPurgeUrlExceedDayLimit", "LimitExceeded.CdnPurgeUrlExceedBatchLimit"})
+ACCOUNT_CODES = {
+    "ResourceUnavailable.ZoneNotFound": "zone", "InvalidParameter.ZoneNotFound": "zone",
+    "InvalidParameter.DomainNotFound": "domain", "ResourceNotFound.CdnHostNotExists": "domain",
+    "UnauthorizedOperation.CdnHostUnauthorized": "domain",
+}
+"""Codes for a zone or domain the key's account does not have ("does not exist or does not belong to this
+account"): a wrong id, or the key pair of another account. Classified as auth errors: never retried."""
+CREDENTIALS = "tencentcloud:secretId/secretKey or TENCENTCLOUD_SECRET_ID/KEY"
 HINTS = {
-    "auth": "check the credentials (tencentcloud:secretId/secretKey or TENCENTCLOUD_SECRET_ID/KEY), their CAM "
-            "permissions, and this machine's clock",
+    "auth": f"check the credentials ({CREDENTIALS}), their CAM permissions, and this machine's clock",
     "quota": "the prefetch or purge quota is used up for today; wait for it to reset or ask Tencent Cloud to "
              "raise it",
 }
@@ -44,7 +51,7 @@ def classify(code: str) -> str:
         return "transient"
     if code in QUOTA_CODES:
         return "quota"
-    if code.startswith(("AuthFailure", "UnauthorizedOperation")):
+    if code in ACCOUNT_CODES or code.startswith(("AuthFailure", "UnauthorizedOperation")):
         return "auth"
     if code.startswith(("InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidAction",
                         "NoSuchVersion", "ResourceNotFound", "ResourceUnavailable")):
@@ -53,6 +60,21 @@ def classify(code: str) -> str:
     if code in ("JSONDecodeError", "KeyError", "TypeError", "AttributeError", "ValueError", "IndexError"):
         return "malformed"
     return "other"
+
+
+def hint(code: str, kind: str, secret_id: str, scope: Optional[str]) -> Optional[str]:
+    """What an error means for the user and how to fix it, naming the key (by its tail) and the scope."""
+    key = f"the key pair whose SecretId ends in {key_tail(secret_id)}"
+    if ACCOUNT_CODES.get(code) == "zone":
+        return (f"{scope or 'the zone'} is not in the account of {key}: check the zone id, or use the key pair "
+                f"of the account that owns the zone ({CREDENTIALS})")
+    if code in ACCOUNT_CODES:
+        return (f"a URL's domain is not a domain of the account of {key}{f' ({scope})' if scope else ''}: check "
+                f"that the domain is added to that account, or use the key pair of the account that owns it "
+                f"({CREDENTIALS})")
+    if kind == "auth":
+        return f"{key}{f' on {scope}' if scope else ''}: {HINTS['auth']}"
+    return HINTS.get(kind)
 
 
 def client_profile(endpoint: Endpoint, timeout: int = 30) -> ClientProfile:
@@ -80,8 +102,9 @@ class TencentCaller:
     """Calls one action of one SDK client under the shared rate limiter, translating SDK errors."""
 
     def __init__(self, cloud: str, client: Any, models: ModuleType, limiter: SlidingWindowLimiter,
-                 policy: RetryPolicy = DEFAULT_POLICY):
+                 policy: RetryPolicy = DEFAULT_POLICY, scope: Optional[str] = None):
         self.cloud, self.client, self.models, self.limiter, self.policy = cloud, client, models, limiter, policy
+        self.scope = scope  # what error hints name: the destination, e.g. "edgeone zone zone-x"
 
     def __call__(self, action: str, params: dict[str, Any]) -> Any:
         """The action's response model, as the SDK's own method for it returns it."""
@@ -125,8 +148,9 @@ class TencentCaller:
                 code = code if isinstance(code, str) and code else (str(code) if code else "Error")
                 kind = classify(code)
                 message = exc.get_message() or ""
-                if kind in HINTS:
-                    message = f"{message} ({HINTS[kind]})" if message else HINTS[kind]
+                advice = hint(code, kind, client_identity(self.client)[2], self.scope)
+                if advice:
+                    message = f"{message} ({advice})" if message else advice
                 raise CloudError(self.cloud, action, code, message, exc.get_request_id(), kind) from None
 
         return call_with_retry(once, read_only=action not in SUBMIT_ACTIONS, policy=self.policy)

@@ -84,7 +84,7 @@ class TencentCdnAdapter(CloudAdapter):
                  page_sizes: PageSizes = SHARED_PAGE_SIZES):
         self.area = area
         self.user_agent, self.layer, self.parse_m3u8, self.headers = user_agent, layer, parse_m3u8, list(headers)
-        self._call = TencentCaller(CLOUD, client, models, limiter)
+        self._call = TencentCaller(CLOUD, client, models, limiter, scope=SPEC.describe(area))
         self._page_sizes = page_sizes
 
     def describe_scope(self) -> str:

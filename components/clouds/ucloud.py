@@ -26,7 +26,15 @@ from ucloud.core import exc as uexc
 from ucloud.core.utils.middleware import Middleware
 from ucloud.services.ucdn.client import UCDNClient
 
-from .base import CloudAdapter, CloudError, MalformedResponse, SubmitResult, lookup_status, windows
+from .base import (
+    CloudAdapter,
+    CloudError,
+    MalformedResponse,
+    SubmitResult,
+    key_tail,
+    lookup_status,
+    windows,
+)
 from .paging import read_pages
 from .ratelimit import SlidingWindowLimiter
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
@@ -171,8 +179,10 @@ class UCloudAdapter(CloudAdapter):
                 resp = getattr(self.client, method)(params)
         except uexc.RetCodeException as error:
             kind = classify_retcode(error.code)
-            hint = (" (check ucloud:publicKey/privateKey or UCLOUD_PUBLIC_KEY/UCLOUD_PRIVATE_KEY and the key's "
-                    "UCDN permissions)") if kind == "auth" else ""
+            hint = (f" (the key pair whose PublicKey ends in {key_tail(self.account)} may not use "
+                    f"{self.describe_scope()}: check that ucloud:publicKey/privateKey or UCLOUD_PUBLIC_KEY/"
+                    "UCLOUD_PRIVATE_KEY are the key pair of the account that owns the domain, and the key's UCDN "
+                    "permissions)") if kind == "auth" else ""
             raise CloudError(CLOUD, action, f"RetCode {error.code}", (error.message or "") + hint,
                              getattr(error, "request_uuid", None), kind) from None
         except uexc.HTTPStatusException as error:

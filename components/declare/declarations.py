@@ -6,16 +6,16 @@ what is wrong and how to fix it, so a user fixes a broken declaration in one pas
 
 from __future__ import annotations
 
+import os
 import re
+from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 import yaml
 
-if TYPE_CHECKING:
-    pass
-
 from .model import (
+    MAX_PROBLEMS,
     DeclarationError,
     DestinationDeclaration,
     OriginDeclaration,
@@ -23,12 +23,15 @@ from .model import (
     Problem,
     Reference,
 )
-from .schema import error_message, load_schema, schema_view, unknown_key_message
-from .yaml_source import LineFinder, PathPart, json_path, non_text_keys, parse_yaml
+from .origin import endpoint_problem
+from .schema import error_message, load_schema, unknown_key_message, validation_errors
+from .yaml_source import (LimitExceeded, LineFinder, PathPart, collector_paused, json_path,
+                                            non_text_keys, parse_yaml, read_text)
 from ..model.clouds import all_scope_keys, cloud, cloud_keys, clouds, find, or_list
 from ..model.policy import policy_entries
+from ..model.shown import cut, shown
 from ..model.status import OnChange
-from ..model.urls import InvalidUrl, normalize_url
+from ..model.urls import InvalidUrl, cloud_problems, normalize_url
 
 DECLARATION_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -41,13 +44,15 @@ def load_sets(sets_dir: Union[str, Path]) -> list[PrefetchSetDeclaration]:
             [Problem(str(folder), None, "", "the prefetch-sets folder does not exist; create it, or point "
                      "stack config cdn-prefetch:setsDir at the folder that holds your sets")]
         )
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in DECLARATION_SUFFIXES)
-    if not files:
+    named = sorted(p for p in folder.iterdir() if p.suffix.lower() in DECLARATION_SUFFIXES)
+    outside = {path: problem for path in named if (problem := _outside(path, folder)) is not None}
+    problems = list(outside.values())
+    files = [path for path in named if path not in outside and path.is_file()]
+    if not files and not problems:
         raise DeclarationError(
             [Problem(str(folder), None, "", "no prefetch sets found (*.yaml, *.yml, *.json); add one, e.g. "
                      "copy the example in the README")]
         )
-    problems: list[Problem] = []
     sets: list[PrefetchSetDeclaration] = []
     seen: dict[str, str] = {}
     for path in files:
@@ -66,27 +71,65 @@ def load_sets(sets_dir: Union[str, Path]) -> list[PrefetchSetDeclaration]:
     return sets
 
 
+def _outside(link: Path, folder: Path) -> Optional[Problem]:
+    """A symbolic link in the sets folder to a file outside it: refused (a link inside it is read)."""
+    if not link.is_symlink():
+        return None
+    target = Path(os.path.realpath(link))
+    if target.is_relative_to(Path(os.path.realpath(folder))):
+        return None
+    return Problem(str(link), None, "", f"a symbolic link to {cut(str(target), 200)}, outside the sets folder, which "
+                   "is never followed; copy the file into the folder, or remove the link")
+
+
 def parse_file(path: Path) -> tuple[Optional[PrefetchSetDeclaration], list[Problem]]:
     """Parse and validate one file; returns the declaration or the problems (never raises for bad content)."""
+    with collector_paused():
+        return _parse_file(path)
+
+
+def _parse_file(path: Path) -> tuple[Optional[PrefetchSetDeclaration], list[Problem]]:
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
+    except LimitExceeded as exc:
+        return None, [Problem(file, None, "", exc.problem)]
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(file, None, "", f"cannot read the file ({exc}); save it as UTF-8 text")]
+        return None, [Problem(file, None, "", f"cannot read the file ({cut(str(exc), 200)}); save it as UTF-8 text")]
     try:
         data, node = parse_yaml(text)
+    except LimitExceeded as exc:
+        return None, [Problem(file, exc.line, json_path(exc.path), exc.problem)]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        what = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(file, line, "", f"not valid YAML/JSON ({what}); fix the syntax at this line")]
+        if line is None and isinstance(getattr(exc, "position", None), int):  # the reader's errors: a position
+            line = text.count("\n", 0, exc.position) + 1
+        what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        return None, [Problem(file, line, "", f"not valid YAML/JSON ({cut(what, 200)}); fix the syntax at this line")]
     return parse_document(data, node, file=file, default_name=path.stem)
 
 
 def parse_document(
     data: Any, node: Optional[yaml.Node], *, file: str, default_name: str
 ) -> tuple[Optional[PrefetchSetDeclaration], list[Problem]]:
-    """Validate one parsed document; ``node`` (the YAML node tree) supplies line numbers."""
+    """Validate one parsed document; ``node`` (the YAML node tree) supplies line numbers. At most
+    MAX_PROBLEMS problems are listed, and a last one says when there are more."""
+    decl, problems = _validated(data, node, file=file, default_name=default_name)
+    if len(problems) <= MAX_PROBLEMS:
+        return decl, problems
+    return decl, problems[:MAX_PROBLEMS] + [Problem(file, None, "", f"more problems than the {MAX_PROBLEMS} listed; "
+                                                    "fix these, then look again")]
+
+
+def _first(found: Iterable[Any]) -> list[Any]:
+    """The first of ``found`` that a file's problems can list (and one more, to know there are more)."""
+    return list(islice(found, MAX_PROBLEMS + 1))
+
+
+def _validated(
+    data: Any, node: Optional[yaml.Node], *, file: str, default_name: str
+) -> tuple[Optional[PrefetchSetDeclaration], list[Problem]]:
     lines = LineFinder(node)
     problems = [Problem(file, line, path, msg) for path, line, msg in lines.duplicate_keys()]
     if data is None:
@@ -95,27 +138,22 @@ def parse_document(
     if not isinstance(data, dict):
         return None, problems + [Problem(file, lines.line(()), "", "a set must be a mapping of keys "
                                          "(provider, targets, ...), not a list or a single value")]
-    bad_keys = list(non_text_keys(data, ()))
+    bad_keys = _first(non_text_keys(data, ()))
     if bad_keys:  # the schema validator itself cannot handle them
         return None, problems + [Problem(file, lines.line(where), json_path(where),
-                                         f"key {key!r} is not text; write keys as names like provider or targets")
+                                         f"key {shown(key)} is not text; write keys as names like provider or targets")
                                  for where, key in bad_keys]
     if data.get("preflight") is False:  # YAML 1.1 (PyYAML) reads a bare `off` as false; editors (YAML 1.2) do not
         data = {**data, "preflight": "off"}
-    # Imported here: the provider host imports this module for names and types only, and every
-    # engine command starts a new host (jsonschema costs ~50 ms of its CPU to import).
-    import jsonschema
-
-    schema = load_schema()
-    validator = jsonschema.Draft202012Validator(schema)
-    for error in sorted(validator.iter_errors(schema_view(data, schema)), key=lambda e: [str(p) for p in e.absolute_path]):
-        if error.validator in ("allOf", "anyOf", "if", None, "false", "oneOf", "$ref"):
-            continue  # sub-errors are reported on their own; the checks below say the rest plainly
+    # Sub-errors are reported on their own; the checks below say the rest plainly.
+    reported = (e for e in validation_errors(data) if e.validator not in ("allOf", "anyOf", "if", None, "false",
+                                                                           "oneOf", "$ref"))
+    for error in sorted(_first(reported), key=lambda e: [str(p) for p in e.absolute_path]):
         parts = tuple(error.absolute_path)
         if error.validator == "additionalProperties":
             known = (error.schema.get("properties") or {}) if isinstance(error.schema, dict) else {}
             allowed = ", ".join(sorted(k for k in known if k != "$schema"))
-            for extra in sorted(set(error.instance) - set(known)):
+            for extra in sorted(set(error.instance) - set(known))[:MAX_PROBLEMS + 1]:
                 key_path = parts + (extra,)
                 problems.append(Problem(file, lines.line(key_path), json_path(key_path),
                                         unknown_key_message(extra, allowed)))
@@ -172,21 +210,10 @@ def parse_document(
     if "name" not in data and not _valid_name(name):
         problems.append(Problem(file, None, "name", f"the file name {default_name!r} is not a valid set name; "
                                 "add a 'name:' key (lower-case letters, digits, dashes)"))
-    targets: list[str] = []
-    duplicates: list[str] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(data.get("targets", [])):
-        try:
-            url = normalize_url(raw)
-        except InvalidUrl as exc:
-            problems.append(Problem(file, lines.line(("targets", index)), json_path(("targets", index)), str(exc)))
-            continue
-        if url in seen:
-            duplicates.append(url)
-            continue
-        seen.add(url)
-        targets.append(url)
+    targets, positions, duplicates = _targets(data.get("targets", []), file, lines, problems)
     origin = _origin(data["origin"], file, lines, problems) if "origin" in data else None
+    if not problems:
+        problems.extend(_cloud_url_problems(targets, positions, origin, destinations, file, lines))
     if problems:
         return None, problems
     defaults = load_schema()["properties"]
@@ -221,6 +248,54 @@ def parse_document(
     ), []
 
 
+def _targets(raw_targets: list[Any], file: str, lines: "LineFinder",
+             problems: list[Problem]) -> tuple[list[str], list[int], list[Problem]]:
+    """The targets normalised (components/model/urls.py), each once, with where each was declared (its index
+    under targets), and a located note for each one dropped as a repeat: two spellings of one URL (RFC 3986
+    equivalence) are one target."""
+    targets: list[str] = []
+    positions: list[int] = []
+    duplicates: list[Problem] = []
+    first: dict[str, int] = {}  # normalised URL -> index of its first spelling
+    for index, raw in enumerate(raw_targets):
+        try:
+            url = normalize_url(raw)
+        except InvalidUrl as exc:
+            problems.append(Problem(file, lines.line(("targets", index)), f"targets[{index}]", str(exc)))
+            if len(problems) > MAX_PROBLEMS:
+                break
+            continue
+        if url not in first:
+            first[url] = index
+            targets.append(url)
+            positions.append(index)
+            continue
+        where = ("targets", index)
+        earlier = f"targets[{first[url]}] (line {lines.line(('targets', first[url]))})"
+        same = (f"repeats {earlier}" if raw == raw_targets[first[url]] else
+                f"{shown(raw)} is the same URL as {earlier} once normalised (RFC 3986)")
+        duplicates.append(Problem(file, lines.line(where), json_path(where),
+                                  f"{same}: {url} counts once; remove one of them"))
+    return targets, positions, duplicates
+
+
+def _cloud_url_problems(targets: list[str], positions: list[int], origin: Optional[OriginDeclaration],
+                        destinations: list[DestinationDeclaration], file: str, lines: "LineFinder") -> list[Problem]:
+    """What each destination's cloud would refuse among the targets and the origin's base URL (length, hosts),
+    located at the URL (components/model/urls.py ``cloud_problems``)."""
+    parts: list[tuple[PathPart, ...]] = [("targets", index) for index in positions]
+    urls = list(targets)
+    if origin is not None:  # every listed object's URL starts with it: its host is theirs
+        urls.append(origin.public_base_url + "/")
+        parts.append(("origin", "publicBaseUrl"))
+    problems: list[Problem] = []
+    for dest in destinations:
+        for index, message in cloud_problems(urls, cloud(dest.provider), dest.scope, lambda i: json_path(parts[i])):
+            problems.append(Problem(file, lines.line(parts[index]), json_path(parts[index]),
+                                    f"destination {dest.label}: {message}"))
+    return problems
+
+
 def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: list[Problem]) -> OriginDeclaration:
     """The origin as declared (already schema-valid), with URLs checked and defaults filled in."""
     where = ("origin",)
@@ -237,6 +312,10 @@ def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: li
                                 "config cdn-prefetch:originCredentials), not both"))
     defs = load_schema()["$defs"]["origin"]["properties"]
     endpoint = raw.get("endpoint")
+    allow_link_local = raw.get("allowLinkLocal", defs["allowLinkLocal"]["default"])
+    wrong = endpoint_problem(endpoint, allow_link_local) if endpoint else None
+    if wrong is not None:
+        problems.append(Problem(file, lines.line(where + ("endpoint",)), "origin.endpoint", wrong))
     return OriginDeclaration(
         bucket=raw["bucket"],
         # normalize_url adds a "/" to a bare host; a key is joined with exactly one "/" later.
@@ -250,6 +329,7 @@ def _origin(raw: Mapping[str, Any], file: str, lines: "LineFinder", problems: li
         profile=credentials.get("profile"),
         credentials_config=credentials.get("config"),
         must_not_be_empty=raw.get("mustNotBeEmpty", defs["mustNotBeEmpty"]["default"]),
+        allow_link_local=allow_link_local,
         line=lines.line(where),
     )
 

@@ -9,7 +9,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ..model.clouds import cloud
 from ..model.durations import parse_duration
+from ..model.shown import cut
 from ..model.status import ContentVersion
+
+
+#: Most problems listed for one file: a file of 100,000 bad targets gets a readable message, and is
+#: validated only until they are found.
+MAX_PROBLEMS = 50
 
 
 @dataclass(frozen=True)
@@ -95,14 +101,15 @@ class OriginDeclaration:
     profile: Optional[str] = None
     credentials_config: Optional[str] = None
     must_not_be_empty: bool = False
+    allow_link_local: bool = False  # endpoint may be a link-local / instance-metadata address (declare/origin.py)
     line: Optional[int] = field(default=None, compare=False)  # of the `origin:` key, for messages
 
     def describe(self) -> str:
         """Names the origin in every message: ``origin s3://assets/static/ at http://127.0.0.1:9000``."""
-        where = f"at {self.endpoint}" if self.endpoint else "on AWS S3"
+        where = f"at {cut(self.endpoint)}" if self.endpoint else "on AWS S3"
         if self.region:
             where += f" (region {self.region})"
-        return f"origin s3://{self.bucket}/{self.prefix} {where}"
+        return f"origin s3://{self.bucket}/{cut(self.prefix)} {where}"
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,8 @@ class PrefetchSetDeclaration:
     freshness: str = "24h"
     wait: str = "10m"
     description: str = ""
-    duplicates: tuple[str, ...] = field(default=(), compare=False)
+    # One located note per target dropped as a repeat of another (the same URL once normalised).
+    duplicates: tuple[Problem, ...] = field(default=(), compare=False)
     origin: Optional[OriginDeclaration] = None
     content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
     # What the preview does when preflight finds a target's domain not ready (components/engine/preflight.py).
@@ -131,6 +139,14 @@ class PrefetchSetDeclaration:
     safety: Mapping[str, float] = field(default_factory=dict)
     # A release marker: when it changes, every target is due for purge then prefetch (resource/inputs.py).
     revision: Optional[str] = None
+
+    def duplicates_warning(self, most: int = 5) -> str:
+        """The warning naming the targets dropped as repeats (the program's and the command line's), or ""."""
+        if not self.duplicates:
+            return ""
+        notes = "\n".join(f"  - {note}" for note in self.duplicates[:most])
+        more = f"\n  - ...and {len(self.duplicates) - most} more" if len(self.duplicates) > most else ""
+        return f"{self.source}: {len(self.duplicates)} duplicate targets collapsed, each kept once:\n{notes}{more}"
 
     @property
     def freshness_delta(self) -> timedelta:

@@ -16,14 +16,18 @@ whole preview before a single resource is registered: a set listed in part is ne
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 from urllib.parse import quote
 
 from .model import OriginDeclaration, PrefetchSetDeclaration, Problem
+from ..model.clouds import cloud
+from ..model.shown import shown
 from ..model.status import ContentVersion
-from ..model.urls import InvalidUrl, normalize_url
+from ..model.urls import InvalidUrl, host_of, normalize_url
 
 CONFIG_KEY = "cdn-prefetch:originCredentials"
 PAGE_SIZE = 1000          # the S3 maximum per ListObjectsV2 page
@@ -77,6 +81,78 @@ class ListingFailed(Exception):
     """One origin could not be listed; the message says why and how to fix it (never a credential)."""
 
 
+# -- the endpoint -------------------------------------------------------------------------------
+# Where clouds serve instance metadata, temporary credentials included: an endpoint there would make
+# the listing read them (and a bucket-listing error could echo them). Beyond every link-local address
+# (169.254.0.0/16, fe80::/10: AWS, Google, Azure, Tencent's 169.254.0.23, OpenStack...):
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
+    "100.100.100.200",   # Alibaba Cloud ECS
+    "fd00:ec2::254",     # AWS IMDS over IPv6
+))
+METADATA_HOSTS = frozenset({
+    "metadata", "metadata.google.internal", "metadata.goog",   # Google Cloud
+    "metadata.tencentyun.com",                                  # Tencent Cloud (169.254.0.23)
+    "instance-data", "instance-data.ec2.internal",              # AWS
+})
+ALLOW_LINK_LOCAL = "origin.allowLinkLocal"
+_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
+
+
+def endpoint_problem(endpoint: str, allow_link_local: bool = False) -> Optional[str]:
+    """What is wrong with ``origin.endpoint`` (None: nothing): credentials in the URL, a URL no client can
+    use, or an instance-metadata address (unless ``origin.allowLinkLocal``). Loopback and private
+    addresses are fine (a MinIO on 127.0.0.1 or the LAN). Only what the URL says is judged: a name is
+    not resolved (DNS may answer differently when the listing runs)."""
+    authority = endpoint.partition("//")[2].split("/", 1)[0]
+    if "@" in authority:
+        return ("carries credentials (user:password@ before the host), which would be sent with every request "
+                "and shown wherever the endpoint is; remove them from the URL and give the key pair with "
+                "origin.credentials.config, an entry of the secret stack config cdn-prefetch:originCredentials "
+                "(pulumi config set --secret --path 'originCredentials.<name>.secretAccessKey' ...)")
+    try:
+        host = host_of(normalize_url(endpoint))
+    except InvalidUrl as exc:
+        return str(exc)
+    reason = metadata_reason(host)
+    if reason is None or allow_link_local:
+        return None
+    return (f"{host} {reason}, where a cloud serves instance metadata and temporary credentials; give the "
+            f"S3-compatible server's own address, or set {ALLOW_LINK_LOCAL}: true if the server really is there")
+
+
+def metadata_reason(host: str) -> Optional[str]:
+    """Why ``host`` (of a normalised URL) is an instance-metadata address, or None. Numeric hosts are read
+    as every resolver reads them (``2852039166``, ``0xa9fea9fe`` and ``0251.0376.0251.0376`` are all
+    169.254.169.254), IPv4-mapped IPv6 addresses as their IPv4 address."""
+    name = host.strip("[]")
+    if name in METADATA_HOSTS:
+        return "is a cloud instance-metadata host name"
+    address = _address(name)
+    if address is None:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return f"is a cloud instance-metadata address ({address})"
+    if address.is_link_local:
+        network = "169.254.0.0/16" if address.version == 4 else "fe80::/10"
+        return f"is a link-local address ({address}, in {network})"
+    return None
+
+
+def _address(name: str) -> Optional[Union[ipaddress.IPv4Address, ipaddress.IPv6Address]]:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if not _NUMERIC_HOST.fullmatch(name):
+        return None
+    try:  # the forms inet_aton (and so getaddrinfo) accepts: decimal, hex, octal, fewer than four parts
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
+
+
 # -- pure parts ---------------------------------------------------------------------------------
 def key_url(public_base_url: str, key: str) -> str:
     """The CDN URL of a key: space -> %20, + -> %2B, non-ASCII UTF-8 percent-encoded, / kept."""
@@ -119,6 +195,15 @@ def select(origin: OriginDeclaration, pages: Iterable[Mapping[str, Any]]) -> Lis
             etag = item.get("ETag") or f"mtime:{item.get('LastModified')}"
             listing.objects.append(OriginObject(key, url, ContentVersion.of(etag, size)))
     return listing
+
+
+def drop_too_long(listing: Listing, limit: int) -> list[str]:
+    """Leave out the objects whose URL is longer than ``limit`` (the shortest a destination's cloud takes);
+    their keys, for the warning. No cloud would take them: reported warm, they never would be."""
+    kept = [obj for obj in listing.objects if len(obj.url) <= limit]
+    dropped = [obj.key for obj in listing.objects if len(obj.url) > limit]
+    listing.objects = kept
+    return dropped
 
 
 def with_origin_targets(decl: PrefetchSetDeclaration, objects: Sequence[OriginObject]) -> PrefetchSetDeclaration:
@@ -188,6 +273,9 @@ def list_origin(origin: OriginDeclaration, credentials: Optional[OriginCredentia
     from botocore.exceptions import BotoCoreError, ClientError
 
     secrets = [s for s in (credentials.secret_access_key, credentials.session_token) if s] if credentials else []
+    wrong = endpoint_problem(origin.endpoint, origin.allow_link_local) if origin.endpoint else None
+    if wrong is not None:  # declarations refuse it already; an origin built by other code too
+        raise ListingFailed(f"origin.endpoint {wrong}")
     try:
         client = (client_factory or make_client)(origin, credentials)
         paginator = client.get_paginator("list_objects_v2")
@@ -273,10 +361,18 @@ def resolve_origins(
             continue
         if listing.skipped_unaddressable:
             warn(f"{decl.source}: {where}: {len(listing.skipped_unaddressable)} keys left out because no URL "
-                 f"can name them ('.' or '..' path segments), e.g. {listing.skipped_unaddressable[0]!r}")
+                 f"can name them ('.' or '..' path segments), e.g. {shown(listing.skipped_unaddressable[0])}")
+        specs = [cloud(d.provider) for d in decl.destinations]
+        if specs:
+            shortest = min(specs, key=lambda spec: spec.max_url_length)
+            too_long = drop_too_long(listing, shortest.max_url_length)
+            if too_long:
+                warn(f"{decl.source}: {where}: {len(too_long)} keys left out because their URL is longer than the "
+                     f"{shortest.max_url_length:,} characters {shortest.title} takes, e.g. {shown(too_long[0])}; "
+                     "shorten the keys or the publicBaseUrl")
         if not listing.objects:
-            message = (f"{where}: no object matches (prefix {origin.prefix!r}, include {list(origin.include)}, "
-                       f"exclude {list(origin.exclude)})")
+            message = (f"{where}: no object matches (prefix {shown(origin.prefix)}, include "
+                       f"{shown(list(origin.include))}, exclude {shown(list(origin.exclude))})")
             if origin.must_not_be_empty:
                 problems.append(Problem(decl.source, origin.line, "origin", message + "; check the bucket, prefix "
                                         "and globs, or set origin.mustNotBeEmpty: false to allow an empty listing"))

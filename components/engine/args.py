@@ -53,8 +53,9 @@ class PrefetchSetArgs(_ScopeArgs, total=False):
     (``zone``, ``area``, ``domain_id``, ...) or as a ``destinations`` list."""
 
     targets: Required[pulumi.Input[Sequence[pulumi.Input[str]]]]
-    """URLs to keep warm: full ``http://`` or ``https://`` URLs. Scheme and host are lower-cased,
-    fragments, userinfo and default ports dropped, duplicates collapsed (components/model/urls.py)."""
+    """URLs to keep warm: full ``http://`` or ``https://`` URLs, each in its RFC 3986 normal form (scheme and
+    host lower-cased, an internationalised host in punycode, percent-encodings and dot segments normalised,
+    fragments, userinfo and default ports dropped), duplicates collapsed (components/model/urls.py)."""
     destinations: Sequence[DestinationArgs]
     """Several CDN destinations for the same targets; each is reconciled and reported on its own."""
     provider: str

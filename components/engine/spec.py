@@ -19,7 +19,7 @@ from .args import PrefetchSetArgs, scope_args
 from ..model.clouds import cloud, cloud_keys, clouds, find, or_list
 from ..model.durations import parse_duration
 from ..model.status import ContentVersion, OnChange
-from ..model.urls import InvalidUrl, normalize_url
+from ..model.urls import InvalidUrl, cloud_problems, normalize_url, shown
 
 #: ``source`` of a set made with the typed API, in the audit record (a declaration gives its file).
 PROGRAM_SOURCE = "pulumi program"
@@ -85,6 +85,21 @@ def normalize_targets(set_name: str, raw: Any) -> tuple[list[str], list[str]]:
         raise PrefetchSetError(f"PrefetchSet {set_name!r}: {len(problems)} invalid target"
                                f"{'s' if len(problems) != 1 else ''}:\n{lines}")
     return targets, duplicates
+
+
+def cloud_checked(set_name: str, targets: list[str], destinations: Sequence[DestinationSpec]) -> list[str]:
+    """The normalised targets, if every destination's cloud takes them (length, hosts: components/model/urls.py
+    ``cloud_problems``, as a declaration's are); PrefetchSetError naming each URL it would refuse."""
+    def name(index: int) -> str:
+        return shown(targets[index], 60)
+
+    problems = [f"{name(index)}: destination {dest.label}: {message}" for dest in destinations
+                for index, message in cloud_problems(targets, cloud(dest.provider), dest.scope, name)]
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise PrefetchSetError(f"PrefetchSet {set_name!r}: {len(problems)} target{'s' if len(problems) != 1 else ''} "
+                               f"a destination's cloud would refuse:\n{lines}")
+    return targets
 
 
 def _duration_check(set_name: str, arg: str) -> Any:
@@ -240,6 +255,7 @@ def spec_from_args(name: Any, args: Any) -> SetSpec:
         targets, duplicates = normalised.apply(lambda r: r[0]), normalised.apply(lambda r: r[1])
     mode = args.get("preflight")
     destinations = _destinations_from_args(name, args)
+    targets = checked(targets, lambda urls: cloud_checked(name, urls, destinations))
     _on_change(name, args, destinations)
     return SetSpec(
         name=name,

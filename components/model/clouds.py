@@ -86,6 +86,15 @@ class CloudSpec:
     history_page_fallback: tuple[int, ...] = ()
     # Capabilities.
     supports_purge: bool = False                   # its adapter's purger() purges URLs (clouds/base.py)
+    # URLs it takes (components/model/urls.py ``cloud_problems`` checks them before anything is submitted).
+    # Longest URL, in characters of the normalised (ASCII) URL. Where the cloud documents none: RFC 9110
+    # §4.1's floor, the length every HTTP recipient is asked to support (a longer URL may be refused by
+    # the API or cached by no edge).
+    max_url_length: int = 8000
+    # A scope key naming the site the cloud accelerates: every URL's host must be it or below it.
+    host_within: Optional[str] = None
+    # One destination is one domain, and every URL it prefetches must start with http(s)://<that domain>/.
+    same_host: bool = False
 
     @property
     def supports_preflight(self) -> bool:
@@ -123,6 +132,9 @@ BUILT_IN = (
         credentials=TENCENT, adapter="components.clouds.edgeone", required_key="zone",
         references=(ReferenceKey("zoneName", "zone", "site name", "site", "example.com", exclusive=True),),
         preflight="zone", supports_purge=True,
+        # "HTTP restrictions" (cloud.tencent.com/document/product/1552/107286, intl 1145/63624): request
+        # URL length 8192 B. A zone accelerates its site name and the hosts below it.
+        max_url_length=8192, host_within="zoneName",
     ),
     CloudSpec(
         key="tencent-cdn", title="Tencent Cloud CDN", identity_key="area", identity_noun="area",
@@ -135,11 +147,16 @@ BUILT_IN = (
         # DescribePushTasks / DescribePurgeTasks document only "default 20" (issue 21). Straight down to the
         # documented size: a middle step (100) would cost a cloud that takes only 20 a second refusal.
         history_page_fallback=(20,),
+        # PushUrlsCache / PurgeUrlsCache document no URL length (max_url_length: the default). A URL's host
+        # must be an acceleration domain of the account, online in the area: preflight asks the cloud.
     ),
     CloudSpec(
         key="ucloud", title="UCloud UCDN", identity_key="domainId", identity_noun="domain",
         scope_keys=("domainId", "projectId"), typed_args={"domain_id": "domainId", "project_id": "projectId"},
         credentials=UCLOUD, adapter="components.clouds.ucloud", required_key="domainId", supports_purge=True,
+        # PrefetchNewUcdnDomainCache / RefreshNewUcdnDomainCache: "UrlList.N must start with http://<domain>/"
+        # (UCloudDoc-Team/api ucdn-api); no URL length documented.
+        same_host=True,
     ),
 )
 

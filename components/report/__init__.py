@@ -4,14 +4,14 @@ The names the report's API had before it was split are importable from here (loa
 """
 
 _PUBLIC = {
-    "main": "components.report.cli", "observe": "components.report.cli",
-    "load_stack_config": "components.report.stack_config", "StackConfig": "components.report.stack_config",
-    "build_report": "components.report.model", "Report": "components.report.model",
-    "DestinationReport": "components.report.model", "DestinationReading": "components.report.model",
-    "DriftRow": "components.report.model", "EXIT_WARM": "components.report.model",
-    "EXIT_DRIFT": "components.report.model", "EXIT_ERROR": "components.report.model",
-    "render_table": "components.report.renderers", "render_markdown": "components.report.renderers",
-    "render_json": "components.report.renderers", "report_dict": "components.report.renderers",
+    "main": ".cli", "observe": ".cli",
+    "load_stack_config": ".stack_config", "StackConfig": ".stack_config",
+    "build_report": ".model", "Report": ".model",
+    "DestinationReport": ".model", "DestinationReading": ".model",
+    "DriftRow": ".model", "EXIT_WARM": ".model",
+    "EXIT_DRIFT": ".model", "EXIT_ERROR": ".model",
+    "render_table": ".renderers", "render_markdown": ".renderers",
+    "render_json": ".renderers", "report_dict": ".renderers",
 }
 #: Old names of renamed types.
 _RENAMED = {"Observed": "DestinationReading", "DriftedTarget": "DriftRow"}
@@ -23,5 +23,5 @@ def __getattr__(name: str) -> object:
     if target in _PUBLIC:
         import importlib
 
-        return getattr(importlib.import_module(_PUBLIC[target]), target)
-    raise AttributeError(f"module 'components.report' has no attribute {name!r}")
+        return getattr(importlib.import_module(_PUBLIC[target], __name__), target)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -162,9 +162,9 @@ def _count(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m components.report") -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="python -m components.report",
+        prog=prog,
         description="Report drift of the declared prefetch sets: reads each target's live status from the "
                     "clouds' task history (read-only, no Pulumi CLI or state needed). Run from the project root.",
         epilog=usage_epilog(),
@@ -198,14 +198,18 @@ def render(report: Report, fmt: str, max_rows: Optional[int]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None, *, env: Optional[Mapping[str, str]] = None,
-         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
-    """Run the report; returns the exit status (0 warm, 2 drift, 1 error)."""
+         stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None, prog: Optional[str] = None,
+         require_project: bool = True) -> int:
+    """Run the report; returns the exit status (0 warm, 2 drift, 1 error).
+
+    ``prog``/``require_project``: as ``cdn-prefetch report`` runs it (a folder without Pulumi.yaml is fine)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     environ = os.environ if env is None else env
-    parser = build_parser()
+    parser = build_parser(prog) if prog else build_parser()
     try:
         args = parser.parse_args(argv)
+        args.require_project = require_project
     except UsageError as exc:
         err.write(parser.format_usage())
         err.write(f"{parser.prog}: error: {exc}\n")
@@ -224,18 +228,23 @@ def main(argv: Optional[Sequence[str]] = None, *, env: Optional[Mapping[str, str
         err.write("report: interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns anything into a clean exit 1
-        if args.debug:
-            traceback.print_exc(file=err)
-        else:
-            err.write(f"report: unexpected error: {type(exc).__name__}: {exc}\n"
-                      "run with --debug for the traceback\n")
+        unexpected(exc, err, "report", debug=args.debug)
     return EXIT_ERROR
+
+
+def unexpected(exc: Exception, err: TextIO, prefix: str, *, debug: bool) -> None:
+    """An unexpected error in one line (the traceback only with --debug): never a wall of Python."""
+    if debug:
+        traceback.print_exception(exc, file=err)
+    else:
+        err.write(f"{prefix}: unexpected error: {type(exc).__name__}: {exc}\n"
+                  "run with --debug for the traceback\n")
 
 
 def _run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
     project_dir = Path(args.cwd) if args.cwd else Path.cwd()
     overrides = parse_endpoint_overrides(args.endpoints)
-    config = load_stack_config(project_dir, args.stack)
+    config = load_stack_config(project_dir, args.stack, require_project=getattr(args, "require_project", True))
     if config.stack_file is not None:
         err.write(f"report: stack config from {config.stack_file}\n")
     else:

@@ -63,12 +63,15 @@ def stack_file_path(project_dir: Path, stack: str) -> Path:
     return project_dir / f"Pulumi.{name}.yaml"
 
 
-def load_stack_config(project_dir: Path, stack: str) -> StackConfig:
-    """Defaults (and values) declared in Pulumi.yaml's ``config:``, overlaid with ``Pulumi.<stack>.yaml``."""
+def load_stack_config(project_dir: Path, stack: str, *, require_project: bool = True) -> StackConfig:
+    """Defaults (and values) declared in Pulumi.yaml's ``config:``, overlaid with ``Pulumi.<stack>.yaml``.
+
+    ``require_project=False`` (the ``cdn-prefetch`` command, which needs no Pulumi project): a folder
+    without Pulumi.yaml has no declared defaults, and the code's own defaults apply."""
     project_file = project_dir / "Pulumi.yaml"
-    if not project_file.is_file():
+    if not project_file.is_file() and require_project:
         raise ConfigError(f"no Pulumi.yaml in {project_dir}; run the report from the project root (or pass --cwd)")
-    project_doc = _read_yaml(project_file) or {}
+    project_doc = (_read_yaml(project_file) if project_file.is_file() else None) or {}
     if not isinstance(project_doc, dict):
         raise ConfigError(f"{project_file}: expected a mapping with name, runtime and config")
     project = str(project_doc.get("name") or PROJECT)

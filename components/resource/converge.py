@@ -211,7 +211,7 @@ class ShardSync:
                 adapter = self.purge.adapter
                 since = self._purge_window(now)
                 snapshot = self.history.read(adapter, since, now, urls=changed,
-                                             fresh_after=now - SHARED_READ_FRESH)
+                                             fresh_after=now - SHARED_READ_FRESH, fresh_by_end=True)
                 purges = snapshot.rows_for(changed, since)
                 read_at = min(read_at, snapshot.until)  # the earlier of the two reads decides
         self._settle(prior_attempts(prior_outputs), observations, purges, read_at)
@@ -236,8 +236,8 @@ class ShardSync:
         """History rows of our targets (with the version each of our tasks was for) plus old records the
         cloud no longer keeps.
 
-        The history comes from the process's shared read of the scope when one started in the
-        last SHARED_READ_FRESH; only our targets' rows are taken from it. The read's window starts
+        The history comes from the process's shared read of the scope when one started or ended in
+        the last SHARED_READ_FRESH, or is in flight; only our targets' rows are taken from it. The read's window starts
         at ``since`` floored to the 10 minutes (history.window_start), so that shards and sets
         whose clocks were read a few seconds apart ask for the same read; the rows older than
         ``since`` are left out, as a read of our own window would have. Also returns what is
@@ -246,7 +246,7 @@ class ShardSync:
         since = now - self.freshness - HISTORY_MARGIN
         targets = self.inputs.targets
         snapshot = self.history.read(self.adapter, window_start(since, now, self.adapter.max_window), now,
-                                     urls=targets, fresh_after=now - SHARED_READ_FRESH)
+                                     urls=targets, fresh_after=now - SHARED_READ_FRESH, fresh_by_end=True)
         contents = prior_contents(prior_outputs)
         observations = with_content(snapshot.rows_for(targets, since), contents)
         # Inside the window the cloud's history is authoritative: only older records are kept.
