@@ -199,7 +199,8 @@ def outputs(sync: ShardSync, result: SyncResult, *, inputs_show_drift: bool) -> 
     statuses (a refresh that found drift) rather than the desired values (create, update, or a
     refresh that found none): ``read`` needs it to know whether it may leave the inputs as they are.
     """
-    outs = build_outputs(sync.inputs, result.plan, verified_at=result.verified_at, submitted=result.submitted)
+    outs = build_outputs(sync.inputs, result.plan, verified_at=result.verified_at, submitted=result.submitted,
+                         unconfirmed=result.unconfirmed)
     outs[INPUTS_SHOW_DRIFT] = inputs_show_drift
     if result.quota is not None:
         outs["quota"] = result.quota.to_output()

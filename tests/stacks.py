@@ -10,12 +10,15 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import jsonschema
 import yaml
 
+from components.model.status import format_time, parse_time
+from components.resource.submitter import REQUEST_LIFE
 from sandbox import Sandbox
 from tests.engine import COMPUTED, Engine, EngineError
 
@@ -150,6 +153,16 @@ class Stack:
         [state] = [s for s in self.engine.state.values() if s.urn.endswith("::" + resource)]
         return state.outputs
 
+    def travel(self, seconds: float) -> None:
+        """Let ``seconds`` pass without waiting: the sandbox's tasks and quota age (``store.age``), and so do
+        the times the outputs record for unconfirmed submits (plan/unconfirmed.py), the recorded times that
+        decide what a later ``up`` sends."""
+        self.sandbox.store.age(seconds)
+        for state in self.engine.state.values():
+            for entry in state.outputs.get("unconfirmed") or []:
+                for key in ("at", "until"):
+                    entry[key] = format_time(parse_time(entry[key]) - timedelta(seconds=seconds))
+
 
 def target_diff(step) -> dict:
     return {path: entry for path, entry in step.diff.items() if path.startswith("targets[")}
@@ -251,6 +264,8 @@ def run_soak(tmp_path: Path, sandbox: Sandbox, count: int, *, max_ups: int = SOA
     started = time.monotonic()
     ups, failures = 0, []
     while ups < max_ups:
+        if ups:
+            stack.travel(REQUEST_LIFE.total_seconds())  # submits whose answer was lost: their life is over
         ups += 1
         try:
             stack.engine.up()

@@ -19,7 +19,7 @@ from components.model.policy import Policy
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.status import HistoryRow, TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
-from tests.fakes import near_duplicates, now
+from tests.fakes import near_duplicates, now, skew_clock
 
 DOMAIN, HOST = "ucdn-test1", "static.example.com"
 URL = f"https://{HOST}/{{}}.js"
@@ -51,6 +51,26 @@ def test_round_trip_with_nested_urls_and_odd_statuses(sb):
     assert rows[urls[0]].state is TargetState.WARM and rows[urls[0]].task_id == task.task_id
     assert rows[urls[1]].state is TargetState.FAILED
     assert rows[urls[2]].state is TargetState.UNKNOWN and rows[urls[2]].raw_status == "unknow"
+
+
+def test_a_cloud_clock_half_an_hour_ahead_still_shows_our_newest_task(sb):
+    skew_clock(sb, 1800)
+    task = adapter(sb).submit([URL.format("ahead")])
+    rows = list(adapter(sb).history(now() - timedelta(minutes=5), now()))  # up to our "now"
+    assert [o.task_id for o in rows] == [task.task_id]
+    assert rows[0].created > now() + timedelta(minutes=29)  # stamped on its clock, in our future
+
+
+def test_our_tasks_read_by_id_show_wherever_the_clock_stands(sb):
+    skew_clock(sb, -1800)
+    a = adapter(sb)
+    task = a.submit([URL.format("behind")])
+    assert list(a.history(now() - timedelta(minutes=5), now())) == []  # stamped half an hour back
+    [row] = a.task_rows([task.task_id])
+    assert row.task_id == task.task_id and row.created < now() - timedelta(minutes=29)
+    [call] = sb.store.requests(action="DescribeNewUcdnPrefetchCacheTask")[-1:]
+    assert "BeginTime" not in call["params"] and "EndTime" not in call["params"]  # its own default window
+    assert a.task_rows([]) == []
 
 
 def test_quota_reports_what_is_left_for_the_domain(sb):
@@ -225,6 +245,19 @@ def rows_of(items, **task_fields):
     """
     task = {"TaskId": "t1", "Status": "success", "CreateTime": C0, "UrlLists": items, **task_fields}
     return list(ucloud._task_observations(task))
+
+
+def test_a_url_without_a_status_is_unknown_under_a_finished_task_not_the_tasks_status():
+    """One failed URL fails the whole task: the task's status says nothing about a URL without its own."""
+    rows = rows_of([item("bad", Status="failure"), item("a", Status=None), item("b", Status=None)], Status="failure")
+    assert [(o.state, o.raw_status, o.reason) for o in rows] == [
+        (TargetState.FAILED, "failure", None),
+        (TargetState.UNKNOWN, None, "the cloud gave no status for this URL"),
+        (TargetState.UNKNOWN, None, "the cloud gave no status for this URL")]
+    for task_status in ("success", "unknow", None, "Paused"):
+        assert {o.state for o in rows_of([item("a", Status=None)], Status=task_status)} == {TargetState.UNKNOWN}
+    # Under a task still in flight, it is in flight with its task: polls wait for the task to end.
+    assert rows_of([item("a", Status=None)], Status="PROCESS")[0].state is TargetState.RUNNING
 
 
 def test_urls_of_one_task_keep_their_own_finish_time_status_and_progress():

@@ -11,10 +11,10 @@ from components.clouds.history import HistoryCache
 from components.clouds.quota_ledger import QuotaLedger
 from components.model.policy import Policy
 from components.model.quota import Quota
-from components.model.status import ContentVersion, OnChange, TargetState, TaskKind
+from components.model.status import ContentVersion, HistoryRow, OnChange, TargetState, TaskKind
 from components.resource.converge import ShardSync, SubmitError
 from components.resource.poller import CLOCK_MARGIN, narrow_window
-from components.resource.submitter import CLOCK_TOLERANCE, CONFIRM_DELAYS, SUBMIT_ATTEMPTS
+from components.resource.submitter import CLOCK_TOLERANCE, CONFIRM_DELAYS, REQUEST_LIFE
 from components.resource.inputs import ShardInputs
 from components.resource.outputs import build_outputs
 from tests.fakes import FakeClock, FakeCloud
@@ -238,18 +238,73 @@ def test_an_ambiguous_failure_that_was_accepted_is_found_in_history_and_not_sent
     assert result.plan.in_sync
 
 
-def test_an_ambiguous_failure_that_was_not_accepted_resends_only_after_reading_history_a_few_times():
+def outputs_of(sync, result):
+    """The outputs a converge or an observe leaves (what the next one gets as its prior outputs)."""
+    return build_outputs(sync.inputs, result.plan, verified_at=sync.clock(), submitted=result.submitted,
+                         unconfirmed=result.unconfirmed)
+
+
+def held(result) -> set:
+    return {u for u, s in result.plan.statuses.items()
+            if s.state is TargetState.UNKNOWN and s.reason.startswith("submit unconfirmed")}
+
+
+def test_an_ambiguous_failure_history_does_not_show_is_recorded_held_and_never_sent_again_in_that_up():
     clock = FakeClock()
     cloud = flaky(clock, batch=4)
     cloud.failures = {2: ("transient", False)}
     sync = make(cloud, clock)
     result = sync.converge()
-    assert cloud.per_url() == Counter(URLS)
-    assert cloud.submits[1] == list(URLS[4:8])  # the re-send of batch 2
+    assert cloud.submits == [list(URLS[:4])]  # batch 2 not re-sent, and nothing sent after it
     assert len(cloud.history_calls) >= 1 + len(CONFIRM_DELAYS)  # start + confirmation reads (+ polls)
+    [attempt] = result.unconfirmed
+    assert attempt.urls == URLS[4:8] and attempt.at == clock.start
+    assert attempt.until - attempt.at >= REQUEST_LIFE and "ClientNetworkError" in attempt.error
+    assert held(result) == set(URLS[4:8]) and not result.plan.in_sync
+    assert {u for u, s in result.plan.statuses.items() if s.state is TargetState.MISSING} == set(URLS[8:])
     log = sync.log.getvalue()
-    assert "may or may not have been accepted" in log and "sending them again (attempt 2 of 3)" in log
-    assert result.plan.in_sync
+    assert "may or may not have been accepted" in log and "history does not show them yet" in log
+    assert "2 targets not sent in this up, since a submit is unconfirmed" in log
+    outputs = outputs_of(sync, result)
+    assert outputs["unconfirmed"] == [attempt.to_dict()]
+    assert held(make(cloud, clock).observe(outputs)) == set(URLS[4:8])  # a refresh holds them too
+
+
+def test_unconfirmed_targets_are_sent_once_history_read_after_the_request_life_still_shows_no_task():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {2: ("transient", False)}
+    sync = make(cloud, clock)
+    first = outputs_of(sync, sync.converge())
+    clock.now += timedelta(minutes=1)  # within the request's life: only the never-sent targets go out
+    second_sync = make(cloud, clock)
+    second = second_sync.converge(first)
+    assert cloud.submits[1:] == [list(URLS[8:])] and held(second) == set(URLS[4:8])
+    refreshed = make(cloud, clock).observe(outputs_of(second_sync, second))  # a refresh carries the record on
+    clock.now = second.unconfirmed[0].until
+    last = make(cloud, clock)
+    result = last.converge(outputs_of(last, refreshed))
+    assert cloud.submits[2:] == [list(URLS[4:8])]
+    assert cloud.per_url() == Counter(URLS) and result.plan.in_sync and result.unconfirmed == []
+    assert "shows no task for 4 targets of the unconfirmed submit" in last.log.getvalue()
+
+
+def test_a_submit_the_cloud_executes_after_the_confirmation_reads_is_found_by_the_next_up_not_sent_twice():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=4)
+    cloud.failures = {1: ("transient", False)}
+    sync = make(cloud, clock, targets=URLS[:4])
+    first = sync.converge()
+    assert held(first) == set(URLS[:4]) and cloud.submits == []
+    clock.now += timedelta(seconds=60)
+    FakeCloud.submit(cloud, list(URLS[:4]))  # the lost request runs now, 60 s after the client gave up
+    clock.now += timedelta(seconds=5)  # and is done
+    later = make(cloud, clock, targets=URLS[:4])
+    result = later.converge(outputs_of(sync, first))
+    assert cloud.per_url() == Counter(URLS[:4])  # exactly once
+    assert result.plan.in_sync and result.unconfirmed == []
+    assert [s["task_id"] for s in result.submitted] == ["task-1"]  # counted as submitted
+    assert "history shows prefetch task task-1 holds 4 of these targets" in later.log.getvalue()
 
 
 def test_a_task_that_shows_in_history_a_moment_late_is_still_found():
@@ -261,7 +316,7 @@ def test_a_task_that_shows_in_history_a_moment_late_is_still_found():
     assert cloud.per_url() == Counter(URLS) and cloud.calls == 3
 
 
-def test_only_the_targets_history_does_not_show_are_sent_again():
+def test_only_the_targets_history_does_not_show_are_unconfirmed():
     clock = FakeClock()
     cloud = flaky(clock, batch=4)
     # the cloud accepted part of the batch before failing: two of the four targets have a task
@@ -276,24 +331,13 @@ def test_only_the_targets_history_does_not_show_are_sent_again():
 
     cloud.submit = half_then_fail
     result = make(cloud, clock).converge()
-    assert cloud.submits[:2] == [list(URLS[:2]), list(URLS[2:4])]
-    assert cloud.per_url() == Counter(URLS)
-    assert result.submitted[0] == {"task_id": "task-1", "at": "2026-11-23T12:00:00Z", "count": 2}
+    assert cloud.submits == [list(URLS[:2])]
+    assert result.submitted == [{"task_id": "task-1", "at": "2026-11-23T12:00:00Z", "count": 2}]
+    assert [a.urls for a in result.unconfirmed] == [URLS[2:4]] and held(result) == set(URLS[2:4])
+    assert result.unconfirmed[0].known == frozenset()  # the two had no task before
 
 
-def test_sends_of_one_batch_are_bounded_then_the_partial_failure_says_what_was_submitted():
-    clock = FakeClock()
-    cloud = flaky(clock, batch=4)
-    cloud.failures = {n: ("transient", False) for n in range(2, 10)}
-    with pytest.raises(SubmitError) as info:
-        make(cloud, clock).converge()
-    assert cloud.calls == 1 + SUBMIT_ATTEMPTS
-    message = str(info.value)
-    assert f"batch 2 of 3 failed {SUBMIT_ATTEMPTS} times" in message
-    assert "4 targets (task ids: task-1)" in message and "not submitted: 6" in message
-
-
-def test_when_history_cannot_be_read_after_an_ambiguous_failure_nothing_is_sent_again():
+def test_when_history_cannot_be_read_after_an_ambiguous_failure_the_batch_is_unconfirmed_and_nothing_more_sent():
     clock = FakeClock()
     cloud = flaky(clock, batch=4)
     cloud.failures = {2: ("transient", True)}
@@ -305,11 +349,11 @@ def test_when_history_cannot_be_read_after_an_ambiguous_failure_nothing_is_sent_
         return real_confirm(*args)
 
     sync.prefetch.submitter._confirm = failing_confirm
-    with pytest.raises(SubmitError, match="history could not be read") as info:
-        sync.converge()
-    assert cloud.calls == 2 and "nothing is submitted twice" in str(info.value)
+    result = sync.converge()
+    assert cloud.calls == 2 and held(result) == set(URLS[4:8])
+    assert "history could not be read" in sync.log.getvalue()
     # the next up finds task-2 (accepted despite the error) and submits only batch 3
-    make(cloud, clock).converge()
+    make(cloud, clock).converge(outputs_of(sync, result))
     assert cloud.per_url() == Counter(URLS)
 
 
@@ -518,7 +562,7 @@ def test_confirmation_after_an_ambiguous_submit_never_uses_the_shared_read():
     cloud, cache = SharedCloud(clock, batch=4), HistoryCache()
     cloud.failures = {2: ("transient", False)}
     shared(cloud, clock, URLS, cache).converge()
-    assert cloud.per_url() == Counter(URLS)
+    assert cloud.per_url() == Counter(URLS[:4])  # batch 2 unconfirmed, nothing more sent
     # [start - 5 min, now + 5 min]: only confirmation reads look past now
     confirm_reads = [c for c in cloud.history_calls if timedelta(minutes=10) <= c[1] - c[0] < timedelta(hours=1)]
     assert len(confirm_reads) == len(CONFIRM_DELAYS)  # each confirmation read went to the cloud
@@ -693,14 +737,15 @@ def poll_windows(cloud, after):
     return [since for since, until in cloud.history_calls[after:] if until - since < timedelta(days=1)]
 
 
-def test_narrow_window_is_the_wide_one_until_the_clock_is_known_and_never_wider():
+def test_narrow_window_is_the_wide_one_until_the_clock_is_known_then_our_start_on_the_clouds_clock():
     start = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
     wide = start - CLOCK_TOLERANCE
     assert narrow_window(start, wide, None) == wide
     assert narrow_window(start, wide, timedelta(seconds=-1)) == start - timedelta(seconds=1) - CLOCK_MARGIN
     # A cloud ahead of us: its rows are stamped after our start anyway; a window past our "now" would be empty.
     assert narrow_window(start, wide, timedelta(seconds=30)) == start - CLOCK_MARGIN
-    assert narrow_window(start, wide, timedelta(hours=-1)) == wide  # a cloud far behind: the tolerance still holds
+    # A cloud further behind than the tolerance (its signatures bound no clock): from our start on its clock.
+    assert narrow_window(start, wide, timedelta(hours=-1)) == start - timedelta(hours=1) - CLOCK_MARGIN
 
 
 def test_the_clock_cache_keeps_the_least_evidence_per_scope():
@@ -750,6 +795,54 @@ def test_a_narrow_poll_that_shows_a_pending_target_no_row_goes_back_to_the_wide_
 
 
 
+# -- a cloud clock far from ours, which no signature bounds (issue #17): learnt from our own tasks, by id ------
+class OffsetCloud(SharedCloud):
+    """A shared fake cloud whose clock is ``offset`` from ours: it stamps and filters on its own clock, and
+    reads tasks by id (``task_rows``) whatever their time."""
+
+    offset = timedelta(0)
+
+    def history(self, since, until):
+        self.reads.append((since, until))
+        for row in super().history(since - self.offset, until - self.offset):
+            yield self._skewed(row)
+
+    def task_rows(self, task_ids):
+        self.by_id.append(list(task_ids))
+        rows = [row for row in super().history(datetime.min.replace(tzinfo=timezone.utc), self.clock())
+                if row.task_id in task_ids]
+        return [self._skewed(row) for row in rows]
+
+    def _skewed(self, row):
+        return HistoryRow(row.url, row.task_id, row.state, row.created + self.offset,
+                          row.updated and row.updated + self.offset, row.reason, row.raw_status)
+
+
+def offset_cloud(clock, offset, **kwargs):
+    cloud = OffsetCloud(clock, **kwargs)
+    cloud.offset, cloud.reads, cloud.by_id = offset, [], []
+    return cloud
+
+
+def test_a_cloud_clock_half_an_hour_behind_is_learnt_from_our_first_task_and_polls_see_our_rows():
+    clock = FakeClock()
+    cloud, cache = offset_cloud(clock, -timedelta(minutes=30), finish_after=3), HistoryCache()
+    result = shared(cloud, clock, URLS, cache).converge()
+    assert result.plan.in_sync  # warm in this up: the polls looked where the cloud stamps our tasks
+    assert cloud.by_id == [["task-1"]]  # one read by id, right after the first submit
+    assert cache.clock_floor(cloud) == -timedelta(minutes=30)
+    polls = [since for since, until in cloud.reads[1:]]
+    assert polls and set(polls) == {clock.start - timedelta(minutes=30) - CLOCK_MARGIN}
+
+
+def test_a_cloud_clock_behind_ours_does_not_hide_a_later_batch_executed_despite_an_error():
+    clock = FakeClock()
+    cloud, cache = offset_cloud(clock, -timedelta(minutes=30), batch=4, finish_after=3), HistoryCache()
+    cloud.failures = {2: ("transient", True)}
+    result = shared(cloud, clock, URLS, cache).converge()
+    assert cloud.per_url() == Counter(URLS) and result.unconfirmed == [] and result.plan.in_sync
+
+
 # -- purge, then prefetch -------------------------------------------------------------------------
 def make_release(cloud, clock, revision, wait="1m", policy=Policy(), targets=URLS):
     inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, targets, "24h", wait, revision=revision)
@@ -758,7 +851,7 @@ def make_release(cloud, clock, revision, wait="1m", policy=Policy(), targets=URL
 
 def converged(sync, prior=None):
     result = sync.converge(prior)
-    return result, build_outputs(sync.inputs, result.plan, verified_at=sync.clock(), submitted=result.submitted)
+    return result, outputs_of(sync, result)
 
 
 RELEASE = Policy(max_purge_share=1.0)  # a release that changes every target: consented in the set
@@ -928,7 +1021,7 @@ def test_pacing_caps_the_batch_and_pauses_between_submits():
 
 
 @pytest.mark.parametrize("executed", [True, False])
-def test_an_ambiguous_purge_submit_is_confirmed_from_the_purge_history_before_any_resend(executed):
+def test_an_ambiguous_purge_submit_is_confirmed_from_the_purge_history_or_held_until_its_life_ends(executed):
     clock = FakeClock()
     cloud = FakeCloud(clock, batch=4)
     _, outputs = converged(make_release(cloud, clock, "r1"))
@@ -936,13 +1029,34 @@ def test_an_ambiguous_purge_submit_is_confirmed_from_the_purge_history_before_an
     purger.failures = {2: ("transient", executed)}
     clock.now += timedelta(minutes=5)
     sync = make_release(cloud, clock, "r2", policy=RELEASE)
-    result, _ = converged(sync, outputs)
+    result, after = converged(sync, outputs)
+    assert "submitting purge batch 2 of 3 on fake may or may not have been accepted" in sync.log.getvalue()
+    if not executed:  # unconfirmed: held, and nothing more sent (neither purges nor prefetches)
+        assert purger.calls == 2 and len(cloud.submits) == 3
+        assert [a.kind for a in result.unconfirmed] == [TaskKind.PURGE]
+        statuses = result.plan.statuses
+        assert {u for u in URLS if (statuses[u].reason or "").startswith("purge unconfirmed")} == set(URLS[4:8])
+        clock.now = result.unconfirmed[0].until  # the lost request's life is over: the next up decides
+        result, _ = converged(make_release(cloud, clock, "r2", policy=RELEASE), after)
     assert purger.per_url() == Counter(URLS)  # every target purged exactly once
     assert purger.calls == (3 if executed else 4)
-    assert "submitting purge batch 2 of 3 on fake may or may not have been accepted" in sync.log.getvalue()
     assert Counter(u for batch in cloud.submits[3:] for u in batch) == Counter(URLS)  # after the first up's 3
     assert result.plan.in_sync
 
+
+def test_a_prefetch_after_a_purge_whose_answer_was_lost_keeps_the_old_version_on_record_until_it_is_sent():
+    clock = FakeClock()
+    cloud = flaky(clock, batch=10)
+    _, outputs = converged(make_release(cloud, clock, "r1"))
+    cloud.failures = {2: ("transient", False)}  # the prefetch that follows the purge: its answer is lost
+    clock.now += timedelta(minutes=5)
+    first, after = converged(make_release(cloud, clock, "r2", policy=RELEASE), outputs)
+    assert len(cloud.purger().submits) == 1 and cloud.per_url() == Counter(URLS)
+    assert {r[1] for r in after["observed"].values()} == {"task-1"}  # r1's prefetch, still on record
+    clock.now = first.unconfirmed[0].until
+    result, _ = converged(make_release(cloud, clock, "r2", policy=RELEASE), after)
+    assert cloud.per_url() == Counter(URLS * 2) and len(cloud.purger().submits) == 1  # prefetched, not purged again
+    assert result.plan.in_sync
 
 def test_on_change_prefetch_prefetches_changed_targets_without_purging():
     clock = FakeClock()

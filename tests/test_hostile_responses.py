@@ -210,7 +210,7 @@ def valid_ucloud_tasks(draw):
             (url, written), item = draw(valid_urls), {}
             item["Url"] = written
             status = draw(st.one_of(st.none(), st.sampled_from(sorted(DOCUMENTED["ucloud"]))))
-            if status is not None:  # a URL without its own status has its task's
+            if status is not None:  # a URL without its own status: in flight with its task, else unknown
                 item["Status"] = status
             created = draw(st.one_of(st.none(), moments))
             if created is not None:  # a URL without its own creation time was created with its task
@@ -218,8 +218,9 @@ def valid_ucloud_tasks(draw):
             item["Progress"] = draw(st.integers(0, 100))
             item["FinishTime"] = draw(st.one_of(st.just(0), st.integers(1795000000, 1795086400)))
             items.append(item)
-            raw = status or task_status
-            expected.append((url, task_id, DOCUMENTED["ucloud"][raw], created or task_created, raw))
+            raw = status or (task_status if task_status in ("wait", "process") else None)
+            state = DOCUMENTED["ucloud"][raw] if raw else TargetState.UNKNOWN
+            expected.append((url, task_id, state, created or task_created, raw))
         tasks.append({"TaskId": task_id, "Status": task_status, "CreateTime": int(task_created.timestamp()),
                       "UrlLists": items})
     return tasks, expected

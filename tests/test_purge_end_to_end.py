@@ -17,6 +17,7 @@ import yaml
 
 from components.declare import origin as origin_module
 from components.model.status import short_etag
+from components.resource.submitter import REQUEST_LIFE
 from tests.engine import EngineError
 from tests.s3_origin import S3, isolate_aws
 from tests.stacks import DESTINATIONS, HOST, PURGE_ACTIONS, SERVICES, SUBMIT_ACTIONS, Stack, path_of, resource_name, \
@@ -154,6 +155,10 @@ def test_a_revision_bump_purges_then_prefetches_every_target_once_even_under_thr
     sandbox.store.add_fault("throttle", service=service, probability=0.3, count=6, seed=7)
     stack.engine.up()
     assert sum(f["fired"] for f in sandbox.store.faults()) >= 2
+    # the prefetch whose answer was lost is not sent again before the request's whole life has passed
+    assert tasks_per_url(sandbox, cloud, "prefetch") == Counter(URLS)
+    stack.travel(REQUEST_LIFE.total_seconds())
+    stack.engine.up()
     # what the cloud really did, whatever the client saw: every target purged once, then prefetched once
     assert tasks_per_url(sandbox, cloud, "purge") == Counter(URLS)
     assert tasks_per_url(sandbox, cloud, "prefetch") == Counter(URLS * 2)  # the first warm-up, and one re-warm

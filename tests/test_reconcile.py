@@ -44,10 +44,19 @@ def test_plan_submits_exactly_the_drifted_and_never_what_is_in_flight():
     rows = [obs(A, TargetState.WARM, 10), obs(B, TargetState.RUNNING, 1), obs(C, TargetState.FAILED, 10),
             obs(D, TargetState.UNKNOWN, 10)]
     result = make_plan([A, B, C, D, "https://cdn.example.com/new.js"], rows, now=NOW, freshness=DAY)
-    assert result.to_submit == (C, D, "https://cdn.example.com/new.js")
+    assert result.to_submit == (C, "https://cdn.example.com/new.js")  # an unknown outcome is not a failure
     assert result.in_flight == [B]
     assert not result.in_sync
     assert {s.url for s in result.drifted} == {B, C, D, "https://cdn.example.com/new.js"}
+
+
+def test_an_unknown_outcome_is_drift_never_submitted_on_a_guess_and_due_again_once_older_than_freshness():
+    rows = [obs(A, TargetState.UNKNOWN, 23 * 60), obs(B, TargetState.UNKNOWN, 25 * 60)]
+    result = make_plan([A, B], rows, now=NOW, freshness=DAY)
+    assert result.statuses[A].state is TargetState.UNKNOWN and not result.in_sync
+    assert result.statuses[B].state is TargetState.EXPIRED
+    assert result.statuses[B].reason == "status unknown (unknown) and older than 24h"
+    assert result.to_submit == (B,)
 
 
 def test_all_warm_is_in_sync_with_nothing_to_submit():

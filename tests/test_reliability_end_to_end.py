@@ -22,11 +22,16 @@ from typing import Any, Callable, Optional, Sequence
 import pytest
 import yaml
 
+from components.clouds import edgeone
+from components.model.connection import Endpoint, TencentCredentials
 from components.resource.outputs import output_targets
+from components.resource.submitter import REQUEST_LIFE
+from sandbox import ucloud as ucloud_sandbox
 from sandbox.faults import fires
 from sandbox.store import NewTask
 from tests.engine import EngineError
-from tests.stacks import DESTINATIONS, HOST, SERVICES, SUBMIT_ACTIONS, ZONE, Stack, resource_name
+from tests.fakes import skew_clock
+from tests.stacks import DESTINATIONS, HOST, SECRET_ID, SECRET_KEY, SERVICES, SUBMIT_ACTIONS, ZONE, Stack, resource_name
 
 URLS = [f"https://{HOST}/assets/{i:03d}.js" for i in range(120)]
 EDGEONE = DESTINATIONS["edgeone"]
@@ -150,16 +155,23 @@ def test_an_ambiguous_submit_failure_submits_each_target_exactly_once(tmp_path, 
     sandbox.store.add_fault(kind, service=SERVICES[cloud], action=action, executed=executed, count=1, seed=1)
     stack = PolicyStack(tmp_path, sandbox)
     stack.declare(URLS[:30], destinations=[DESTINATIONS[cloud]])
+    resource = resource_name("web", DESTINATIONS[cloud])
     result = stack.engine.up()
     assert [f["fired"] for f in sandbox.store.faults()] == [1]
-    assert tasks_per_url(sandbox, cloud) == Counter(URLS[:30])
     assert "may or may not have been accepted" in result.host_log
     if executed:
         assert "counted as submitted, not sent again" in result.host_log
-    else:
-        assert "sending them again (attempt 2 of 3)" in result.host_log
-    outputs = stack.outputs(resource_name("web", DESTINATIONS[cloud]))
-    assert outputs["summary"]["in_sync"] is True
+    else:  # never sent again in that up: the cloud might still run it; the next up after its life decides
+        assert tasks_per_url(sandbox, cloud) == Counter() and "history does not show them yet" in result.host_log
+        [attempt] = stack.outputs(resource)["unconfirmed"]
+        assert sorted(attempt["targets"]) == URLS[:30]
+        assert stack.outputs(resource)["summary"]["counts"]["unknown"] == 30
+        stack.travel(REQUEST_LIFE.total_seconds())
+        result = stack.engine.up()
+        assert "it was not executed; they are sent as history says" in result.host_log
+    assert tasks_per_url(sandbox, cloud) == Counter(URLS[:30])
+    outputs = stack.outputs(resource)
+    assert outputs["summary"]["in_sync"] is True and "unconfirmed" not in outputs
     assert len(outputs["submitted"]) == 1  # one task, whichever way we learnt its id
 
 
@@ -274,3 +286,74 @@ def test_submitting_more_than_half_the_daily_quota_needs_consent(tmp_path, sandb
     stack.declare(URLS[:60], safety={"maxQuotaShare": 0.6})
     stack.engine.up()
     assert sorted(u for batch in stack.submits() for u in batch) == URLS[:60]
+
+
+# -- issue 17: a submit the cloud executes late, UCloud's clock far from ours, URLs without a status -------
+def replay_lost_submit(sandbox) -> None:
+    """The cloud executes now the submit whose answer the client lost (the request the sandbox logged)."""
+    [lost] = [r for r in sandbox.store.requests(action="CreatePrefetchTask") if r["fault"]]
+    adapter = edgeone.build(EDGEONE, Endpoint("url", "http", sandbox.endpoint), TencentCredentials(SECRET_ID, SECRET_KEY))
+    adapter.submit(lost["params"]["Targets"])
+
+
+def test_a_submit_executed_60_s_after_the_client_gave_up_is_submitted_exactly_once_over_two_ups(tmp_path, sandbox):
+    sandbox.store.add_fault("http_5xx", service="teo", action="CreatePrefetchTask", executed=False, count=1)
+    stack = PolicyStack(tmp_path, sandbox)
+    stack.declare(URLS[:3])
+    first = stack.engine.up()
+    assert tasks_per_url(sandbox) == Counter() and "history does not show them yet" in first.host_log
+    stack.travel(60)
+    replay_lost_submit(sandbox)  # 60 s after the client gave up, the cloud runs the request after all
+    second = stack.engine.up()
+    assert tasks_per_url(sandbox) == Counter(URLS[:3])  # exactly once: the second up sent nothing
+    assert "counted as submitted, not sent again" in second.host_log
+    outputs = stack.outputs(RESOURCE)
+    assert outputs["summary"]["in_sync"] is True and "unconfirmed" not in outputs
+    assert [s["task_id"] for s in outputs["submitted"]] == [t.job_id for t in sandbox.store.tasks("teo")][:1]
+
+
+UCLOUD = DESTINATIONS["ucloud"]
+
+
+def test_ucloud_half_an_hour_ahead_submits_once_and_is_warm(tmp_path, sandbox):
+    skew_clock(sandbox, 1800)
+    sandbox.store.add_fault("http_5xx", service="ucloud", action="PrefetchNewUcdnDomainCache", executed=True, count=1)
+    stack = PolicyStack(tmp_path, sandbox)
+    stack.declare(URLS[:3], destinations=[UCLOUD])
+    stack.engine.up()  # the ambiguous submit is found in history although the cloud stamps it in our future
+    assert tasks_per_url(sandbox, "ucloud") == Counter(URLS[:3])
+    assert stack.outputs(resource_name("web", UCLOUD))["summary"]["in_sync"] is True
+    assert stack.engine.preview().changed() == []  # a refreshed preview finds it warm: nothing to send
+
+
+def test_ucloud_half_an_hour_behind_submits_once_and_is_warm(tmp_path, sandbox):
+    skew_clock(sandbox, -1800)
+    stack = PolicyStack(tmp_path, sandbox)
+    resource = resource_name("web", UCLOUD)
+    stack.declare(URLS[:3], destinations=[UCLOUD])
+    stack.engine.up()  # our task, read by id, shows the cloud's clock: the polls see it finish
+    assert stack.outputs(resource)["summary"]["in_sync"] is True
+    sandbox.store.add_fault("http_5xx", service="ucloud", action="PrefetchNewUcdnDomainCache", executed=True, count=1)
+    stack.declare(URLS[:6], destinations=[UCLOUD])
+    stack.engine.up()  # a new host, whose first submit is ambiguous: its task is stamped before our window
+    assert stack.outputs(resource)["summary"]["counts"]["unknown"] == 3  # unconfirmed, never sent twice
+    stack.engine.up()
+    assert tasks_per_url(sandbox, "ucloud") == Counter(URLS[:6])
+    assert stack.outputs(resource)["summary"]["in_sync"] is True
+
+
+def test_ucloud_urls_without_a_status_of_their_own_are_unknown_and_only_the_failed_one_is_sent_again(
+        tmp_path, sandbox, monkeypatch):
+    reported = ucloud_sandbox._url_status
+    monkeypatch.setattr(ucloud_sandbox, "_url_status",  # a task whose warm URLs come without a status
+                        lambda created, finish, outcome, now: None if outcome == "success" else
+                        reported(created, finish, outcome, now))
+    sandbox.store.add_rule(URLS[0], "failed")
+    stack = PolicyStack(tmp_path, sandbox)
+    stack.declare(URLS[:30], destinations=[UCLOUD])
+    stack.engine.up()
+    counts = stack.outputs(resource_name("web", UCLOUD))["summary"]["counts"]
+    assert (counts["failed"], counts["unknown"]) == (1, 29)
+    sandbox.store.clear_requests()
+    stack.engine.up()
+    assert stack.submits("ucloud") == [[URLS[0]]]

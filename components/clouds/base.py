@@ -99,6 +99,14 @@ class CloudAdapter(ABC):
     def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
         """Every prefetch row created in [since, until], all pages, as normalised observations."""
 
+    def task_rows(self, task_ids: Sequence[str]) -> Optional[list[HistoryRow]]:
+        """The rows of these tasks whatever their creation time, or None: this cloud is read by time only.
+
+        For a cloud whose signatures carry no time, so that its clock may be any distance from ours:
+        reading our own tasks by id shows where its clock stands (clouds/history.py ``learn_clock_by_id``).
+        """
+        return None
+
     def describe_scope(self) -> str:
         """Short human name of the destination for messages, e.g. ``edgeone zone zone-abc``."""
         return self.cloud

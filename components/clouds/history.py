@@ -46,7 +46,7 @@ Errors are not cached: every caller waiting on a failed read gets the same Cloud
 next call reads again. Entries are few (``MAX_ENTRIES``) and short-lived (``TTL``), so a
 long-lived process does not accumulate history.
 
-``_confirm`` in resource/converge.py never comes here: after an ambiguous submit it must see the cloud now.
+``_confirm`` in resource/submitter.py never comes here: after an ambiguous submit it must see the cloud now.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Collection, Iterable, Iterator, Mapping, Optional, Union
 
-from .base import CloudAdapter
+from .base import CloudAdapter, CloudError
 from ..model.status import HistoryRow
 
 TTL = 60.0       # seconds a finished read is kept (monotonic time)
@@ -282,6 +282,24 @@ class HistoryCache:
             known = self._clock_floor.get(key)
             if known is None or evidence < known:
                 self._clock_floor[key] = evidence
+
+    def learn_clock_by_id(self, adapter: CloudAdapter, sent_at: Mapping[str, datetime]) -> None:
+        """Until the scope's clock is known: read our tasks (id -> our time their submit returned) by id,
+        for an adapter that can (``task_rows``), and learn from them.
+
+        For clouds whose signatures carry no time, so that nothing bounds how far their clock is off
+        ours: a task read by id shows whatever its time, where windows of our clock may miss it. A
+        failed read teaches nothing; polls still learn from the rows they see.
+        """
+        if not sent_at or self.clock_floor(adapter) is not None:
+            return
+        try:
+            rows = adapter.task_rows(list(sent_at))
+        except CloudError:
+            return
+        evidence = [row.created - sent_at[row.task_id] for row in rows or () if row.task_id in sent_at]
+        if evidence:
+            self.learn_clock(adapter, min(evidence))
 
     def clock_floor(self, adapter: CloudAdapter) -> Optional[timedelta]:
         """What ``learn_clock`` has learnt of the scope's clock, or None: nothing yet."""

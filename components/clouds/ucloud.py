@@ -7,12 +7,17 @@ Quirks kept here: errors come as HTTP 200 with a RetCode; at most one submit eve
 history row per *task* with the URLs nested in ``UrlLists``; times in Unix seconds; the status
 ``unknow`` (sic); the SDK's request logging is silenced (it logs every parameter) and lists are
 always passed as lists (a string would be sent one character per element).
+
+The signature carries no time, so nothing keeps UCloud's clock near ours: history is read up to a
+day past the caller's "now" (a clock ahead of ours stamps our newest tasks later), and our own tasks
+can be read by id (``task_rows``), which shows where its clock stands whatever the offset
+(clouds/history.py ``learn_clock_by_id``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -48,6 +53,11 @@ SUBMIT_INTERVAL = 10.0  # seconds between submits, per account
 # One call then reads the whole window, however many tasks hold the URLs; a page that still holds
 # fewer tasks than TotalCount is followed by the next one.
 TASK_PAGE = 0
+# A read's last window ends this long after the caller's "now": rows a cloud clock ahead of ours
+# stamps in our future are still read (a clock behind ours is learnt from our tasks, by id).
+CLOCK_AHEAD_ALLOWANCE = timedelta(days=1)
+# Task statuses under which a URL without a status of its own is still in flight with its task.
+IN_FLIGHT_TASK_STATUSES = frozenset({"wait", "process"})
 STATUS_MAP = {
     "wait": (TargetState.QUEUED, None),
     "process": (TargetState.RUNNING, None),
@@ -232,22 +242,31 @@ class UCloudAdapter(CloudAdapter):
         caps its pages gets the same offsets a plain loop would ask for, a few in flight. The order
         of ``TaskList`` is undocumented: the pager's repair for rows pushed back by a task created
         during the read can then only read some rows twice, which is harmless (the newest row of a
-        URL decides), never skip one.
+        URL decides), never skip one. The last window ends ``CLOCK_AHEAD_ALLOWANCE`` after ``until``
+        (see the module docstring).
         """
-        action = self.actions[2]
         for start, end in windows(since, until, self.max_window):
-            fetch = lambda offset, start=start, end=end: self._task_page(start, end, offset)  # noqa: E731
-            for tasks in read_pages(fetch, cloud=CLOUD, action=action):
-                for task in tasks:
-                    yield from _task_observations(task, action)
+            if end == until:
+                end += CLOCK_AHEAD_ALLOWANCE
+            yield from self._read({"BeginTime": int(start.timestamp()),
+                                   "EndTime": int(end.timestamp()) + (1 if end.microsecond else 0)})
 
-    def _task_page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
-        """(TotalCount, TaskList) of one page of the window, both checked."""
-        params: dict[str, Any] = {
-            "BeginTime": int(start.timestamp()),
-            "EndTime": int(end.timestamp()) + (1 if end.microsecond else 0),
-            "Offset": offset,
-        }
+    def task_rows(self, task_ids: Sequence[str]) -> list[HistoryRow]:
+        """The rows of these tasks, by ``TaskId.N`` and no time: the API's default window is the last day on
+        its own clock, so our recent tasks show however far its clock is from ours."""
+        return list(self._read({"TaskId": [str(t) for t in task_ids]})) if task_ids else []
+
+    def _read(self, query: dict[str, Any]) -> Iterator[HistoryRow]:
+        """Every row one history query answers, page by page (clouds/paging.py ``read_pages``)."""
+        action = self.actions[2]
+        fetch = lambda offset: self._task_page(query, offset)  # noqa: E731
+        for tasks in read_pages(fetch, cloud=CLOUD, action=action):
+            for task in tasks:
+                yield from _task_observations(task, action)
+
+    def _task_page(self, query: dict[str, Any], offset: int) -> tuple[int, list]:
+        """(TotalCount, TaskList) of one page of the query, both checked."""
+        params: dict[str, Any] = {**query, "Offset": offset}
         if TASK_PAGE:
             params["Limit"] = TASK_PAGE
         action, method = self.actions[2], self.actions[3]
@@ -301,6 +320,10 @@ def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
     if not isinstance(urls, list):
         raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists", "expected a list")
     task_status = task.get("Status")
+    # A URL without a status of its own: in flight while its task is, else unknown. A finished task's
+    # status sums up all its URLs (one failed URL fails the task) and says nothing of this one.
+    orphan = task_status if isinstance(task_status, str) and task_status.strip().lower() in IN_FLIGHT_TASK_STATUSES \
+        else _NO_STATUS
     # The URLs of a task mostly share status and times: (status, CreateTime, FinishTime) -> their part.
     parts: dict[tuple, tuple] = {}
     for item in urls:
@@ -309,7 +332,7 @@ def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
             raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
         raw = item.get("Status")
         if raw is None:
-            raw = task_status
+            raw = orphan
         key = (raw, item.get("CreateTime"), item.get("FinishTime"))
         try:
             if key[1] is True or key[2] is True:
@@ -329,12 +352,21 @@ def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
         yield HistoryRow(url, task_id, state, created, finished, reason, raw_status)
 
 
+class _NoStatus:
+    """The status of a URL the answer gives none for, under a finished task (``_task_observations``)."""
+
+    REASON = "the cloud gave no status for this URL"
+
+
+_NO_STATUS = _NoStatus()
+
+
 def _url_part(raw: Any, create_time: Any, finish_time: Any, task_created: datetime, action: str = ACTION) -> tuple:
     """What a URL row says besides its URL and Progress: (state, reason, created, finished, raw status).
 
     A pure function of its arguments, so the URLs of a task that repeat them share one result.
     """
-    state, reason = map_status(raw)
+    state, reason = (TargetState.UNKNOWN, _NoStatus.REASON) if raw is _NO_STATUS else map_status(raw)
     created = _unix(create_time, "TaskList[].UrlLists[].CreateTime", action, required=False) or task_created
     finished = _unix(finish_time, "TaskList[].UrlLists[].FinishTime", action, required=False)
     return state, reason, created, finished, shared(raw) if isinstance(raw, str) else None

@@ -33,7 +33,8 @@ class TargetState(str, Enum):
     TIMED_OUT = "timed_out"  # last prefetch timed out at the cloud
     EXPIRED = "expired"      # last success is older than the set's freshness
     MISSING = "missing"      # never submitted (no task found in history or state)
-    UNKNOWN = "unknown"      # the cloud answered a status we do not recognise (raw value kept)
+    UNKNOWN = "unknown"      # the cloud answered a status we do not recognise (raw value kept), or none, or
+                             # our submit of it is unconfirmed (plan/unconfirmed.py)
     STALE = "stale"          # last prefetch succeeded, but for content (ETag, revision) since replaced
     PURGING = "purging"      # changed content: its purge is queued or running
     PURGED = "purged"        # changed content: purged, its prefetch is due
@@ -47,7 +48,8 @@ class TargetState(str, Enum):
     @property
     def needs_submit(self) -> bool:
         """A prefetch may fix it (`up` re-submits exactly these, unless they are due for a purge first).
-        UNKNOWN is included: we cannot prove it warm."""
+        UNKNOWN is not: its task may well have warmed it, and a submit on a guess spends quota every
+        ``up``; it is re-warmed once its task is older than the set's freshness (then EXPIRED)."""
         return self in _NEEDS_SUBMIT
 
 
@@ -55,7 +57,7 @@ ALL_STATES: tuple[TargetState, ...] = tuple(TargetState)
 # Looked up once per target of a set (100,000 times): sets, not tuples built on every call.
 _IN_FLIGHT = frozenset({TargetState.QUEUED, TargetState.RUNNING, TargetState.PURGING})
 _NEEDS_SUBMIT = frozenset({TargetState.FAILED, TargetState.TIMED_OUT, TargetState.EXPIRED, TargetState.MISSING,
-                           TargetState.UNKNOWN, TargetState.STALE, TargetState.PURGED})
+                           TargetState.STALE, TargetState.PURGED})
 #: States of a target whose changed content is being purged: a purge task, not a prefetch, decided them.
 PURGE_STATES = frozenset({TargetState.PURGING, TargetState.PURGED, TargetState.PURGE_FAILED})
 

@@ -76,7 +76,9 @@ def assess(
     revision is STALE (it warmed content since replaced), even within freshness. A task we have no
     record of (submitted by an ``up`` that died before saving, or before the target came from an
     origin or the set had a revision) is taken to be for the current version, as a URL target's
-    success is; its verdict records that version, so a later change is caught.
+    success is; its verdict records that version, so a later change is caught. A task whose status
+    is unknown is never submitted again on a guess: it stays UNKNOWN until it is older than
+    freshness, then it is EXPIRED like a success (due again either way).
 
     ``purges`` (purge history rows; given for sets that purge changed content) decide what a stale
     target waits for: a purge created after its last prefetch that is in flight (PURGING), done
@@ -88,8 +90,10 @@ def assess(
     # One subtraction for the whole set: ``now - at > freshness`` is ``at < cutoff``, exactly.
     cutoff = now - freshness
     warm, expired, stale, missing = TargetState.WARM, TargetState.EXPIRED, TargetState.STALE, TargetState.MISSING
+    unknown = TargetState.UNKNOWN
     get = latest.get
-    too_old = f"last warmed more than {format_duration(freshness)} ago"
+    freshness_text = format_duration(freshness)
+    too_old = f"last warmed more than {freshness_text} ago"
     result: dict[str, TargetStatus] = {}
     for url in targets:
         obs = get(url)
@@ -106,6 +110,9 @@ def assess(
         if state is warm and at < cutoff:
             state = expired
             reason = too_old
+        elif state is unknown and at < cutoff:  # never submitted on a guess, but re-warmed when due anyway
+            state = expired
+            reason = f"status unknown ({obs.raw_status or reason or 'none given'}) and older than {freshness_text}"
         if state is warm or state is expired:
             change = _change(wanted, prefetched_etag, revision, prefetched_revision)
             if change:

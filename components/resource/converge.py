@@ -12,7 +12,9 @@ prefetches of the purged ones. A purge still running at the deadline is left to 
 The purge history is read only when some target changed, so a steady set costs no extra call.
 
 How batches are sent (and never sent twice blindly) is ``resource/submitter.py``; how we wait,
-``resource/poller.py``; how much one ``up`` may submit or purge, ``plan/safety.py``.
+``resource/poller.py``; how much one ``up`` may submit or purge, ``plan/safety.py``; what a later
+read of history decides about submits whose answer was lost, ``plan/unconfirmed.py`` (their targets
+are held until it does, and the record is carried from outputs to outputs).
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from ..clouds.quota_ledger import SHARED_QUOTA, QuotaLedger
 from ..model.clouds import find
 from ..model.durations import parse_duration
 from ..model.policy import Policy
-from ..model.status import HistoryRow, TargetState
+from ..model.status import HistoryRow, TargetState, TaskKind, format_time
 from ..plan.reconcile import Plan, make_plan
 from ..plan.safety import QuotaDecision, check_purge, decide_quota
+from ..plan.unconfirmed import Attempt, hold, prior_attempts, settle
 from .inputs import ShardInputs
 from .outputs import SubmittedTask, prior_contents, prior_observations, prior_submitted
 from .poller import TaskPoller
@@ -59,6 +62,7 @@ class SyncResult:
     new_tasks: list[SubmittedTask] = field(default_factory=list)
     quota: Optional[QuotaDecision] = None  # what the quota allows for plan.to_submit, when checked
     purge_quota: Optional[QuotaDecision] = None  # what the purge quota allows for plan.to_purge, when checked
+    unconfirmed: list[Attempt] = field(default_factory=list)  # submits history has not confirmed yet
 
 
 def utcnow() -> datetime:
@@ -112,6 +116,9 @@ class ShardSync:
         self._sent_at: dict[str, datetime] = {}
         self.prefetch = self._kind(adapter)
         self._purge: Optional[_Kind] = None
+        # Unconfirmed submits (earlier ones history has not decided, then this up's): their targets are held.
+        self._attempts: list[Attempt] = []
+        self._found: list[SubmittedTask] = []  # tasks history showed for earlier unconfirmed submits
 
     def _kind(self, adapter: CloudAdapter) -> _Kind:
         common: dict[str, Any] = dict(adapter=adapter, set_name=self.inputs.set, clock=self.clock, sleep=self.sleep,
@@ -136,13 +143,14 @@ class ShardSync:
         line says what the next ``up`` will do when it cannot submit them all.
         """
         now = self.clock()
-        observations, _ = self._history_with_prior(now, prior_outputs)
-        plan, _ = self._full_plan(observations, now)
+        observations, _, read_at = self._history_with_prior(now, prior_outputs)
+        plan, _ = self._full_plan(observations, now, prior_outputs, read_at)
         quota = purge_quota = None
         if check_quota and (plan.to_submit or plan.to_purge):
             quota = self._outlook(plan)
             purge_quota = self._purge_outlook(plan) if plan.to_purge else None
-        return SyncResult(plan, prior_submitted(prior_outputs), now, quota=quota, purge_quota=purge_quota)
+        submitted = prior_submitted(prior_outputs) + [t.to_dict() for t in self._found]
+        return SyncResult(plan, submitted, now, quota=quota, purge_quota=purge_quota, unconfirmed=self._attempts)
 
     def _where(self, quoted: bool = True) -> str:
         name = repr(self.inputs.set) if quoted else self.inputs.set
@@ -179,31 +187,52 @@ class ShardSync:
 
     def _plan(self, observations: list[HistoryRow], now: datetime,
               purges: Optional[Iterable[HistoryRow]] = None) -> Plan:
+        """The plan, with the targets of unconfirmed submits held (plan/unconfirmed.py)."""
+        return hold(self._raw_plan(observations, now, purges), self._attempts)
+
+    def _raw_plan(self, observations: list[HistoryRow], now: datetime,
+                  purges: Optional[Iterable[HistoryRow]] = None) -> Plan:
         return make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness,
                          content=self.inputs.content, revision=self.inputs.revision, purges=purges)
 
-    def _full_plan(self, observations: list[HistoryRow], now: datetime) -> tuple[Plan, Optional[list[HistoryRow]]]:
-        """The plan, and the purge rows it used (None for a set that does not purge on change).
+    def _full_plan(self, observations: list[HistoryRow], now: datetime, prior_outputs: Optional[Mapping[str, Any]],
+                   read_at: datetime) -> tuple[Plan, Optional[list[HistoryRow]]]:
+        """The plan, and the purge rows it used (None for a set that does not purge on change), once
+        history has decided what it can about earlier unconfirmed submits (``_settle``).
 
         The purge history is read only when some target changed: only a stale target's verdict
         depends on it, and a steady set then costs no purge-history call.
         """
-        if not self.purges:
-            return self._plan(observations, now), None
-        plan = self._plan(observations, now, [])
-        changed = plan.changed
-        if not changed:
-            return plan, []
-        adapter = self.purge.adapter
-        since = self._purge_window(now)
-        snapshot = self.history.read(adapter, since, now, urls=changed,
-                                     fresh_after=now - SHARED_READ_FRESH, fresh_by_end=True)
-        purges = snapshot.rows_for(changed, since)
+        purges: Optional[list[HistoryRow]] = None
+        if self.purges:
+            changed = self._raw_plan(observations, now, []).changed
+            purges = []
+            if changed:
+                adapter = self.purge.adapter
+                since = self._purge_window(now)
+                snapshot = self.history.read(adapter, since, now, urls=changed,
+                                             fresh_after=now - SHARED_READ_FRESH, fresh_by_end=True)
+                purges = snapshot.rows_for(changed, since)
+                read_at = min(read_at, snapshot.until)  # the earlier of the two reads decides
+        self._settle(prior_attempts(prior_outputs), observations, purges, read_at)
         return self._plan(observations, now, purges), purges
+
+    def _settle(self, attempts: list[Attempt], observations: list[HistoryRow], purges: Optional[list[HistoryRow]],
+                read_at: datetime) -> None:
+        """What the history read at ``read_at`` decides about earlier unconfirmed submits (plan/unconfirmed.py)."""
+        settled = settle(attempts, {TaskKind.PREFETCH: observations, TaskKind.PURGE: purges}, read_at,
+                         self.inputs.targets)
+        self._attempts, self._found = settled.pending, []
+        for kind, rows in settled.found.items():
+            (self.purge if kind is TaskKind.PURGE else self.prefetch).submitter.record_found(rows, self._found)
+        for attempt in settled.expired:
+            self.log.write(f"set {self.inputs.set}: history read after {format_time(attempt.until)} shows no task "
+                           f"for {len(attempt.urls)} targets of the unconfirmed submit at {format_time(attempt.at)}: "
+                           "it was not executed; they are sent as history says\n")
 
     def _history_with_prior(
         self, now: datetime, prior_outputs: Optional[Mapping[str, Any]]
-    ) -> tuple[list[HistoryRow], dict[tuple[str, str], str]]:
+    ) -> tuple[list[HistoryRow], dict[tuple[str, str], str], datetime]:
         """History rows of our targets (with the version each of our tasks was for) plus old records the
         cloud no longer keeps.
 
@@ -212,7 +241,7 @@ class ShardSync:
         at ``since`` floored to the 10 minutes (history.window_start), so that shards and sets
         whose clocks were read a few seconds apart ask for the same read; the rows older than
         ``since`` are left out, as a read of our own window would have. Also returns what is
-        known of task versions, keyed by (url, task id), for rows read later.
+        known of task versions, keyed by (url, task id), for rows read later, and when the read started.
         """
         since = now - self.freshness - HISTORY_MARGIN
         targets = self.inputs.targets
@@ -226,17 +255,18 @@ class ShardSync:
                 obs = HistoryRow(obs.url, obs.task_id, TargetState.UNKNOWN, obs.created, obs.updated,
                                   "task no longer in the cloud's history", None, obs.content)
             observations.append(obs)
-        return observations, contents
+        return observations, contents, snapshot.until
 
     # -- create/update --------------------------------------------------------------------------
     def converge(self, prior_outputs: Optional[Mapping[str, Any]] = None) -> SyncResult:
         """Purge what changed, submit what needs a prefetch (within live quotas and the safety rails),
         prefetch what the purges cleared, and wait up to the deadline."""
         start = self.clock()
-        observations, contents = self._history_with_prior(start, prior_outputs)
-        before, purges = self._full_plan(observations, start)
-        submitted = prior_submitted(prior_outputs)
+        observations, contents, read_at = self._history_with_prior(start, prior_outputs)
+        before, purges = self._full_plan(observations, start, prior_outputs, read_at)
+        submitted = prior_submitted(prior_outputs) + [t.to_dict() for t in self._found]
         new_tasks: list[SubmittedTask] = []
+        fresh_attempts: list[Attempt] = []  # this up's unconfirmed submits: once there is one, nothing more is sent
         decision: Optional[QuotaDecision] = None
         purge_decision: Optional[QuotaDecision] = None
         # Purges an earlier up submitted (its host may have died) and still running: their prefetch follows here.
@@ -255,12 +285,13 @@ class ShardSync:
             pending_purges = set(awaited)
             if purge_urls:
                 notes = self.purge.submitter.submit(purge_urls, self._batch(purge_decision),
-                                                    {(o.url, o.task_id) for o in purges or ()}, start, new_tasks)
+                                                    {(o.url, o.task_id) for o in purges or ()}, start, new_tasks,
+                                                    fresh_attempts)
                 assert purges is not None  # a set that purges has its purge rows (maybe none)
                 purges.extend(notes)
                 pending_purges.update(o.url for o in notes if o.state.in_flight)
             known = {(o.url, o.task_id) for o in observations}
-            fresh = self._send(urls, decision, known, start, new_tasks, contents) if urls else []
+            fresh = self._send(urls, decision, known, start, new_tasks, contents, fresh_attempts) if urls else []
             if pending_purges:
                 earlier = self._purge_window(start) if awaited else None
                 purges = _merged(purges or [], self.purge.poller.until_done(start, pending_purges, since=earlier))
@@ -268,20 +299,23 @@ class ShardSync:
             if followed:  # a purge confirmed from history (an ambiguous submit) may be done already
                 after = self._plan(observations, self.clock(), purges)
                 cleared = [u for u in followed if after.statuses[u].state is TargetState.PURGED]
-                fresh += self._send(cleared, decision, known, start, new_tasks, contents) if cleared else []
+                fresh += self._send(cleared, decision, known, start, new_tasks, contents, fresh_attempts) \
+                    if cleared else []
             submitted.extend(t.to_dict() for t in new_tasks)
+            self._attempts.extend(fresh_attempts)
             pending = {o.url for o in fresh if o.state.in_flight}
             polled = with_content(self.prefetch.poller.until_done(start, pending), contents)
             observations = _merged(observations, polled, fresh)
         now = self.clock()
         final = self._plan(observations, now, purges)
         self._report(final)
-        return SyncResult(final, submitted, now, new_tasks, decision, purge_decision)
+        return SyncResult(final, submitted, now, new_tasks, decision, purge_decision, self._attempts)
 
     def _send(self, urls: list[str], decision: QuotaDecision, known: set[tuple[str, str]], start: datetime,
-              new_tasks: list[SubmittedTask], contents: dict[tuple[str, str], str]) -> list[HistoryRow]:
+              new_tasks: list[SubmittedTask], contents: dict[tuple[str, str], str],
+              attempts: list[Attempt]) -> list[HistoryRow]:
         """Prefetch ``urls``; the versions of the new tasks join ``contents`` (for the rows polls read)."""
-        fresh = self.prefetch.submitter.submit(urls, self._batch(decision), known, start, new_tasks)
+        fresh = self.prefetch.submitter.submit(urls, self._batch(decision), known, start, new_tasks, attempts)
         contents.update({(o.url, o.task_id): o.content for o in fresh if o.content})
         return fresh
 

@@ -1,7 +1,8 @@
 """The one definition of the dynamic resource's outputs: the inputs repeated (targets as
 ``target_lines``), the history row that decided each target (``observed``), every task submitted,
-a summary and a bounded drift list; how earlier outputs are read back as history rows; and the
-inputs a refresh writes back so the engine's own diff shows each drifted target.
+the submits history has not confirmed yet (``unconfirmed``, plan/unconfirmed.py; only when there
+are some), a summary and a bounded drift list; how earlier outputs are read back as history rows;
+and the inputs a refresh writes back so the engine's own diff shows each drifted target.
 
 Pure functions: a plan in, plain dicts out (and back), so the shape is tested without an engine.
 """
@@ -15,6 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 from ..model.status import (ALL_STATES, PURGE_STATES, HistoryRow, TargetState, TargetStatus, TaskKind,
                                      format_time, parse_time)
 from ..plan.reconcile import Plan
+from ..plan.unconfirmed import Attempt
 from .inputs import TARGET_LINES, WARM, ShardInputs, _read_lines, targets_digest
 
 OUTPUTS_VERSION = 1
@@ -87,9 +89,10 @@ def build_outputs(
     *,
     verified_at: datetime,
     submitted: Sequence[Mapping[str, Any]],
+    unconfirmed: Sequence[Attempt] = (),
 ) -> dict[str, Any]:
     """The provider outputs: the inputs (targets as ``target_lines``), per-target last known task,
-    summary, bounded drift list."""
+    unconfirmed submits, summary, bounded drift list."""
     counts = {state.value: 0 for state in ALL_STATES}
     records: dict[str, tuple] = {}
     value_of = _STATE_VALUES
@@ -110,10 +113,12 @@ def build_outputs(
         observed = {url: list(record) for url, record in records.items()}
     total = len(plan.statuses)
     drifted = plan.drifted
+    pending = {"unconfirmed": [a.to_dict() for a in unconfirmed]} if unconfirmed else {}
     return {
         **inputs.output_props(),
         "observed": observed,
         "submitted": [dict(s) for s in submitted],
+        **pending,
         "summary": {
             "version": OUTPUTS_VERSION,
             "total": total,

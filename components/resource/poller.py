@@ -40,16 +40,18 @@ CLOCK_MARGIN = timedelta(seconds=5)
 
 def narrow_window(start: datetime, wide: datetime, clock_floor: Optional[timedelta]) -> datetime:
     """Where the polls of tasks submitted after ``start`` (our clock) look from: ``wide`` until the
-    cloud's clock is known, then ``start`` on the cloud's clock less ``CLOCK_MARGIN`` (never before ``wide``).
+    cloud's clock is known, then ``start`` on the cloud's clock less ``CLOCK_MARGIN``.
 
     ``clock_floor`` is a least (cloud - ours): our tasks were created at cloud time >= ``start +
-    clock_floor``, less the second the cloud rounds its times to, which the margin covers.
+    clock_floor``, less the second the cloud rounds its times to, which the margin covers. That is
+    before ``wide`` when the cloud's clock is further behind ours than the tolerance (a cloud whose
+    signatures bound no clock): the window then starts there, or our own rows would never show.
     """
     if clock_floor is None:
         return wide
     # A cloud ahead of us stamps our tasks after our start anyway; starting later would leave the
     # window empty until our clock caught up (and a window that starts after "now" may be refused).
-    return max(wide, start + min(clock_floor, timedelta(0)) - CLOCK_MARGIN)
+    return start + min(clock_floor, timedelta(0)) - CLOCK_MARGIN
 
 
 @dataclass
@@ -76,10 +78,13 @@ class TaskPoller:
         """
         if not pending or self.wait.total_seconds() <= 0:
             return []
-        wide = start - CLOCK_TOLERANCE  # tolerate a cloud clock a little behind ours
-        if since is not None and since < wide:
-            wide = since  # and no narrowing: the earlier tasks' rows lie before our start
-        since = wide if wide < start - CLOCK_TOLERANCE else narrow_window(start, wide, self.history.clock_floor(self.adapter))
+        self.history.learn_clock_by_id(self.adapter, self.sent_at)  # a cloud read by id, clock still unknown
+        tolerated = start - CLOCK_TOLERANCE  # a cloud clock a little behind ours
+        narrow = narrow_window(start, tolerated, self.history.clock_floor(self.adapter))
+        # Wider when our tasks showed the cloud's clock further behind, or earlier tasks' rows lie before
+        # our start: no narrowing then.
+        wide = min(tolerated, narrow, since or narrow)
+        since = narrow if wide == tolerated else wide
         with ExitStack() as polling:
             polling.enter_context(self.history.polling(self.adapter, since))
             # Back to the wide window: registered too, so that reads other pollers start cover it again.

@@ -1,32 +1,41 @@
 """Send one kind of task (prefetch or purge) for one shard, in batches, never one batch twice blindly.
 
 Submits are not idempotent. After an ambiguous submit failure (timeout, reset, 5xx, garbled
-answer: the cloud may have accepted it), history is read again for that batch before anything is
-re-sent: targets with a task we did not know before count as submitted; only the rest is sent
-again, a bounded number of times. The same code sends purges and prefetches: the adapter's kind
-(clouds/base.py) decides which, so both get the same guarantee.
+answer: the cloud may have accepted it, now or later), history is read again for that batch:
+targets with a task we did not know before count as submitted. The others are not sent again in
+this ``up``: a cloud may execute a request long after the client gave up, so they are recorded as
+an unconfirmed attempt (plan/unconfirmed.py) that a later read of history decides, once it covers
+the request's whole possible life. Nothing more is sent in that ``up``: a cloud whose answers are
+lost may be executing requests nobody sees, and a later refusal would fail the ``up`` and lose the
+record. The same code sends purges and prefetches: the adapter's kind (clouds/base.py) decides
+which, so both get the same guarantee.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Callable, Mapping, Optional, Sequence, TextIO
+from typing import Callable, Iterable, Optional, Sequence, TextIO
 
 from ..clouds.base import CloudAdapter, CloudError, SubmitResult
 from ..clouds.history import HistoryCache
-from ..model.status import HistoryRow, TargetState, TaskKind
+from ..clouds.retry import DEFAULT_POLICY
+from ..model.status import HistoryRow, TargetState, TaskKind, format_time
+from ..plan.unconfirmed import Attempt
 from .outputs import SubmittedTask
 
 # A cloud clock a little off ours: history windows around our own submits are widened by this.
 CLOCK_TOLERANCE = timedelta(minutes=5)
 # Submit errors after which the cloud may have accepted the batch (see retry.py: never re-sent blindly).
 AMBIGUOUS_KINDS = frozenset({"transient", "malformed"})
-# Sends of one batch at most: the first, and re-sends of what history shows was not accepted.
-SUBMIT_ATTEMPTS = 3
 # Pauses before each history read that looks for an ambiguously failed batch: a task may show up
 # in history a moment after it was accepted, so "not there" is concluded only after the last read.
 CONFIRM_DELAYS = (0.5, 1.0, 2.0)
+# How long after its answer was lost a request may still be executed: the SDK clients give up after
+# CLIENT_TIMEOUT seconds (the adapters' make_client), a call's retries end within the retry deadline,
+# and a cloud's queue may hold a request a few minutes more. Until then, no task is no evidence.
+CLIENT_TIMEOUT = 30.0
+REQUEST_LIFE = timedelta(seconds=CLIENT_TIMEOUT + DEFAULT_POLICY.deadline, minutes=5)
 
 
 class SubmitError(Exception):
@@ -63,50 +72,59 @@ class TaskSubmitter:
         return "purge batch" if self.adapter.kind is TaskKind.PURGE else "batch"
 
     def submit(self, urls: list[str], batch: int, known: set[tuple[str, str]], start: datetime,
-               new_tasks: list[SubmittedTask]) -> list[HistoryRow]:
+               new_tasks: list[SubmittedTask], unconfirmed: list[Attempt]) -> list[HistoryRow]:
         """Submit in batches; returns a note per URL (queued, rejected, or what history showed).
 
         ``known`` holds the (url, task id) pairs seen before this up: after an ambiguous failure,
-        a task for a URL of the batch that is not among them was accepted by the cloud.
+        a task for a URL of the batch that is not among them was accepted by the cloud. The targets
+        history does not show join ``unconfirmed`` (the sync's, shared by both kinds); once it holds
+        an attempt, nothing more is sent.
         """
-        adapter = self.adapter
         total = -(-len(urls) // batch)
         notes: list[HistoryRow] = []
         for number, index in enumerate(range(0, len(urls), batch), start=1):
+            if unconfirmed:
+                self.log.write(f"set {self.set_name}: {len(urls) - index} targets not sent in this up, since a "
+                               "submit is unconfirmed: the next up sends them\n")
+                break
             if number > 1 and self.pause > 0:
                 self.sleep(self.pause)  # the set's pacing: spare the origin
             pending = urls[index:index + batch]
-            for attempt in range(1, SUBMIT_ATTEMPTS + 1):
-                try:
-                    result = self._submit_once(pending)
-                except CloudError as exc:
-                    if exc.kind not in AMBIGUOUS_KINDS:
-                        raise self._stopped(f"submitting {self._batch} {number} of {total} failed: {exc}", urls,
-                                            new_tasks) from None
-                    self.log.write(f"set {self.set_name}: submitting {self._batch} {number} of {total} on "
-                                   f"{adapter.describe_scope()} may or may not have been accepted ({exc}); reading "
-                                   "history before sending anything again\n")
-                    try:
-                        found = self._confirm(pending, known, start)
-                    except CloudError as read_exc:
-                        raise self._stopped(
-                            f"submitting {self._batch} {number} of {total} failed ({exc}) and history could not "
-                            f"be read to see whether the cloud accepted it ({read_exc}); nothing more was sent, so "
-                            f"nothing is submitted twice; unconfirmed: {len(pending)} targets", urls,
-                            new_tasks) from None
-                    notes.extend(self._record_found(found, new_tasks))
-                    pending = [u for u in pending if u not in found]
-                    if not pending:
-                        break
-                    if attempt == SUBMIT_ATTEMPTS:
-                        raise self._stopped(f"submitting {self._batch} {number} of {total} failed {attempt} "
-                                            f"times, the last time with: {exc}", urls, new_tasks) from None
-                    self.log.write(f"set {self.set_name}: {len(pending)} targets of {self._batch} {number} are "
-                                   f"not in the history: sending them again (attempt {attempt + 1} of "
-                                   f"{SUBMIT_ATTEMPTS})\n")
-                    continue
-                notes.extend(self._record_result(result, new_tasks))
-                break
+            try:
+                result = self._submit_once(pending)
+            except CloudError as exc:
+                if exc.kind not in AMBIGUOUS_KINDS:
+                    raise self._stopped(f"submitting {self._batch} {number} of {total} failed: {exc}", urls,
+                                        new_tasks) from None
+                notes.extend(self._resolve(pending, f"{self._batch} {number} of {total}", exc, known, start,
+                                           new_tasks, unconfirmed))
+                continue
+            notes.extend(self._record_result(result, new_tasks))
+        return notes
+
+    def _resolve(self, pending: list[str], name: str, exc: CloudError, known: set[tuple[str, str]], start: datetime,
+                 new_tasks: list[SubmittedTask], unconfirmed: list[Attempt]) -> list[HistoryRow]:
+        """After an ambiguous failure: what history shows counts as submitted, the rest is an unconfirmed attempt."""
+        at = self.clock()
+        self.log.write(f"set {self.set_name}: submitting {name} on {self.adapter.describe_scope()} may or may not "
+                       f"have been accepted ({exc}); reading history before sending anything again\n")
+        try:
+            found = self._confirm(pending, known, start)
+        except CloudError as read_exc:
+            found, why = {}, f"history could not be read ({read_exc})"
+        else:
+            why = "history does not show them yet"
+        notes = self.record_found(found.values(), new_tasks)
+        rest = [u for u in pending if u not in found]
+        if rest:
+            left = set(rest)
+            ids = frozenset(task for url, task in known if url in left)
+            attempt = Attempt(self.adapter.kind, at, (at + REQUEST_LIFE).replace(microsecond=0) + timedelta(seconds=1),
+                              tuple(rest), ids, f"{exc.action} failed: {exc.code}")
+            unconfirmed.append(attempt)
+            self.log.write(f"set {self.set_name}: {len(rest)} targets of {name}: {why}; not sent again (the cloud may "
+                           f"still execute the request): unconfirmed until a read of history after "
+                           f"{format_time(attempt.until)} decides; nothing more is sent in this up\n")
         return notes
 
     def _submit_once(self, urls: list[str]) -> SubmitResult:
@@ -132,6 +150,8 @@ class TaskSubmitter:
         at = self.clock()
         if result.accepted:  # a task of rejected URLs only may never be listed
             self.sent_at[result.task_id] = at
+            # A cloud whose signatures bound no clock: read this task by id to learn where its clock stands.
+            self.history.learn_clock_by_id(self.adapter, {result.task_id: at})
         new_tasks.append(SubmittedTask(result.task_id, at, len(result.accepted), self.adapter.kind))
         what = "a purge of " if self.adapter.kind is TaskKind.PURGE else ""
         self.log.write(f"set {self.set_name}: submitted {what}{len(result.accepted)} targets as task "
@@ -147,9 +167,11 @@ class TaskSubmitter:
         """Tasks for ``urls`` that appeared since this up started (newest per URL), read a few times.
 
         Never from the shared reads (clouds/history.py): after an ambiguous submit it must see the cloud now.
+        The window starts at our start on the cloud's clock when our own tasks showed it far behind ours.
         """
         wanted = set(urls)
-        since = start - CLOCK_TOLERANCE
+        floor = self.history.clock_floor(self.adapter)
+        since = start + min(floor or timedelta(0), timedelta(0)) - CLOCK_TOLERANCE
         found: dict[str, HistoryRow] = {}
         for delay in CONFIRM_DELAYS:
             self.sleep(delay)
@@ -162,10 +184,11 @@ class TaskSubmitter:
                 break
         return found
 
-    def _record_found(self, found: Mapping[str, HistoryRow], new_tasks: list[SubmittedTask]) -> list[HistoryRow]:
-        """Targets history shows were accepted despite the error: submitted, under the task history names."""
+    def record_found(self, found: Iterable[HistoryRow], new_tasks: list[SubmittedTask]) -> list[HistoryRow]:
+        """Targets history shows were accepted despite an ambiguous answer (this up's or an earlier one's):
+        submitted, under the task history names."""
         by_task: dict[str, list[HistoryRow]] = {}
-        for obs in found.values():
+        for obs in found:
             by_task.setdefault(obs.task_id, []).append(obs)
         notes: list[HistoryRow] = []
         for task_id, rows in by_task.items():
