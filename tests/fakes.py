@@ -456,3 +456,18 @@ def near_duplicates(valid: dict[str, list], junk: dict[str, list], *, max_rows: 
 def now() -> datetime:
     """The real time, in UTC: what the adapter tests against a live sandbox read history around."""
     return datetime.now(timezone.utc)
+
+
+def freeze_rate_window(sb: Any) -> Callable[[float], None]:
+    """A sandbox's rate limiter on a clock that moves only when told (the function returned): requests land
+    in one second however slowly a loaded machine sends them (21 calls took more than a second there, and
+    no limit was met)."""
+    from sandbox.wire import RateLimiter
+
+    now = [0.0]
+    sb._server.env.limiter = RateLimiter(clock=lambda: now[0])
+
+    def advance(seconds: float) -> None:
+        now[0] += seconds
+
+    return advance

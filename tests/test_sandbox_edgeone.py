@@ -19,7 +19,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.teo.v20220901 import models, teo_client
 
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox, SandboxStore, tc3
-from tests.fakes import wait_until
+from tests.fakes import freeze_rate_window, wait_until
 
 ZONE = "zone-2noz78a4w5ol"
 BJ = timezone(timedelta(hours=8))
@@ -382,6 +382,7 @@ def test_daily_quota_counts_down_and_refuses_whole_submits(sb: Sandbox) -> None:
 
 
 def test_rate_limit_per_action(sb: Sandbox) -> None:
+    advance = freeze_rate_window(sb)
     cli = client(sb)
     codes = []
     for _ in range(21):
@@ -396,9 +397,11 @@ def test_rate_limit_per_action(sb: Sandbox) -> None:
     assert [e["error_code"] for e in sb.store.requests(action="DescribeContentQuota")][-1] == "RequestLimitExceeded"
 
     sb.store.set_setting("rate_limit_per_second", 2)
+    advance(1.05)  # a new second
+    call(cli, "DescribePrefetchTasks", ZoneId=ZONE, **window())
     call(cli, "DescribePrefetchTasks", ZoneId=ZONE, **window())
     assert error_code(lambda: call(cli, "DescribePrefetchTasks", ZoneId=ZONE, **window())) == "RequestLimitExceeded"
-    time.sleep(1.05)  # the window slides
+    advance(1.05)  # the window slides
     assert call(cli, "DescribePrefetchTasks", ZoneId=ZONE, **window()).TotalCount == 0
 
 

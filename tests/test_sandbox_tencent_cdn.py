@@ -18,7 +18,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from sandbox import SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY, Sandbox
 from sandbox.store import NewTask
-from tests.fakes import wait_until
+from tests.fakes import freeze_rate_window, wait_until
 
 BJ = timezone(timedelta(hours=8))
 BJ_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -208,6 +208,7 @@ def test_auth_version_action_and_parameter_errors(sb: Sandbox) -> None:
 
 
 def test_rate_limit_per_action(sb: Sandbox) -> None:
+    freeze_rate_window(sb)
     cli = client(sb)
     codes = []
     for _ in range(21):
