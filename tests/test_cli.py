@@ -113,7 +113,9 @@ def test_a_credentials_file_is_read_as_a_pair_and_the_environment_names_it(examp
 def test_an_apply_interrupted_mid_wait_loses_no_task_id(example_project):
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "NO_PROXY": "127.0.0.1,localhost"}
     store = SandboxStore(example_project / ".sandbox" / "sandbox.db")
-    # Two targets stay running for a minute: the apply waits for them (wait: 2m) until interrupted.
+    # Two targets stay running for a minute: the apply waits for them (wait: 2m) until interrupted. The others
+    # finish at once, so the plan below finds exactly two running however soon it reads.
+    store.set_setting("progress_seconds", 0.0)
     for pattern in ("*/app.js", "*/hero.webp"):
         store.add_rule(pattern, "success", delay_seconds=60)
     apply = subprocess.Popen([sys.executable, "-m", "components.cli", "apply", "--yes"], cwd=example_project,
