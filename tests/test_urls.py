@@ -8,16 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.model.clouds import cloud
-from components.model.urls import (
-    InvalidUrl,
-    _already_normal,
-    _normalize,
-    cloud_problems,
-    host_of,
-    normalize_url,
-    redact_userinfo,
-    shown,
-)
+from components.model.shown import redact_userinfo, shown
+from components.model.urls import InvalidUrl, _already_normal, _normalize, cloud_problems, host_of, normalize_url
 
 
 @pytest.mark.parametrize("raw, expected", [
