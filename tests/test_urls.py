@@ -306,7 +306,7 @@ def test_host_of_a_normalised_url(url, host):
 
 
 @settings(max_examples=150, deadline=None)
-@given(host=st.from_regex(r"[a-zA-Z0-9]{1,8}(\.[a-zA-Z0-9-]{1,8}){0,2}", fullmatch=True),
+@given(host=st.lists(st.text("abzABZ09-", min_size=1, max_size=8), min_size=1, max_size=3).map(".".join),
        path=st.text("aZ09-._~/%2A!$&'()*+,;=:@", max_size=16), scheme=st.sampled_from(["http", "HTTP", "Https", "hTtPs"]))
 def test_a_url_whose_scheme_and_host_only_differ_in_case_takes_the_case_fast_path_to_the_same_result(scheme, host, path):
     """normalize_url lower-cases an ASCII scheme and host without the general path when that is all it
