@@ -130,9 +130,15 @@ def depth(rng: random.Random) -> Doc:
     return Doc("depth", f"{shape} {level:,} deep", HEAD + TARGET + body + "\n", REFUSED)
 
 
+# Spellings of valid targets that are not their normal form (RFC 3986): each is normalised on reading.
+SPELLINGS = {"upper-case host": "HTTPS://Static.Example.COM/assets/{}.js",
+             "percent-encoded letters": "https://a.example.com/%61ssets/{}.js",
+             "dot segments": "https://a.example.com/a/../assets/{}.js"}
+
+
 def size(rng: random.Random) -> Doc:
     shape = rng.choice(["over the file limit", "long description", "long key", "many values", "many keys",
-                        "many headers", "many bad targets", "many globs"])
+                        "many headers", "many bad targets", "many globs", "many spellings", "many repeats"])
     if shape == "over the file limit":
         pad = 16 * 2**20 + rng.randint(1, 4 * 2**20)
         return Doc("size", f"{pad:,} bytes", HEAD + TARGET + "# " + "x" * pad + "\n", REFUSED)
@@ -159,6 +165,12 @@ def size(rng: random.Random) -> Doc:
         count = rng.randint(100, MAX_VALUES - 10)
         bad = rng.choice(["ftp://a.example.com/x", "'https://a.example.com/x y'", "https://", "7"])
         return Doc("size", f"{count:,} bad targets ({bad})", HEAD + "targets:\n" + f"  - {bad}\n" * count, REFUSED)
+    if shape in ("many spellings", "many repeats"):  # valid: each spelling is normalised, each repeat noted
+        count = rng.randint(10_000, MAX_VALUES - 10)
+        url = rng.choice(list(SPELLINGS.values())) if shape == "many spellings" else "https://a.example.com/x"
+        what = next((name for name, form in SPELLINGS.items() if form == url), shape)
+        return Doc("size", f"{count:,} targets: {what}", HEAD + "targets:\n" + "".join(
+            f"  - {url.format(i)}\n" for i in range(count)), VALID)
     count = rng.randint(101, MAX_VALUES - 10)
     return Doc("size", f"{count:,} include globs", HEAD + "origin:\n  bucket: b\n  publicBaseUrl: https://c.example.com"
                "\n  include:\n" + "    - '*.js'\n" * count, REFUSED)

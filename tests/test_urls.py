@@ -8,16 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.model.clouds import cloud
-from components.model.urls import (
-    InvalidUrl,
-    _already_normal,
-    _normalize,
-    cloud_problems,
-    host_of,
-    normalize_url,
-    redact_userinfo,
-    shown,
-)
+from components.model.shown import redact_userinfo, shown
+from components.model.urls import InvalidUrl, _already_normal, _normalize, cloud_problems, host_of, normalize_url
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -311,3 +303,19 @@ def test_the_rules_are_the_registry_entry_s_facts():
 ])
 def test_host_of_a_normalised_url(url, host):
     assert host_of(url) == host
+
+
+@settings(max_examples=150, deadline=None)
+@given(host=st.lists(st.text("abzABZ09-", min_size=1, max_size=8), min_size=1, max_size=3).map(".".join),
+       path=st.text("aZ09-._~/%2A!$&'()*+,;=:@", max_size=16), scheme=st.sampled_from(["http", "HTTP", "Https", "hTtPs"]))
+def test_a_url_whose_scheme_and_host_only_differ_in_case_takes_the_case_fast_path_to_the_same_result(scheme, host, path):
+    """normalize_url lower-cases an ASCII scheme and host without the general path when that is all it
+    would do; the result must be _normalize's, the path's case kept."""
+    raw = f"{scheme}://{host}/{path}"
+    try:
+        expected = _normalize(raw)
+    except InvalidUrl:
+        with pytest.raises(InvalidUrl):
+            normalize_url(raw)
+        return
+    assert normalize_url(raw) == expected
