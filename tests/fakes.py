@@ -1,7 +1,7 @@
 """Test doubles and helpers shared by the tests (one place for them; fixtures are in tests/conftest.py).
 
 - ``FakeClock``: time that moves only when told, as a datetime or as monotonic seconds; ``wait_until``:
-  real time, polled until a condition holds; ``skew_clock``: a sandbox whose clock is off ours;
+  real time, polled until a condition holds;
 - ``FakeCloud``: an in-memory cloud adapter;
 - ``SdkAnswer``/``replace_tencent_transport``: a real Tencent SDK client answering without a network;
 - ``run_program``: a Pulumi program run under ``pulumi.runtime.set_mocks``, its registrations recorded;
@@ -14,7 +14,6 @@ The end-to-end helpers (a stack of the real project against a sandbox) are in te
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import os
@@ -89,14 +88,6 @@ class FakeClock:
 
 
 T = TypeVar("T")
-
-
-def skew_clock(sandbox: Any, seconds: float) -> None:
-    """Make an in-process sandbox answer on a clock ``seconds`` off ours (negative: behind), for every request:
-    the times it stamps tasks with, the windows it filters on and its default windows. A cloud's clock, not
-    one request's (a fault would apply to one request and lose to any other fault firing on it)."""
-    server = sandbox._server
-    server.env = dataclasses.replace(server.env, clock=lambda: time.time() + seconds)
 
 
 def wait_until(read: Callable[[], T], done: Callable[[T], Any] = bool, *, timeout: float = 5.0,

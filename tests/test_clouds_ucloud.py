@@ -19,7 +19,7 @@ from components.model.policy import Policy
 from components.model.connection import Endpoint, UCloudCredentials
 from components.model.status import HistoryRow, TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
-from tests.fakes import near_duplicates, now, skew_clock
+from tests.fakes import near_duplicates, now
 
 DOMAIN, HOST = "ucdn-test1", "static.example.com"
 URL = f"https://{HOST}/{{}}.js"
@@ -51,6 +51,11 @@ def test_round_trip_with_nested_urls_and_odd_statuses(sb):
     assert rows[urls[0]].state is TargetState.WARM and rows[urls[0]].task_id == task.task_id
     assert rows[urls[1]].state is TargetState.FAILED
     assert rows[urls[2]].state is TargetState.UNKNOWN and rows[urls[2]].raw_status == "unknow"
+
+
+def skew_clock(sb, seconds: float) -> None:
+    """UCloud's clock ``seconds`` off ours (sandbox/faults.py clock_skew): every time it reads and answers."""
+    sb.store.add_fault("clock_skew", service="ucloud", delay_seconds=seconds)
 
 
 def test_a_cloud_clock_half_an_hour_ahead_still_shows_our_newest_task(sb):
