@@ -305,13 +305,8 @@ def test_host_of_a_normalised_url(url, host):
     assert host_of(url) == host
 
 
-@settings(max_examples=150, deadline=None)
-@given(host=st.lists(st.text("abzABZ09-", min_size=1, max_size=8), min_size=1, max_size=3).map(".".join),
-       path=st.text("aZ09-._~/%2A!$&'()*+,;=:@", max_size=16), scheme=st.sampled_from(["http", "HTTP", "Https", "hTtPs"]))
-def test_a_url_whose_scheme_and_host_only_differ_in_case_takes_the_case_fast_path_to_the_same_result(scheme, host, path):
-    """normalize_url lower-cases an ASCII scheme and host without the general path when that is all it
-    would do; the result must be _normalize's, the path's case kept."""
-    raw = f"{scheme}://{host}/{path}"
+def assert_normalises_as_the_general_path(raw: str) -> None:
+    """normalize_url (with its fast paths) gives exactly _normalize's result, or fails where it fails."""
     try:
         expected = _normalize(raw)
     except InvalidUrl:
@@ -319,3 +314,30 @@ def test_a_url_whose_scheme_and_host_only_differ_in_case_takes_the_case_fast_pat
             normalize_url(raw)
         return
     assert normalize_url(raw) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(host=st.lists(st.text("abzABZ09-", min_size=1, max_size=8), min_size=1, max_size=3).map(".".join),
+       path=st.text("aZ09-._~/%2A!$&'()*+,;=:@", max_size=16), scheme=st.sampled_from(["http", "HTTP", "Https", "hTtPs"]))
+def test_a_url_whose_scheme_and_host_only_differ_in_case_takes_the_case_fast_path_to_the_same_result(scheme, host, path):
+    """normalize_url lower-cases an ASCII scheme and host without the general path when that is all it
+    would do; the result must be _normalize's, the path's case kept."""
+    raw = f"{scheme}://{host}/{path}"
+    assert_normalises_as_the_general_path(raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(scheme=st.sampled_from(["http", "https", "HTTPS"]),
+       host=st.lists(st.text("abzAZ09-", min_size=1, max_size=6), min_size=1, max_size=3).map(".".join),
+       segments=st.lists(st.sampled_from([".", "..", "a", "B", "%61", "%7e", "%2F", "%2f", "%zz", "%", "~", "é",
+                                          "x.js", ""]), max_size=6),
+       query=st.one_of(st.none(), st.lists(st.sampled_from(["v=1", "%7E", "%41", "a%2fb", "é", "&", "="]),
+                                           max_size=3).map("".join)),
+       fragment=st.sampled_from(["", "#top", "#"]))
+def test_an_otherwise_plain_url_with_escapes_or_dot_segments_normalises_as_the_general_path_does(
+        scheme, host, segments, query, fragment):
+    """normalize_url takes a URL whose scheme and host are plain (after lower-casing) through the path and
+    query work alone: it must give exactly _normalize's result (dot segments removed, escapes normal, an empty
+    query and the fragment dropped) and fail where it fails."""
+    raw = f"{scheme}://{host}/{'/'.join(segments)}" + (f"?{query}" if query is not None else "") + fragment
+    assert_normalises_as_the_general_path(raw)

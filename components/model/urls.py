@@ -48,6 +48,11 @@ _ALREADY_NORMAL = re.compile(  # runs between escapes, not one alternation per c
     rf"/{_PATH_RUN}(?:{_NORMAL_ESCAPE}{_PATH_RUN})*"
     rf"(?:\?(?=[^#])(?:{_QUERY_RUN}(?:{_NORMAL_ESCAPE}{_QUERY_RUN})*))?"
 )
+# Scheme and host already in normal form (checked as _ALREADY_NORMAL checks them), then any printable path and
+# query: such a URL needs only the path and query work of _normalize, without urlsplit and the host checks.
+_NORMAL_AUTHORITY = re.compile(
+    r"(https?://(?=[a-z0-9.-]{1,253}/)[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*)(/[^?#]*)(?:\?([^#]*))?(?:#.*)?"
+)
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _HOST_NAME = re.compile(r"(?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}")  # LDH labels (an IPv4 address is one too)
@@ -72,9 +77,18 @@ def normalize_url(raw: str) -> str:
         # them: lower-casing them is all _normalize would do, at a tenth of its cost (a set of 100,000).
         end = raw.find("/", raw.find("://") + 3) if "://" in raw else -1
         if end > 0 and raw.isascii():
-            lowered = raw[:end].lower() + raw[end:]
-            if _ALREADY_NORMAL.fullmatch(lowered) and "/." not in lowered:
+            head = raw[:end].lower()
+            lowered = raw if raw.startswith(head) else head + raw[end:]
+            if lowered is not raw and _ALREADY_NORMAL.fullmatch(lowered) and "/." not in lowered:
                 return lowered
+            # Percent-encoded letters or dot segments (/%61ssets/, /a/../b) in a URL that is otherwise plain:
+            # the path and query work alone, at half _normalize's cost (a set of 100,000 such targets).
+            if lowered.isprintable() and " " not in lowered:
+                plain = _NORMAL_AUTHORITY.fullmatch(lowered)
+                if plain is not None:
+                    authority, path, query = plain.groups()
+                    path = _remove_dot_segments(_canonical(path))
+                    return f"{authority}{path}?{_canonical(query)}" if query else authority + path
     return _normalize(raw)
 
 
