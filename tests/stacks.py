@@ -6,13 +6,14 @@ was submitted; the engine (tests/engine.py) drives the real provider host as the
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import jsonschema
 import yaml
@@ -20,7 +21,7 @@ import yaml
 from components.model.status import format_time, parse_time
 from components.resource.submitter import REQUEST_LIFE
 from sandbox import Sandbox
-from tests.engine import COMPUTED, Engine, EngineError
+from tests.engine import COMPUTED, PROVIDER_KEY, Engine, EngineError
 
 PROJECT = Path(__file__).resolve().parent.parent
 SECRET_ID = "test-secret-id-e2e"
@@ -47,6 +48,38 @@ def scan_for_secrets(where: str, text: str, secrets: Sequence[str] = TEST_SECRET
             raise LeakFound(f"a test credential appeared in {where}")
 
 
+def credential_values(value: Any) -> Iterator[str]:
+    """Every string inside a secret config value (objects arrive as JSON text, ref §2.4), long enough to be a
+    credential rather than a word that could appear anywhere (8 characters or more)."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        if not isinstance(parsed, (dict, list)):
+            if len(value) >= 8:
+                yield value
+            return
+        value = parsed
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from credential_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from credential_values(item)
+
+
+def decoded_providers(state: dict) -> str:
+    """Every resource's ``__provider`` decoded from base64 to the pickled provider's bytes (as Latin-1 text, so
+    that a credential pickled as a string is found): what anyone holding the checkpoint could read."""
+    blobs = []
+    for resource in state.values():
+        blob = resource.inputs.get(PROVIDER_KEY)
+        if isinstance(blob, str) and blob:
+            blobs.append(base64.b64decode(blob).decode("latin-1"))
+    return "\n".join(blobs)
+
+
 def check_outputs(outputs: dict) -> None:
     """Stack outputs validate against the published schema (unknown during a preview's update is fine)."""
     if outputs and COMPUTED not in json.dumps(outputs):
@@ -57,20 +90,32 @@ class AuditedEngine(Engine):
     """The engine stand-in, with every command's state, outputs, host log and error scanned for the
     test credentials, and every command's stack outputs validated against the outputs schema."""
 
+    def credentials(self) -> tuple[str, ...]:
+        """The test credentials and every value of the stack's secret config (origin keys included)."""
+        values = {*TEST_SECRETS}
+        for key in self.secret_keys:
+            values.update(credential_values(self.config.get(key)))
+        return tuple(sorted(values))
+
     def _audited(self, command: str, run):
+        secrets = self.credentials()
         try:
             result = run()
         except EngineError as error:
-            scan_for_secrets(f"the error of `{command}`", f"{error}\n{error.details}\n{error.host_log}")
-            scan_for_secrets(f"state after a failed `{command}`", self.state_json())
+            scan_for_secrets(f"the error of `{command}`", f"{error}\n{error.details}\n{error.host_log}", secrets)
+            self._scan_state(f"a failed `{command}`", secrets)
             raise
-        scan_for_secrets(f"the host log of `{command}`", result.host_log)
-        scan_for_secrets(f"the stack outputs of `{command}`", json.dumps(result.outputs))
-        scan_for_secrets(f"state after `{command}`", self.state_json())
-        scan_for_secrets(f"state after `{command}` (plain values)",
-                         json.dumps({urn: [r.inputs, r.outputs] for urn, r in self.state.items()}))
+        scan_for_secrets(f"the host log of `{command}`", result.host_log, secrets)
+        scan_for_secrets(f"the stack outputs of `{command}`", json.dumps(result.outputs), secrets)
+        self._scan_state(f"`{command}`", secrets)
         check_outputs(result.outputs)
         return result
+
+    def _scan_state(self, after: str, secrets: Sequence[str]) -> None:
+        scan_for_secrets(f"state after {after}", self.state_json(), secrets)
+        scan_for_secrets(f"state after {after} (plain values)",
+                         json.dumps({urn: [r.inputs, r.outputs] for urn, r in self.state.items()}), secrets)
+        scan_for_secrets(f"the pickled provider in state after {after}", decoded_providers(self.state), secrets)
 
     def up(self, **kwargs):
         return self._audited("up", lambda: super(AuditedEngine, self).up(**kwargs))
