@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from components.clouds.history import SHARED_HISTORY
-from components.clouds.page_size import SHARED_PAGE_SIZES
+from components.clouds.page_size import SHARED_BATCH_SIZES, SHARED_PAGE_SIZES
 from components.clouds.quota_ledger import SHARED_QUOTA
 from sandbox import Sandbox
 from tests.s3_origin import S3
@@ -47,15 +47,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def fresh_shared_history():
     """Each test starts with an empty process-wide history cache (components/clouds/history.py), quota
-    ledger (components/clouds/quota_ledger.py) and learnt page sizes (components/clouds/page_size.py).
+    ledger (components/clouds/quota_ledger.py) and learnt page and batch sizes (components/clouds/page_size.py).
 
     In production one provider host serves one engine command; in one pytest process, tests that
     reuse a sandbox port or a fake scope must not be served another test's history or page size.
     """
-    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES):
+    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES, SHARED_BATCH_SIZES):
         shared.clear()
     yield
-    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES):
+    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES, SHARED_BATCH_SIZES):
         shared.clear()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,10 @@ from components.clouds.quota_ledger import QuotaLedger
 from components.model.policy import Policy
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.model.connection import Endpoint, TencentCredentials
-from components.model.status import TargetState
+from components.model.quota import Quota
+from components.model.status import TargetState, TaskKind
+from components.resource.converge import ShardSync
+from components.resource.inputs import ShardInputs
 from sandbox import OTHER_SECRET_ID, OTHER_SECRET_KEY, SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY
 from tests.fakes import near_duplicates, now
 
@@ -249,3 +253,33 @@ def test_a_row_parses_the_same_whatever_rows_came_before(rows):
         edgeone._TASKS.clear()  # nothing remembered from other rows
         alone.append(parsed(task))
     assert together == alone
+
+
+@pytest.mark.parametrize("field, kind", [("PrefetchQuota", TaskKind.PREFETCH), ("PurgeQuota", TaskKind.PURGE)])
+def test_a_null_quota_is_unreported_not_an_error(sb, field, kind):
+    """DescribeContentQuota documents PrefetchQuota and PurgeQuota as possibly null: that is no reason to fail."""
+    sb.store.add_fault("null_field", action="DescribeContentQuota", field=f"Response.{field}")
+    quotas = adapter(sb).quotas()
+    assert quotas[kind] == Quota(2000, None, None, (1000, 500, 100, 20)) and not quotas[kind].reported
+    [other] = set(quotas) - {kind}
+    assert quotas[other].reported
+
+
+def test_with_the_quota_unreported_the_batch_is_learnt_from_the_clouds_refusals_and_every_target_sent_once(sb):
+    """With no quota to say the batch size, a submit too large for the cloud (LimitExceeded.BatchQuota, not
+    executed) is sent again in smaller batches; the size found holds for the process: one refusal in all."""
+    sb.store.set_setting("prefetch_batch", 100)
+    sb.store.add_fault("null_field", action="DescribeContentQuota", field="Response.PrefetchQuota")
+    shards = [tuple(f"https://static.example.com/{shard}/{i}.js" for i in range(n))
+              for shard, n in (("a", 50), ("b", 250), ("c", 150))]
+    log = io.StringIO()
+    for targets in shards:
+        inputs = ShardInputs("web", {"provider": "edgeone", "zone": ZONE}, targets, "24h", "0s")
+        ShardSync(adapter(sb), inputs, log=log, quota=QuotaLedger()).converge()
+    requests = sb.store.requests(action="CreatePrefetchTask")
+    # 50 accepted at size 2000 proves nothing about 2000; 250 refused steps below 250, to 100, kept after.
+    assert [(len(r["params"]["Targets"]), r["error_code"]) for r in requests] == [
+        (50, None), (250, "LimitExceeded.BatchQuota"), (100, None), (100, None), (50, None), (100, None), (50, None)]
+    sent = [url for r in requests if r["error_code"] is None for url in r["params"]["Targets"]]
+    assert sorted(sent) == sorted(url for targets in shards for url in targets)
+    assert "the cloud did not report" not in log.getvalue()  # an up just goes ahead; a preview warns

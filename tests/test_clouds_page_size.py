@@ -182,7 +182,7 @@ def test_the_step_down_is_said_once_per_key():
     read(sizes, cloud)
     read(sizes, cloud)
     assert lines == [f"tencent-cdn DescribePushTasks: the cloud refused Limit 1000 ({PARAM_ERROR}), "
-                     f"100 ({PARAM_ERROR}); this process reads 20 rows a page"]
+                     f"100 ({PARAM_ERROR}); this process uses 20 rows a page"]
     quiet: list[str] = []
     read(PageSizes(log=quiet.append), Cloud(30, 1000))
     assert quiet == []

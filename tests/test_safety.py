@@ -18,6 +18,21 @@ def test_everything_fits():
     assert decision.preview_warnings("x") == [] and decision.up_warnings("x") == []
 
 
+@pytest.mark.parametrize("noun, verb", [("prefetch", "submit"), ("purge", "purge")])
+def test_a_quota_the_cloud_did_not_report_submits_everything_and_says_so_in_the_preview(noun, verb):
+    """Nothing to judge a share or a shortage against (EdgeOne's null quota): the cloud refuses what exceeds it."""
+    decision = decide_quota(60_000, Quota.unreported((2000, 100)), Policy(), WHERE, spent=10, noun=noun)
+    assert (decision.submit, decision.refusal, decision.short, decision.share_exceeded) == (60_000, None, False, False)
+    assert (decision.batch, decision.smaller_batches) == (2000, (100,))
+    quota = "purge quota" if noun == "purge" else "quota"
+    assert decision.preview_warnings("set web") == [
+        f"warning: set web: the cloud did not report today's {quota}: up will {verb} all 60000 targets that need "
+        "it, and the cloud refuses what exceeds its quota"]
+    assert decision.up_warnings("set web") == []
+    assert decision.to_output() == {"needed": 60_000, "available": None, "daily": None, "submit": 60_000,
+                                    "not_submitted": 0, "allow_partial": False, "refused": ""}
+
+
 def test_short_quota_refuses_with_the_numbers_and_the_ways_out():
     decision = decide_quota(60, Quota(1000, 200, 50), Policy(), WHERE)
     assert decision.submit == 0 and decision.not_submitted == 60

@@ -74,6 +74,9 @@ class CloudAdapter(ABC):
     max_window: timedelta
     #: Which tasks this adapter submits and reads.
     kind: TaskKind = TaskKind.PREFETCH
+    #: Error codes of a submit refused for carrying too many URLs (not executed): a guessed batch size
+    #: (``Quota.unreported``) steps down on them (clouds/page_size.py ``SHARED_BATCH_SIZES``).
+    batch_refusal_codes: frozenset[str] = frozenset()
 
     @abstractmethod
     def quota(self) -> Quota:

@@ -48,14 +48,16 @@ def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
 
 
 def _quota_entry(resp: Any, kind: TaskKind) -> Quota:
-    """The ``kind`` entry of a DescribeContentQuota answer, checked."""
+    """The ``kind`` entry of a DescribeContentQuota answer, checked. The API documents PrefetchQuota and
+    PurgeQuota as possibly null: a quota the answer does not give is unreported (nothing judged against it,
+    the batch size learnt from the cloud's refusals), never an error that stops every up."""
     _, field_name, quota_type, _ = ACTIONS[kind]
     for item in getattr(resp, field_name, None) or []:
-        if (item.Type or "").lower() == quota_type:
+        if (getattr(item, "Type", None) or "").lower() == quota_type:
             values = checked_counts(item, ("Batch", "Daily", "DailyAvailable"), CLOUD, "DescribeContentQuota",
                                     field_name)
             return Quota(values["Batch"], values["Daily"], values["DailyAvailable"])
-    raise MalformedResponse(CLOUD, "DescribeContentQuota", field_name, f"no entry of Type {quota_type}")
+    return Quota.unreported(SPEC.unreported_batches)
 
 
 def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30) -> teo_client.TeoClient:
@@ -70,6 +72,7 @@ def build(destination: Mapping[str, Any], endpoint: Endpoint, credentials: Tence
 class EdgeOneAdapter(CloudAdapter):
     cloud = CLOUD
     max_window = SPEC.history_window
+    batch_refusal_codes = frozenset({"LimitExceeded.BatchQuota"})
 
     def __init__(self, client: teo_client.TeoClient, zone: str, mode: str = "default",
                  limiter: SlidingWindowLimiter = TENCENT_LIMITER):

@@ -1,4 +1,5 @@
-"""The page size of a history action whose largest ``Limit`` is a guess, learnt once per process.
+"""A size the cloud does not tell us, learnt once per process: the page size of a history action whose largest
+``Limit`` is a guess, and the batch size of a submit whose quota the cloud did not report.
 
 Why: Tencent Cloud CDN documents ``Limit`` of ``DescribePushTasks`` (and of ``DescribePurgeTasks``)
 only as "default 20". 1000 is our guess, and a cloud that refuses it as a parameter error
@@ -28,6 +29,13 @@ size once answered never changes, so every page of every read after the probe us
 (``read_pages`` would stay correct even if it did: it plans offsets from the rows of the pages
 it gets and uses a page only at the offset a plain loop would ask for, so a changed page size
 costs requests, never rows.)
+
+Batches (``SHARED_BATCH_SIZES``): EdgeOne documents ``PrefetchQuota`` and ``PurgeQuota`` of DescribeContentQuota
+as possibly null, and then nothing tells how many URLs one submit may carry (model/quota.py ``Quota.unreported``).
+The submitter (resource/submitter.py) sends its batches through ``fetch`` with the registry's ladder of batch
+sizes and the codes of a too-large batch (``LimitExceeded.BatchQuota``): a refused batch was not executed, so
+the same URLs go again, fewer at a time. A last batch shorter than the size proves nothing about the size
+(``carried``: a refused batch of 250 at size 2000 steps down to the size below 250).
 
 To use it for another action whose page size is a guess (e.g. Cloud CDN's ``DescribePurgeTasks``),
 name the action in the key; ``TencentCdnAdapter.history_page(action, params)`` does this for
@@ -84,25 +92,33 @@ class _Learnt:
 class PageSizes:
     """Process-wide, thread-safe: the page size each key's cloud accepts (see the module docstring)."""
 
-    def __init__(self, log: Optional[Callable[[str], None]] = None):
+    def __init__(self, log: Optional[Callable[[str], None]] = None, *, unit: str = "rows a page",
+                 what: str = "Limit"):
         self._lock = threading.Lock()
         self._keys: dict[PageKey, _Learnt] = {}
         # A step down is worth a line: the engine shows the provider's stderr as diagnostics.
         self._log = log or (lambda line: sys.stderr.write(line + "\n"))
+        self._unit, self._what = unit, what  # how the line names the size: ``Limit 1000`` ... ``100 rows a page``
 
     def size(self, key: PageKey, ladder: PageLadder) -> int:
         """The size the next request of ``key`` will use."""
         return self._entry(key, ladder).size
 
-    def fetch(self, key: PageKey, ladder: PageLadder, send: Callable[[int], T]) -> T:
-        """``send(limit)`` at the key's page size, learning that size first if no request has been answered."""
+    def fetch(self, key: PageKey, ladder: PageLadder, send: Callable[[int], T],
+              carried: Optional[Callable[[int], int]] = None) -> T:
+        """``send(limit)`` at the key's page size, learning that size first if no request has been answered.
+
+        ``carried(size)``: how many items the request sent at ``size`` really carried (default: ``size``; a
+        submit's last batch may be shorter). Only an answer that carried the full size proves the size, and a
+        refusal steps down below what was carried.
+        """
         learnt = self._entry(key, ladder)
         if learnt.answered:
             return send(learnt.size)
         with learnt.probe:
             if learnt.answered:  # learnt while this caller waited
                 return send(learnt.size)
-            return self._probe(key, learnt, ladder, send)
+            return self._probe(key, learnt, ladder, send, carried or (lambda size: size))
 
     def clear(self) -> None:
         """Forget what was learnt (tests: one pytest process talks to many sandboxes)."""
@@ -116,7 +132,8 @@ class PageSizes:
                 learnt = self._keys[key] = _Learnt(ladder.sizes[0])
             return learnt
 
-    def _probe(self, key: PageKey, learnt: _Learnt, ladder: PageLadder, send: Callable[[int], T]) -> T:
+    def _probe(self, key: PageKey, learnt: _Learnt, ladder: PageLadder, send: Callable[[int], T],
+               carried: Callable[[int], int]) -> T:
         """Under ``learnt.probe``: the same request at the learnt size, then at each smaller one while refused."""
         while True:
             size = learnt.size
@@ -125,19 +142,24 @@ class PageSizes:
             except CloudError as error:
                 if error.code not in ladder.refusal_codes:
                     raise  # not a parameter error: says nothing about the Limit
-                smaller = ladder.below(size)
+                smaller = ladder.below(min(size, carried(size)))
                 if smaller is None:  # even the smallest was refused: not the Limit's doing
                     learnt.size, learnt.refused = ladder.sizes[0], []
                     raise
-                learnt.refused.append(f"{size} ({error.code})")
+                learnt.refused.append(f"{min(size, carried(size))} ({error.code})")
                 learnt.size = smaller
                 continue
+            if carried(size) < size:
+                return answer  # answered, but for fewer than the size: the next request probes on
             learnt.answered = True
             if learnt.refused:
-                self._log(f"{key.cloud} {key.action}: the cloud refused Limit {', '.join(learnt.refused)}; "
-                          f"this process reads {size} rows a page")
+                self._log(f"{key.cloud} {key.action}: the cloud refused {self._what} {', '.join(learnt.refused)}; "
+                          f"this process uses {size} {self._unit}")
             return answer
 
 
 SHARED_PAGE_SIZES = PageSizes()
 """The provider process's page sizes: every adapter with a guessed page size uses it unless given another."""
+
+SHARED_BATCH_SIZES = PageSizes(unit="URLs a submit", what="batches of")
+"""The provider process's batch sizes for destinations whose quota the cloud did not report."""

@@ -110,7 +110,9 @@ class QuotaLedger:
 
 
 def _less(quota: Quota, reserved: int) -> Quota:
-    return replace(quota, available=max(0, quota.available - reserved)) if reserved else quota
+    if not reserved or quota.available is None:
+        return quota
+    return replace(quota, available=max(0, quota.available - reserved))
 
 
 #: The ledger of this process.

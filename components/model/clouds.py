@@ -84,6 +84,10 @@ class CloudSpec:
     # Smaller sizes to step down to when the cloud refuses ``history_page`` as a parameter error: for
     # a largest Limit that is not documented (components/clouds/page_size.py). Empty: documented.
     history_page_fallback: tuple[int, ...] = ()
+    # Batch sizes to try, largest first, when the cloud answers its quota call without a quota (model/quota.py
+    # ``Quota.unreported``); each refusal of a batch as too large steps down once per process. Empty: the
+    # quota is always reported.
+    unreported_batches: tuple[int, ...] = ()
     # Capabilities.
     supports_purge: bool = False                   # its adapter's purger() purges URLs (clouds/base.py)
     # URLs it takes (components/model/urls.py ``cloud_problems`` checks them before anything is submitted).
@@ -135,6 +139,10 @@ BUILT_IN = (
         # "HTTP restrictions" (cloud.tencent.com/document/product/1552/107286, intl 1145/63624): request
         # URL length 8192 B. A zone accelerates its site name and the hosts below it.
         max_url_length=8192, host_within="zoneName",
+        # DescribeContentQuota's PrefetchQuota / PurgeQuota "may be null" (1552/80701). Then: the official
+        # example's Batch 2000 (the FAQ 1145/57250 allows up to 5,000 a pre-warm), stepping down on
+        # LimitExceeded.BatchQuota.
+        unreported_batches=(2000, 1000, 500, 100, 20),
     ),
     CloudSpec(
         key="tencent-cdn", title="Tencent Cloud CDN", identity_key="area", identity_noun="area",

@@ -65,8 +65,8 @@ class QuotaDecision:
     """How an ``up`` treats the targets that need a prefetch, given the live quota and the policy."""
 
     needed: int
-    available: int
-    daily: int
+    available: Optional[int]        # None: the cloud did not report its quota (model/quota.py)
+    daily: Optional[int]
     submit: int                     # targets up submits now (0 when refused)
     allow_partial: bool
     refusal: Optional[str] = None   # up refuses with this message and submits nothing
@@ -76,6 +76,7 @@ class QuotaDecision:
     max_quota_share: float = DEFAULT_MAX_QUOTA_SHARE
     batch: int = 1                  # most URLs one submit may carry (from the same quota reading)
     noun: str = "prefetch"          # which quota: prefetch | purge
+    smaller_batches: tuple[int, ...] = ()  # a guessed batch's smaller sizes (Quota.smaller_batches)
 
     @property
     def _share_key(self) -> str:
@@ -95,6 +96,9 @@ class QuotaDecision:
 
     def preview_warnings(self, where: str) -> list[str]:
         """What a refreshed preview says about the next up (``where``: ``set web on <cloud> zone z``)."""
+        if self.available is None:
+            return [f"warning: {where}: the cloud did not report today's {self._quota}: up will {self._verb} all "
+                    f"{self.needed} targets that need it, and the cloud refuses what exceeds its quota"]
         lines = []
         if self.short:
             head = (f"warning: {where}: {self.needed} targets need a {self.noun} but only {self.available} of "
@@ -146,6 +150,10 @@ def decide_quota(needed: int, quota: Quota, policy: Policy, where: str, *, spent
     ``spent``: what the set's other shards already submitted to this destination in this up; the
     share rail holds for their sum (quota.py).
     """
+    if not quota.reported:  # nothing to judge against: the cloud itself refuses what exceeds its quota
+        return QuotaDecision(needed, None, None, needed, allow_partial=policy.allow_partial, would_submit=needed,
+                             max_quota_share=policy.max_quota_share, batch=max(1, quota.batch), noun=noun,
+                             smaller_batches=quota.smaller_batches)
     available, daily = max(0, quota.available), max(0, quota.daily)
     short = needed > available
     common = dict(allow_partial=policy.allow_partial, short=short, max_quota_share=policy.max_quota_share,

@@ -284,7 +284,7 @@ class ShardSync:
             awaited = purging[:budget - len(purge_urls)]
             pending_purges = set(awaited)
             if purge_urls:
-                notes = self.purge.submitter.submit(purge_urls, self._batch(purge_decision),
+                notes = self.purge.submitter.submit(purge_urls, self._batches(purge_decision),
                                                     {(o.url, o.task_id) for o in purges or ()}, start, new_tasks,
                                                     fresh_attempts)
                 assert purges is not None  # a set that purges has its purge rows (maybe none)
@@ -315,15 +315,17 @@ class ShardSync:
               new_tasks: list[SubmittedTask], contents: dict[tuple[str, str], str],
               attempts: list[Attempt]) -> list[HistoryRow]:
         """Prefetch ``urls``; the versions of the new tasks join ``contents`` (for the rows polls read)."""
-        fresh = self.prefetch.submitter.submit(urls, self._batch(decision), known, start, new_tasks, attempts)
+        fresh = self.prefetch.submitter.submit(urls, self._batches(decision), known, start, new_tasks, attempts)
         contents.update({(o.url, o.task_id): o.content for o in fresh if o.content})
         return fresh
 
-    def _batch(self, decision: QuotaDecision) -> int:
-        """URLs per submit: the cloud's batch size, or the set's pacing when smaller."""
+    def _batches(self, decision: QuotaDecision) -> tuple[int, ...]:
+        """URLs per submit: the cloud's batch size, or the set's pacing when smaller; then, for a batch size
+        that is a guess (a quota the cloud did not report), the smaller sizes to step down to."""
         batch = max(1, decision.batch)
         pace = self.policy.pace_batch_size
-        return min(batch, pace) if pace else batch
+        first = min(batch, pace) if pace else batch
+        return (first, *(size for size in decision.smaller_batches if size < first))
 
     def _reserve(self, adapter: CloudAdapter, needed: int, policy: Policy, noun: str) -> QuotaDecision:
         """The quota ledger's decision for ``needed`` targets; SubmitError (nothing submitted) on refusal."""

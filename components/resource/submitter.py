@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Optional, Sequence, TextIO
 
 from ..clouds.base import CloudAdapter, CloudError, SubmitResult
 from ..clouds.history import HistoryCache
+from ..clouds.page_size import SHARED_BATCH_SIZES, PageKey, PageLadder
 from ..clouds.retry import DEFAULT_POLICY
 from ..model.status import HistoryRow, TargetState, TaskKind, format_time
 from ..plan.unconfirmed import Attempt
@@ -71,36 +72,48 @@ class TaskSubmitter:
         """How messages name a batch: ``batch`` (a prefetch's, as always) or ``purge batch``."""
         return "purge batch" if self.adapter.kind is TaskKind.PURGE else "batch"
 
-    def submit(self, urls: list[str], batch: int, known: set[tuple[str, str]], start: datetime,
+    def submit(self, urls: list[str], batches: Sequence[int], known: set[tuple[str, str]], start: datetime,
                new_tasks: list[SubmittedTask], unconfirmed: list[Attempt]) -> list[HistoryRow]:
         """Submit in batches; returns a note per URL (queued, rejected, or what history showed).
 
+        ``batches``: the batch size, then smaller sizes to step down to when it is a guess (a quota the cloud did
+        not report, model/quota.py) and the cloud refuses a batch as too large: the refused batch was not
+        executed, so its URLs go again, fewer at a time (clouds/page_size.py ``SHARED_BATCH_SIZES``).
         ``known`` holds the (url, task id) pairs seen before this up: after an ambiguous failure,
         a task for a URL of the batch that is not among them was accepted by the cloud. The targets
         history does not show join ``unconfirmed`` (the sync's, shared by both kinds); once it holds
         an attempt, nothing more is sent.
         """
-        total = -(-len(urls) // batch)
+        send = self._guessed_batches(batches) if len(batches) > 1 else None
+        batch = batches[0]
         notes: list[HistoryRow] = []
-        for number, index in enumerate(range(0, len(urls), batch), start=1):
+        index = number = 0
+        while index < len(urls):
             if unconfirmed:
                 self.log.write(f"set {self.set_name}: {len(urls) - index} targets not sent in this up, since a "
                                "submit is unconfirmed: the next up sends them\n")
                 break
+            number += 1
             if number > 1 and self.pause > 0:
                 self.sleep(self.pause)  # the set's pacing: spare the origin
-            pending = urls[index:index + batch]
+            size = SHARED_BATCH_SIZES.size(*send.key) if send else batch
+            name = f"{self._batch} {number} of {number - 1 + -(-(len(urls) - index) // size)}"
+            sent = urls[index:index + size]
             try:
-                result = self._submit_once(pending)
+                result = send(urls, index, sent) if send else self._submit_once(sent)
             except CloudError as exc:
                 if exc.kind not in AMBIGUOUS_KINDS:
-                    raise self._stopped(f"submitting {self._batch} {number} of {total} failed: {exc}", urls,
-                                        new_tasks) from None
-                notes.extend(self._resolve(pending, f"{self._batch} {number} of {total}", exc, known, start,
-                                           new_tasks, unconfirmed))
-                continue
-            notes.extend(self._record_result(result, new_tasks))
+                    raise self._stopped(f"submitting {name} failed: {exc}", urls, new_tasks) from None
+                notes.extend(self._resolve(sent, name, exc, known, start, new_tasks, unconfirmed))
+            else:
+                notes.extend(self._record_result(result, new_tasks))
+            index += len(sent)
         return notes
+
+    def _guessed_batches(self, batches: Sequence[int]) -> "_GuessedBatches":
+        ladder = PageLadder(tuple(batches), self.adapter.batch_refusal_codes)
+        return _GuessedBatches(PageKey(self.adapter.cloud, f"{self.noun} batches", self.adapter.quota_key()),
+                               ladder, self._submit_once)
 
     def _resolve(self, pending: list[str], name: str, exc: CloudError, known: set[tuple[str, str]], start: datetime,
                  new_tasks: list[SubmittedTask], unconfirmed: list[Attempt]) -> list[HistoryRow]:
@@ -198,3 +211,25 @@ class TaskSubmitter:
             notes.extend(replace(o, content=self.version_of(o.url)) for o in rows)
         return notes
 
+
+
+@dataclass
+class _GuessedBatches:
+    """Submits at a batch size learnt from the cloud's refusals (a quota it did not report)."""
+
+    page_key: PageKey
+    ladder: PageLadder
+    submit_once: Callable[[list[str]], SubmitResult]
+
+    @property
+    def key(self) -> tuple[PageKey, PageLadder]:
+        return self.page_key, self.ladder
+
+    def __call__(self, urls: list[str], index: int, sent: list[str]) -> SubmitResult:
+        """Submit from ``index`` at the learnt size; ``sent`` becomes the URLs of the batch that was answered
+        (or that failed otherwise), fewer than first planned after a step down."""
+        def send(size: int) -> SubmitResult:
+            sent[:] = urls[index:index + size]
+            return self.submit_once(list(sent))
+
+        return SHARED_BATCH_SIZES.fetch(self.page_key, self.ladder, send, carried=lambda size: len(sent))
