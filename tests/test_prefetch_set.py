@@ -196,6 +196,10 @@ def test_provider_is_pickled_by_reference():
     ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "destinations": []}, "not both"),
     ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "freshness": "1 day"},
      "PrefetchSet 'web': freshness: '1 day' is not a duration"),
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "wait": "25h"},
+     "PrefetchSet 'web': wait: '25h' is longer than 24h, the longest allowed here"),  # the schema's maxDuration
+    ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "freshness": "366d"},
+     "PrefetchSet 'web': freshness: '366d' is longer than 365d"),
     ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "zones": "x"}, "unknown argument 'zones'"),
     ("web", {"targets": URLS, "provider": "edgeone", "zone": ZONE_ID, "preflight": "loud"},
      "preflight 'loud' is not valid"),

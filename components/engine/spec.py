@@ -103,9 +103,13 @@ def cloud_checked(set_name: str, targets: list[str], destinations: Sequence[Dest
 
 
 def _duration_check(set_name: str, arg: str) -> Any:
+    """Checks a duration argument as the schema checks the declaration's key: its grammar and its
+    ``maxDuration`` (wait: 24h, freshness: 365d)."""
+    longest = parse_duration(load_schema()["properties"][arg]["maxDuration"])
+
     def check(value: Any) -> str:
         try:
-            parse_duration(value)
+            parse_duration(value, longest)
         except ValueError as exc:
             raise PrefetchSetError(f"PrefetchSet {set_name!r}: {arg}: {exc}") from None
         return value
