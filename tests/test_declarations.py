@@ -54,6 +54,20 @@ def test_json_declarations_are_accepted(tmp_path):
     assert decl.name == "api" and decl.wait == "0s"
 
 
+@pytest.mark.parametrize("key, value, expected", [
+    ("zone", "bad zone", "'bad zone' is not valid; expected the site's zone id, e.g. zone-2o0i4xfimj9g"),
+    ("domainId", "abc", "'abc' is not valid; expected the accelerated domain's id, e.g. ucdn-abc123"),
+])
+def test_a_value_of_the_wrong_form_says_what_form_is_expected_in_plain_words(tmp_path, key, value, expected):
+    """A key's description starts with which cloud takes it (``EdgeOne only: ...``): the message says only what
+    the value should look like, and names keep their capitals (it once read ``expected edgeOne only: ...``)."""
+    provider = {"zone": "edgeone", "domainId": "ucloud"}[key]
+    write(tmp_path, "a.yaml", f"name: web\nprovider: {provider}\n{key}: {value}\n"
+                              "targets: [https://static.example.com/a.js]\n")
+    [problem] = problems_of(tmp_path)
+    assert (problem.path, problem.line, problem.message) == (key, 3, expected)
+
+
 def test_three_mistakes_give_three_messages_with_file_and_line(tmp_path):
     path = write(tmp_path, "broken.yaml", """\
 provider: edgeone

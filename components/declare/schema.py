@@ -223,14 +223,23 @@ def error_message(error: jsonschema.ValidationError) -> str:
     if kind == "type":
         return f"expected {error.validator_value}, got {_type_name(error.instance)}" + (f" ({hint})" if hint else "")
     if kind == "pattern":
-        expected = hint[:1].lower() + hint[1:] if hint else f"text matching {error.validator_value}"
-        return f"{value} is not valid; expected {expected.rstrip('.')}"
+        expected = _expected_form(hint) if hint else f"text matching {error.validator_value}"
+        return f"{value} is not valid; expected {expected}"
     if kind in _BOUNDS:
         shape = "" if "Items" in kind else f"{value} "  # a list is cut for the validator (bounded_lists)
         return f"{shape}{_BOUNDS[kind].format(limit=error.validator_value)}" + (f" ({hint})" if hint else "")
     if kind == "const":
         return f"{value} is not allowed here; expected {shown(error.validator_value)}"
     return f"{value} is not valid here ({kind}: {shown(error.validator_value)})" + (f" ({hint})" if hint else "")
+def _expected_form(description: str) -> str:
+    """A key's description as what its value should be: ``EdgeOne only: the site's zone id, e.g. zone-x.`` ->
+    ``the site's zone id, e.g. zone-x`` (which cloud takes the key says nothing about the value's form); a first
+    word that is a name (``EdgeOne``, ``URLs``) keeps its capitals."""
+    text = re.sub(r"^[^:.]{1,40} only: ", "", description).rstrip(".")
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first[1:] == first[1:].lower() else text
+
+
 def _type_name(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", type(None): "nothing"}.get(
         type(value), type(value).__name__
