@@ -176,7 +176,10 @@ def _run(args: argparse.Namespace) -> int:
             f"PrivateKey={SANDBOX_UCLOUD_PRIVATE_KEY}  db={args.db}  (Ctrl-C to stop)\n"
             f"another account: SecretId={OTHER_SECRET_ID} SecretKey={OTHER_SECRET_KEY}  "
             f"PublicKey={OTHER_UCLOUD_PUBLIC_KEY} PrivateKey={OTHER_UCLOUD_PRIVATE_KEY}  "
-            "(who owns what: python -m sandbox account list)",
+            "(who owns what: python -m sandbox account list)\n"
+            "times: Cloud CDN's StartTime/EndTime are Beijing time (UTC+8, 'YYYY-MM-DD HH:MM:SS'; a UTC window "
+            "misses 8 hours of tasks); EdgeOne's and UCloud's carry their zone (RFC 3339, Unix seconds)\n"
+            f"other clients: point them at {sandbox.url} over plain HTTP, e.g. tccli ... --endpoint {sandbox.url}",
             flush=True,
         )
         try:
