@@ -42,7 +42,7 @@ PROTOCOLS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest, Env]
 """Wire protocols, tried in order; the first whose `claims` accepts a request handles it."""
 
 IDENTIFIERS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest], Identity]]] = [
-    (tencent.claims, tencent.identify),
+    (tencent.claims, lambda req: tencent.identify(req, TENCENT_SERVICES)),
     (ucloud_wire.claims, ucloud_wire.identify),
 ]
 """How each protocol names a request's service and action before handling it (faults match on them)."""
@@ -274,7 +274,7 @@ def _identify(req: HttpRequest) -> Identity:
     for claims, identify in IDENTIFIERS:
         if claims(req):
             return identify(req)
-    return tencent.identify(req)  # like _dispatch: the unrecognisable is answered as API 3.0
+    return tencent.identify(req, TENCENT_SERVICES)  # like _dispatch: the unrecognisable is answered as API 3.0
 
 
 def _encode(body: object) -> bytes:

@@ -9,12 +9,15 @@ line in the server's registry; the envelope, auth, throttling and logging come f
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qsl
+
+from tencentcloud.common.sign import Sign
 
 from . import tc3
 from .keys import SANDBOX_SECRET_ID
@@ -186,14 +189,44 @@ def decode_params(req: HttpRequest) -> dict[str, Any]:
 
 # ----- the envelope --------------------------------------------------------------------------------
 
+# The signature method before TC3 (API 3.0 still takes it): every parameter in a form (or query), these
+# among them, and `Signature` an HMAC of "METHOD host path?k=v&..." (sorted, unencoded) as the SDK's
+# `Sign.sign` computes it (abstract_client._build_req_with_old_signature).
+V1_METHODS = frozenset({"HmacSHA256", "HmacSHA1"})
+V1_COMMON = frozenset({"Action", "RequestClient", "Nonce", "Timestamp", "Version", "Region", "Token", "SecretId",
+                       "SignatureMethod", "Language", "Signature"})
+SIGNATURE_WINDOW = 300  # seconds a signed request stays valid, either way (as TC3's)
+
+
+def _v1_form(req: HttpRequest) -> dict[str, str] | None:
+    """The parameters of a request signed the old way (HmacSHA256/HmacSHA1), else None."""
+    if req.method == "GET":
+        text = req.query
+    elif req.headers.get("content-type", "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        text = req.body.decode("utf-8", "replace")
+    else:
+        return None
+    form = dict(parse_qsl(text, keep_blank_values=True))
+    return form if form.get("SignatureMethod") in V1_METHODS and "SecretId" in form else None
+
 
 def claims(req: HttpRequest) -> bool:
-    """Is this an API 3.0 request? (UCloud requests carry neither of these.)"""
-    return "x-tc-action" in req.headers or req.headers.get("authorization", "").startswith("TC3-")
+    """Is this an API 3.0 request, TC3-signed or signed the old way? (UCloud's carry none of these.)"""
+    return ("x-tc-action" in req.headers or req.headers.get("authorization", "").startswith("TC3-")
+            or _v1_form(req) is not None)
 
 
-def identify(req: HttpRequest) -> Identity:
+def _v1_service(form: Mapping[str, str], services: Mapping[str, TencentService]) -> str | None:
+    """An old-style request names no service (the real API reads it from the host): its Version tells ours."""
+    return next((s.name for s in services.values() if s.version == form.get("Version")), None)
+
+
+def identify(req: HttpRequest, services: Mapping[str, TencentService] | None = None) -> Identity:
     """Service (from the credential scope), action, parameters and SecretId, without checking anything."""
+    form = _v1_form(req)
+    if form is not None:
+        return Identity(service=_v1_service(form, services or {}), action=form.get("Action") or None,
+                        params=_v1_params(form), secret_id=form.get("SecretId"))
     try:
         auth: tc3.Authorization | None = tc3.parse_authorization(req.headers.get("authorization"))
     except tc3.Tc3Error:
@@ -208,38 +241,95 @@ def identify(req: HttpRequest) -> Identity:
     )
 
 
+def _form_params(form: Mapping[str, str]) -> dict[str, Any]:
+    """The action parameters of an old-style request: its form without the signature's own keys."""
+    return unflatten([(k, v) for k, v in form.items() if k not in V1_COMMON])
+
+
+def _v1_params(form: Mapping[str, str]) -> dict[str, Any] | None:
+    try:
+        return _form_params(form)
+    except ApiError:
+        return None
+
+
+@dataclass
+class _Signed:
+    """Who sent a request, to which service, version and action: what either signature method says."""
+
+    service: str | None
+    version: str | None
+    secret_id: str
+
+
+def _verify_tc3(req: HttpRequest, env: Env, now: float, reply: Reply) -> _Signed:
+    auth = tc3.parse_authorization(req.headers.get("authorization"))
+    reply.service, reply.secret_id = auth.service, auth.secret_id
+    tc3.verify(
+        auth, secret_key=_secret_key(env, auth.secret_id), timestamp_header=req.headers.get("x-tc-timestamp"),
+        now=now + env.clock_offset,
+        method=req.method, path=req.path, query=req.query if req.method == "GET" else "",
+        headers=req.headers, payload=req.body,
+    )
+    return _Signed(auth.service, req.headers.get("x-tc-version"), auth.secret_id)
+
+
+def _verify_v1(req: HttpRequest, form: Mapping[str, str], env: Env, now: float, reply: Reply,
+               services: Mapping[str, TencentService]) -> _Signed:
+    secret_id = form["SecretId"]
+    reply.secret_id, reply.action = secret_id, form.get("Action") or None
+    reply.service = _v1_service(form, services)
+    secret_key = _secret_key(env, secret_id)
+    try:
+        age = now + env.clock_offset - int(form.get("Timestamp", ""))
+    except ValueError:
+        raise ApiError("AuthFailure.InvalidAuthorization", "The Timestamp parameter is not a Unix time.") from None
+    if abs(age) > SIGNATURE_WINDOW:
+        raise ApiError("AuthFailure.SignatureExpire", "The signature has expired: Timestamp is more than 300 s away "
+                                                      "from the server time.")
+    signed = "&".join(f"{k.replace('_', '.')}={v}" for k, v in sorted(form.items()) if k != "Signature")
+    text = f"{req.method}{req.headers.get('host', '')}{req.path}?{signed}"
+    expected = Sign.sign(secret_key, text, form["SignatureMethod"])
+    if not hmac.compare_digest(expected, form.get("Signature", "")):
+        raise ApiError("AuthFailure.SignatureFailure", "The provided credentials could not be validated. Please "
+                                                       "check your signature is correct.")
+    return _Signed(reply.service, form.get("Version"), secret_id)
+
+
+def _secret_key(env: Env, secret_id: str) -> str:
+    secret_key = env.credentials.get(secret_id)
+    if secret_key is None:
+        raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct.")
+    return secret_key
+
+
 def handle(req: HttpRequest, env: Env, services: Mapping[str, TencentService]) -> Reply:
     """Authenticate, throttle and dispatch one API 3.0 request; never raises for client mistakes."""
     now = env.clock()
     reply = Reply(body={}, request_id=str(uuid.uuid4()), action=req.headers.get("x-tc-action") or None)
+    form = _v1_form(req)
     params: dict[str, Any] | None = None
     params_error: ApiError | None = None
     try:
-        params = decode_params(req)
+        params = decode_params(req) if form is None else _form_params(form)
     except ApiError as exc:
         params_error = exc
     reply.params = params
     try:
         if len(req.body) > MAX_BODY_BYTES:
             raise ApiError("RequestSizeLimitExceeded", f"The request body exceeds {MAX_BODY_BYTES} bytes.")
-        auth = tc3.parse_authorization(req.headers.get("authorization"))
-        reply.service, reply.secret_id = auth.service, auth.secret_id
-        secret_key = env.credentials.get(auth.secret_id)
-        if secret_key is None:
-            raise ApiError("AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct.")
-        tc3.verify(
-            auth, secret_key=secret_key, timestamp_header=req.headers.get("x-tc-timestamp"),
-            now=now + env.clock_offset,
-            method=req.method, path=req.path, query=req.query if req.method == "GET" else "",
-            headers=req.headers, payload=req.body,
-        )
-        service = services.get(auth.service)
+        signed = (_verify_tc3(req, env, now, reply) if form is None
+                  else _verify_v1(req, form, env, now, reply, services))
+        service = services.get(signed.service or "")
         if service is None:
+            if form is not None:
+                raise ApiError("NoSuchVersion", f"The requested version `{form.get('Version')}` matches no service of "
+                                                f"this sandbox ({', '.join(f'{s.name} {s.version}' for s in services.values())}).")
             raise ApiError(
                 "InvalidAction",
-                f"Service `{auth.service}` is not emulated by this sandbox (emulated: {', '.join(sorted(services))}).",
+                f"Service `{signed.service}` is not emulated by this sandbox (emulated: {', '.join(sorted(services))}).",
             )
-        version = req.headers.get("x-tc-version")
+        version = signed.version
         if not version:
             raise ApiError("MissingParameter", "The request is missing a required parameter `Version`.")
         if version != service.version:
@@ -250,12 +340,13 @@ def handle(req: HttpRequest, env: Env, services: Mapping[str, TencentService]) -
         if handler is None:
             raise ApiError("InvalidAction", f"The requested action `{reply.action}` of service `{service.name}` does not exist.")
         limit = int(env.store.get_setting("rate_limit_per_second"))
-        if not env.limiter.allow((auth.secret_id, service.name, reply.action), limit):
+        if not env.limiter.allow((signed.secret_id, service.name, reply.action), limit):
             raise ApiError("RequestLimitExceeded", f"Your current request frequency exceeded the limit of {limit} requests per second for {reply.action}.")
         if params_error is not None:
             raise params_error
         assert params is not None
-        ctx = Context(env.store, now, reply.request_id, from_query=req.method == "GET", account=auth.secret_id)
+        from_query = req.method == "GET" or form is not None  # a form, like a query, carries only strings
+        ctx = Context(env.store, now, reply.request_id, from_query=from_query, account=signed.secret_id)
         result = handler(Params(params, from_query=ctx.from_query), ctx)
         reply.body = {"Response": {**result, "RequestId": reply.request_id}}
     except (ApiError, tc3.Tc3Error) as exc:

@@ -27,9 +27,10 @@ ISO_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def client(sb: Sandbox, secret_id: str = SANDBOX_SECRET_ID, secret_key: str = SANDBOX_SECRET_KEY,
-           method: str = "POST") -> teo_client.TeoClient:
+           method: str = "POST", sign_method: str = "TC3-HMAC-SHA256") -> teo_client.TeoClient:
     http = HttpProfile(protocol="http", endpoint=sb.endpoint, reqMethod=method, reqTimeout=10)
-    return teo_client.TeoClient(credential.Credential(secret_id, secret_key), "", ClientProfile(httpProfile=http))
+    return teo_client.TeoClient(credential.Credential(secret_id, secret_key), "",
+                                ClientProfile(httpProfile=http, signMethod=sign_method))
 
 
 def call(cli: teo_client.TeoClient, action: str, **params: Any) -> Any:
@@ -631,3 +632,19 @@ def test_rules_of_kind_purge_steer_purges_only(sb: Sandbox) -> None:
         "/c.js": ("timeout", "taskFailed", "prefetch timed out"), "/d.js": ("success", "", ""),
         "/e.js": ("success", "", ""),
     }
+
+
+@pytest.mark.parametrize("sign_method, method", [("HmacSHA256", "POST"), ("HmacSHA1", "GET")])
+def test_a_request_signed_the_old_way_is_answered_as_tencent_answers_it(sb, sign_method, method):
+    """API 3.0 still takes the signature before TC3 (a form with SignatureMethod, SecretId and Signature); the
+    sandbox once took such a request for UCloud's and the SDK failed with KeyError 'Response'."""
+    targets = ["https://static.example.com/old-way.js"]
+    job = call(client(sb, sign_method=sign_method, method=method), "CreatePrefetchTask", ZoneId=ZONE,
+               Targets=targets).JobId
+    [logged] = sb.store.requests(action="CreatePrefetchTask")
+    assert (logged["service"], logged["error_code"], logged["params"]) == ("teo", None,
+                                                                            {"ZoneId": ZONE, "Targets": targets})
+    assert call(client(sb, sign_method=sign_method, method=method), "DescribeContentQuota",
+                ZoneId=ZONE).PrefetchQuota[0].DailyAvailable == 10000 - 1 and job
+    wrong = client(sb, secret_key="not-the-key", sign_method=sign_method, method=method)
+    assert error_code(lambda: call(wrong, "DescribeContentQuota", ZoneId=ZONE)) == "AuthFailure.SignatureFailure"
