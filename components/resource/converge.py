@@ -320,8 +320,7 @@ class ShardSync:
         return fresh
 
     def _batches(self, decision: QuotaDecision) -> tuple[int, ...]:
-        """URLs per submit: the cloud's batch size, or the set's pacing when smaller; then, for a batch size
-        that is a guess (a quota the cloud did not report), the smaller sizes to step down to."""
+        """URLs per submit (the cloud's batch, or the set's pacing when smaller), then a guessed batch's smaller sizes."""
         batch = max(1, decision.batch)
         pace = self.policy.pace_batch_size
         first = min(batch, pace) if pace else batch
