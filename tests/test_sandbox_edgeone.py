@@ -72,6 +72,7 @@ def quota_available(cli: teo_client.TeoClient) -> int:
 # ----- happy path ----------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox(progress_seconds=2.0)  # the first read sees 'processing' even on a loaded machine
 def test_create_then_describe_progresses_to_success(sb: Sandbox) -> None:
     cli = client(sb)
     targets = ["https://static.example.com/app.js", "http://static.example.com/hero.webp"]

@@ -75,6 +75,7 @@ def available(cli: cdn_client.CdnClient) -> dict[str, int]:
 # ----- happy path ----------------------------------------------------------------------------------
 
 
+@pytest.mark.sandbox(progress_seconds=2.0)  # the first read sees 'processing' even on a loaded machine
 def test_push_then_describe_progresses_to_done(sb: Sandbox) -> None:
     cli = client(sb)
     urls = ["https://static.example.com/app.js", "http://static.example.com/hero.webp"]
