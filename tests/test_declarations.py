@@ -171,6 +171,53 @@ targets: [https://static.example.com/a.js]
     assert "does not apply to provider edgeone" in problem.message
 
 
+def test_prefetch_options_are_taken_by_the_cloud_that_has_them(tmp_path):
+    """Issue 20: EdgeOne headers, encodeUrl and prefetchMediaSegments; Cloud CDN layer."""
+    write(tmp_path, "opts.yaml", """\
+destinations:
+  - provider: edgeone
+    zone: zone-abc123
+    headers: [{name: Accept-Encoding, value: br}]
+    encodeUrl: false
+    prefetchMediaSegments: "on"
+  - provider: tencent-cdn
+    area: mainland
+    layer: middle
+targets: [https://static.example.com/live.m3u8]
+""")
+    [decl] = load_sets(tmp_path)
+    assert decl.destinations[0].scope == {"zone": "zone-abc123", "mode": "default", "encodeUrl": False,
+                                          "headers": [{"name": "Accept-Encoding", "value": "br"}],
+                                          "prefetchMediaSegments": "on"}
+    assert decl.destinations[1].scope == {"area": "mainland", "layer": "middle", "parseM3U8": False}
+
+
+@pytest.mark.parametrize("destination, path, words", [
+    ("{provider: tencent-cdn, area: mainland, prefetchMediaSegments: 'on'}", "destinations[0].prefetchMediaSegments",
+     "key 'prefetchMediaSegments' does not apply to provider tencent-cdn; remove it"),
+    ("{provider: ucloud, domainId: ucdn-abc, encodeUrl: true}", "destinations[0].encodeUrl",
+     "key 'encodeUrl' does not apply to provider ucloud; remove it"),
+    ("{provider: ucloud, domainId: ucdn-abc, headers: [{name: X-A, value: '1'}]}", "destinations[0].headers",
+     "key 'headers' does not apply to provider ucloud; remove it"),
+    ("{provider: edgeone, zone: zone-a, layer: middle}", "destinations[0].layer",
+     "key 'layer' does not apply to provider edgeone; remove it"),
+    ("{provider: edgeone, zone: zone-a, prefetchMediaSegments: yes}", "destinations[0].prefetchMediaSegments",
+     "True is not allowed; use one of: on, off"),
+    ("{provider: edgeone, zone: zone-a, encodeUrl: 'yes'}", "destinations[0].encodeUrl", "expected boolean, got text"),
+    ("{provider: edgeone, zone: zone-a, headers: [{name: Accept Encoding, value: br}]}",
+     "destinations[0].headers[0].name", "'Accept Encoding' is not valid; expected a header name (an RFC 9110 token"),
+    ("{provider: tencent-cdn, headers: [{name: X-A, value: \"a\\nb\"}]}", "destinations[0].headers[0].value",
+     "is not valid; expected the header's value: printable ASCII"),
+    ("{provider: tencent-cdn, layer: edge}", "destinations[0].layer", "'edge' is not allowed; use one of: middle"),
+])
+def test_a_prefetch_option_on_a_cloud_without_it_or_with_a_bad_value_is_a_located_error(tmp_path, destination,
+                                                                                          path, words):
+    write(tmp_path, "opts.yaml", f"destinations:\n  - {destination}\ntargets: [https://static.example.com/a.js]\n")
+    [problem] = problems_of(tmp_path)
+    assert (problem.file, problem.line, problem.path) == (str(tmp_path / "opts.yaml"), 2, path)
+    assert words in problem.message
+
+
 def test_the_same_destination_twice_is_an_error(tmp_path):
     write(tmp_path, "multi.yaml", "destinations:\n  - {provider: edgeone, zone: zone-a}\n"
                                   "  - {provider: edgeone, zone: zone-a}\ntargets: [https://a.example.com/x]\n")
