@@ -1,5 +1,8 @@
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jsonschema
 
 from components.model.status import ContentVersion, HistoryRow, TargetState
 from components.plan.reconcile import make_plan
@@ -68,6 +71,20 @@ def test_audit_entry_collects_every_task_id_once():
     entry = audit_entry(outs)
     assert entry["provider"] == "edgeone" and entry["scope"] == {"zone": "zone-a", "mode": "default"}
     assert entry["task_ids"] == ["j1", "j0"]
+
+
+def test_the_audit_entry_records_the_prefetch_options_as_the_outputs_schema_describes_them():
+    """Issue 20: the options each prefetch was sent with are in the audit record (schemas/stack-outputs.schema.json)."""
+    options = {"headers": [{"name": "Accept-Encoding", "value": "br"}], "encodeUrl": False,
+               "prefetchMediaSegments": "on"}
+    inputs = ShardInputs("web", {**INPUTS.destination, **options}, INPUTS.targets, "24h", "10m")
+    entry = audit_entry(build_outputs(inputs, sample_plan(), verified_at=NOW, submitted=[]))
+    assert entry["scope"] == {"zone": "zone-a", "mode": "default", **options}
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.schema.json").read_text())
+    scope = jsonschema.Draft202012Validator(schema["$defs"]["destination"]["properties"]["scope"])
+    assert scope.is_valid(entry["scope"])
+    assert not scope.is_valid({**entry["scope"], "prefetchMediaSegments": "yes"})
+    assert not scope.is_valid({**entry["scope"], "headers": [{"name": "X-A"}]})
 
 
 # -- origin-derived targets: the content marker in inputs and the ETag in outputs -----------------

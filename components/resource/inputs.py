@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping, Optional
 
 from ..declare.model import DestinationDeclaration, PrefetchSetDeclaration
-from ..model.status import ContentVersion, TargetState, version_token
+from ..model.clouds import find
+from ..model.status import ContentVersion, TargetState, options_token, version_token
 
 # Input keys of the dynamic resource (``shard`` only when the set is split). Outputs repeat them so
 # read/delete (which get outputs) see them, except ``targets``: outputs carry it as ``target_lines``.
@@ -102,10 +104,16 @@ class ShardInputs:
     def provider(self) -> str:
         return self.destination["provider"]
 
+    @cached_property
+    def options(self) -> Optional[str]:
+        """The digest of the destination's declared prefetch options (registry ``prefetch_options``), or None."""
+        spec = find(self.provider)
+        return options_token(spec.declared_options(self.destination)) if spec else None
+
     def version(self, url: str) -> Optional[str]:
         """The version a task submitted now for ``url`` is for (model/status.py ``version_token``)."""
         content = self.content.get(url)
-        return version_token(content.etag if content else None, self.revision)
+        return version_token(content.etag if content else None, self.revision, self.options)
 
     def to_props(self) -> dict[str, Any]:
         """The resource inputs (``resource_inputs``), with the ``targets`` map of desired values."""
