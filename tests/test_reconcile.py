@@ -108,6 +108,15 @@ def test_a_task_without_an_etag_record_counts_for_the_current_content_and_record
     assert result[A].state is TargetState.WARM and result[A].content == NEW.etag
 
 
+def test_a_changed_sitemap_lastmod_is_stale_like_a_changed_etag():
+    before, after = ContentVersion.of_lastmod("2026-05-01"), ContentVersion.of_lastmod("2026-05-02")
+    rows = [with_etag(obs(A, TargetState.WARM, 10), before.etag), with_etag(obs(B, TargetState.WARM, 10), before.etag)]
+    plan = make_plan([A, B], rows, now=NOW, freshness=DAY, content={A: after, B: before}, purges=[])
+    assert plan.to_purge == (A,) and plan.to_submit == () and plan.statuses[B].state is TargetState.WARM
+    assert plan.statuses[A].reason == ("the sitemap's lastmod changed since last prefetch: it now says 2026-05-02; "
+                                       "purge, then prefetch")
+
+
 def test_stale_is_described_in_plain_words():
     status = TargetStatus(A, TargetState.STALE, "j1", NOW, "origin changed since last prefetch: etag a was "
                           "prefetched, the origin now has etag b", None, "a")

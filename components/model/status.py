@@ -72,23 +72,33 @@ class OnChange(str, Enum):
 
 @dataclass(frozen=True)
 class ContentVersion:
-    """Which content of an origin object a target stands for: its ETag (short form) and size.
+    """Which content a target stands for: an origin object's ETag (short form) and size, or a sitemap's
+    ``<lastmod>`` for the URL (declare/sitemap.py).
 
-    ``etag`` is what staleness is judged on; ``size`` is shown to reviewers. Both travel in the
-    target's desired value (``warm (etag 9b2cf535d3e1, 2048 bytes)``), so the engine's own input
-    diff shows a target whose origin object changed.
+    ``etag`` is what staleness is judged on (for a lastmod, a digest of it); ``size`` or ``lastmod`` is
+    shown to reviewers. The marker travels in the target's desired value (``warm (etag 9b2cf535d3e1,
+    2048 bytes)``, ``warm (lastmod 2026-05-01T10:00:00Z)``), so the engine's own input diff shows a
+    target whose content changed.
     """
 
     etag: str
     size: int
+    lastmod: Optional[str] = None
 
     @property
     def marker(self) -> str:
+        if self.lastmod is not None:
+            return f"lastmod {self.lastmod}"
         return f"etag {self.etag}, {self.size} bytes"
 
     @classmethod
     def of(cls, etag: str, size: int) -> "ContentVersion":
         return cls(short_etag(etag), size)
+
+    @classmethod
+    def of_lastmod(cls, lastmod: str) -> "ContentVersion":
+        """The version a sitemap's (normalised) ``<lastmod>`` gives a URL: its digest is the token records keep."""
+        return cls(short_etag(f"lastmod {lastmod}"), 0, lastmod)
 
 
 # An ETag that is a hash: MD5 hex (single-part upload), or MD5-of-parts hex plus "-<parts>" (multipart).

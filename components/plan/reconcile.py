@@ -146,8 +146,9 @@ def _change(wanted: Optional[ContentVersion], prefetched_etag: Optional[str], re
     """Why a successful prefetch no longer warms the current content, or None: it does."""
     changes = []
     if wanted and prefetched_etag != wanted.etag:
-        changes.append(f"origin changed since last prefetch: etag {prefetched_etag} was prefetched, the origin now "
-                       f"has etag {wanted.etag}")
+        changes.append(f"the sitemap's lastmod changed since last prefetch: it now says {wanted.lastmod}"
+                       if wanted.lastmod else f"origin changed since last prefetch: etag {prefetched_etag} was "
+                       f"prefetched, the origin now has etag {wanted.etag}")
     if revision is not None and revision != prefetched_revision:  # a revision removed changes nothing
         changes.append(f"revision {prefetched_revision} was prefetched, the set now declares revision {revision}")
     return "; ".join(changes) or None
