@@ -92,6 +92,16 @@ def test_scope_keys_of_another_provider_are_refused(tmp_path):
     assert problem.path == "area" and "does not apply" in problem.message and problem.line == 5
 
 
+def test_the_schemas_scope_rules_refuse_exactly_the_keys_of_the_other_clouds():
+    """Editors read the schema's scopeRules, the loader the registry: they say the same (one home, two readers)."""
+    rules = {rule["if"]["properties"]["provider"]["const"]: rule["then"]
+             for rule in load_schema()["$defs"]["scopeRules"]["allOf"]}
+    every = {key for spec in clouds_registry.BUILT_IN for key in spec.scope_keys}  # an installed cloud has its own
+    for spec in clouds_registry.BUILT_IN:
+        refused = {key for key, value in rules[spec.key].get("properties", {}).items() if value is False}
+        assert refused == every - set(spec.scope_keys), spec.key
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path):
     write(tmp_path, "x.yaml", "provider: edgeone\ntargets:\n  - [unclosed\n")
     [problem] = problems_of(tmp_path)
