@@ -1,5 +1,5 @@
-"""The Pulumi program: stack config -> declarations -> references resolved -> origin listings -> one PrefetchSet
-per set (with preflight) -> the audit output."""
+"""The Pulumi program: stack config -> declarations -> references resolved -> origin listings and sitemaps -> one
+PrefetchSet per set (with preflight) -> the audit output."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from .declare.declarations import load_sets
 from .declare.model import DeclarationError, Problem
 from .declare.origin import OriginError, resolve_origins
 from .declare.references import TencentCloudLookup, resolve_references
+from .declare.sitemap import resolve_sitemaps
 from .engine.prefetch_set import PrefetchSet, stack_output
 
 DEFAULT_SETS_DIR = "prefetch-sets"
@@ -28,6 +29,8 @@ def main() -> None:
         needs_keys = any(d.origin is not None and d.origin.credentials_config for d in declarations)
         declarations = resolve_origins(declarations, credentials_table=origin_credentials(config) if needs_keys else None,
                                        warn=pulumi.log.warn, info=pulumi.log.info)
+        # Sets with a sitemap get its URLs as targets, read here too (SitemapError is a DeclarationError).
+        declarations = resolve_sitemaps(declarations, warn=pulumi.log.warn, info=pulumi.log.info)
     except (DeclarationError, OriginError) as exc:
         # RunError: the CLI prints the message without a Python traceback. Nothing is registered.
         raise pulumi.RunError(str(exc)) from None

@@ -101,6 +101,7 @@ class PrefetchProvider(ResourceProvider):
             if refusal:
                 sys.stderr.write(f"warning: up will refuse this change: {refusal}\n")
         self._note_changes(olds, news)
+        self._note_options(olds, news)
         return DiffResult(changes=None)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -185,6 +186,21 @@ class PrefetchProvider(ResourceProvider):
         if len(notes) > NOTED_CHANGES:
             lines.append(f"{_where(news)}: ... and {len(notes) - NOTED_CHANGES} more targets changed")
         sys.stderr.write("".join(line + "\n" for line in lines))
+
+    def _note_options(self, olds: dict[str, Any], news: dict[str, Any]) -> None:
+        """One line when the destination's prefetch options changed (registry ``prefetch_options``): the engine
+        shows the changed ``destination`` values, this says what the up does about them."""
+        old, new = olds.get("destination"), news.get("destination")
+        if not isinstance(old, dict) or not isinstance(new, dict) or any(_unknown(v) for v in new.values()):
+            return
+        spec = find(new.get("provider"))
+        if spec is None or old.get("provider") != spec.key:
+            return
+        before, after = spec.declared_options(old), spec.declared_options(new)
+        changed = sorted(key for key in {*before, *after} if before.get(key) != after.get(key))
+        if changed:
+            sys.stderr.write(f"{_where(news)}: prefetch options changed ({', '.join(changed)}): up prefetches every "
+                             "target again with them (no purge: the content did not change)\n")
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # A prefetch cannot be undone: deleting forgets the set and calls no cloud API.

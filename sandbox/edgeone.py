@@ -15,6 +15,12 @@ Choices where the docs leave it open:
 - Quotas: `Mode=edge` shares the normal prefetch quota (the real separate edge quota is not emulated).
   URL purges have their own (`purge_batch`, `purge_daily` per zone); DescribeContentQuota reports
   the other purge types (not emulated) untouched.
+- CreatePrefetchTask's options: `Headers` items take only Name and Value (another field is
+  `UnknownParameter`); a Name that is not an HTTP field name or a Value holding a control character is
+  `InvalidParameter.ParameterError` (the docs give no limit on their number or size, so none is enforced).
+  `EncodeUrl` must be a boolean (else `InvalidParameter`), `PrefetchMediaSegments` `on` or `off` (else
+  `InvalidParameter.ParameterError`). The sandbox accepts them for every account (the real
+  PrefetchMediaSegments and Mode=edge are allow-listed) and records them in the request log.
 - CreatePurgeTask emulates `Type=purge_url` only: the other documented types (purge_prefix,
   purge_host, purge_all, purge_cache_tag) are `InvalidParameter.ParameterError` naming the type.
   `Method` (invalidate|delete) is checked; the docs say it acts on directory, host and whole-site
@@ -40,7 +46,7 @@ from urllib.parse import urlsplit
 from .accounts import ZONE_NOT_OWNED
 from .steering import steered_tasks
 from .tasks import NewTask, QuotaExceeded
-from .tencent import ApiError, Context, Params, TencentService
+from .tencent import ApiError, Context, Params, TencentService, check_headers
 
 SERVICE_NAME = "teo"
 VERSION = "2022-09-01"
@@ -140,9 +146,7 @@ def create_prefetch_task(params: Params, ctx: Context) -> dict[str, Any]:
     mode = params.string("Mode")
     if mode not in (None, "default", "edge"):
         raise ApiError(PARAMETER_ERROR, f"Mode must be `default` or `edge`; got {mode!r}.")
-    for header in params.objects("Headers", ["Name", "Value"]) or []:
-        header.string("Name", required=True)
-        header.string("Value", required=True)
+    check_headers(params, PARAMETER_ERROR)
     params.boolean("EncodeUrl")
     segments = params.string("PrefetchMediaSegments")
     if segments not in (None, "on", "off"):

@@ -138,6 +138,32 @@ class Params:
         return items
 
 
+# An RFC 9110 field name (a token); a field value may hold no control character but a tab.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_headers(params: Params, code: str, *, most: int | None = None, name_bytes: int | None = None,
+                  value_bytes: int | None = None) -> None:
+    """A prefetch's `Headers` ([{Name, Value}]), as both Tencent APIs take them: a field the header object
+    does not define is `UnknownParameter`; a name that is not an HTTP field name, a value with a control
+    character, and past a documented limit (``most`` headers, ``name_bytes``/``value_bytes`` UTF-8 bytes)
+    are ``code``, the service's parameter error (neither API documents a narrower code for headers)."""
+    headers = params.objects("Headers", ["Name", "Value"]) or []
+    if most is not None and len(headers) > most:
+        raise ApiError(code, f"At most {most} Headers; got {len(headers)}.")
+    for header in headers:
+        name = header.string("Name", required=True) or ""
+        value = header.string("Value", required=True) or ""
+        if not _HEADER_NAME.fullmatch(name) or (name_bytes is not None and len(name.encode("utf-8")) > name_bytes):
+            limit = f" of 1..{name_bytes} bytes" if name_bytes is not None else ""
+            raise ApiError(code, f"A header Name must be an HTTP field name{limit}; got {name[:40]!r}.")
+        if _HEADER_VALUE_CONTROL.search(value):
+            raise ApiError(code, f"The value of header {name!r} holds a control character.")
+        if value_bytes is not None and len(value.encode("utf-8")) > value_bytes:
+            raise ApiError(code, f"The value of header {name!r} exceeds {value_bytes} bytes.")
+
+
 def unflatten(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """`Filters.0.Values.1=x` (the SDK's GET encoding) back into nested dicts and lists."""
     root: dict[str, Any] = {}

@@ -22,7 +22,9 @@ Choices where the docs leave it open:
 - Outcomes: success -> `done`; failed, timeout, canceled, unknown -> `fail` (CDN has no timeout
   status); invalid -> `invalid`. A `rejected` rule fails the whole PushUrlsCache with
   `InvalidParameter.CdnHostInvalidParam` naming the URL (CDN has no FailedList); nothing is created.
-- An empty `Urls` list, a bad Area/Layer/Status, or oversize Headers are `InvalidParameter.CdnParamError`.
+- An empty `Urls` list, a bad Area/Layer/Status, or Headers past the documented limits (20, Name 128 bytes,
+  Value 1024 bytes), with a Name that is not an HTTP field name or a Value holding a control character, are
+  `InvalidParameter.CdnParamError`.
 - DescribePushQuota answers `UrlPush` only: SDK 3.1.169's response model has no other field (and
   warns "fileds are useless" about unknown ones); the purge quota is DescribePurgeQuota's business.
 - PurgeUrlsCache: `Area` is `mainland` or `overseas` (the SDK documents no `global`); without it the
@@ -48,7 +50,7 @@ from urllib.parse import urlsplit
 from .accounts import CDN_HOST_NOT_OWNED
 from .steering import steered_tasks
 from .tasks import Charge, QuotaExceeded, StoredTask
-from .tencent import ApiError, Context, Params, TencentService
+from .tencent import ApiError, Context, Params, TencentService, check_headers
 
 SERVICE_NAME = "cdn"
 VERSION = "2018-06-06"
@@ -175,16 +177,8 @@ def push_urls_cache(params: Params, ctx: Context) -> dict[str, Any]:
         raise ApiError(PARAM_ERROR, f"Layer can only be `middle`; got {layer!r}.")
     for flag in ("ParseM3U8", "DisableRange"):
         params.boolean(flag)
-    headers = params.objects("Headers", ["Name", "Value"]) or []
-    if len(headers) > MAX_HEADERS:
-        raise ApiError(PARAM_ERROR, f"At most {MAX_HEADERS} Headers; got {len(headers)}.")
-    for header in headers:
-        name = header.string("Name", required=True) or ""
-        value = header.string("Value", required=True) or ""
-        if not name or len(name.encode("utf-8")) > MAX_HEADER_NAME_BYTES:
-            raise ApiError(PARAM_ERROR, f"A header Name must be 1..{MAX_HEADER_NAME_BYTES} bytes; got {name[:40]!r}.")
-        if len(value.encode("utf-8")) > MAX_HEADER_VALUE_BYTES:
-            raise ApiError(PARAM_ERROR, f"The value of header {name!r} exceeds {MAX_HEADER_VALUE_BYTES} bytes.")
+    check_headers(params, PARAM_ERROR, most=MAX_HEADERS, name_bytes=MAX_HEADER_NAME_BYTES,
+                  value_bytes=MAX_HEADER_VALUE_BYTES)
     return _submit(params, ctx, PUSH, urls, area)
 
 

@@ -4,6 +4,7 @@
 - ``sb``: a sandbox with its built-in credentials (the SDK and adapter tests);
 - ``sandbox``: a sandbox that knows the end-to-end stack's credentials and UCloud domain (tests/stacks.py);
 - ``s3``: an S3-compatible origin server on loopback (tests/s3_origin.py), one per module;
+- ``site``: a web site on loopback serving the files a test puts there (tests/fakes.py ``Site``);
 - ``example_project``: a folder holding only a copy of the example sets and stack file (the command's tests).
 
 A module (or a test) sets the sandbox's settings with a marker, e.g.
@@ -23,6 +24,7 @@ from components.clouds.history import SHARED_HISTORY
 from components.clouds.page_size import SHARED_BATCH_SIZES, SHARED_PAGE_SIZES
 from components.clouds.quota_ledger import SHARED_QUOTA
 from sandbox import Sandbox
+from tests.fakes import Site
 from tests.s3_origin import S3
 from tests.stacks import PROJECT, start_sandbox
 
@@ -102,6 +104,13 @@ def s3() -> Iterator[S3]:
     server = S3()
     yield server
     server.server.stop()
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    server = Site()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

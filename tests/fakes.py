@@ -6,7 +6,8 @@
 - ``SdkAnswer``/``replace_tencent_transport``: a real Tencent SDK client answering without a network;
 - ``run_program``: a Pulumi program run under ``pulumi.runtime.set_mocks``, its registrations recorded;
 - ``FakeTencentCloud``, ``zone``, ``cdn_domain``: pulumi-tencentcloud's data sources, answered;
-- ``write``: a declaration file; ``near_duplicates``: pages of history rows for the row memos.
+- ``write``: a declaration file; ``near_duplicates``: pages of history rows for the row memos;
+- ``Site``: a web site on 127.0.0.1 (http.server) serving the files a test puts there (sitemaps).
 
 The end-to-end helpers (a stack of the real project against a sandbox) are in tests/stacks.py.
 """
@@ -14,6 +15,7 @@ The end-to-end helpers (a stack of the real project against a sandbox) are in te
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
 
@@ -462,3 +465,66 @@ def freeze_rate_window(sb: Any) -> Callable[[float], None]:
         now[0] += seconds
 
     return advance
+
+
+# ------------------------------------------------------------------------------------------
+# A web site on loopback (sitemaps)
+# ------------------------------------------------------------------------------------------
+
+
+class Site:
+    """A web site on 127.0.0.1 serving what a test puts at each path (404 elsewhere), logging each GET path."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.requests: list[str] = []
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                site.requests.append(self.path)
+                status, headers, body = site.files.get(self.path, (404, {}, b"not found"))
+                self.send_response(status)
+                for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        # A short poll: stop() (shutdown) waits for one, 0.5 s by default.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
+
+    def put(self, path: str, body: Union[str, bytes], *, status: int = 200, gzipped: bool = False,
+            headers: Optional[dict[str, str]] = None) -> str:
+        """Serve ``body`` at ``path`` (gzipped as a .gz file is: the bytes, no Content-Encoding); its URL."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        self.files[path] = (status, headers or {}, gzip.compress(data) if gzipped else data)
+        return self.url + path
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def urlset(entries: Sequence[tuple[str, Optional[str]]]) -> str:
+    """A sitemap listing (url, lastmod or None) entries."""
+    items = "".join(f"<url><loc>{url}</loc>{f'<lastmod>{mod}</lastmod>' if mod else ''}</url>" for url, mod in entries)
+    return f'<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{items}</urlset>'
+
+
+def sitemap_index(urls: Sequence[str]) -> str:
+    """A sitemap index listing ``urls``."""
+    items = "".join(f"<sitemap><loc>{url}</loc></sitemap>" for url in urls)
+    return (f'<?xml version="1.0" encoding="UTF-8"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"{items}</sitemapindex>")
+
+
+#: A "billion laughs" document: ten entities of ten of the one before; refused before anything expands.
+ENTITY_EXPANSION = ('<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY a0 "lol">'
+                    + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
+                    + ']><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>&a9;</loc></url></urlset>')

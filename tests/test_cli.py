@@ -140,3 +140,15 @@ def test_an_apply_interrupted_mid_wait_loses_no_task_id(example_project):
     assert recorded <= set(destination["task_ids"])
     running = [line for line in out.splitlines() if line.startswith("  ~ ")]
     assert len(running) == 2 and all("=> wait for the running task" in line for line in running)
+
+
+def test_plan_with_an_unreadable_sitemap_fails_clearly_before_any_cloud_call(example_project, site):
+    """Issue 20: `cdn-prefetch plan` reads sitemaps as the program does; one it cannot parse is a clear error."""
+    url = site.put("/sitemap.xml", "<urlset><url>")
+    sets = example_project / "prefetch-sets"
+    (sets / "pages.yaml").write_text(f"provider: edgeone\nzone: zone-abc\nsitemap:\n  urls:\n  - {url}\n")
+    code, out, err = cli("plan", "-C", str(example_project))
+    assert (code, out) == (1, "")
+    assert (f"1 problem reading sitemaps (nothing was submitted):\n  - {sets / 'pages.yaml'}:5: sitemap.urls[0]: set "
+            f"'pages', sitemap {url}: is not well-formed XML (no element found: line 1, column 13)") in err
+    assert "Traceback" not in err and not (example_project / ".sandbox").exists()  # the sandbox was never started

@@ -286,3 +286,29 @@ def test_with_the_quota_unreported_the_batch_is_learnt_from_the_clouds_refusals_
     sent = [url for r in requests if r["error_code"] is None for url in r["params"]["Targets"]]
     assert sorted(sent) == sorted(url for targets in shards for url in targets)
     assert "the cloud did not report" not in log.getvalue()  # an up just goes ahead; a preview warns
+
+
+def test_declared_prefetch_options_reach_the_sandbox_in_the_prefetch_and_never_in_a_purge(sb):
+    """Issue 20: Headers, EncodeUrl and PrefetchMediaSegments, from a destination as declared (build)."""
+    headers = [{"name": "Accept-Encoding", "value": "br"}, {"name": "X-Variant", "value": "mobile"}]
+    a = edgeone.build({"provider": "edgeone", "zone": ZONE, "mode": "default", "headers": headers,
+                       "encodeUrl": True, "prefetchMediaSegments": "on"},
+                      Endpoint("url", "http", sb.endpoint), TencentCredentials(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY))
+    a.submit(["https://static.example.com/live.m3u8"])
+    a.purger().submit(["https://static.example.com/live.m3u8"])
+    [prefetch] = sb.store.requests(action="CreatePrefetchTask")
+    assert prefetch["error_code"] is None
+    assert {k: v for k, v in prefetch["params"].items() if k not in ("ZoneId", "Targets")} == {
+        "Headers": [{"Name": "Accept-Encoding", "Value": "br"}, {"Name": "X-Variant", "Value": "mobile"}],
+        "EncodeUrl": True, "PrefetchMediaSegments": "on"}
+    [purge] = sb.store.requests(action="CreatePurgeTask")
+    assert not {"Headers", "EncodeUrl", "PrefetchMediaSegments"} & set(purge["params"])
+
+
+def test_options_left_at_what_the_api_does_without_them_are_not_sent(sb):
+    a = edgeone.build({"provider": "edgeone", "zone": ZONE, "headers": [], "encodeUrl": False,
+                       "prefetchMediaSegments": "off"},
+                      Endpoint("url", "http", sb.endpoint), TencentCredentials(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY))
+    a.submit(["https://static.example.com/a.js"])
+    [prefetch] = sb.store.requests(action="CreatePrefetchTask")
+    assert set(prefetch["params"]) == {"ZoneId", "Targets"}

@@ -221,3 +221,13 @@ def test_adapters_of_different_areas_never_share_a_row_verdict():
     overseas_row = row("a", Area="overseas")
     assert offline("mainland")._observation(overseas_row) is None
     assert offline("overseas")._observation(overseas_row).url == URL.format("a")
+
+
+def test_layer_from_a_declared_destination_reaches_the_api(sb):
+    """Issue 20: Layer (only `middle` exists), from a destination as declared (build)."""
+    a = tencent_cdn.build({"provider": "tencent-cdn", "area": "overseas", "layer": "middle", "parseM3U8": False},
+                          Endpoint("url", "http", sb.endpoint), TencentCredentials(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY))
+    a.submit([URL.format("a")])
+    [request] = sb.store.requests(action="PushUrlsCache")
+    assert request["error_code"] is None and request["params"]["Layer"] == "middle"
+    assert "ParseM3U8" not in request["params"]

@@ -179,6 +179,31 @@ def test_a_task_still_running_for_old_content_is_not_submitted_again_until_it_en
     assert {s.state for s in later.plan.statuses.values()} == {TargetState.STALE}
 
 
+def test_changed_prefetch_options_prefetch_every_target_once_again_and_no_purge():
+    """Issue 20: a header added to an EdgeOne destination warms the variant it asks for, once."""
+    clock = FakeClock()
+    cloud = FakeCloud(clock)
+
+    def sync(**options: Any) -> ShardSync:
+        inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default", **options}, URLS,
+                             "24h", "1m")
+        return ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO())
+
+    def outputs_of(done: ShardSync, result) -> dict:
+        return build_outputs(done.inputs, result.plan, verified_at=clock(), submitted=result.submitted)
+
+    first = sync(prefetchMediaSegments="off")  # "off" is the API's own default: no option declared
+    plain = outputs_of(first, first.converge())
+    brotli = {"headers": [{"name": "Accept-Encoding", "value": "br"}]}
+    clock.now += timedelta(minutes=5)
+    assert len(cloud.submits) == 1 and sync().converge(plain).plan.in_sync and len(cloud.submits) == 1
+    second = sync(**brotli)
+    again = outputs_of(second, second.converge(plain))
+    assert cloud.submits[1] == list(URLS) and cloud.purger().submits == []
+    clock.now += timedelta(minutes=5)
+    assert sync(**brotli).converge(again).plan.in_sync and len(cloud.submits) == 2  # warm with them now
+
+
 # -- ambiguous submit failures: re-read history, never submit twice (issue #5 item 3) --------------
 class FlakyCloud(FakeCloud):
     """A fake cloud whose submits can fail after (executed) or before doing the work, whose new tasks

@@ -106,6 +106,16 @@ def test_scope_keys_of_another_provider_are_refused(tmp_path):
     assert problem.path == "area" and "does not apply" in problem.message and problem.line == 5
 
 
+def test_the_schemas_scope_rules_refuse_exactly_the_keys_of_the_other_clouds():
+    """Editors read the schema's scopeRules, the loader the registry: they say the same (one home, two readers)."""
+    rules = {rule["if"]["properties"]["provider"]["const"]: rule["then"]
+             for rule in load_schema()["$defs"]["scopeRules"]["allOf"]}
+    every = {key for spec in clouds_registry.BUILT_IN for key in spec.scope_keys}  # an installed cloud has its own
+    for spec in clouds_registry.BUILT_IN:
+        refused = {key for key, value in rules[spec.key].get("properties", {}).items() if value is False}
+        assert refused == every - set(spec.scope_keys), spec.key
+
+
 def test_yaml_syntax_error_names_the_line(tmp_path):
     write(tmp_path, "x.yaml", "provider: edgeone\ntargets:\n  - [unclosed\n")
     [problem] = problems_of(tmp_path)
@@ -183,6 +193,53 @@ targets: [https://static.example.com/a.js]
     [problem] = problems_of(tmp_path)
     assert (problem.line, problem.path) == (6, "destinations[1].area")
     assert "does not apply to provider edgeone" in problem.message
+
+
+def test_prefetch_options_are_taken_by_the_cloud_that_has_them(tmp_path):
+    """Issue 20: EdgeOne headers, encodeUrl and prefetchMediaSegments; Cloud CDN layer."""
+    write(tmp_path, "opts.yaml", """\
+destinations:
+  - provider: edgeone
+    zone: zone-abc123
+    headers: [{name: Accept-Encoding, value: br}]
+    encodeUrl: false
+    prefetchMediaSegments: "on"
+  - provider: tencent-cdn
+    area: mainland
+    layer: middle
+targets: [https://static.example.com/live.m3u8]
+""")
+    [decl] = load_sets(tmp_path)
+    assert decl.destinations[0].scope == {"zone": "zone-abc123", "mode": "default", "encodeUrl": False,
+                                          "headers": [{"name": "Accept-Encoding", "value": "br"}],
+                                          "prefetchMediaSegments": "on"}
+    assert decl.destinations[1].scope == {"area": "mainland", "layer": "middle", "parseM3U8": False}
+
+
+@pytest.mark.parametrize("destination, path, words", [
+    ("{provider: tencent-cdn, area: mainland, prefetchMediaSegments: 'on'}", "destinations[0].prefetchMediaSegments",
+     "key 'prefetchMediaSegments' does not apply to provider tencent-cdn; remove it"),
+    ("{provider: ucloud, domainId: ucdn-abc, encodeUrl: true}", "destinations[0].encodeUrl",
+     "key 'encodeUrl' does not apply to provider ucloud; remove it"),
+    ("{provider: ucloud, domainId: ucdn-abc, headers: [{name: X-A, value: '1'}]}", "destinations[0].headers",
+     "key 'headers' does not apply to provider ucloud; remove it"),
+    ("{provider: edgeone, zone: zone-a, layer: middle}", "destinations[0].layer",
+     "key 'layer' does not apply to provider edgeone; remove it"),
+    ("{provider: edgeone, zone: zone-a, prefetchMediaSegments: yes}", "destinations[0].prefetchMediaSegments",
+     "True is not allowed; use one of: on, off"),
+    ("{provider: edgeone, zone: zone-a, encodeUrl: 'yes'}", "destinations[0].encodeUrl", "expected boolean, got text"),
+    ("{provider: edgeone, zone: zone-a, headers: [{name: Accept Encoding, value: br}]}",
+     "destinations[0].headers[0].name", "'Accept Encoding' is not valid; expected a header name (an RFC 9110 token"),
+    ("{provider: tencent-cdn, headers: [{name: X-A, value: \"a\\nb\"}]}", "destinations[0].headers[0].value",
+     "is not valid; expected the header's value: printable ASCII"),
+    ("{provider: tencent-cdn, layer: edge}", "destinations[0].layer", "'edge' is not allowed; use one of: middle"),
+])
+def test_a_prefetch_option_on_a_cloud_without_it_or_with_a_bad_value_is_a_located_error(tmp_path, destination,
+                                                                                          path, words):
+    write(tmp_path, "opts.yaml", f"destinations:\n  - {destination}\ntargets: [https://static.example.com/a.js]\n")
+    [problem] = problems_of(tmp_path)
+    assert (problem.file, problem.line, problem.path) == (str(tmp_path / "opts.yaml"), 2, path)
+    assert words in problem.message
 
 
 def test_the_same_destination_twice_is_an_error(tmp_path):

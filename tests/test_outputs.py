@@ -1,5 +1,8 @@
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jsonschema
 
 from components.model.status import ContentVersion, HistoryRow, TargetState
 from components.plan.reconcile import make_plan
@@ -68,6 +71,20 @@ def test_audit_entry_collects_every_task_id_once():
     entry = audit_entry(outs)
     assert entry["provider"] == "edgeone" and entry["scope"] == {"zone": "zone-a", "mode": "default"}
     assert entry["task_ids"] == ["j1", "j0"]
+
+
+def test_the_audit_entry_records_the_prefetch_options_as_the_outputs_schema_describes_them():
+    """Issue 20: the options each prefetch was sent with are in the audit record (schemas/stack-outputs.schema.json)."""
+    options = {"headers": [{"name": "Accept-Encoding", "value": "br"}], "encodeUrl": False,
+               "prefetchMediaSegments": "on"}
+    inputs = ShardInputs("web", {**INPUTS.destination, **options}, INPUTS.targets, "24h", "10m")
+    entry = audit_entry(build_outputs(inputs, sample_plan(), verified_at=NOW, submitted=[]))
+    assert entry["scope"] == {"zone": "zone-a", "mode": "default", **options}
+    schema = json.loads((Path(__file__).resolve().parent.parent / "schemas" / "stack-outputs.schema.json").read_text())
+    scope = jsonschema.Draft202012Validator(schema["$defs"]["destination"]["properties"]["scope"])
+    assert scope.is_valid(entry["scope"])
+    assert not scope.is_valid({**entry["scope"], "prefetchMediaSegments": "yes"})
+    assert not scope.is_valid({**entry["scope"], "headers": [{"name": "X-A"}]})
 
 
 # -- origin-derived targets: the content marker in inputs and the ETag in outputs -----------------
@@ -327,7 +344,9 @@ from components.resource.outputs import SubmittedTask, prior_contents  # noqa: E
 from components.model.status import TaskKind  # noqa: E402
 
 
-@pytest.mark.parametrize("content,revision", [(None, "r42"), (V1, "r42"), (V1, None), (None, "build 7 (hotfix)")])
+@pytest.mark.parametrize("content,revision", [(None, "r42"), (V1, "r42"), (V1, None), (None, "build 7 (hotfix)"),
+                                             (ContentVersion.of_lastmod("2026-05-01T10:00:00Z"), None),
+                                             (ContentVersion.of_lastmod("2026-05"), "r1; (x)")])
 def test_a_revision_travels_in_every_desired_value_and_reads_back(content, revision):
     value = desired_value(content, revision)
     assert parse_desired(value) == (content, revision)
@@ -363,6 +382,10 @@ def test_a_change_note_says_what_the_up_does_about_a_changed_version():
     assert change_note(desired_value(None, "r41"), desired_value(None, "r42"), purges=False) == \
         "revision r41⇒r42: prefetch again (onChange: prefetch)"
     assert change_note("warm", desired_value(None, "r1"), purges=True) == "revision (none)⇒r1: purge, then prefetch"
+    lastmod = ContentVersion.of_lastmod
+    assert change_note(desired_value(lastmod("2026-05-01")), desired_value(lastmod("2026-05-02T08:00:00Z")),
+                       purges=True) == "stale (lastmod 2026-05-01⇒2026-05-02T08:00:00Z): purge, then prefetch"
+    assert desired_value(lastmod("2026-05-01")) == "warm (lastmod 2026-05-01)"
     assert change_note(old, old, purges=True) is None
     assert change_note("warm", desired_value(V2), purges=True) is None  # no old version to compare
     assert change_note(desired_value(V1, "r41"), desired_value(V1), purges=True) is None  # a revision removed

@@ -294,3 +294,16 @@ def test_after_drift_the_next_refresh_without_drift_writes_the_desired_inputs_ba
 def test_old_state_without_the_flag_always_gets_inputs():
     result = read_with(TargetState.WARM, INPUTS.to_props())
     assert result.inputs is not None and result.inputs["targets"] == {URL: "warm"}
+
+
+def test_a_preview_says_when_the_prefetch_options_changed_and_what_up_does(capsys):
+    """Issue 20: an option change shows in the preview; up prefetches every target again (no purge)."""
+    old = props(BIG, headers=[{"name": "Accept-Encoding", "value": "gzip"}])
+    configured().diff("id", old, props(BIG, headers=[{"name": "Accept-Encoding", "value": "br"}],
+                                       prefetchMediaSegments="on"))
+    assert capsys.readouterr().err == ("set 'web' on edgeone zone zone-a: prefetch options changed (headers, "
+                                       "prefetchMediaSegments): up prefetches every target again with them (no "
+                                       "purge: the content did not change)\n")
+    configured().diff("id", old, props(BIG, headers=[{"name": "Accept-Encoding", "value": "gzip"}],
+                                       prefetchMediaSegments="off"))  # "off" is what not sending it means
+    assert capsys.readouterr().err == ""

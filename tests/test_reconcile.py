@@ -1,8 +1,9 @@
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from components.model.status import ContentVersion, HistoryRow, TargetState, TargetStatus, short_etag
-from components.plan.reconcile import assess, latest_by_url, make_plan
+from components.model.status import (ContentVersion, HistoryRow, TargetState, TargetStatus, options_token, short_etag,
+                                     split_version, version_token)
+from components.plan.reconcile import OTHER_OPTIONS, assess, latest_by_url, make_plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(hours=24)
@@ -107,6 +108,15 @@ def test_a_task_without_an_etag_record_counts_for_the_current_content_and_record
     assert result[A].state is TargetState.WARM and result[A].content == NEW.etag
 
 
+def test_a_changed_sitemap_lastmod_is_stale_like_a_changed_etag():
+    before, after = ContentVersion.of_lastmod("2026-05-01"), ContentVersion.of_lastmod("2026-05-02")
+    rows = [with_etag(obs(A, TargetState.WARM, 10), before.etag), with_etag(obs(B, TargetState.WARM, 10), before.etag)]
+    plan = make_plan([A, B], rows, now=NOW, freshness=DAY, content={A: after, B: before}, purges=[])
+    assert plan.to_purge == (A,) and plan.to_submit == () and plan.statuses[B].state is TargetState.WARM
+    assert plan.statuses[A].reason == ("the sitemap's lastmod changed since last prefetch: it now says 2026-05-02; "
+                                       "purge, then prefetch")
+
+
 def test_stale_is_described_in_plain_words():
     status = TargetStatus(A, TargetState.STALE, "j1", NOW, "origin changed since last prefetch: etag a was "
                           "prefetched, the origin now has etag b", None, "a")
@@ -204,3 +214,32 @@ def test_etag_and_revision_changes_are_both_named():
     rows = [with_etag(obs(A, TargetState.WARM, 60), f"{OLD.etag}@r1")]
     plan = make_plan([A], rows, now=NOW, freshness=DAY, content={A: NEW}, revision="r2", purges=[])
     assert "etag 9b2cf535d3e1 was prefetched" in plan.statuses[A].reason and "revision r1" in plan.statuses[A].reason
+
+
+# -- prefetch options (issue 20): another variant at the edge is due for a prefetch, never a purge ------------
+def test_a_success_made_with_other_prefetch_options_is_due_for_a_prefetch_not_a_purge():
+    brotli = options_token({"headers": [{"name": "Accept-Encoding", "value": "br"}]})
+    gzip = options_token({"headers": [{"name": "Accept-Encoding", "value": "gzip"}]})
+    rows = [with_etag(obs(A, TargetState.WARM, 10), version_token(OLD.etag, None, gzip)),
+            with_etag(obs(B, TargetState.WARM, 10), version_token(None, None, brotli)),
+            obs(C, TargetState.WARM, 10),  # recorded without options: made without them
+            with_etag(obs(D, TargetState.WARM, 10), version_token(OLD.etag, None, gzip))]
+    plan = make_plan([A, B, C, D], rows, now=NOW, freshness=DAY, content={A: OLD, D: NEW}, options=brotli, purges=[])
+    states = {u: plan.statuses[u].state for u in (A, B, C, D)}
+    assert states == {A: TargetState.EXPIRED, B: TargetState.WARM, C: TargetState.EXPIRED, D: TargetState.STALE}
+    assert plan.statuses[A].reason == OTHER_OPTIONS
+    assert (plan.to_submit, plan.to_purge) == ((A, C), (D,))  # changed content still purges first
+    assert split_version(plan.statuses[A].content) == (OLD.etag, None, gzip)  # what the edge holds, kept
+    # without options declared, a success made with some is due again (back to the plain variant)
+    assert assess([B], rows, now=NOW, freshness=DAY)[B].state is TargetState.EXPIRED
+    assert assess([C], rows, now=NOW, freshness=DAY)[C].state is TargetState.WARM
+
+
+def test_version_tokens_keep_etag_options_and_revision_apart():
+    digest = options_token({"layer": "middle"})
+    assert len(digest) == 10 and digest != options_token({"layer": "middle", "parseM3U8": True})
+    assert options_token({}) is None and version_token(None, None, None) is None
+    assert version_token("9b2cf535d3e1", None) == "9b2cf535d3e1"  # the form records had before options
+    for etag, revision in (("9b2cf535d3e1", None), (None, "r#4@2"), ("9b2cf535d3e1", "r42"), (None, None)):
+        assert split_version(version_token(etag, revision, digest)) == (etag, revision, digest)
+        assert split_version(version_token(etag, revision)) == (etag, revision, None)

@@ -649,3 +649,24 @@ def test_a_request_signed_the_old_way_is_answered_as_tencent_answers_it(sb, sign
                 ZoneId=ZONE).PrefetchQuota[0].DailyAvailable == 10000 - 1 and job
     wrong = client(sb, secret_key="not-the-key", sign_method=sign_method, method=method)
     assert error_code(lambda: call(wrong, "DescribeContentQuota", ZoneId=ZONE)) == "AuthFailure.SignatureFailure"
+def test_prefetch_options_are_checked_as_the_cloud_does(sb: Sandbox) -> None:
+    """Issue 20: CreatePrefetchTask's Headers, EncodeUrl and PrefetchMediaSegments, as the wire carries them."""
+    common = CommonClient("teo", "2022-09-01", credential.Credential(SANDBOX_SECRET_ID, SANDBOX_SECRET_KEY), "",
+                          ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=sb.endpoint)))
+
+    def create(**params: Any) -> str:
+        return error_code(lambda: common.call_json("CreatePrefetchTask", {
+            "ZoneId": ZONE, "Targets": ["https://a.example.com/live.m3u8"], **params}))
+
+    assert create(Headers=[{"Name": "Accept Encoding", "Value": "br"}]) == "InvalidParameter.ParameterError"
+    assert create(Headers=[{"Name": "", "Value": "br"}]) == "InvalidParameter.ParameterError"
+    assert create(Headers=[{"Name": "X-A", "Value": "a\r\nHost: evil"}]) == "InvalidParameter.ParameterError"
+    assert create(Headers=[{"Name": "X-A", "Value": "1", "Colour": "red"}]) == "UnknownParameter"
+    assert create(Headers=[{"Name": "X-A"}]) == "MissingParameter"
+    assert create(PrefetchMediaSegments="yes") == "InvalidParameter.ParameterError"
+    assert create(EncodeUrl="true") == "InvalidParameter"
+    assert sb.store.tasks() == []
+    accepted = common.call_json("CreatePrefetchTask", {
+        "ZoneId": ZONE, "Targets": ["https://a.example.com/live.m3u8"], "EncodeUrl": False,
+        "PrefetchMediaSegments": "on", "Headers": [{"Name": "Accept-Encoding", "Value": "gzip, br\t"}]})
+    assert accepted["Response"]["JobId"]

@@ -189,6 +189,8 @@ def test_auth_version_action_and_parameter_errors(sb: Sandbox) -> None:
     assert push(Urls=ok, Headers=[{"Name": f"X-{i}", "Value": "v"} for i in range(21)]) == param_error
     assert push(Urls=ok, Headers=[{"Name": "X" * 129, "Value": "v"}]) == param_error
     assert push(Urls=ok, Headers=[{"Name": "X-Big", "Value": "é" * 513}]) == param_error  # 1026 bytes
+    assert push(Urls=ok, Headers=[{"Name": "X Warm", "Value": "1"}]) == param_error  # not an HTTP field name
+    assert push(Urls=ok, Headers=[{"Name": "X-Warm", "Value": "1\nHost: evil"}]) == param_error
     assert common.call_json("PushUrlsCache", {"Urls": ok, "Headers": [
         {"Name": f"X-{i}" + "n" * 120, "Value": "v" * 1024} for i in range(20)]})["Response"]["TaskId"]
 

@@ -24,6 +24,7 @@ from ..clouds.factory import sandbox_package
 from ..declare.declarations import load_sets
 from ..declare.model import DeclarationError
 from ..declare.origin import OriginError, resolve_origins
+from ..declare.sitemap import resolve_sitemaps
 from ..report.cli import main as report_main
 from ..report.cli import unexpected
 
@@ -137,12 +138,14 @@ def _validate(args: argparse.Namespace, env: Mapping[str, str], _stdin: TextIO, 
 
 
 def _declared_shards(context: Context, err: TextIO) -> list[run.Shard]:
-    """The sets (origins listed) as the program's shards."""
+    """The sets (origins listed, sitemaps read) as the program's shards."""
     declarations = load_sets(context.sets_dir)
     needs_keys = any(d.origin is not None and d.origin.credentials_config for d in declarations)
     declarations = resolve_origins(declarations, credentials_table=context.origin_credentials if needs_keys else None,
                                    warn=lambda text: err.write(f"warning: {text}\n"),
                                    info=lambda text: err.write(f"{text}\n"))
+    declarations = resolve_sitemaps(declarations, warn=lambda text: err.write(f"warning: {text}\n"),
+                                    info=lambda text: err.write(f"{text}\n"))
     for decl in declarations:
         if decl.duplicates:
             err.write(f"warning: {decl.duplicates_warning()}\n")

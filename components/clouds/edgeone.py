@@ -16,7 +16,7 @@ from tencentcloud.teo.v20220901 import models, teo_client
 from .base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
 from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
 from .ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
-from .tencent import TencentCaller, client_identity, client_profile, sdk_credential
+from .tencent import TencentCaller, client_identity, client_profile, sdk_credential, wire_headers
 from ..model.clouds import cloud
 from ..model.connection import Endpoint, TencentCredentials
 from ..model.quota import Quota
@@ -66,7 +66,20 @@ def make_client(endpoint: Endpoint, creds: TencentCredentials, timeout: int = 30
 
 def build(destination: Mapping[str, Any], endpoint: Endpoint, credentials: TencentCredentials) -> "EdgeOneAdapter":
     """The adapter for one destination (components/clouds/factory.py)."""
-    return EdgeOneAdapter(make_client(endpoint, credentials), destination["zone"], destination.get("mode", "default"))
+    return EdgeOneAdapter(make_client(endpoint, credentials), destination["zone"], destination.get("mode", "default"),
+                          options=SPEC.declared_options(destination))
+
+
+def option_params(options: Mapping[str, Any]) -> dict[str, Any]:
+    """CreatePrefetchTask's parameters for the declared prefetch options (registry ``prefetch_options``)."""
+    params: dict[str, Any] = {}
+    if options.get("headers"):
+        params["Headers"] = wire_headers(options["headers"])
+    if "encodeUrl" in options:
+        params["EncodeUrl"] = bool(options["encodeUrl"])
+    if "prefetchMediaSegments" in options:
+        params["PrefetchMediaSegments"] = options["prefetchMediaSegments"]
+    return params
 
 
 class EdgeOneAdapter(CloudAdapter):
@@ -75,10 +88,11 @@ class EdgeOneAdapter(CloudAdapter):
     batch_refusal_codes = frozenset({"LimitExceeded.BatchQuota"})
 
     def __init__(self, client: teo_client.TeoClient, zone: str, mode: str = "default",
-                 limiter: SlidingWindowLimiter = TENCENT_LIMITER):
+                 limiter: SlidingWindowLimiter = TENCENT_LIMITER, *, options: Optional[Mapping[str, Any]] = None):
         self.client = client
         self.zone = zone
         self.mode = mode
+        self.options = option_params(options or {})  # prefetches only: a purge takes none of them
         self._call = TencentCaller(CLOUD, client, models, limiter, scope=SPEC.describe(zone))
 
     def describe_scope(self) -> str:
@@ -110,7 +124,7 @@ class EdgeOneAdapter(CloudAdapter):
         params: dict[str, Any] = {"ZoneId": self.zone, "Targets": list(urls)}
         if self.mode != "default":
             params["Mode"] = self.mode
-        return params
+        return {**params, **self.options}
 
     def submit(self, urls: Sequence[str]) -> SubmitResult:
         action = ACTIONS[self.kind][0]

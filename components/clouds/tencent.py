@@ -87,6 +87,11 @@ def client_profile(endpoint: Endpoint, timeout: int = 30) -> ClientProfile:
     return ClientProfile(httpProfile=http)
 
 
+def wire_headers(headers: Any) -> list[dict[str, str]]:
+    """Declared headers (``[{name, value}]``) as both Tencent APIs take them: ``[{Name, Value}]``."""
+    return [{"Name": h["name"], "Value": h["value"]} for h in headers or ()]
+
+
 def sdk_credential(creds: TencentCredentials) -> credential.Credential:
     return credential.Credential(creds.secret_id, creds.secret_key, creds.token)
 

@@ -19,7 +19,7 @@ from .base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
 from .page_size import SHARED_PAGE_SIZES, PageKey, PageLadder, PageSizes
 from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
 from .ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
-from .tencent import TencentCaller, client_identity, client_profile, sdk_credential
+from .tencent import TencentCaller, client_identity, client_profile, sdk_credential, wire_headers
 from ..model.clouds import cloud
 from ..model.connection import Endpoint, TencentCredentials
 from ..model.quota import Quota
@@ -127,7 +127,7 @@ class TencentCdnAdapter(CloudAdapter):
         if self.parse_m3u8:
             params["ParseM3U8"] = True
         if self.headers:
-            params["Headers"] = [{"Name": h["name"], "Value": h["value"]} for h in self.headers]
+            params["Headers"] = wire_headers(self.headers)
         resp = self._call("PushUrlsCache", params)
         if not isinstance(resp.TaskId, str) or not resp.TaskId:
             raise MalformedResponse(CLOUD, "PushUrlsCache", "TaskId", f"expected a task id, got {resp.TaskId!r}")

@@ -24,6 +24,7 @@ from .model import (
     Reference,
 )
 from .origin import endpoint_problem
+from .sitemap import declared_sitemap
 from .schema import error_message, load_schema, unknown_key_message, validation_errors
 from .yaml_source import (LimitExceeded, LineFinder, PathPart, collector_paused, json_path,
                                             non_text_keys, parse_yaml, read_text)
@@ -159,9 +160,10 @@ def _validated(
                                         unknown_key_message(extra, allowed)))
             continue
         problems.append(Problem(file, lines.line(parts), json_path(parts), error_message(error)))
-    if "targets" not in data and "origin" not in data:
+    if "targets" not in data and "origin" not in data and "sitemap" not in data:
         problems.append(Problem(file, lines.line(()), "", "nothing to keep warm: add 'targets' (a list of URLs), "
-                                "an 'origin' (a bucket whose objects become targets), or both"))
+                                "an 'origin' (a bucket whose objects become targets), a 'sitemap' (the site's "
+                                "sitemaps, whose URLs become targets), or several of them"))
     has_provider, has_destinations = "provider" in data, "destinations" in data
     if has_provider == has_destinations:
         problems.append(Problem(file, lines.line(("destinations",) if has_destinations else ()), "",
@@ -212,6 +214,7 @@ def _validated(
                                 "add a 'name:' key (lower-case letters, digits, dashes)"))
     targets, positions, duplicates = _targets(data.get("targets", []), file, lines, problems)
     origin = _origin(data["origin"], file, lines, problems) if "origin" in data else None
+    sitemap = declared_sitemap(data["sitemap"], file, lines, problems) if "sitemap" in data else None
     if not problems:
         problems.extend(_cloud_url_problems(targets, positions, origin, destinations, file, lines))
     if problems:
@@ -240,6 +243,7 @@ def _validated(
         description=data.get("description", ""),
         duplicates=tuple(duplicates),
         origin=origin,
+        sitemap=sitemap,
         preflight=data.get("preflight", load_schema()["$defs"]["preflight"]["default"]),
         references=tuple(references),
         allow_partial=allow_partial,

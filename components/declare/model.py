@@ -35,10 +35,13 @@ class Problem:
 class DeclarationError(Exception):
     """Declarations are invalid; str() lists every problem, one per line, for the preview to print."""
 
+    #: What the problems are about, in the first line of the message.
+    about = "in prefetch-set declarations"
+
     def __init__(self, problems: Sequence[Problem]):
         self.problems = list(problems)
         count = len(self.problems)
-        header = f"{count} problem{'s' if count != 1 else ''} in prefetch-set declarations:"
+        header = f"{count} problem{'s' if count != 1 else ''} {self.about}:"
         super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
 
 
@@ -113,11 +116,25 @@ class OriginDeclaration:
 
 
 @dataclass(frozen=True)
+class SitemapDeclaration:
+    """Sitemaps whose URLs become targets (read by components/declare/sitemap.py)."""
+
+    urls: tuple[str, ...]
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+    limit: Optional[int] = None
+    # Of the `sitemap:` key and of each URL, for messages.
+    line: Optional[int] = field(default=None, compare=False)
+    url_lines: tuple[Optional[int], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
 class PrefetchSetDeclaration:
     """A validated, normalised prefetch set.
 
-    ``content`` is filled once the origin is listed (components/declare/origin.py): the current version
-    of every origin-derived target, which becomes part of its desired value.
+    ``content`` is filled once the origin is listed (components/declare/origin.py) and the sitemaps read
+    (components/declare/sitemap.py): the current version of every target they gave, which becomes part
+    of its desired value.
     """
 
     name: str
@@ -130,6 +147,7 @@ class PrefetchSetDeclaration:
     # One located note per target dropped as a repeat of another (the same URL once normalised).
     duplicates: tuple[Problem, ...] = field(default=(), compare=False)
     origin: Optional[OriginDeclaration] = None
+    sitemap: Optional[SitemapDeclaration] = None
     content: Mapping[str, ContentVersion] = field(default_factory=dict, compare=False)
     # What the preview does when preflight finds a target's domain not ready (components/engine/preflight.py).
     preflight: str = "warn"

@@ -25,11 +25,18 @@ class _ScopeArgs(TypedDict, total=False):
     user_agent: pulumi.Input[str]
     """Tencent Cloud CDN: User-Agent sent to the origin when prefetching."""
     layer: pulumi.Input[str]
-    """Tencent Cloud CDN: ``middle`` prefetches to the middle tier only."""
+    """Tencent Cloud CDN: ``middle`` prefetches to the middle tier only. Changing it makes every target due for a
+    prefetch."""
     parse_m3u8: pulumi.Input[bool]
     """Tencent Cloud CDN: also prefetch the TS segments an M3U8 playlist names (default false)."""
     headers: pulumi.Input[Sequence[pulumi.Input[Mapping[str, pulumi.Input[str]]]]]
-    """Tencent Cloud CDN: extra HTTP headers sent to the origin, ``[{"name": ..., "value": ...}]`` (at most 20)."""
+    """EdgeOne and Tencent Cloud CDN: extra HTTP headers every prefetch sends, ``[{"name": ..., "value": ...}]``
+    (at most 20), e.g. ``Accept-Encoding: br`` to warm the brotli variant. Changing them makes every target due
+    for a prefetch."""
+    encode_url: pulumi.Input[bool]
+    """EdgeOne: ``EncodeUrl`` (deprecated by the API; targets are already percent-encoded). Default: not sent."""
+    prefetch_media_segments: pulumi.Input[str]
+    """EdgeOne: ``on`` also prefetches the TS segments an M3U8 playlist names (allow-listed accounts); default off."""
     domain_id: pulumi.Input[str]
     """UCloud (required): the UCDN domain id, e.g. ``ucdn-abc123``."""
     project_id: pulumi.Input[str]

@@ -99,6 +99,11 @@ class CloudSpec:
     host_within: Optional[str] = None
     # One destination is one domain, and every URL it prefetches must start with http(s)://<that domain>/.
     same_host: bool = False
+    # Prefetch options: scope keys its adapter passes to every prefetch submit, each with the value that
+    # means "not given" (the API's behaviour when the parameter is absent). A change to one of them makes
+    # every target due for a prefetch (``declared_options``; plan/reconcile.py), since the copy the edge
+    # holds is then not the one the options ask for (another header variant, layer or segments).
+    prefetch_options: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def supports_preflight(self) -> bool:
@@ -112,6 +117,11 @@ class CloudSpec:
     def describe(self, identity: object) -> str:
         """How messages name one destination: ``edgeone zone zone-x``."""
         return f"{self.key} {self.identity_noun} {identity}"
+
+    def declared_options(self, destination: Mapping[str, object]) -> dict[str, object]:
+        """The prefetch options ``destination`` gives a value other than "not given", by key."""
+        return {key: destination[key] for key, unset in self.prefetch_options.items()
+                if destination.get(key) is not None and destination[key] != unset}
 
 
 TENCENT = CredentialFamily(
@@ -132,7 +142,9 @@ UCLOUD = CredentialFamily(
 BUILT_IN = (
     CloudSpec(
         key="edgeone", title="EdgeOne", identity_key="zone", identity_noun="zone",
-        scope_keys=("zone", "zoneName", "mode"), typed_args={"zone": "zone", "mode": "mode"},
+        scope_keys=("zone", "zoneName", "mode", "headers", "encodeUrl", "prefetchMediaSegments"),
+        typed_args={"zone": "zone", "mode": "mode", "headers": "headers", "encode_url": "encodeUrl",
+                    "prefetch_media_segments": "prefetchMediaSegments"},
         credentials=TENCENT, adapter="components.clouds.edgeone", required_key="zone",
         references=(ReferenceKey("zoneName", "zone", "site name", "site", "example.com", exclusive=True),),
         preflight="zone", supports_purge=True,
@@ -143,6 +155,8 @@ BUILT_IN = (
         # example's Batch 2000 (the FAQ 1145/57250 allows up to 5,000 a pre-warm), stepping down on
         # LimitExceeded.BatchQuota.
         unreported_batches=(2000, 1000, 500, 100, 20),
+        # CreatePrefetchTask: Headers, EncodeUrl (deprecated), PrefetchMediaSegments (on|off, default off).
+        prefetch_options={"headers": [], "encodeUrl": False, "prefetchMediaSegments": "off"},
     ),
     CloudSpec(
         key="tencent-cdn", title="Tencent Cloud CDN", identity_key="area", identity_noun="area",
@@ -157,6 +171,8 @@ BUILT_IN = (
         history_page_fallback=(20,),
         # PushUrlsCache / PurgeUrlsCache document no URL length (max_url_length: the default). A URL's host
         # must be an acceleration domain of the account, online in the area: preflight asks the cloud.
+        # PushUrlsCache: UserAgent (default TencentCdn), Layer (only `middle`), ParseM3U8, Headers.
+        prefetch_options={"userAgent": None, "layer": None, "parseM3U8": False, "headers": []},
     ),
     CloudSpec(
         key="ucloud", title="UCloud UCDN", identity_key="domainId", identity_noun="domain",

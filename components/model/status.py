@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from enum import Enum
 from functools import lru_cache
-from typing import Optional
+from typing import Mapping, Optional
 
 
 class TaskKind(str, Enum):
@@ -71,23 +72,33 @@ class OnChange(str, Enum):
 
 @dataclass(frozen=True)
 class ContentVersion:
-    """Which content of an origin object a target stands for: its ETag (short form) and size.
+    """Which content a target stands for: an origin object's ETag (short form) and size, or a sitemap's
+    ``<lastmod>`` for the URL (declare/sitemap.py).
 
-    ``etag`` is what staleness is judged on; ``size`` is shown to reviewers. Both travel in the
-    target's desired value (``warm (etag 9b2cf535d3e1, 2048 bytes)``), so the engine's own input
-    diff shows a target whose origin object changed.
+    ``etag`` is what staleness is judged on (for a lastmod, a digest of it); ``size`` or ``lastmod`` is
+    shown to reviewers. The marker travels in the target's desired value (``warm (etag 9b2cf535d3e1,
+    2048 bytes)``, ``warm (lastmod 2026-05-01T10:00:00Z)``), so the engine's own input diff shows a
+    target whose content changed.
     """
 
     etag: str
     size: int
+    lastmod: Optional[str] = None
 
     @property
     def marker(self) -> str:
+        if self.lastmod is not None:
+            return f"lastmod {self.lastmod}"
         return f"etag {self.etag}, {self.size} bytes"
 
     @classmethod
     def of(cls, etag: str, size: int) -> "ContentVersion":
         return cls(short_etag(etag), size)
+
+    @classmethod
+    def of_lastmod(cls, lastmod: str) -> "ContentVersion":
+        """The version a sitemap's (normalised) ``<lastmod>`` gives a URL: its digest is the token records keep."""
+        return cls(short_etag(f"lastmod {lastmod}"), 0, lastmod)
 
 
 # An ETag that is a hash: MD5 hex (single-part upload), or MD5-of-parts hex plus "-<parts>" (multipart).
@@ -113,25 +124,43 @@ def short_etag(raw: str) -> str:
 
 
 REVISION_MARK = "@"  # never in a short ETag (hex, or "h" + hex)
+OPTIONS_MARK = "#"   # nor this: what follows it (up to a revision) is the options' digest
+OPTIONS_TOKEN_LENGTH = 10
 
 
-def version_token(etag: Optional[str], revision: Optional[str]) -> Optional[str]:
-    """What a task was submitted for, as our records keep it: the short ETag, ``@`` and the set's revision.
+def options_token(options: Mapping[str, object]) -> Optional[str]:
+    """A short digest of the prefetch options a task is submitted with (None: none declared), for the record.
+
+    Any change to them (a header added, another layer) gives another digest: the edge's copy from a
+    prefetch with other options is not the one the set asks for now (plan/reconcile.py).
+    """
+    if not options:
+        return None
+    text = json.dumps(options, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:OPTIONS_TOKEN_LENGTH]
+
+
+def version_token(etag: Optional[str], revision: Optional[str], options: Optional[str] = None) -> Optional[str]:
+    """What a task was submitted for, as our records keep it: the short ETag, ``#`` and the options'
+    digest (``options_token``), ``@`` and the set's revision; each part only when there is one.
 
     ``9b2cf535d3e1`` (origin object, no revision: the form records had before revisions),
-    ``@r42`` (URL target of a set with a revision), ``9b2cf535d3e1@r42`` (both), None (neither).
+    ``@r42`` (URL target of a set with a revision), ``9b2cf535d3e1@r42`` (both), ``#5d41402abc`` (a URL
+    target prefetched with declared options), None (none of them).
     """
+    head = (etag or "") + (OPTIONS_MARK + options if options else "")
     if revision is None:
-        return etag
-    return f"{etag or ''}{REVISION_MARK}{revision}"
+        return head or None
+    return f"{head}{REVISION_MARK}{revision}"
 
 
-def split_version(token: Optional[str]) -> tuple[Optional[str], Optional[str]]:
-    """Inverse of version_token: (short ETag or None, revision or None)."""
+def split_version(token: Optional[str]) -> tuple[Optional[str], Optional[str], Optional[str]]:
+    """Inverse of version_token: (short ETag, revision, options' digest), each or None."""
     if not token:
-        return None, None
-    etag, mark, revision = token.partition(REVISION_MARK)
-    return etag or None, (revision if mark else None)
+        return None, None, None
+    head, mark, revision = token.partition(REVISION_MARK)
+    etag, _, options = head.partition(OPTIONS_MARK)
+    return etag or None, (revision if mark else None), options or None
 
 
 @dataclass(frozen=True, slots=True)  # slots: 100,000 rows of history in half the memory

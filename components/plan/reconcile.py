@@ -43,6 +43,10 @@ class Plan:
         return [u for u, s in self.statuses.items() if s.state is TargetState.STALE]
 
 
+#: Why a warm target is due again after its destination's prefetch options changed.
+OTHER_OPTIONS = "prefetched with other prefetch options than the destination declares now (headers, layer, ...)"
+
+
 def latest_by_url(observations: Iterable[HistoryRow]) -> dict[str, HistoryRow]:
     """Keep, per URL, the most recently created task (ties: the later-changed row wins).
 
@@ -68,6 +72,7 @@ def assess(
     content: Optional[Mapping[str, ContentVersion]] = None,
     revision: Optional[str] = None,
     purges: Optional[Iterable[HistoryRow]] = None,
+    options: Optional[str] = None,
 ) -> dict[str, TargetStatus]:
     """Verdict per declared target, in declaration order; observations of other URLs are ignored.
 
@@ -79,6 +84,12 @@ def assess(
     success is; its verdict records that version, so a later change is caught. A task whose status
     is unknown is never submitted again on a guess: it stays UNKNOWN until it is older than
     freshness, then it is EXPIRED like a success (due again either way).
+
+    ``options`` is the digest of the destination's declared prefetch options (model/status.py
+    ``options_token``; None: none). A success whose task was made with other options (a header
+    added, another layer) is EXPIRED, due for a prefetch but not a purge: the content did not change,
+    but the edge holds another variant than the one asked for. A task recorded without options counts
+    as made without them, so declaring options for the first time makes every target due once.
 
     ``purges`` (purge history rows; given for sets that purge changed content) decide what a stale
     target waits for: a purge created after its last prefetch that is in flight (PURGING), done
@@ -104,7 +115,7 @@ def assess(
         reason = obs.reason
         at = obs.updated or obs.created
         wanted = content.get(url) if content else None
-        recorded_etag, recorded_revision = split_version(obs.content)
+        recorded_etag, recorded_revision, recorded_options = split_version(obs.content)
         prefetched_etag = recorded_etag or (wanted.etag if wanted else None)
         prefetched_revision = recorded_revision if recorded_revision is not None else revision
         if state is warm and at < cutoff:
@@ -117,7 +128,9 @@ def assess(
             change = _change(wanted, prefetched_etag, revision, prefetched_revision)
             if change:
                 state, reason = stale, change
-        version = version_token(prefetched_etag, prefetched_revision)
+            elif state is warm and recorded_options != options:
+                state, reason = expired, OTHER_OPTIONS
+        version = version_token(prefetched_etag, prefetched_revision, recorded_options)
         if state is stale and purged is not None:
             purge = purged.get(url)
             if purge is not None and purge.created >= obs.created:
@@ -133,8 +146,9 @@ def _change(wanted: Optional[ContentVersion], prefetched_etag: Optional[str], re
     """Why a successful prefetch no longer warms the current content, or None: it does."""
     changes = []
     if wanted and prefetched_etag != wanted.etag:
-        changes.append(f"origin changed since last prefetch: etag {prefetched_etag} was prefetched, the origin now "
-                       f"has etag {wanted.etag}")
+        changes.append(f"the sitemap's lastmod changed since last prefetch: it now says {wanted.lastmod}"
+                       if wanted.lastmod else f"origin changed since last prefetch: etag {prefetched_etag} was "
+                       f"prefetched, the origin now has etag {wanted.etag}")
     if revision is not None and revision != prefetched_revision:  # a revision removed changes nothing
         changes.append(f"revision {prefetched_revision} was prefetched, the set now declares revision {revision}")
     return "; ".join(changes) or None
@@ -168,6 +182,7 @@ def make_plan(
     content: Optional[Mapping[str, ContentVersion]] = None,
     revision: Optional[str] = None,
     purges: Optional[Iterable[HistoryRow]] = None,
+    options: Optional[str] = None,
 ) -> Plan:
     """Assess, then choose exactly the targets that need a new task (never one still in flight).
 
@@ -175,7 +190,7 @@ def make_plan(
     purged, and prefetched only once their purge is done; without, stale targets are prefetched.
     """
     statuses = assess(targets, observations, now=now, freshness=freshness, content=content, revision=revision,
-                      purges=purges)
+                      purges=purges, options=options)
     if purges is None:
         return Plan(statuses, tuple(u for u, s in statuses.items() if s.state.needs_submit))
     purge_due = (TargetState.STALE, TargetState.PURGE_FAILED)

@@ -8,7 +8,8 @@ someone consented to it:
   the day's quota and leaves nothing for an emergency);
 - an update that drops (removes from the declaration) more than ``maxDropShare`` (default 50 %)
   of a set's targets, for sets of at least ``MIN_TARGETS_FOR_DROP_RAIL`` targets (an origin
-  prefix typo lists nothing and would silently forget the whole set).
+  prefix typo lists nothing and would silently forget the whole set; a sitemap that suddenly
+  lists far fewer URLs would forget them).
 
 - an ``up`` that would purge more than ``maxPurgeShare`` (default 50 %) of a set's targets (sets of
   at least ``MIN_TARGETS_FOR_DROP_RAIL``), or of a destination's daily purge quota: every purged URL
@@ -238,7 +239,7 @@ def check_drop(old_targets: Iterable[str], new_targets: Iterable[str], policy: P
         f"{where}: this change drops {dropped} of {whose} {len(old)} targets ({_percent(check.share)}), more "
         f"than the {_percent(policy.max_drop_share)} one change may drop without consent; nothing was changed or "
         "submitted. Check the declaration first (an origin prefix or include glob with a typo lists fewer "
-        "objects). If this is intended, add 'safety: {maxDropShare: "
+        "objects; a sitemap the site shortened lists fewer URLs). If this is intended, add 'safety: {maxDropShare: "
         f"{_needed_share(dropped, len(old))}}}' (or more, up to 1) to the set's declaration, or consent once for "
         f"every set with `pulumi config set {CONFIG_KEY} true` (remove it after the up with "
         f"`pulumi config rm {CONFIG_KEY}`)."))

@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping, Optional
 
 from ..declare.model import DestinationDeclaration, PrefetchSetDeclaration
-from ..model.status import ContentVersion, TargetState, version_token
+from ..model.clouds import find
+from ..model.status import ContentVersion, TargetState, options_token, version_token
 
 # Input keys of the dynamic resource (``shard`` only when the set is split). Outputs repeat them so
 # read/delete (which get outputs) see them, except ``targets``: outputs carry it as ``target_lines``.
@@ -29,14 +31,17 @@ INPUT_KEYS = ("set", "destination", "targets", "freshness", "wait", "shard")
 TARGET_LINES = "target_lines"
 
 
-# The desired value of a target with a version: warm, with the content the origin has now and/or the
-# set's revision (which may hold any character but a line break, hence the greedy last group).
-_DESIRED_WITH_VERSION = re.compile(r"^warm \((?:etag (\S+), (\d+) bytes)?(?:(?<=bytes); )?(?:revision (.+))?\)$")
+# The desired value of a target with a version: warm, with the content the origin has now (or the lastmod
+# a sitemap gives) and/or the set's revision (which may hold any character but a line break, hence the
+# greedy last group). A lastmod is normalised (declare/sitemap.py): digits, "-", ":", "T", "." and "Z".
+_DESIRED_WITH_VERSION = re.compile(r"^warm \((?:etag (\S+), (\d+) bytes|lastmod ([0-9T:.Z-]+))?"
+                                   r"(?:(?:(?<=bytes)|(?<=[0-9Z])); )?(?:revision (.+))?\)$")
 
 
 def desired_value(content: Optional[ContentVersion], revision: Optional[str] = None) -> str:
-    """``warm`` for a URL target; ``warm (etag 9b2cf535d3e1, 2048 bytes)`` for an origin object;
-    ``warm (revision r42)`` or ``warm (etag 9b2cf535d3e1, 2048 bytes; revision r42)`` with a revision."""
+    """``warm`` for a URL target; ``warm (etag 9b2cf535d3e1, 2048 bytes)`` for an origin object, ``warm (lastmod
+    2026-05-01T10:00:00Z)`` for a sitemap URL; ``warm (revision r42)`` or ``warm (etag 9b2cf535d3e1, 2048 bytes;
+    revision r42)`` with a revision."""
     if revision is None:
         return WARM if content is None else f"{WARM} ({content.marker})"
     marker = f"revision {revision}" if content is None else f"{content.marker}; revision {revision}"
@@ -46,10 +51,11 @@ def desired_value(content: Optional[ContentVersion], revision: Optional[str] = N
 def parse_desired(value: Any) -> tuple[Optional[ContentVersion], Optional[str]]:
     """Inverse of desired_value: (the content version, the revision) a desired value names, each or None."""
     match = _DESIRED_WITH_VERSION.match(value) if isinstance(value, str) and value != WARM else None
-    if not match or not (match.group(1) or match.group(3)):
+    if not match or not (match.group(1) or match.group(3) or match.group(4)):
         return None, None
-    content = ContentVersion(match.group(1), int(match.group(2))) if match.group(1) else None
-    return content, match.group(3)
+    etag, size, lastmod, revision = match.groups()
+    content = ContentVersion(etag, int(size)) if etag else ContentVersion.of_lastmod(lastmod) if lastmod else None
+    return content, revision
 
 
 def change_note(old: Any, new: Any, purges: bool) -> Optional[str]:
@@ -60,7 +66,10 @@ def change_note(old: Any, new: Any, purges: bool) -> Optional[str]:
     new_content, new_revision = parse_desired(new)
     changes = []
     if old_content and new_content and old_content.etag != new_content.etag:
-        changes.append(f"stale (etag {old_content.etag}⇒{new_content.etag})")
+        if old_content.lastmod and new_content.lastmod:
+            changes.append(f"stale (lastmod {old_content.lastmod}⇒{new_content.lastmod})")
+        else:
+            changes.append(f"stale (etag {old_content.etag}⇒{new_content.etag})")
     if new_revision is not None and new_revision != old_revision:
         changes.append(f"revision {old_revision or '(none)'}⇒{new_revision}")
     if not changes:
@@ -102,10 +111,16 @@ class ShardInputs:
     def provider(self) -> str:
         return self.destination["provider"]
 
+    @cached_property
+    def options(self) -> Optional[str]:
+        """The digest of the destination's declared prefetch options (registry ``prefetch_options``), or None."""
+        spec = find(self.provider)
+        return options_token(spec.declared_options(self.destination)) if spec else None
+
     def version(self, url: str) -> Optional[str]:
         """The version a task submitted now for ``url`` is for (model/status.py ``version_token``)."""
         content = self.content.get(url)
-        return version_token(content.etag if content else None, self.revision)
+        return version_token(content.etag if content else None, self.revision, self.options)
 
     def to_props(self) -> dict[str, Any]:
         """The resource inputs (``resource_inputs``), with the ``targets`` map of desired values."""
