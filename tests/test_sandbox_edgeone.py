@@ -493,6 +493,7 @@ def purge_quota(cli: teo_client.TeoClient) -> dict[str, tuple[int, int, int]]:
     return {q.Type: (q.Batch, q.Daily, q.DailyAvailable) for q in (*quota.PurgeQuota, *quota.PrefetchQuota)}
 
 
+@pytest.mark.sandbox(progress_seconds=2.0)  # the first read sees 'processing' even on a loaded machine
 def test_purge_progresses_to_success_in_its_own_history(sb: Sandbox) -> None:
     cli = client(sb)
     targets = ["https://static.example.com/app.js", "http://static.example.com/hero.webp"]

@@ -397,6 +397,7 @@ def purge_available(cli: cdn_client.CdnClient) -> dict[str, int]:
     return {q.Area: q.Available for q in call(cli, "DescribePurgeQuota").UrlPurge}
 
 
+@pytest.mark.sandbox(progress_seconds=2.0)  # the first read sees 'process' even on a loaded machine
 def test_purge_then_describe_progresses_to_done_in_its_own_history(sb: Sandbox) -> None:
     cli = client(sb)
     urls = ["https://static.example.com/app.js", "http://static.example.com/hero.webp"]

@@ -192,9 +192,8 @@ class ShardSync:
 
     def _raw_plan(self, observations: list[HistoryRow], now: datetime,
                   purges: Optional[Iterable[HistoryRow]] = None) -> Plan:
-        return make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness,
-                         content=self.inputs.content, revision=self.inputs.revision, purges=purges,
-                         options=self.inputs.options)
+        return make_plan(self.inputs.targets, observations, now=now, freshness=self.freshness, purges=purges,
+                         content=self.inputs.content, revision=self.inputs.revision, options=self.inputs.options)
 
     def _full_plan(self, observations: list[HistoryRow], now: datetime, prior_outputs: Optional[Mapping[str, Any]],
                    read_at: datetime) -> tuple[Plan, Optional[list[HistoryRow]]]:
