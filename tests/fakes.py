@@ -94,16 +94,17 @@ T = TypeVar("T")
 
 
 def wait_until(read: Callable[[], T], done: Callable[[T], Any] = bool, *, timeout: float = 5.0,
-               what: str = "condition not reached in time") -> T:
-    """``read()`` every 50 ms of real time until ``done`` of it holds, and return that value; fail with
-    ``what`` and the last value after ``timeout`` seconds (for what a sandbox does in its own time)."""
+               what: str = "condition not reached in time", every: float = 0.05) -> T:
+    """``read()`` every ``every`` seconds of real time until ``done`` of it holds, and return that value; fail
+    with ``what`` and the last value after ``timeout`` seconds (for what a sandbox does in its own time). A read
+    that is a rate-limited API call polling for seconds wants ``every`` of 0.1 or more (20 requests/s)."""
     deadline = time.monotonic() + timeout
     while True:
         value = read()
         if done(value):
             return value
         assert time.monotonic() < deadline, f"{what}: {value!r}"
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 # ------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def by_job(cli: teo_client.TeoClient, job_id: str) -> dict[str, Any]:
 
 def wait_until_done(cli: teo_client.TeoClient, job_id: str, timeout: float = 5.0) -> dict[str, Any]:
     return wait_until(lambda: by_job(cli, job_id), lambda tasks: all(t.Status != "processing" for t in tasks.values()),
-                      timeout=timeout, what="still processing")
+                      timeout=timeout, what="still processing", every=0.1)
 
 
 def quota_available(cli: teo_client.TeoClient) -> int:
@@ -505,7 +505,8 @@ def test_purge_progresses_to_success_in_its_own_history(sb: Sandbox) -> None:
         assert (task.JobId, task.Type, task.Method, task.Status) == (created.JobId, "purge_url", "delete", "processing")
         assert ISO_Z.fullmatch(task.CreateTime) and (task.FailType, task.FailMessage) == ("", "")
     done = wait_until(lambda: purges_by_job(cli, created.JobId),
-                      lambda tasks: all(t.Status != "processing" for t in tasks.values()), what="still processing")
+                      lambda tasks: all(t.Status != "processing" for t in tasks.values()), what="still processing",
+                      every=0.1)
     assert {t.Status for t in done.values()} == {"success"}
 
     warmed = call(cli, "CreatePrefetchTask", ZoneId=ZONE, Targets=targets[:1]).JobId

@@ -64,7 +64,7 @@ def by_task(cli: cdn_client.CdnClient, task_id: str) -> dict[str, Any]:
 
 def wait_until_done(cli: cdn_client.CdnClient, task_id: str, timeout: float = 5.0) -> dict[str, Any]:
     return wait_until(lambda: by_task(cli, task_id), lambda rows: all(t.Status != "process" for t in rows.values()),
-                      timeout=timeout, what="still processing")
+                      timeout=timeout, what="still processing", every=0.1)
 
 
 def available(cli: cdn_client.CdnClient) -> dict[str, int]:
@@ -409,7 +409,7 @@ def test_purge_then_describe_progresses_to_done_in_its_own_history(sb: Sandbox) 
         assert (row.TaskId, row.Status, row.PurgeType, row.FlushType) == (purged.TaskId, "process", "url", "delete")
         assert BJ_TIME.fullmatch(row.CreateTime)
     done = wait_until(lambda: purges_by_task(cli, purged.TaskId),
-                      lambda rows: all(t.Status != "process" for t in rows.values()), what="still processing")
+                      lambda rows: all(t.Status != "process" for t in rows.values()), what="still processing", every=0.1)
     assert {t.Status for t in done.values()} == {"done"}
     assert purges_by_task(cli, purged.TaskId, PurgeType="url", Status="done", Area="mainland").keys() == done.keys()
     assert purges_by_task(cli, purged.TaskId, PurgeType="path") == {}  # directory purge is not emulated
