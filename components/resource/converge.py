@@ -38,6 +38,7 @@ from ..plan.unconfirmed import Attempt, hold, prior_attempts, settle
 from .inputs import ShardInputs
 from .outputs import SubmittedTask, prior_contents, prior_observations, prior_submitted
 from .poller import TaskPoller
+from .progress import ProgressSink
 from .submitter import SubmitError, TaskSubmitter
 
 __all__ = ["ShardSync", "SyncResult", "SubmitError", "with_content"]
@@ -97,17 +98,14 @@ class ShardSync:
         history: HistoryCache = SHARED_HISTORY,
         quota: QuotaLedger = SHARED_QUOTA,
         can_purge: Optional[bool] = None,
+        on_progress: Optional[ProgressSink] = None,
     ):
-        self.adapter = adapter
-        self.history = history
-        self.quota_ledger = quota
-        self.policy = policy
-        self.inputs = inputs
+        self.adapter, self.history, self.quota_ledger = adapter, history, quota
+        self.policy, self.inputs = policy, inputs
         self.freshness = parse_duration(inputs.freshness)
         self.wait = parse_duration(inputs.wait)
-        self.clock = clock
-        self.sleep = sleep
-        self.log = log
+        # on_progress: the command's live display hears every batch and poll; the provider logs plain lines.
+        self.clock, self.sleep, self.log, self.on_progress = clock, sleep, log, on_progress
         if can_purge is None:
             spec = find(inputs.destination.get("provider"))
             can_purge = bool(spec and spec.supports_purge)
@@ -122,7 +120,8 @@ class ShardSync:
 
     def _kind(self, adapter: CloudAdapter) -> _Kind:
         common: dict[str, Any] = dict(adapter=adapter, set_name=self.inputs.set, clock=self.clock, sleep=self.sleep,
-                                      log=self.log, history=self.history, sent_at=self._sent_at)
+                                      log=self.log, history=self.history, sent_at=self._sent_at,
+                                      on_progress=self.on_progress)
         submitter = TaskSubmitter(where=self._where(), version_of=self.inputs.version, pause=self.policy.pace_pause,
                                   **common)
         return _Kind(adapter, submitter, TaskPoller(wait=self.wait, **common))

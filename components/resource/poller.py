@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Optional, TextIO
 from ..clouds.base import CloudAdapter, CloudError
 from ..clouds.history import HistoryCache
 from ..model.status import HistoryRow, TargetState, TaskKind
+from .progress import Progress, ProgressSink
 from .submitter import CLOCK_TOLERANCE
 
 POLL_FIRST = 1.0
@@ -69,6 +70,7 @@ class TaskPoller:
     history: HistoryCache
     sent_at: dict[str, datetime]
     wait: timedelta
+    on_progress: Optional[ProgressSink] = None  # hears every poll; without one, a plain line every PROGRESS_EVERY
 
     def until_done(self, start: datetime, pending: set[str], *, since: Optional[datetime] = None) -> list[HistoryRow]:
         """The rows of ``pending`` in the poll window at the last poll, once none is in flight or at the deadline.
@@ -138,8 +140,11 @@ class TaskPoller:
                 continue
             in_flight = {u for u in pending if u not in newest or newest[u].state.in_flight}
             now = self.clock()
-            if (now - last_progress).total_seconds() >= PROGRESS_EVERY:
-                self.log.write(self._progress_line(pending, newest, in_flight, deadline - now))
+            progress = self._progress(pending, newest, in_flight, deadline - now)
+            if self.on_progress is not None:
+                self.on_progress(progress)
+            elif (now - last_progress).total_seconds() >= PROGRESS_EVERY:
+                self.log.write(progress.line())
                 last_progress = now
             if not in_flight:
                 break
@@ -152,16 +157,10 @@ class TaskPoller:
         if evidence:
             self.history.learn_clock(self.adapter, min(evidence))
 
-    def _progress_line(self, pending: set[str], newest: dict[str, HistoryRow], in_flight: set[str],
-                       left: timedelta) -> str:
-        """One line per poll period while `up` waits; the engine shows it as a diagnostic."""
+    def _progress(self, pending: set[str], newest: dict[str, HistoryRow], in_flight: set[str],
+                  left: timedelta) -> Progress:
+        """Where the wait stands: the plain line while `up` waits (a diagnostic), or the command's live bar."""
         done = sum(1 for u in pending if u in newest and newest[u].state is TargetState.WARM)
-        failed = len(pending) - done
-        failed -= len(in_flight)
-        seconds = max(0, int(left.total_seconds()))
-        where = f"set {self.set_name} on {self.adapter.describe_scope()}"
-        if self.adapter.kind is TaskKind.PURGE:
-            return (f"{where}: {len(pending)} purges submitted: {done} done, {failed} failed, {len(in_flight)} "
-                    f"running; {seconds}s left\n")
-        return (f"{where}: {len(pending)} submitted: {done} warm, {failed} failed, {len(in_flight)} running; "
-                f"{seconds}s left\n")
+        return Progress(f"set {self.set_name} on {self.adapter.describe_scope()}", self.adapter.kind,
+                        len(pending), len(pending), done, len(pending) - done - len(in_flight), len(in_flight),
+                        max(0, int(left.total_seconds())))

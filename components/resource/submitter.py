@@ -24,6 +24,7 @@ from ..clouds.retry import DEFAULT_POLICY
 from ..model.status import HistoryRow, TargetState, TaskKind, format_time
 from ..plan.unconfirmed import Attempt
 from .outputs import SubmittedTask
+from .progress import Progress, ProgressSink
 
 # A cloud clock a little off ours: history windows around our own submits are widened by this.
 CLOCK_TOLERANCE = timedelta(minutes=5)
@@ -62,6 +63,7 @@ class TaskSubmitter:
     version_of: Callable[[str], Optional[str]]
     sent_at: dict[str, datetime]
     pause: float = 0.0
+    on_progress: Optional[ProgressSink] = None  # hears each batch sent (the command's live display)
 
     @property
     def noun(self) -> str:
@@ -108,6 +110,9 @@ class TaskSubmitter:
             else:
                 notes.extend(self._record_result(result, new_tasks))
             index += len(sent)
+            if self.on_progress is not None:
+                self.on_progress(Progress(f"set {self.set_name} on {self.adapter.describe_scope()}",
+                                          self.adapter.kind, len(urls), index))
         return notes
 
     def _guessed_batches(self, batches: Sequence[int]) -> "_GuessedBatches":
