@@ -1,8 +1,7 @@
 """``cdn-prefetch``: the command line (parsing, prompts, exit statuses); the work is in ``cli/run.py``.
 
-Progress is plain lines on stderr everywhere (the lines ``pulumi up`` shows as diagnostics, e.g. ``set web
-on <cloud> zone z: 40 submitted: 30 warm, 8 running; 245s left``): no live-display library is among the
-pinned dependencies, and plain lines read the same in a terminal and in a CI log.
+Progress goes to stderr: a live display on a terminal, the plain lines ``pulumi up`` shows as diagnostics
+in CI and pipes (``cli/progress.py``; ``apply --progress auto|live|plain``).
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from typing import Any, Callable, Mapping, NoReturn, Optional, Sequence, TextIO
 
 from . import run
 from .context import Context, add_config_flags, load_context
+from .progress import MODES, ProgressDisplay, live_wanted
 from .render import DEFAULT_MAX_ROWS, plan_text, summary_line
 from .state import StateFile
 from .validate import validate
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--output", metavar="FILE", help="write the audit record there (default: stdout)")
     apply.add_argument("--max-rows", type=_rows, default=DEFAULT_MAX_ROWS, metavar="N",
                        help="targets listed per destination in the plan (default: %(default)s; 0 = all)")
+    apply.add_argument("--progress", choices=MODES, default="auto",
+                       help="a live display (bars redrawn on every poll) or plain lines every 30 s; auto: live on "
+                            "a terminal, plain in CI (CI set) and pipes (default: %(default)s)")
 
     sub.add_parser("report", add_help=False, help="the drift report (table, markdown or JSON); --help for options")
     sub.add_parser("sandbox", add_help=False, help="serve or steer the local emulator; --help for options")
@@ -152,15 +155,16 @@ def _declared_shards(context: Context, err: TextIO) -> list[run.Shard]:
     return run.shards_of(declarations)
 
 
-def _read(args: argparse.Namespace, env: Mapping[str, str], err: TextIO,
-          record: bool) -> tuple[Context, StateFile, list[run.Shard]]:
+def _read(args: argparse.Namespace, env: Mapping[str, str], err: TextIO, record: bool,
+          display: Optional[ProgressDisplay] = None) -> tuple[Context, StateFile, list[run.Shard]]:
     context = load_context(args, env)
     where = context.config.stack_file or "no stack file (flags, environment and defaults)"
     err.write(f"{PROG} {args.command}: stack {context.stack}: config from {where}\n")
     state = StateFile(context.state_path)
     shards = _declared_shards(context, err)
-    run.connect(shards, context.settings, allow_large_changes=context.allow_large_changes, log=err,
-                record=state.record_task if record else None)
+    run.connect(shards, context.settings, allow_large_changes=context.allow_large_changes,
+                log=display.log if display else err, record=state.record_task if record else None,
+                on_progress=display.on_progress if display else None)
     run.observe(shards, state.prior, err)
     return context, state, shards
 
@@ -178,7 +182,8 @@ def _plan(args: argparse.Namespace, env: Mapping[str, str], _stdin: TextIO, out:
 
 
 def _apply(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, out: TextIO, err: TextIO) -> int:
-    _, state, shards = _read(args, env, err, record=True)
+    display = ProgressDisplay(err, live_wanted(args.progress, err, env))
+    _, state, shards = _read(args, env, err, record=True, display=display)
     err.write(plan_text(shards, args.max_rows))
     due = sum(run.needs_tasks(shard) for shard in shards if shard.error is None)
     if due and not args.yes and not _confirm(due, stdin, err):
@@ -186,7 +191,8 @@ def _apply(args: argparse.Namespace, env: Mapping[str, str], stdin: TextIO, out:
     before = sum(len(shard_state.get("submitted") or []) for shard_state in state.shards.values())
     # The state as the run starts: the tasks recorded during it join the outputs once, from the result.
     prior = {name: {**entry, "submitted": list(entry.get("submitted") or [])} for name, entry in state.shards.items()}
-    run.converge(shards, prior.get, state.record_outputs, err)
+    with display.showing():
+        run.converge(shards, prior.get, state.record_outputs, display.log)
     submitted = sum(len(shard_state.get("submitted") or []) for shard_state in state.shards.values()) - before
     record = run.audit_record(shards)
     if args.output:

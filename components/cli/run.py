@@ -26,6 +26,7 @@ from ..resource.audit import audit_entry, merge_shard_entries, stack_record
 from ..resource.converge import ShardSync, SubmitError, SyncResult, utcnow
 from ..resource.inputs import ShardInputs, targets_digest
 from ..resource.outputs import SubmittedTask, output_targets
+from ..resource.progress import ProgressSink
 
 
 @dataclass
@@ -67,9 +68,11 @@ def shards_of(declarations: Iterable[PrefetchSetDeclaration]) -> list[Shard]:
 
 
 def connect(shards: Sequence[Shard], settings: ProviderSettings, *, allow_large_changes: bool, log: TextIO,
-            record: Optional[Callable[[str, Mapping[str, Any]], None]] = None) -> None:
+            record: Optional[Callable[[str, Mapping[str, Any]], None]] = None,
+            on_progress: Optional[ProgressSink] = None) -> None:
     """Build every shard's ShardSync before any cloud call: a missing credential or an unresolved name
-    stops the run before anything is submitted. ``record(shard name, task)`` hears of every submit."""
+    stops the run before anything is submitted. ``record(shard name, task)`` hears of every submit;
+    ``on_progress`` of every batch sent and every poll (the live display; None: plain lines)."""
     unresolved = [f"set {s.decl.name!r}: {', '.join(f'{k}: {v}' for k, v in s.dest.unresolved.items())}"
                   for s in shards if s.dest.unresolved]
     if unresolved:
@@ -82,7 +85,7 @@ def connect(shards: Sequence[Shard], settings: ProviderSettings, *, allow_large_
         if record is not None:
             adapter = RecordingAdapter(adapter, lambda task, name=shard.name: record(name, task))
         policy = Policy.from_destination(shard.dest.as_dict(), allow_large_changes=allow_large_changes)
-        shard.sync = ShardSync(adapter, shard.inputs, log=log, policy=policy, history=history)
+        shard.sync = ShardSync(adapter, shard.inputs, log=log, policy=policy, history=history, on_progress=on_progress)
 
 
 def observe(shards: Sequence[Shard], prior: Callable[[str], Optional[Mapping[str, Any]]], log: TextIO) -> None:
