@@ -1091,3 +1091,18 @@ def test_on_change_prefetch_prefetches_changed_targets_without_purging():
     result, _ = converged(make_release(cloud, clock, "r2", policy=Policy(on_change=OnChange.PREFETCH)), outputs)
     assert cloud.purger().submits == [] and cloud.purger().history_calls == []
     assert cloud.submits[1] == list(URLS) and result.plan.in_sync
+
+
+def test_a_progress_sink_hears_each_batch_and_every_poll_instead_of_the_plain_lines():
+    clock = FakeClock()
+    cloud = FakeCloud(clock, finish_after=100)
+    cloud.outcomes = {URLS[0]: TargetState.FAILED}
+    heard = []
+    inputs = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a"}, URLS, "24h", "5m")
+    sync = ShardSync(cloud, inputs, clock=clock, sleep=clock.sleep, log=io.StringIO(), on_progress=heard.append)
+    sync.converge()
+    sending, waiting = [p for p in heard if not p.waiting], [p for p in heard if p.waiting]
+    assert [(p.submitted, p.total) for p in sending] == [(10, 10)]  # one batch of the ten
+    assert len(waiting) >= 3 and all(p.total == 10 == p.done + p.failed + p.running for p in waiting)
+    assert (waiting[0].running, waiting[-1].done, waiting[-1].failed, waiting[-1].running) == (10, 9, 1, 0)
+    assert " submitted: " not in sync.log.getvalue()  # the display shows it; no plain line besides
