@@ -41,12 +41,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from .accounts import ZONE_NOT_OWNED
 from .steering import steered_tasks
 from .tasks import NewTask, QuotaExceeded
 from .tencent import ApiError, Context, Params, TencentService, check_headers
+from .wire import is_http_url
 
 SERVICE_NAME = "teo"
 VERSION = "2022-09-01"
@@ -134,10 +134,6 @@ def _zone(params: Params, ctx: Context) -> str:
     return zone_id
 
 
-def _is_url(target: str) -> bool:
-    parts = urlsplit(target)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and target == target.strip()
-
 
 def create_prefetch_task(params: Params, ctx: Context) -> dict[str, Any]:
     params.only(["ZoneId", "Targets", "Mode", "Headers", "EncodeUrl", "PrefetchMediaSegments"])
@@ -180,7 +176,7 @@ def _targets(params: Params) -> list[str]:
 
 def _submit(ctx: Context, kind: _Kind, zone_id: str, targets: list[str]) -> dict[str, Any]:
     """Checks, steering and quota shared by both kinds; `rejected` targets go to FailedList."""
-    bad = [t for t in targets if not _is_url(t)]
+    bad = [t for t in targets if not is_http_url(t)]
     if bad:
         raise ApiError("InvalidParameter.Target", f"Targets must be http:// or https:// URLs; invalid: {bad[0]!r}.")
     store = ctx.store

@@ -51,6 +51,7 @@ from .accounts import CDN_HOST_NOT_OWNED
 from .steering import steered_tasks
 from .tasks import Charge, QuotaExceeded, StoredTask
 from .tencent import ApiError, Context, Params, TencentService, check_headers
+from .wire import is_http_url
 
 SERVICE_NAME = "cdn"
 VERSION = "2018-06-06"
@@ -101,10 +102,6 @@ def parse_time(name: str, value: str) -> int:
         raise ApiError(INVALID_DATE, f"{name} must be `YYYY-MM-DD hh:mm:ss` (Beijing time); got {value!r}.") from None
     return int(parsed.replace(tzinfo=BEIJING).timestamp())
 
-
-def _is_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
 
 
 @dataclass(frozen=True)
@@ -205,7 +202,7 @@ def _submit_area(params: Params, kind: _Kind) -> str:
 def _submit(params: Params, ctx: Context, kind: _Kind, urls: list[str], area: str) -> dict[str, Any]:
     """Checks, steering and quota shared by push and purge: the whole call succeeds or fails."""
     params.boolean("UrlEncode")
-    bad = [u for u in urls if not _is_url(u)]
+    bad = [u for u in urls if not is_http_url(u)]
     if bad:
         raise ApiError(PARAM_ERROR, f"Urls must start with http:// or https://; invalid: {bad[0]!r}.")
     wildcard = [u for u in urls if "*" in (urlsplit(u).hostname or "")]

@@ -48,6 +48,7 @@ from .accounts import RET_NOT_PERMITTED
 from .steering import steered_tasks
 from .tasks import Charge, QuotaExceeded, SubmitTooSoon, task_progress
 from .ucloud_wire import RET_THROTTLED, SERVICE_NAME, Context, Handler, Params, UCloudError, bad_param
+from .wire import is_http_url
 
 RET_DOMAIN_NOT_FOUND = 44003
 RET_QUOTA_EXCEEDED = 44010
@@ -67,10 +68,6 @@ def new_task_id() -> str:
     """8 random letters and digits, the shape of real TaskIds (e.g. `IhrznXRB`)."""
     return "".join(secrets.choice(_TASK_ID_ALPHABET) for _ in range(8))
 
-
-def _is_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ def _submit(params: Params, ctx: Context, kind: _Kind) -> dict[str, Any]:
     if len(urls) > batch:
         raise bad_param("UrlList", f"{len(urls)} URLs submitted; at most {batch} per call")
     for i, url in enumerate(urls):
-        if not _is_url(url):
+        if not is_http_url(url):
             raise bad_param(f"UrlList.{i}", f"must start with http:// or https:// and name a domain; got {url!r}")
         if refresh_type == "dir" and not url.endswith("/"):
             raise bad_param(f"UrlList.{i}", f"a directory must end with /; got {url!r}")

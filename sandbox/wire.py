@@ -12,6 +12,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Mapping
+from urllib.parse import urlsplit
 
 from .store import SandboxStore
 
@@ -86,3 +87,9 @@ class Env:
     clock_offset: float = 0.0
     """How far the cloud's clock is ahead of `clock` (negative: behind), set by a clock_skew fault. Tencent
     checks TC3 timestamps on it; UCloud reads and writes every time of its API on it (sandbox.faults)."""
+
+
+def is_http_url(url: str) -> bool:
+    """What every cloud's submit takes as a URL: http(s), a host, no surrounding blanks."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
