@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS origin_versions (
     url TEXT NOT NULL, version TEXT NOT NULL, at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS origin_versions_by_url ON origin_versions (url, at);
+CREATE TABLE IF NOT EXISTS rate_hits (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_hits_by_key ON rate_hits (key, at);
 CREATE TABLE IF NOT EXISTS edge_ttls (host TEXT PRIMARY KEY, seconds REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS s3_origins (
     prefix TEXT PRIMARY KEY,          -- a URL prefix, e.g. https://static.example.com/static/

@@ -30,7 +30,7 @@ from .faults import Fault
 from .keys import TENCENT_KEYS, UCLOUD_KEYS
 from .origin import check_loopback
 from .store import SandboxStore
-from .wire import Env, HttpRequest, Identity, RateLimiter, Reply
+from .wire import Env, HttpRequest, Identity, Reply
 
 TENCENT_SERVICES: Mapping[str, tencent.TencentService] = {s.name: s for s in (edgeone.SERVICE, tencent_cdn.SERVICE)}
 """Emulated Tencent services by credential-scope name. A new service is one module + one entry here."""
@@ -49,8 +49,8 @@ IDENTIFIERS: list[tuple[Callable[[HttpRequest], bool], Callable[[HttpRequest], I
 JSON = "application/json"
 
 
-class _Throttled(RateLimiter):
-    """Refuses every request: the throttle fault answers with the protocol's own throttling error,
+class _Throttled:
+    """A rate limiter that refuses every request: the throttle fault answers with the protocol's own throttling error,
     at the step where the cloud throttles (after authentication)."""
 
     def allow(self, key: Hashable, limit: int) -> bool:

@@ -2,7 +2,7 @@
 
 Each table has its own module: `database` (the file: schema, upgrades, connections), `tasks` (task
 rows and their quota), `history` (history pages), `steering` (rules, faults, settings, UCloud
-domains), `accounts` (who owns which zone and domain), `edge` (origin versions, cache TTLs, the edge
+domains), `accounts` (who owns which zone and domain), `rate_table` (the rate limit's count), `edge` (origin versions, cache TTLs, the edge
 replayed from tasks) and `request_log`. The store composes them so that a test, the CLI or the
 server steers a sandbox in any process with one object and one path; the names other code imports
 from here stay importable from here.
@@ -16,6 +16,7 @@ from .accounts import AccountTable, Ownership
 from .edge import DEFAULT_VERSION, EdgeCopy, EdgeModel, TaskSummary
 from .history import TaskHistory, TaskQuery, task_query
 from .origin import S3Origin
+from .rate_table import RateTable
 from .request_log import RequestLog
 from .steering import DEFAULT_FAILURES, KINDS, OUTCOMES, SERVICES, SETTINGS, Rule, pick_rule
 from .tasks import (
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class SandboxStore(TaskHistory, TaskTable, EdgeModel, RequestLog, AccountTable):
+class SandboxStore(TaskHistory, TaskTable, EdgeModel, RequestLog, AccountTable, RateTable):
     """All sandbox state in one SQLite file; every method is safe to call from any thread/process."""
 
     def __repr__(self) -> str:

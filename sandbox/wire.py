@@ -7,9 +7,7 @@ without sockets.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Mapping
 from urllib.parse import urlsplit
@@ -54,25 +52,17 @@ class Reply:
 
 
 class RateLimiter:
-    """Sliding one-second window per key, in memory (limits are per sandbox process, like a gateway)."""
+    """A sliding one-second window per key, counted in the store's file (sandbox/rate_table.py): every
+    server on one file, in any process, shares one count per account and action, as a cloud's gateway does."""
 
-    def __init__(self, window_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: SandboxStore, window_seconds: float = 1.0, clock: Callable[[], float] = time.time):
+        self._store = store
         self._window = window_seconds
-        self._clock = clock
-        self._hits: dict[Hashable, deque[float]] = {}
-        self._lock = threading.Lock()
+        self._clock = clock  # wall time by default: the one clock every process reads alike
 
     def allow(self, key: Hashable, limit: int) -> bool:
         """Admit and count one request, or refuse it. Refused requests do not count."""
-        now = self._clock()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self._window:
-                hits.popleft()
-            if len(hits) >= limit:
-                return False
-            hits.append(now)
-            return True
+        return self._store.admit(repr(key), limit, self._clock(), self._window)
 
 
 @dataclass
@@ -81,12 +71,16 @@ class Env:
 
     store: SandboxStore
     credentials: Mapping[str, str]  # Tencent SecretId -> SecretKey
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: RateLimiter | None = None  # None: the store's shared count (set after init)
     clock: Callable[[], float] = time.time
     ucloud_credentials: Mapping[str, str] = field(default_factory=dict)  # UCloud PublicKey -> PrivateKey
     clock_offset: float = 0.0
     """How far the cloud's clock is ahead of `clock` (negative: behind), set by a clock_skew fault. Tencent
     checks TC3 timestamps on it; UCloud reads and writes every time of its API on it (sandbox.faults)."""
+
+    def __post_init__(self) -> None:
+        if self.limiter is None:
+            self.limiter = RateLimiter(self.store)
 
 
 def is_http_url(url: str) -> bool:

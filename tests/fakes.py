@@ -453,14 +453,15 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def freeze_rate_window(sb: Any) -> Callable[[float], None]:
-    """A sandbox's rate limiter on a clock that moves only when told (the function returned): requests land
-    in one second however slowly a loaded machine sends them (21 calls took more than a second there, and
-    no limit was met)."""
+def freeze_rate_window(*boxes: Any) -> Callable[[float], None]:
+    """Sandboxes' rate limiters on one clock that moves only when told (the function returned): requests
+    land in one second however slowly a loaded machine sends them (21 calls took more than a second there,
+    and no limit was met)."""
     from sandbox.wire import RateLimiter
 
-    now = [0.0]
-    sb._server.env.limiter = RateLimiter(clock=lambda: now[0])
+    now = [time.time()]  # the shared count's clock: earlier requests of this second still count
+    for box in boxes:
+        box._server.env.limiter = RateLimiter(box.store, clock=lambda: now[0])
 
     def advance(seconds: float) -> None:
         now[0] += seconds

@@ -384,6 +384,21 @@ def test_daily_quota_counts_down_and_refuses_whole_submits(sb: Sandbox) -> None:
     assert call(cli, "CreatePrefetchTask", ZoneId=ZONE, Targets=too_many).JobId
 
 
+def test_servers_on_one_file_share_the_rate_limit_of_an_account(sb: Sandbox) -> None:
+    """Several pipelines on one account are several provider processes, each with its own embedded
+    server on one file: they share the limit per account and action, as behind a cloud's gateway."""
+    with Sandbox(sb.store.path) as other:  # a second server on the same file (another process's)
+        freeze_rate_window(sb, other)
+        codes = []
+        for index in range(21):
+            try:
+                call(client(sb if index % 2 else other), "DescribeContentQuota", ZoneId=ZONE)
+                codes.append(None)
+            except TencentCloudSDKException as exc:
+                codes.append(exc.get_code())
+    assert codes == [None] * 20 + ["RequestLimitExceeded"]
+
+
 def test_rate_limit_per_action(sb: Sandbox) -> None:
     advance = freeze_rate_window(sb)
     cli = client(sb)
