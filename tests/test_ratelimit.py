@@ -50,15 +50,16 @@ def test_threads_share_one_budget():
         assert stamps[i + 10] - stamps[i] >= 0.5 - 0.01
 
 
-def refused_by_the_sandbox(send_through, delays):
+def refused_by_the_sandbox(send_through, delays, db):
     """Requests sent one after another through ``send_through(limiter, key)`` (our default margin).
     Each reaches the server ``delay`` after its send, where the sandbox's own limiter counts it, and
     its answer comes back then. Returns the numbers of the requests the sandbox refused."""
+    from sandbox import SandboxStore
     from sandbox.wire import RateLimiter
 
     clock = FakeClock()
     limiter = SlidingWindowLimiter(20, 1.0, clock=clock.monotonic, sleep=clock.sleep)
-    server = RateLimiter(1.0, clock=clock.monotonic)
+    server = RateLimiter(SandboxStore(db), 1.0, clock=clock.monotonic)
     refused = []
     for n, delay in enumerate(delays):
         with send_through(limiter, "cdn:PushUrlsCache"):
@@ -74,12 +75,12 @@ def counted_from_send(limiter, key):
     yield
 
 
-def test_a_request_counts_until_its_answer_so_a_late_arrival_is_never_throttled():
+def test_a_request_counts_until_its_answer_so_a_late_arrival_is_never_throttled(tmp_path):
     """The first request reaches the server 0.3 s after it was sent, the others at once: counted from
     its send only, the 21st request lands in the same server window as the first."""
     delays = [0.3] + [0.0] * 40
-    assert refused_by_the_sandbox(lambda limiter, key: limiter.request(key), delays) == []
-    assert refused_by_the_sandbox(counted_from_send, delays) == [20]  # what the 20 ms margin let through
+    assert refused_by_the_sandbox(lambda limiter, key: limiter.request(key), delays, tmp_path / "a.db") == []
+    assert refused_by_the_sandbox(counted_from_send, delays, tmp_path / "b.db") == [20]  # what the 20 ms margin let through
 
 
 def test_requests_in_flight_hold_their_slots_until_answered():
