@@ -134,7 +134,6 @@ def _zone(params: Params, ctx: Context) -> str:
     return zone_id
 
 
-
 def create_prefetch_task(params: Params, ctx: Context) -> dict[str, Any]:
     params.only(["ZoneId", "Targets", "Mode", "Headers", "EncodeUrl", "PrefetchMediaSegments"])
     zone_id = _zone(params, ctx)

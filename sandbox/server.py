@@ -50,8 +50,8 @@ JSON = "application/json"
 
 
 class _Throttled:
-    """A rate limiter that refuses every request: the throttle fault answers with the protocol's own throttling error,
-    at the step where the cloud throttles (after authentication)."""
+    """A rate limiter that refuses every request: the throttle fault answers with the protocol's own
+    throttling error, at the step where the cloud throttles (after authentication)."""
 
     def allow(self, key: Hashable, limit: int) -> bool:
         return False

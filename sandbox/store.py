@@ -2,10 +2,10 @@
 
 Each table has its own module: `database` (the file: schema, upgrades, connections), `tasks` (task
 rows and their quota), `history` (history pages), `steering` (rules, faults, settings, UCloud
-domains), `accounts` (who owns which zone and domain), `rate_table` (the rate limit's count), `edge` (origin versions, cache TTLs, the edge
-replayed from tasks) and `request_log`. The store composes them so that a test, the CLI or the
-server steers a sandbox in any process with one object and one path; the names other code imports
-from here stay importable from here.
+domains), `accounts` (who owns which zone and domain), `rate_table` (the rate limit's count), `edge`
+(origin versions, cache TTLs, the edge replayed from tasks) and `request_log`. The store composes them
+so that a test, the CLI or the server steers a sandbox in any process with one object and one path; the
+names other code imports from here stay importable from here.
 """
 
 from __future__ import annotations

@@ -103,7 +103,6 @@ def parse_time(name: str, value: str) -> int:
     return int(parsed.replace(tzinfo=BEIJING).timestamp())
 
 
-
 @dataclass(frozen=True)
 class _Kind:
     """What differs between push and purge: areas, settings, error codes, filters and rows."""

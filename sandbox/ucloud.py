@@ -69,7 +69,6 @@ def new_task_id() -> str:
     return "".join(secrets.choice(_TASK_ID_ALPHABET) for _ in range(8))
 
 
-
 @dataclass(frozen=True)
 class _Kind:
     """What differs between prefetch and refresh: settings, words, and whether tasks have a Type."""

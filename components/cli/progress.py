@@ -36,9 +36,8 @@ class ProgressDisplay:
 
     def __init__(self, stream: TextIO, live: bool, *, width: Optional[int] = None):
         self.stream = stream
-        self.live = live
         self._lines = ""
-        self._bars = None
+        self._bars = None  # rich's Progress when live
         self._rows: dict[tuple[str, TaskKind], object] = {}
         if live:
             from rich.console import Console
@@ -52,6 +51,10 @@ class ProgressDisplay:
                               TextColumn("{task.fields[detail]}", table_column=Column(no_wrap=True)),
                               TextColumn("{task.description}", table_column=Column(no_wrap=True)),
                               console=self._console, transient=False, auto_refresh=True, refresh_per_second=4)
+
+    @property
+    def live(self) -> bool:
+        return self._bars is not None
 
     @property
     def log(self) -> TextIO:
@@ -80,14 +83,12 @@ class ProgressDisplay:
         assert self._bars is not None
         key = (progress.where, progress.kind)
         if key not in self._rows:
-            label = progress.where + (" (purge)" if progress.kind is TaskKind.PURGE else "")
-            self._rows[key] = self._bars.add_task(label, total=progress.total, detail="", label=label)
-        row = self._rows[key]
+            self._rows[key] = self._bars.add_task("", total=progress.total, detail="")
+        label = progress.where + (" (purge)" if progress.kind is TaskKind.PURGE else "")
         detail = progress.detail()
         # The name gets what the figures leave of the line (a narrow terminal cuts it, never the figures).
         room = max(12, self._console.width - len(detail) - 2 * len(str(progress.total)) - 24)
-        label = self._bars.tasks[row].fields["label"]  # type: ignore[index]
-        self._bars.update(row, total=progress.total, detail=detail,  # type: ignore[arg-type]
+        self._bars.update(self._rows[key], total=progress.total, detail=detail,  # type: ignore[arg-type]
                           description=label if len(label) <= room else label[:room - 1] + "…",
                           completed=progress.settled if progress.waiting else progress.submitted)
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Optional, TextIO
 from ..clouds.base import CloudAdapter, CloudError
 from ..clouds.history import HistoryCache
 from ..model.status import HistoryRow, TargetState, TaskKind
-from .progress import Progress, ProgressSink
+from .progress import Progress, ProgressSink, shard_scope
 from .submitter import CLOCK_TOLERANCE
 
 POLL_FIRST = 1.0
@@ -140,11 +140,10 @@ class TaskPoller:
                 continue
             in_flight = {u for u in pending if u not in newest or newest[u].state.in_flight}
             now = self.clock()
-            progress = self._progress(pending, newest, in_flight, deadline - now)
-            if self.on_progress is not None:
-                self.on_progress(progress)
+            if self.on_progress is not None:  # a live display: every poll
+                self.on_progress(self._progress(pending, newest, in_flight, deadline - now))
             elif (now - last_progress).total_seconds() >= PROGRESS_EVERY:
-                self.log.write(progress.line())
+                self.log.write(self._progress(pending, newest, in_flight, deadline - now).line())
                 last_progress = now
             if not in_flight:
                 break
@@ -161,6 +160,6 @@ class TaskPoller:
                   left: timedelta) -> Progress:
         """Where the wait stands: the plain line while `up` waits (a diagnostic), or the command's live bar."""
         done = sum(1 for u in pending if u in newest and newest[u].state is TargetState.WARM)
-        return Progress(f"set {self.set_name} on {self.adapter.describe_scope()}", self.adapter.kind,
+        return Progress(shard_scope(self.set_name, self.adapter), self.adapter.kind,
                         len(pending), len(pending), done, len(pending) - done - len(in_flight), len(in_flight),
                         max(0, int(left.total_seconds())))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..clouds.base import CloudAdapter
 from ..model.status import TaskKind
 
 
@@ -52,6 +53,11 @@ class Progress:
         if self.kind is TaskKind.PURGE:
             return f"{self.where}: {self.total} purges submitted: {self.detail()}\n"
         return f"{self.where}: {self.total} submitted: {self.detail()}\n"
+
+
+def shard_scope(set_name: str, adapter: CloudAdapter) -> str:
+    """How a report names its shard: ``set web on <cloud> zone z`` (one bar, one plain line)."""
+    return f"set {set_name} on {adapter.describe_scope()}"
 
 
 #: Who hears every report (the command's live display); without one, the poller writes plain lines.

@@ -24,7 +24,7 @@ from ..clouds.retry import DEFAULT_POLICY
 from ..model.status import HistoryRow, TargetState, TaskKind, format_time
 from ..plan.unconfirmed import Attempt
 from .outputs import SubmittedTask
-from .progress import Progress, ProgressSink
+from .progress import Progress, ProgressSink, shard_scope
 
 # A cloud clock a little off ours: history windows around our own submits are widened by this.
 CLOCK_TOLERANCE = timedelta(minutes=5)
@@ -111,8 +111,8 @@ class TaskSubmitter:
                 notes.extend(self._record_result(result, new_tasks))
             index += len(sent)
             if self.on_progress is not None:
-                self.on_progress(Progress(f"set {self.set_name} on {self.adapter.describe_scope()}",
-                                          self.adapter.kind, len(urls), index))
+                self.on_progress(Progress(shard_scope(self.set_name, self.adapter), self.adapter.kind, len(urls),
+                                          index))
         return notes
 
     def _guessed_batches(self, batches: Sequence[int]) -> "_GuessedBatches":
