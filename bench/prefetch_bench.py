@@ -173,7 +173,8 @@ def run_floor(box: Sandbox, cloud: Cloud, resources: list[Resource]) -> Floor:
     finally:
         host.stop()
     state = sum(state_size(s.inputs, s.outputs) for s in result.states)
-    return Floor(result.cpu_refresh, result.cpu_preview, result.peak_rss, state, result.cpu_check)
+    return Floor(result.cpu_refresh, result.cpu_preview, result.peak_rss, state, result.cpu_check,
+                 result.refresh_wall)
 
 
 def median_phase(phases: list[Phase]) -> Phase:

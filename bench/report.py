@@ -56,6 +56,7 @@ class Floor(_PreviewCpu):
     peak_rss: int
     state_bytes: int
     cpu_check: float = 0.0
+    refresh_wall: float = 0.0  # first Read sent -> last refresh Diff answered: the SDK's RPCs with no provider work
 
     @property
     def cpu(self) -> float:
