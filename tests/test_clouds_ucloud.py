@@ -278,3 +278,24 @@ def test_history_answers_are_read_as_json_without_the_sdks_response_schema(sb, m
     task = a.submit([URL.format("plain")])
     rows = list(a.history(now() - timedelta(hours=1), now())) + a.task_rows([task.task_id])
     assert [(o.url, o.task_id) for o in rows] == [(URL.format("plain"), task.task_id)] * 2
+
+
+def test_a_cloud_that_caps_its_answer_is_read_to_the_end_by_offset():
+    """``Limit`` is optional and documented to default to every task, yet a cloud may answer fewer than its
+    TotalCount anyway: the adapter follows with the next offsets, each task read once."""
+    tasks = [{"TaskId": f"t{i}", "Status": "success", "CreateTime": 1795000000 + i,
+              "UrlLists": [{"Url": URL.format(f"u{i}"), "Status": "success", "CreateTime": 1795000000 + i}]}
+             for i in range(5)]
+    asked = []
+
+    def capped(action, args=None, **options):  # the SDK client's invoke: at most two tasks an answer
+        asked.append(dict(args))
+        offset = int(args.get("Offset", 0))
+        return {"RetCode": 0, "TotalCount": len(tasks), "TaskList": tasks[offset:offset + 2]}
+
+    client = make_client(Endpoint("url", "http", "127.0.0.1:9"), UCloudCredentials("p", "k"))
+    client.invoke = capped
+    a = UCloudAdapter(client, DOMAIN, call_limiter=SlidingWindowLimiter(10**6))
+    rows = list(a.history(now() - timedelta(hours=1), now()))
+    assert sorted(o.task_id for o in rows) == [f"t{i}" for i in range(5)]
+    assert sorted(int(p["Offset"]) for p in asked) == [0, 2, 4] and not any("Limit" in p for p in asked)
