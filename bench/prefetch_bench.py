@@ -13,7 +13,8 @@ and refreshed concurrently, as the engine steps resources in parallel.
 Per size and cloud it prints: API calls made against the minimum possible (one read of the zone's
 history, however many resources), wall time against the rate-limit floor, the host's CPU seconds
 and peak RSS next to the SDK's own floor (the same RPCs against a provider that does nothing,
-bench/null_provider.py), and bytes of state per target. It also checks that sets sharing a zone
+bench/null_provider.py), and bytes of state per target. A UCloud refresh is also judged against one bare SDK
+call for the same rows (bench/ucloud_floor.py): its history is one call, so the rate-limit floor says nothing. It also checks that sets sharing a zone
 share its history read, that a one-target change previews as exactly that target, and runs the
 naive strategy (one task id per call, the API's default page size) for the ratio of calls.
 
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi.runtime.proto import provider_pb2  # noqa: E402
 
-from bench import cloud_side, steps  # noqa: E402
+from bench import cloud_side, steps, ucloud_floor  # noqa: E402
 from bench.cloud_side import (  # noqa: E402
     CLOUDS,
     HOST,
@@ -172,7 +173,8 @@ def run_floor(box: Sandbox, cloud: Cloud, resources: list[Resource]) -> Floor:
     finally:
         host.stop()
     state = sum(state_size(s.inputs, s.outputs) for s in result.states)
-    return Floor(result.cpu_refresh, result.cpu_preview, result.peak_rss, state, result.cpu_check)
+    return Floor(result.cpu_refresh, result.cpu_preview, result.peak_rss, state, result.cpu_check,
+                 result.refresh_wall)
 
 
 def median_phase(phases: list[Phase]) -> Phase:
@@ -313,6 +315,11 @@ def bench_one(cloud: Cloud, size: int, *, skip_create: bool, naive_max: int, wor
                 f"peak RSS {phase.peak_rss / 2**20:.0f} MiB; {phase.note}")
             phases.append(phase)
         run.refresh = median_phase(phases)
+        if cloud.name == "ucloud":
+            log(f"{cloud.name} {size}: one bare SDK call for the same rows (bench/ucloud_floor.py), median of 3")
+            run.sdk_call = ucloud_floor.measure(box)
+            log(f"  bare SDK call: {run.sdk_call.default:.2f}s default, {run.sdk_call.lean:.2f}s lean, "
+                f"{run.sdk_call.urls:,} URLs in {run.sdk_call.tasks} tasks")
         run.state_bytes = sum(state_size(s.inputs, s.outputs) for s in states)
         run.outputs_form = outputs_form(states[0].outputs)
         if floor:

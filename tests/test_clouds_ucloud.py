@@ -7,19 +7,17 @@ import time
 from datetime import timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from components.clouds import ucloud
-from components.clouds.base import CloudError, MalformedResponse
+from components.clouds.base import CloudError
 from components.clouds.ratelimit import SlidingWindowLimiter
 from components.clouds.quota_ledger import QuotaLedger
-from components.clouds.ucloud import UCloudAdapter, make_client, map_status
+from components.clouds.ucloud import UCloudAdapter, make_client
 from components.model.policy import Policy
 from components.model.connection import Endpoint, UCloudCredentials
-from components.model.status import HistoryRow, TargetState
+from components.model.status import TargetState
 from sandbox import SANDBOX_UCLOUD_PRIVATE_KEY, SANDBOX_UCLOUD_PUBLIC_KEY
-from tests.fakes import near_duplicates, now
+from tests.fakes import now
 
 DOMAIN, HOST = "ucdn-test1", "static.example.com"
 URL = f"https://{HOST}/{{}}.js"
@@ -210,13 +208,6 @@ def test_sdk_request_logging_is_silenced(sb, caplog):
     assert not [r for r in caplog.records if "PublicKey" in r.getMessage() or "DomainId" in r.getMessage()]
 
 
-@pytest.mark.parametrize("raw, state", [("wait", TargetState.QUEUED), ("process", TargetState.RUNNING),
-                                        ("SUCCESS", TargetState.WARM), ("failure", TargetState.FAILED),
-                                        ("unknow", TargetState.UNKNOWN), ("weird", TargetState.UNKNOWN)])
-def test_status_mapping(raw, state):
-    assert map_status(raw)[0] is state
-
-
 def test_more_than_a_thousand_targets_go_out_in_batches_the_sandbox_accepts(sb):
     import io
 
@@ -232,108 +223,79 @@ def test_more_than_a_thousand_targets_go_out_in_batches_the_sandbox_accepts(sb):
     assert all(r["error_code"] is None for r in log)
 
 
-# -- the URLs of one task: their shared fields are checked once, their own differences kept -----------------
-C0 = 1795000000
+# -- the history query: one call for the window, every task of the account, read as plain JSON (issue 19) ----
+def sync_of(sb, urls):
+    """A ShardSync of ``urls`` on the sandbox (waiting up to a minute), with a history cache and quota ledger of
+    its own."""
+    import io
+
+    from components.clouds.history import HistoryCache
+    from components.resource.converge import ShardSync
+    from components.resource.inputs import ShardInputs
+
+    inputs = ShardInputs("web", {"provider": "ucloud", "domainId": DOMAIN}, tuple(sorted(urls)), "24h", "1m")
+    return ShardSync(adapter(sb), inputs, log=io.StringIO(), history=HistoryCache(), quota=QuotaLedger())
 
 
-def item(name, **fields):
-    """One entry of a task's ``UrlLists``, as the API answers it (plain JSON), with ``fields`` replaced."""
-    return {"Url": URL.format(name), "Status": "success", "CreateTime": C0, "FinishTime": C0 + 5, "Progress": 100,
-            **fields}
+def test_a_refresh_sees_tasks_our_state_has_no_id_for_and_urls_no_task_holds(sb):
+    """The refresh's read is the account's whole window: a task submitted by someone else (another stack, the
+    console) decides as much as ours. Read by our task ids instead, ``again`` would show warm and ``theirs``
+    missing."""
+    from components.resource.outputs import build_outputs
+
+    ours, again, theirs, never = (URL.format(n) for n in ("ours", "again", "theirs", "never"))
+    first = sync_of(sb, [ours, again])
+    result = first.converge()
+    state = build_outputs(first.inputs, result.plan, verified_at=result.verified_at, submitted=result.submitted)
+    assert {s.state for s in result.plan.statuses.values()} == {TargetState.WARM}
+    sb.store.add_rule(again, "failed")
+    other = adapter(sb)  # the same account, a client that is not the provider's: its tasks are in no state
+    other.submit([again])
+    other.submit([theirs])
+    sb.store.clear_requests()
+
+    refresh = sync_of(sb, [ours, again, theirs, never])
+    statuses = refresh.observe(state).plan.statuses
+    assert {url: s.state for url, s in statuses.items()} == {
+        ours: TargetState.WARM, again: TargetState.FAILED, theirs: TargetState.WARM, never: TargetState.MISSING}
+    [call] = sb.store.requests(action="DescribeNewUcdnPrefetchCacheTask")
+    assert {"BeginTime", "EndTime"} <= set(call["params"]) and "Limit" not in call["params"]
+    assert not any(name.startswith("TaskId") for name in call["params"])
 
 
-def rows_of(items, **task_fields):
-    """The observations of one task of history holding ``items``.
+@pytest.mark.parametrize("purge", [False, True])
+def test_history_answers_are_read_as_json_without_the_sdks_response_schema(sb, monkeypatch, purge):
+    """The SDK's history methods would run their response schema over every URL (0.2 s per 100,000): the
+    adapter calls ``invoke`` and checks the fields itself (clouds/ucloud_rows.py)."""
+    from ucloud.services.ucdn.client import UCDNClient
 
-    Straight from the row parser: the SDK's response schema already refuses some wrong types
-    (a string time) before the adapter sees them, and this is about what the adapter checks.
-    """
-    task = {"TaskId": "t1", "Status": "success", "CreateTime": C0, "UrlLists": items, **task_fields}
-    return list(ucloud._task_observations(task))
+    def refused(self, *args, **kwargs):
+        raise AssertionError("the SDK's history method was called")
 
-
-def test_a_url_without_a_status_is_unknown_under_a_finished_task_not_the_tasks_status():
-    """One failed URL fails the whole task: the task's status says nothing about a URL without its own."""
-    rows = rows_of([item("bad", Status="failure"), item("a", Status=None), item("b", Status=None)], Status="failure")
-    assert [(o.state, o.raw_status, o.reason) for o in rows] == [
-        (TargetState.FAILED, "failure", None),
-        (TargetState.UNKNOWN, None, "the cloud gave no status for this URL"),
-        (TargetState.UNKNOWN, None, "the cloud gave no status for this URL")]
-    for task_status in ("success", "unknow", None, "Paused"):
-        assert {o.state for o in rows_of([item("a", Status=None)], Status=task_status)} == {TargetState.UNKNOWN}
-    # Under a task still in flight, it is in flight with its task: polls wait for the task to end.
-    assert rows_of([item("a", Status=None)], Status="PROCESS")[0].state is TargetState.RUNNING
+    for method in ("describe_new_ucdn_prefetch_cache_task", "describe_new_ucdn_refresh_cache_task"):
+        monkeypatch.setattr(UCDNClient, method, refused)
+    a = adapter(sb).purger() if purge else adapter(sb)
+    task = a.submit([URL.format("plain")])
+    rows = list(a.history(now() - timedelta(hours=1), now())) + a.task_rows([task.task_id])
+    assert [(o.url, o.task_id) for o in rows] == [(URL.format("plain"), task.task_id)] * 2
 
 
-def test_urls_of_one_task_keep_their_own_finish_time_status_and_progress():
-    items = [item("a"), item("b", FinishTime=C0 + 9), item("c", Status="failure"), item("d", Status=None),
-             item("e", Status="process", Progress=10, FinishTime=0),
-             item("f", Status="process", Progress=60, FinishTime=0),
-             item("g", CreateTime=C0 + 2), item("h")]
-    got = [(o.url.rsplit("/", 1)[1], o.state, o.created.timestamp() - C0, o.updated and o.updated.timestamp() - C0,
-            o.reason, o.raw_status) for o in rows_of(items, Status="wait")]
-    assert got == [("a.js", TargetState.WARM, 0, 5, None, "success"), ("b.js", TargetState.WARM, 0, 9, None, "success"),
-                   ("c.js", TargetState.FAILED, 0, 5, None, "failure"),
-                   ("d.js", TargetState.QUEUED, 0, 5, None, "wait"),  # no status of its own: the task's
-                   ("e.js", TargetState.RUNNING, 0, None, "10% done", "process"),
-                   ("f.js", TargetState.RUNNING, 0, None, "60% done", "process"),
-                   ("g.js", TargetState.WARM, 2, 5, None, "success"), ("h.js", TargetState.WARM, 0, 5, None, "success")]
+def test_a_cloud_that_caps_its_answer_is_read_to_the_end_by_offset():
+    """``Limit`` is optional and documented to default to every task, yet a cloud may answer fewer than its
+    TotalCount anyway: the adapter follows with the next offsets, each task read once."""
+    tasks = [{"TaskId": f"t{i}", "Status": "success", "CreateTime": 1795000000 + i,
+              "UrlLists": [{"Url": URL.format(f"u{i}"), "Status": "success", "CreateTime": 1795000000 + i}]}
+             for i in range(5)]
+    asked = []
 
+    def capped(action, args=None, **options):  # the SDK client's invoke: at most two tasks an answer
+        asked.append(dict(args))
+        offset = int(args.get("Offset", 0))
+        return {"RetCode": 0, "TotalCount": len(tasks), "TaskList": tasks[offset:offset + 2]}
 
-@pytest.mark.parametrize("fields, name, detail", [
-    ({"CreateTime": "yesterday"}, "TaskList[].UrlLists[].CreateTime", "expected Unix seconds, got 'yesterday'"),
-    ({"FinishTime": [C0]}, "TaskList[].UrlLists[].FinishTime", "expected Unix seconds, got [1795000000]"),
-    ({"FinishTime": 10**20}, "TaskList[].UrlLists[].FinishTime", "Unix seconds out of range: 100000000000000000000"),
-    ({"Url": None}, "TaskList[].UrlLists[].Url",
-     "expected a URL, got {'Url': None, 'Status': 'success', 'CreateTime': 1, 'FinishTime': 1, 'Progress': 100}"),
-    # True == 1, but a time of True is malformed where 1 is a time: after a row whose times were 1.
-    ({"CreateTime": 1, "FinishTime": True}, "TaskList[].UrlLists[].FinishTime", "expected Unix seconds, got True"),
-    ({"CreateTime": True, "FinishTime": 1}, "TaskList[].UrlLists[].CreateTime", "expected Unix seconds, got True"),
-])
-def test_a_malformed_field_in_a_later_url_of_a_task_is_still_reported(fields, name, detail):
-    earlier = item("b", CreateTime=1, FinishTime=1)
-    with pytest.raises(MalformedResponse) as info:
-        rows_of([item("a"), earlier, item("c", **{"CreateTime": 1, "FinishTime": 1, **fields})])
-    assert info.value.field_name == name
-    assert str(info.value) == \
-        f"ucloud DescribeNewUcdnPrefetchCacheTask failed: MalformedResponse: field {name}: {detail}"
-
-
-# Few values per field, so URLs repeat each other's fields; junk of every type, with 1 == True among it.
-ITEM_VALUES = {
-    "Url": [URL.format("a"), "HTTPS://Static.Example.com/b.js", "not a url"],
-    "Status": ["success", "process", "failure", "wait", "unknow", "Paused", None],
-    "Progress": [0, 1, 60, None],
-    "CreateTime": [C0, C0 + 1, 0, None, 1, 1.0],
-    "FinishTime": [C0 + 5, 0, None, 1, 1.0],
-}
-ITEM_JUNK = {
-    "Url": [None, 5],
-    "Status": [1, True, ["success"]],
-    "Progress": [True, 1.0],
-    "CreateTime": ["", True, False, "x", [C0], 10**20],
-    "FinishTime": [True, False, "x", 10**20],
-}
-
-
-def outcomes(task):
-    """What a task's URLs become, in order, up to the first refused one (its field and message)."""
-    got = []
-    try:
-        got.extend(ucloud._task_observations(task))
-    except MalformedResponse as error:
-        got.append((error.field_name, str(error)))
-    return got
-
-
-@settings(max_examples=300, deadline=None)
-@given(near_duplicates(ITEM_VALUES, ITEM_JUNK), st.sampled_from(["success", "process", None, 1]))
-def test_a_url_parses_the_same_whatever_urls_of_its_task_came_before(items, task_status):
-    task = {"TaskId": "t1", "Status": task_status, "CreateTime": C0}
-    together = outcomes({**task, "UrlLists": items})
-    alone = []
-    for one in items:
-        alone.extend(outcomes({**task, "UrlLists": [one]}))
-        if not isinstance(alone[-1], HistoryRow):
-            break  # a refused URL ends the task's rows
-    assert together == alone
+    client = make_client(Endpoint("url", "http", "127.0.0.1:9"), UCloudCredentials("p", "k"))
+    client.invoke = capped
+    a = UCloudAdapter(client, DOMAIN, call_limiter=SlidingWindowLimiter(10**6))
+    rows = list(a.history(now() - timedelta(hours=1), now()))
+    assert sorted(o.task_id for o in rows) == [f"t{i}" for i in range(5)]
+    assert sorted(int(p["Offset"]) for p in asked) == [0, 2, 4] and not any("Limit" in p for p in asked)

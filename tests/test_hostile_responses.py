@@ -101,7 +101,8 @@ def tencent_cdn_answering(body: dict) -> TencentCdnAdapter:
 
 
 def ucloud_answering(body: dict) -> UCloudAdapter:
-    """The body answers the first page; later pages are empty."""
+    """The body answers the first page; later pages are empty. As the SDK's ``invoke`` (which the adapter's
+    history reads call) returns it: no response schema between the body and clouds/ucloud_rows.py."""
     client = ucloud_client(ENDPOINT, UCloudCredentials("p", "k"))
     client.invoke = lambda action, args=None, **options: (
         body if int((args or {}).get("Offset", 0)) == 0 else {"TaskList": [], "TotalCount": 0, "RetCode": 0})

@@ -1,12 +1,28 @@
 """UCloud UCDN adapter: PrefetchNewUcdnDomainCache, DescribeNewUcdnPrefetchCacheTask,
 GetUcdnDomainPrefetchRefreshState, through the official ``ucloud-sdk-python3`` client; for purges
 (``purger()``): RefreshNewUcdnDomainCache (``Type: file``, at most 30 URLs a call),
-DescribeNewUcdnRefreshCacheTask (the same task shape), and the state's file-refresh quota.
+DescribeNewUcdnRefreshCacheTask (the same task shape), and the state's file-refresh quota. Answers of
+the history actions become rows in clouds/ucloud_rows.py.
 
-Quirks kept here: errors come as HTTP 200 with a RetCode; at most one submit every 10 s; one
-history row per *task* with the URLs nested in ``UrlLists``; times in Unix seconds; the status
-``unknow`` (sic); the SDK's request logging is silenced (it logs every parameter) and lists are
-always passed as lists (a string would be sent one character per element).
+Quirks kept here: errors come as HTTP 200 with a RetCode; at most one submit every 10 s; the SDK's
+request logging is silenced (it logs every parameter) and lists are always passed as lists (a string
+would be sent one character per element).
+
+The history query (issue 19, measured in bench/RESULTS.md): one call per window, no ``Limit``, read
+through the client's generic ``invoke``. Why:
+
+- The time window is the only complete query: it shows every task on the account, also the ones
+  our state has no id for (another stack's, an interrupted submit's, the console's), which decide
+  a URL's status as much as ours. ``TaskId.N`` filters (many ids a call) read only tasks we know
+  of, and the shards of one refresh reach the host four at a time, so no read knows every id.
+- It is also the cheapest: ``Limit`` defaults to every task, so one call answers the window. Split
+  into concurrent calls (task-id batches, or ``Offset`` pages), the answer building, transfer and
+  parsing overlap, yet at 100,000 URLs that saved 0.16 s of 0.75 s at best (four task-id batches, two
+  in flight), before the window query that completeness would still need; ``Offset`` pages cost more.
+- ``invoke`` returns the answer as decoded JSON. The method ``describe_new_ucdn_prefetch_cache_task``
+  would also run the SDK's response schema over every URL (a copy with ``str()``/``int()`` on each
+  field: 0.2 s of CPU per 100,000 URLs) before ucloud_rows.py checks every field it reads anyway.
+  Submits and quota calls still go through their SDK methods.
 
 The signature carries no time, so nothing keeps UCloud's clock near ours: history is read up to a
 day past the caller's "now" (a clock ahead of ours stamps our newest tasks later), and our own tasks
@@ -17,8 +33,7 @@ can be read by id (``task_rows``), which shows where its clock stands whatever t
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from datetime import datetime, timedelta
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import requests
@@ -32,17 +47,18 @@ from .base import (
     MalformedResponse,
     SubmitResult,
     key_tail,
-    lookup_status,
     windows,
 )
 from .paging import read_pages
 from .ratelimit import SlidingWindowLimiter
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from .ucloud_rows import ACTION, map_status, task_observations, task_page
 from ..model.clouds import cloud
 from ..model.connection import Endpoint, UCloudCredentials
 from ..model.quota import Quota
-from ..model.status import HistoryRow, TargetState, TaskKind, shared
-from ..model.urls import InvalidUrl, normalize_url
+from ..model.status import HistoryRow, TaskKind
+
+__all__ = ["UCloudAdapter", "UCloudPurgeAdapter", "build", "classify_retcode", "make_client", "map_status"]
 
 SPEC = cloud("ucloud")
 CLOUD = SPEC.key
@@ -56,15 +72,6 @@ TASK_PAGE = 0
 # A read's last window ends this long after the caller's "now": rows a cloud clock ahead of ours
 # stamps in our future are still read (a clock behind ours is learnt from our tasks, by id).
 CLOCK_AHEAD_ALLOWANCE = timedelta(days=1)
-# Task statuses under which a URL without a status of its own is still in flight with its task.
-IN_FLIGHT_TASK_STATUSES = frozenset({"wait", "process"})
-STATUS_MAP = {
-    "wait": (TargetState.QUEUED, None),
-    "process": (TargetState.RUNNING, None),
-    "success": (TargetState.WARM, None),
-    "failure": (TargetState.FAILED, None),
-    "unknow": (TargetState.UNKNOWN, None),
-}
 # One submit per 10 s and a polite 20/s for the rest, per account, shared by the whole process.
 SUBMIT_LIMITER = SlidingWindowLimiter(limit=1, window=SUBMIT_INTERVAL, margin=0.2)
 CALL_LIMITER = SlidingWindowLimiter(limit=20, window=1.0)
@@ -73,10 +80,11 @@ THROTTLE_RETCODES = frozenset({150, 153})   # service unavailable, request throt
 TRANSIENT_RETCODES = frozenset({110, 130})  # API timed out, gateway error
 AUTH_RETCODES = frozenset({170, 171, 172, 174, 293, 294, 295, 299})
 SUBMIT_ACTION = "PrefetchNewUcdnDomainCache"
-ACTION = "DescribeNewUcdnPrefetchCacheTask"  # the history action, named in every MalformedResponse about a row
 PURGE_SUBMIT_ACTION = "RefreshNewUcdnDomainCache"
 PURGE_ACTION = "DescribeNewUcdnRefreshCacheTask"
 QUOTA_ACTION = "GetUcdnDomainPrefetchRefreshState"  # both kinds' quotas
+# Sent through the client's generic invoke: answers read as plain JSON (see the module docstring).
+RAW_ACTIONS = frozenset({ACTION, PURGE_ACTION})
 PURGE_BATCH = 30
 """UrlList.N per refresh call: the API doc and console say 30, the SDK docstring 100; 30 works under both."""
 
@@ -94,10 +102,6 @@ def classify_retcode(code: int) -> str:
 _SDK_LOGGER = logging.getLogger("cdn_prefetch.ucloud_sdk")
 _SDK_LOGGER.setLevel(logging.CRITICAL)  # the SDK logs every request's parameters at INFO
 _SDK_LOGGER.propagate = False
-
-
-def map_status(raw: Optional[str]) -> tuple[TargetState, Optional[str]]:
-    return lookup_status(STATUS_MAP, raw)
 
 
 def make_client(endpoint: Endpoint, creds: UCloudCredentials, project_id: Optional[str] = None,
@@ -176,7 +180,8 @@ class UCloudAdapter(CloudAdapter):
             # The slot is held until the answer arrives (see ratelimit.py): the 10 s between submits
             # then count from when the cloud had surely received the last one.
             with limiter.request((CLOUD, self.account, action)):
-                resp = getattr(self.client, method)(params)
+                resp = self.client.invoke(action, params) if action in RAW_ACTIONS \
+                    else getattr(self.client, method)(params)
         except uexc.RetCodeException as error:
             kind = classify_retcode(error.code)
             hint = (f" (the key pair whose PublicKey ends in {key_tail(self.account)} may not use "
@@ -262,7 +267,7 @@ class UCloudAdapter(CloudAdapter):
         fetch = lambda offset: self._task_page(query, offset)  # noqa: E731
         for tasks in read_pages(fetch, cloud=CLOUD, action=action):
             for task in tasks:
-                yield from _task_observations(task, action)
+                yield from task_observations(task, action)
 
     def _task_page(self, query: dict[str, Any], offset: int) -> tuple[int, list]:
         """(TotalCount, TaskList) of one page of the query, both checked."""
@@ -270,12 +275,7 @@ class UCloudAdapter(CloudAdapter):
         if TASK_PAGE:
             params["Limit"] = TASK_PAGE
         action, method = self.actions[2], self.actions[3]
-        resp = self._call(action, method, params, self.call_limiter)
-        total = resp.get("TotalCount", 0)
-        tasks = resp.get("TaskList") or []
-        if not isinstance(total, int) or not isinstance(tasks, list):
-            raise MalformedResponse(CLOUD, action, "TotalCount/TaskList", "expected an integer count and a list of tasks")
-        return total, tasks
+        return task_page(self._call(action, method, params, self.call_limiter), action)
 
 
 class UCloudPurgeAdapter(UCloudAdapter):
@@ -305,89 +305,6 @@ def _quota_of(resp: dict, actions: tuple) -> Quota:
         if not isinstance(value, int) or value < 0:
             raise MalformedResponse(CLOUD, QUOTA_ACTION, name, f"expected a non-negative integer, got {value!r}")
     return Quota(batch, quota, max(0, quota - used))
-
-
-def _task_observations(task: Any, action: str = ACTION) -> Iterator[HistoryRow]:
-    """The rows of one task of ``TaskList`` (of ``action``'s answer): every field read is checked, the ones
-    its URLs repeat once each."""
-    if not isinstance(task, dict):
-        raise MalformedResponse(CLOUD, action, "TaskList[]", f"expected an object, got {type(task).__name__}")
-    task_id = task.get("TaskId")
-    if not isinstance(task_id, str) or not task_id:
-        raise MalformedResponse(CLOUD, action, "TaskList[].TaskId", f"expected a task id, got {task_id!r}")
-    task_created = _unix(task.get("CreateTime"), "TaskList[].CreateTime", action, required=True)
-    urls = task.get("UrlLists") or []
-    if not isinstance(urls, list):
-        raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists", "expected a list")
-    task_status = task.get("Status")
-    # A URL without a status of its own: in flight while its task is, else unknown. A finished task's
-    # status sums up all its URLs (one failed URL fails the task) and says nothing of this one.
-    orphan = task_status if isinstance(task_status, str) and task_status.strip().lower() in IN_FLIGHT_TASK_STATUSES \
-        else _NO_STATUS
-    # The URLs of a task mostly share status and times: (status, CreateTime, FinishTime) -> their part.
-    parts: dict[tuple, tuple] = {}
-    for item in urls:
-        url = item.get("Url") if isinstance(item, dict) else None
-        if not isinstance(url, str):
-            raise MalformedResponse(CLOUD, action, "TaskList[].UrlLists[].Url", f"expected a URL, got {item!r}")
-        raw = item.get("Status")
-        if raw is None:
-            raw = orphan
-        key = (raw, item.get("CreateTime"), item.get("FinishTime"))
-        try:
-            if key[1] is True or key[2] is True:
-                raise TypeError  # a time of True is malformed, yet True == 1 would find the part of a time of 1
-            part = parts[key]
-        except KeyError:
-            part = parts[key] = _url_part(*key, task_created, action)
-        except TypeError:  # a list or object where a value belongs, or a time of True: checked, never stored
-            part = _url_part(*key, task_created, action)
-        state, reason, created, finished, raw_status = part
-        if state is TargetState.RUNNING and isinstance(item.get("Progress"), int):
-            reason = f"{item['Progress']}% done"
-        try:
-            url = normalize_url(url)
-        except InvalidUrl:
-            pass
-        yield HistoryRow(url, task_id, state, created, finished, reason, raw_status)
-
-
-class _NoStatus:
-    """The status of a URL the answer gives none for, under a finished task (``_task_observations``)."""
-
-    REASON = "the cloud gave no status for this URL"
-
-
-_NO_STATUS = _NoStatus()
-
-
-def _url_part(raw: Any, create_time: Any, finish_time: Any, task_created: datetime, action: str = ACTION) -> tuple:
-    """What a URL row says besides its URL and Progress: (state, reason, created, finished, raw status).
-
-    A pure function of its arguments, so the URLs of a task that repeat them share one result.
-    """
-    state, reason = (TargetState.UNKNOWN, _NoStatus.REASON) if raw is _NO_STATUS else map_status(raw)
-    created = _unix(create_time, "TaskList[].UrlLists[].CreateTime", action, required=False) or task_created
-    finished = _unix(finish_time, "TaskList[].UrlLists[].FinishTime", action, required=False)
-    return state, reason, created, finished, shared(raw) if isinstance(raw, str) else None
-
-
-def _unix(value: Any, field_name: str, action: str = ACTION, *, required: bool) -> Optional[datetime]:
-    if value in (None, 0, ""):
-        if required:
-            raise MalformedResponse(CLOUD, action, field_name, "missing")
-        return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise MalformedResponse(CLOUD, action, field_name, f"expected Unix seconds, got {value!r}")
-    try:
-        return _from_unix(value)
-    except (ValueError, OverflowError, OSError):
-        raise MalformedResponse(CLOUD, action, field_name, f"Unix seconds out of range: {value!r}") from None
-
-
-@lru_cache(maxsize=1 << 14)  # a task's URLs share their times: a few thousand distinct per 100,000 rows
-def _from_unix(value: float) -> datetime:
-    return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
 def _first(resp: dict, *names: str) -> Any:
