@@ -93,8 +93,11 @@ def test_json_holds_the_limiter_slot_until_the_answer_arrives_not_while_it_is_de
         @contextlib.contextmanager
         def request(self, key):
             events.append(("slot taken", key))
-            yield 0.0
+            yield key
             events.append(("slot released", key))
+
+        def answered(self, slot, throttled):
+            events.append(("told the limiter", throttled))
 
     class Body(SdkAnswer):
         @property
@@ -117,4 +120,4 @@ def test_json_holds_the_limiter_slot_until_the_answer_arrives_not_while_it_is_de
     assert body["TotalCount"] == 0
     key = ("edgeone", "DescribePrefetchTasks")
     assert events == [("slot taken", key), ("answered", "DescribePrefetchTasks"), ("slot released", key),
-                      ("decoded", None)]
+                      ("decoded", None), ("told the limiter", False)]

@@ -53,3 +53,31 @@ def test_secret_parts_never_show_in_repr():
 
 def test_bare_host_port_is_https():
     assert parse_endpoint("k", "teo.intl.tencentcloudapi.com").url == "https://teo.intl.tencentcloudapi.com"
+
+
+@pytest.mark.parametrize("value, share", [(None, None), ("", None), ("0.25", 0.25), ("1", 1.0), ("5", 5.0)])
+def test_rate_share_is_a_fraction_or_requests_per_second_and_unset_by_default(value, share):
+    table = {} if value is None else {"cdn-prefetch:rateShare": value}
+    assert settings_from_config(getter(table), {}).rate_share == share
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "half", "nan", "inf"])
+def test_a_wrong_rate_share_names_the_key_and_what_it_takes(value):
+    with pytest.raises(ConfigError, match="cdn-prefetch:rateShare must be a fraction"):
+        settings_from_config(getter({"cdn-prefetch:rateShare": value}), {})
+
+
+def test_the_rate_share_reaches_the_process_limiters_when_an_adapter_is_built():
+    from components.clouds import ucloud
+    from components.clouds.factory import adapter_for
+    from components.clouds.ratelimit import TENCENT_LIMITER, set_rate_share
+
+    settings = settings_from_config(getter({"cdn-prefetch:rateShare": "0.25", "cdn-prefetch:endpoints": json.dumps(
+        {"edgeone": "http://127.0.0.1:9"}), "tencentcloud:secretId": "i", "tencentcloud:secretKey": "k"}), {})
+    try:
+        adapter_for({"provider": "edgeone", "zone": "zone-a"}, settings)
+        assert TENCENT_LIMITER.rate(("edgeone", "CreatePrefetchTask")) == 5  # a quarter of 20/s
+        assert ucloud.CALL_LIMITER.rate(("ucloud", "k", "x")) == 5  # every process-wide limiter
+    finally:
+        set_rate_share(None)
+    assert TENCENT_LIMITER.rate(("edgeone", "CreatePrefetchTask")) == 20

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .base import CloudAdapter
+from .ratelimit import set_rate_share
 from ..model.clouds import CloudSpec, UnknownCloud, cloud
 from ..model.connection import ConfigError, Endpoint, ProviderSettings
 
@@ -74,6 +75,7 @@ def adapter_for(destination: Mapping[str, Any], settings: ProviderSettings) -> C
     except UnknownCloud as exc:
         raise ConfigError(exc.args[0]) from None
     endpoint, credentials, box = connection(spec, settings)
+    set_rate_share(settings.rate_share)  # the process's limiters: a known share of each account limit
     module = importlib.import_module(adapter_module(spec.adapter))
     if box is not None and hasattr(module, "prepare_sandbox"):
         module.prepare_sandbox(box, destination)

@@ -12,20 +12,67 @@ CDN submit out of 303 was throttled that way at 100,000 targets). So ``request()
 from its send until its answer has arrived, and for one window after that: the server's count of
 it lies inside that span, whatever the delays, so the server never sees more than ``limit`` of
 ours in any window of its own.
+
+Several processes on one account (issue 19) share that limit, and each one's throttling answers
+are all it learns of the others. So each key's limit is adaptive (adaptive_rate.py): callers
+report every answer (``answered``), a throttling one cuts the key's rate, and the window's limit
+follows the rate (at least one request a window). More rules keep the throttles few:
+
+- Pacing, once throttled: requests are then spaced ``1 / rate`` apart, never in bursts. Not before:
+  alone on an account a key may send as fast as the window allows (100 history pages arrive 0.45 s
+  sooner than paced ones, 7 % of a refresh), and a process has at most a few requests in flight, so
+  paced starts cost as many throttles as bursts do (about 3 per process at the first contention).
+- A hold: a throttling answer means the account's window is full now, and it stays full until
+  its oldest requests leave it. The key resumes when its own oldest answered request of that
+  window has left it (the others started about when it did; in a steady state that is at once).
+  Sending at the cut rate before then would only collect more throttles.
+- One cut per reaction: a throttled request sent before the last cut tells what the process did
+  before it reacted, so it does not cut again (as TCP cuts its window once per round trip).
+- A share learnt on one key is taken by the keys of this limiter not throttled yet: the processes
+  that share the account's submits are likely to share its history reads next, and learning that
+  on each action costs another round of throttles (7 at once when 4 processes' polls began).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterator, Optional
+
+from .adaptive_rate import AdaptiveRate
 
 IN_FLIGHT = float("inf")  # the stamp of a request whose answer has not arrived: it counts until it does
 
 
+@dataclass
+class Slot:
+    """One request's hold on its key: when it was sent and how long it waited for that."""
+
+    key: Hashable
+    sent: float
+    waited: float
+    stamp: list[float] = field(repr=False)
+
+
+@dataclass
+class _Lane:
+    """One key's state: its counted requests, its adaptive rate, its pacing and its hold."""
+
+    rate: AdaptiveRate
+    stamps: list[list[float]] = field(default_factory=list)  # [send or answer time], or [IN_FLIGHT]
+    due: float = -math.inf  # when the next request is due on the paced schedule (once throttled)
+    hold_until: float = -math.inf
+    last_cut: float = -math.inf
+    answered: deque = field(default_factory=deque)  # send times of recent answered, unthrottled requests
+
+
 class SlidingWindowLimiter:
-    """At most ``limit`` requests per key in any ``window`` seconds (a strict sliding window)."""
+    """At most ``limit`` requests per key in any ``window`` seconds (a strict sliding window),
+    fewer while that key's answers say the account is shared (see the module docstring)."""
 
     def __init__(
         self,
@@ -35,30 +82,46 @@ class SlidingWindowLimiter:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         margin: float = 0.02,
+        share: Optional[float] = None,
     ):
         self.limit = limit
         self.window = window
         self.margin = margin  # slack for a server clock that ticks a little differently from ours
+        self._share = share
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._answered = threading.Condition(self._lock)
-        # Per key, one mutable stamp per counted request: [send or answer time], or [IN_FLIGHT].
-        self._stamps: dict[Hashable, list[list[float]]] = {}
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._learnt: Optional[float] = None  # the share of a limit the last measured throttle showed
+
+    def set_share(self, share: Optional[float]) -> None:
+        """Known sharing (``cdn-prefetch:rateShare``): a fraction of the limit (<= 1) or requests/s (> 1),
+        the ceiling every key starts at and recovers to; None: the whole limit. A new share starts every
+        key afresh; the same share again changes nothing (it is applied for every resource)."""
+        with self._lock:
+            if share != self._share:
+                self._share, self._learnt = share, None
+                self._lanes.clear()
+
+    def rate(self, key: Hashable) -> float:
+        """The requests/s ``key`` allows itself now."""
+        with self._lock:
+            return self._lane(key).rate.rate
 
     @contextmanager
-    def request(self, key: Hashable) -> Iterator[float]:
-        """Hold a slot for one request while it is in flight (yields the seconds waited for it).
+    def request(self, key: Hashable) -> Iterator[Slot]:
+        """Hold a slot for one request while it is in flight (yields it: pass it to ``answered``).
 
         The slot counts from the send until the answer (or the error) arrives, and then for one
         window: see the module docstring for why that is what keeps the server's count in bounds.
         """
-        stamp, waited = self._take(key, IN_FLIGHT)
+        slot = self._take(key, IN_FLIGHT)
         try:
-            yield waited
+            yield slot
         finally:
             with self._lock:
-                stamp[0] = self._clock()
+                slot.stamp[0] = self._clock()
                 self._answered.notify_all()
 
     def acquire(self, key: Hashable) -> float:
@@ -66,32 +129,117 @@ class SlidingWindowLimiter:
 
         For callers that cannot say when the answer arrived; prefer ``request()``.
         """
-        return self._take(key, None)[1]
+        return self._take(key, None).waited
 
-    def _take(self, key: Hashable, initial: Optional[float]) -> tuple[list[float], float]:
+    def answered(self, slot: Slot, throttled: bool) -> None:
+        """What the answer to ``slot``'s request was: a throttling one cuts its key's rate and holds it."""
+        with self._lock:
+            lane, now = self._lane(slot.key), self._clock()
+            while lane.answered and lane.answered[0] <= now - self.window:
+                lane.answered.popleft()
+            if not throttled:
+                lane.answered.append(slot.sent)
+                lane.rate.succeeded()
+                return
+            if slot.sent < lane.last_cut:
+                return  # sent before this process reacted to the last throttle: nothing new
+            # What it was getting counts only over a full window of sending since its last hold ended:
+            # just after one, its few answers would cut it to almost nothing.
+            measured = now - self.window >= lane.hold_until
+            achieved = len(lane.answered) / self.window if measured else None
+            lane.rate.throttled(achieved=achieved)
+            # Resume when this process's oldest answered request of the full window has left it.
+            oldest = lane.answered[0] if lane.answered else now - self.window
+            lane.hold_until = max(lane.hold_until, oldest + self.window + self.margin, now)
+            lane.last_cut = now
+            lane.due = lane.hold_until  # paced from the hold's end
+            lane.answered.clear()
+            if achieved is not None:
+                # The account is shared, likely by the same processes on its other actions too: the keys
+                # not throttled yet take the share learnt here instead of each learning it by throttles.
+                self._learnt = achieved
+                for other in self._lanes.values():
+                    if other.last_cut == -math.inf:
+                        self._assume(other, now)
+
+    def _assume(self, lane: _Lane, now: float) -> None:
+        """Start ``lane`` at the share learnt on another key, as if it had been throttled there."""
+        if self._learnt is not None:
+            lane.rate.throttled(achieved=self._learnt)
+            lane.last_cut = now
+
+    def _lane(self, key: Hashable) -> _Lane:
+        lane = self._lanes.get(key)
+        if lane is None:
+            rate = AdaptiveRate(self.limit / self.window, share=self._share, clock=self._clock)
+            lane = self._lanes[key] = _Lane(rate)
+            self._assume(lane, self._clock())
+        return lane
+
+    def reserve(self, key: Hashable, initial: Optional[float] = None) -> tuple[Optional[Slot], float]:
+        """Take a slot for ``key`` now if one is free: (the slot, 0.0), else (None, seconds to wait before
+        asking again; ``math.inf`` when every slot is held by a request in flight)."""
+        with self._lock:
+            return self._reserve(key, initial)
+
+    def _reserve(self, key: Hashable, initial: Optional[float]) -> tuple[Optional[Slot], float]:
+        now = self._clock()
+        lane = self._lane(key)
+        rate = lane.rate.rate
+        span = self.window + self.margin
+        # The same sum as the delay below, so that sleeping that delay always frees the slot.
+        lane.stamps[:] = [s for s in lane.stamps if s[0] + span > now]
+        allowed = min(self.limit, max(1, math.ceil(rate * self.window)))  # the window follows the rate
+        waits = [lane.hold_until - now]
+        if lane.last_cut > -math.inf:  # paced once the account is known to be shared (module docstring)
+            waits.append(lane.due - now)
+        if len(lane.stamps) >= allowed:
+            oldest = min(s[0] for s in lane.stamps)
+            waits.append(oldest + span - now)  # inf: every slot is held by a request in flight
+        wait = max(waits)
+        if wait > 0:
+            return None, wait
+        stamp = [now if initial is None else initial]
+        lane.stamps.append(stamp)
+        lane.due = max(lane.due, now) + 1.0 / rate  # paced: the next one is due 1/rate later
+        return Slot(key, now, 0.0, stamp), 0.0
+
+    def _take(self, key: Hashable, initial: Optional[float]) -> Slot:
         waited = 0.0
         while True:
             with self._lock:
-                now = self._clock()
-                span = self.window + self.margin
-                stamps = self._stamps.setdefault(key, [])
-                # The same sum as the delay below, so that sleeping that delay always frees the slot.
-                stamps[:] = [s for s in stamps if s[0] + span > now]
-                if len(stamps) < self.limit:
-                    stamp = [now if initial is None else initial]
-                    stamps.append(stamp)
-                    return stamp, waited
-                oldest = min(s[0] for s in stamps)
-                if oldest == IN_FLIGHT:
+                start = self._clock()
+                slot, delay = self._reserve(key, initial)
+                if slot is not None:
+                    slot.waited = waited
+                    return slot
+                if delay == math.inf:
                     # Every slot is held by a request still in flight: its answer frees the slot
                     # one window later, so wait for an answer (the timeout only re-checks).
                     self._answered.wait(timeout=self.window)
-                    waited += max(0.0, self._clock() - now)
+                    waited += max(0.0, self._clock() - start)
                     continue
-                delay = oldest + span - now
             self._sleep(delay)
             waited += delay
 
 
+PROCESS_LIMITERS: list[SlidingWindowLimiter] = []
+"""The limiters every adapter of this process shares by default (one per cloud's limit): what
+``cdn-prefetch:rateShare`` applies to (``set_rate_share``)."""
+
+
+def process_limiter(limit: int, window: float = 1.0, **options: float) -> SlidingWindowLimiter:
+    """A limiter shared by the whole process, registered for ``set_rate_share``."""
+    limiter = SlidingWindowLimiter(limit, window, **options)
+    PROCESS_LIMITERS.append(limiter)
+    return limiter
+
+
+def set_rate_share(share: Optional[float]) -> None:
+    """The share of each account limit this process may use (``cdn-prefetch:rateShare``; None: all of it)."""
+    for limiter in PROCESS_LIMITERS:
+        limiter.set_share(share)
+
+
 # One limiter per process: 20 requests/s per (cloud, action), the documented Tencent limit.
-TENCENT_LIMITER = SlidingWindowLimiter(limit=20, window=1.0)
+TENCENT_LIMITER = process_limiter(limit=20, window=1.0)

@@ -18,7 +18,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from .base import CloudError, key_tail
 from .ratelimit import SlidingWindowLimiter
-from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from .retry import DEFAULT_POLICY, THROTTLED, RetryPolicy, call_with_retry
 from ..model.connection import Endpoint, TencentCredentials
 
 # Actions that change something at the cloud: never re-sent blindly after an ambiguous failure.
@@ -143,20 +143,25 @@ class TencentCaller:
         for that slot.
         """
         def once() -> Any:
+            slot = None
             try:
-                with self.limiter.request((self.cloud, action)):
+                with self.limiter.request((self.cloud, action)) as slot:
                     answer = send()
-                return answer if finish is None else finish(answer)
+                result = answer if finish is None else finish(answer)
             except TencentCloudSDKException as exc:
                 code = exc.get_code()
                 # A code that is not text (a malformed error answer) must not break the classification.
                 code = code if isinstance(code, str) and code else (str(code) if code else "Error")
                 kind = classify(code)
+                if slot is not None and code != "ClientNetworkError":  # an answer: the limiter adapts to it
+                    self.limiter.answered(slot, throttled=kind == THROTTLED)
                 message = exc.get_message() or ""
                 advice = hint(code, kind, client_identity(self.client)[2], self.scope)
                 if advice:
                     message = f"{message} ({advice})" if message else advice
                 raise CloudError(self.cloud, action, code, message, exc.get_request_id(), kind) from None
+            self.limiter.answered(slot, throttled=False)
+            return result
 
         return call_with_retry(once, read_only=action not in SUBMIT_ACTIONS, policy=self.policy)
 

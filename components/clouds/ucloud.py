@@ -50,7 +50,7 @@ from .base import (
     windows,
 )
 from .paging import read_pages
-from .ratelimit import SlidingWindowLimiter
+from .ratelimit import SlidingWindowLimiter, process_limiter
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 from .ucloud_rows import ACTION, map_status, task_observations, task_page
 from ..model.clouds import cloud
@@ -73,8 +73,8 @@ TASK_PAGE = 0
 # stamps in our future are still read (a clock behind ours is learnt from our tasks, by id).
 CLOCK_AHEAD_ALLOWANCE = timedelta(days=1)
 # One submit per 10 s and a polite 20/s for the rest, per account, shared by the whole process.
-SUBMIT_LIMITER = SlidingWindowLimiter(limit=1, window=SUBMIT_INTERVAL, margin=0.2)
-CALL_LIMITER = SlidingWindowLimiter(limit=20, window=1.0)
+SUBMIT_LIMITER = process_limiter(limit=1, window=SUBMIT_INTERVAL, margin=0.2)
+CALL_LIMITER = process_limiter(limit=20, window=1.0)
 
 THROTTLE_RETCODES = frozenset({150, 153})   # service unavailable, request throttled
 TRANSIENT_RETCODES = frozenset({110, 130})  # API timed out, gateway error
@@ -179,11 +179,12 @@ class UCloudAdapter(CloudAdapter):
         try:
             # The slot is held until the answer arrives (see ratelimit.py): the 10 s between submits
             # then count from when the cloud had surely received the last one.
-            with limiter.request((CLOUD, self.account, action)):
+            with limiter.request((CLOUD, self.account, action)) as slot:
                 resp = self.client.invoke(action, params) if action in RAW_ACTIONS \
                     else getattr(self.client, method)(params)
         except uexc.RetCodeException as error:
             kind = classify_retcode(error.code)
+            limiter.answered(slot, throttled=kind == "throttled")
             hint = (f" (the key pair whose PublicKey ends in {key_tail(self.account)} may not use "
                     f"{self.describe_scope()}: check that ucloud:publicKey/privateKey or UCLOUD_PUBLIC_KEY/"
                     "UCLOUD_PRIVATE_KEY are the key pair of the account that owns the domain, and the key's UCDN "
@@ -192,6 +193,7 @@ class UCloudAdapter(CloudAdapter):
                              getattr(error, "request_uuid", None), kind) from None
         except uexc.HTTPStatusException as error:
             kind = "throttled" if error.status_code == 429 else "transient" if error.status_code >= 500 else "other"
+            limiter.answered(slot, throttled=kind == "throttled")
             raise CloudError(CLOUD, action, f"HTTP {error.status_code}", "the API answered an HTTP error",
                              kind=kind) from None
         except uexc.InvalidResponseException:
@@ -204,6 +206,7 @@ class UCloudAdapter(CloudAdapter):
         except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as error:
             # The SDK's response schema chokes on a body of the wrong shape before we see it.
             raise MalformedResponse(CLOUD, action, "(body)", f"not the documented shape ({type(error).__name__})") from None
+        limiter.answered(slot, throttled=False)
         if not isinstance(resp, dict):
             raise MalformedResponse(CLOUD, action, "(body)", f"expected a JSON object, got {type(resp).__name__}")
         return resp

@@ -58,7 +58,22 @@ def settings_from_config(get: Callable[[str], Optional[str]], env: Mapping[str, 
         found = family_credentials(family, get, env)
         if found is not None:
             credentials[family.name] = found
-    return ProviderSettings(endpoints, credentials, get(f"{PROJECT}:sandboxDb") or DEFAULT_SANDBOX_DB)
+    return ProviderSettings(endpoints, credentials, get(f"{PROJECT}:sandboxDb") or DEFAULT_SANDBOX_DB,
+                            parse_rate_share(get(f"{PROJECT}:rateShare")))
+
+
+def parse_rate_share(value: object) -> Optional[float]:
+    """``cdn-prefetch:rateShare``: unset (None), a fraction of each limit (0 < x <= 1) or requests/s (> 1)."""
+    if value in (None, ""):
+        return None
+    try:
+        share = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        share = 0.0
+    if not share > 0 or share == float("inf"):
+        raise ConfigError(f"stack config {PROJECT}:rateShare must be a fraction of each API rate limit (e.g. 0.25 "
+                          f"for one of four pipelines on one account) or requests per second (e.g. 5); got {value!r}")
+    return share
 
 
 def family_credentials(family: CredentialFamily, get: Callable[[str], Optional[str]],

@@ -56,6 +56,9 @@ class ProviderSettings:
     endpoints: Mapping[str, Endpoint]
     credentials: Mapping[str, object] = field(default_factory=dict)
     sandbox_db: str = DEFAULT_SANDBOX_DB
+    rate_share: Optional[float] = None
+    """``cdn-prefetch:rateShare``: the share of each account rate limit this process may use when the
+    sharing is known (a fraction <= 1, or requests/s > 1); None: all of it, backing off on throttling."""
 
     def endpoint(self, cloud: str) -> Endpoint:
         return self.endpoints.get(cloud, Endpoint("default"))
