@@ -307,3 +307,26 @@ def test_a_preview_says_when_the_prefetch_options_changed_and_what_up_does(capsy
     configured().diff("id", old, props(BIG, headers=[{"name": "Accept-Encoding", "value": "gzip"}],
                                        prefetchMediaSegments="off"))  # "off" is what not sending it means
     assert capsys.readouterr().err == ""
+
+
+def test_read_runs_with_the_garbage_collector_paused_and_resumes_it():
+    import gc
+
+    seen = []
+
+    class Sync:
+        inputs = INPUTS
+
+        def observe(self, prior, check_quota):
+            seen.append(gc.isenabled())
+            return SyncResult(make_plan(INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24)), [], NOW)
+
+    provider = configured()
+    provider._sync = lambda _props: Sync()
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        provider.read("id", INPUTS.to_props())
+        assert seen == [False] and gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
