@@ -3,9 +3,11 @@
 ``bench/host.py`` starts this instead of the host when ``BENCH_HOST_PROFILE`` names a directory.
 cProfile sees only the thread that enables it, and the host serves RPCs on a thread pool, so each
 thread gets its own profiler, timed by the thread's CPU clock (a wall clock would count the waits
-for the GIL and for the network as the time of whatever call was waiting); the bench stops hosts with SIGTERM, and then their stats are merged
-into ``<dir>/host-<pid>.prof`` (read it with ``python -m pstats``). Profiling slows the host, so its
-CPU figures are not the benchmark's: use it to see where the time goes, not how much there is.
+for the GIL and for the network as the time of whatever call was waiting). The bench stops hosts
+with SIGTERM; their stats are then merged into ``<dir>/host-<pid>.prof`` (read it with ``python -m
+pstats``). The CPU clock is a system call per event, so the host runs several times slower and
+calls that are many and short look dearer than they are: use it to see where the time goes, not
+how much there is.
 """
 
 from __future__ import annotations
