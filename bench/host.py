@@ -70,7 +70,10 @@ class ProviderHost:
         environment.update({"PULUMI_PROJECT": PROJECT_NAME, "PULUMI_CONFIG": "{}",
                             "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
         environment.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, "-u", "-m", "pulumi.dynamic", "127.0.0.1:1"], cwd=str(PROJECT),
+        # BENCH_HOST_PROFILE=<dir>: the host runs under cProfile (bench/profiled_host.py), to see where its CPU goes.
+        profile = environment.get("BENCH_HOST_PROFILE")
+        module = ["bench.profiled_host", profile] if profile else ["pulumi.dynamic"]
+        self.proc = subprocess.Popen([sys.executable, "-u", "-m", *module, "127.0.0.1:1"], cwd=str(PROJECT),
                                      env=environment, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self._log: list[str] = []

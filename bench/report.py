@@ -212,9 +212,9 @@ def shared_table(runs: list[Run], shared: list[Shared]) -> list[str]:
 
 def floor_table(runs: list[Run]) -> list[str]:
     lines = ["| cloud | targets | resources | our outputs carry | host CPU s: ours (refresh + Check + Diff) "
-             "| SDK floor (refresh + Check + Diff) | ours − floor | peak RSS MB: ours / floor "
+             "| SDK floor (refresh + Check + Diff) | ours − floor | ours / floor | peak RSS MB: ours / floor "
              "| state B/target: ours / floor |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
         if not run.floor or not run.refresh:
             continue
@@ -222,7 +222,7 @@ def floor_table(runs: list[Run]) -> list[str]:
         lines.append(f"| {run.cloud} | {run.size:,} | {run.resources} | {run.outputs_form} "
                      f"| {ph.cpu:.2f} ({ph.cpu_refresh:.2f} + {ph.cpu_check:.2f} + {ph.cpu_diff:.2f}) "
                      f"| {fl.cpu:.2f} ({fl.cpu_refresh:.2f} + {fl.cpu_check:.2f} + {fl.cpu_diff:.2f}) "
-                     f"| {ph.cpu - fl.cpu:.2f} "
+                     f"| {ph.cpu - fl.cpu:.2f} | {ph.cpu / fl.cpu:.2f}x "
                      f"| {ph.peak_rss / 1e6:.0f} / {fl.peak_rss / 1e6:.0f} "
                      f"| {run.state_bytes / run.size:.0f} / {fl.state_bytes / run.size:.0f} |")
     return lines

@@ -16,6 +16,7 @@ from components.plan.safety import RefusedChange, decide_quota
 from components.provider import PrefetchProvider, check_inputs, resource_id
 from components.resource.converge import SyncResult
 from components.resource.inputs import ShardInputs
+from components.resource.outputs import output_targets
 
 INPUTS = ShardInputs("web", {"provider": "edgeone", "zone": "zone-a", "mode": "default"},
                    ("https://a.example.com/x.js",), "24h", "10m")
@@ -192,8 +193,8 @@ def test_the_drop_rail_reads_old_outputs_in_either_form():
 
 def test_unreadable_old_targets_mean_no_rail(capsys):
     broken = {k: v for k, v in as_new_outputs(props(BIG)).items() if k != TARGET_LINES}
-    assert configured()._drop_refusal(broken, props({})) is None
-    assert configured()._drop_refusal({**broken, TARGET_LINES: 7}, props({})) is None
+    assert configured()._drop_refusal(output_targets(broken), props({})) is None
+    assert configured()._drop_refusal(output_targets({**broken, TARGET_LINES: 7}), props({})) is None
     configured().diff("id", broken, props({}))
     assert capsys.readouterr().err == ""
 
@@ -211,12 +212,12 @@ def test_targets_that_moved_to_a_new_shard_are_not_drops(capsys):
     stay = [u for u in MANY if shards.shard_of(u, 4) == 0]
     assert 25 < len(stay) < 75
     provider = configured()
-    assert provider._drop_refusal(as_new_outputs(props(dict.fromkeys(MANY, "warm"))), sharded(stay, 0, 4)) is None
+    old_targets = output_targets(as_new_outputs(props(dict.fromkeys(MANY, "warm"))))
+    assert provider._drop_refusal(old_targets, sharded(stay, 0, 4)) is None
     provider.diff("id", as_new_outputs(props(dict.fromkeys(MANY, "warm"))), sharded(stay, 0, 4))
     assert capsys.readouterr().err == ""
     # the same removal, judged as an unsplit set, would be a large drop
-    assert provider._drop_refusal(as_new_outputs(props(dict.fromkeys(MANY, "warm"))),
-                                  props(dict.fromkeys(stay, "warm")))
+    assert provider._drop_refusal(old_targets, props(dict.fromkeys(stay, "warm")))
 
 
 def test_a_real_drop_in_a_shard_is_still_refused():
@@ -307,3 +308,26 @@ def test_a_preview_says_when_the_prefetch_options_changed_and_what_up_does(capsy
     configured().diff("id", old, props(BIG, headers=[{"name": "Accept-Encoding", "value": "gzip"}],
                                        prefetchMediaSegments="off"))  # "off" is what not sending it means
     assert capsys.readouterr().err == ""
+
+
+def test_read_runs_with_the_garbage_collector_paused_and_resumes_it():
+    import gc
+
+    seen = []
+
+    class Sync:
+        inputs = INPUTS
+
+        def observe(self, prior, check_quota):
+            seen.append(gc.isenabled())
+            return SyncResult(make_plan(INPUTS.targets, [], now=NOW, freshness=timedelta(hours=24)), [], NOW)
+
+    provider = configured()
+    provider._sync = lambda _props: Sync()
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        provider.read("id", INPUTS.to_props())
+        assert seen == [False] and gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -200,13 +200,14 @@ class ShardSync:
         history has decided what it can about earlier unconfirmed submits (``_settle``).
 
         The purge history is read only when some target changed: only a stale target's verdict
-        depends on it, and a steady set then costs no purge-history call.
+        depends on it, and a steady set then costs no purge-history call, nor a second plan.
         """
         purges: Optional[list[HistoryRow]] = None
+        raw: Optional[Plan] = None  # the plan, when it needs no purge rows (reconcile is pure)
         if self.purges:
-            changed = self._raw_plan(observations, now, []).changed
-            purges = []
-            if changed:
+            raw, purges = self._raw_plan(observations, now, []), []
+            if changed := raw.changed:
+                raw = None  # the purge rows decide the changed targets' verdicts
                 adapter = self.purge.adapter
                 since = self._purge_window(now)
                 snapshot = self.history.read(adapter, since, now, urls=changed,
@@ -214,7 +215,7 @@ class ShardSync:
                 purges = snapshot.rows_for(changed, since)
                 read_at = min(read_at, snapshot.until)  # the earlier of the two reads decides
         self._settle(prior_attempts(prior_outputs), observations, purges, read_at)
-        return self._plan(observations, now, purges), purges
+        return (self._plan(observations, now, purges) if raw is None else hold(raw, self._attempts)), purges
 
     def _settle(self, attempts: list[Attempt], observations: list[HistoryRow], purges: Optional[list[HistoryRow]],
                 read_at: datetime) -> None:
