@@ -156,3 +156,27 @@ def test_targets_whose_task_is_never_listed_stay_in_flight_until_the_deadline():
     assert {s.state for s in result.plan.statuses.values()} == {TargetState.QUEUED}
     assert [t.task_id for t in result.new_tasks] == ["task-1"]  # the task id is remembered all the same
     assert 3 <= len(cloud.id_reads) <= 6  # polled with the backoff up to the deadline, not every second
+
+
+@pytest.mark.parametrize("others_sending", [False, True])
+def test_the_last_task_is_read_when_due_once_nothing_more_is_being_sent(others_sending):
+    clock = FakeClock()
+    cloud = RoundsCloud(clock, poll_reads="window", batch=5, finish_after=0.5)
+    rounds, history = PollRounds(), HistoryCache()
+    probe = dict([submit(cloud, clock, URLS[:5])])
+    with rounds.awaiting(cloud, probe, first=POLL_FIRST, most=POLL_MAX) as first_task:
+        clock.sleep(POLL_FIRST)
+        rounds.poll(cloud, first_task, clock, first=POLL_FIRST, most=POLL_MAX, history=history)
+    assert first_task[0].done and cloud.id_reads == ["task-1"]  # read by id: the cloud's clock is known now
+    clock.sleep(4.2)  # into the middle of a second
+    last = dict([submit(cloud, clock, URLS[5:])])
+    sent_at = clock()
+    with rounds.awaiting(cloud, last, first=POLL_FIRST, most=POLL_MAX) as mine:
+        clock.sleep(POLL_FIRST)
+        rounds.poll(cloud, mine, clock, first=POLL_FIRST, most=POLL_MAX, history=history,
+                    last_sent=lambda: clock() if others_sending else sent_at)
+        # Nothing more sent: the window reaches the last whole second, the task's own. Others still sending:
+        # it ends where every task is due (a second earlier), and the task is due again when that moves on.
+        assert mine[0].done is not others_sending and cloud.id_reads == ["task-1"]
+        if others_sending:
+            assert mine[0].due <= clock() + timedelta(seconds=1)

@@ -10,7 +10,9 @@ rows were seen finished is never read again.
 
 When a task is due: its first read when it can be finished (``first`` seconds after its submit
 returned: the poller's POLL_FIRST, not any cloud's completion time), then with the poller's backoff
-(doubling up to ``most``) while it is still running. A poll waits for the round in flight (if it
+(doubling up to ``most``) while it is still running. (Learning the time from finished rows was tried:
+the clouds give whole seconds, and a mean of 0-or-1 s differences from a few tasks put the first polls
+of 0.5 s tasks before they finished.) A poll waits for the round in flight (if it
 reads none of its due tasks, the next round, which it then leads, does).
 
 The query shape is the cloud's (registry ``poll_reads``), the cheaper of the two its API offers:
@@ -23,7 +25,9 @@ The query shape is the cloud's (registry ``poll_reads``), the cheaper of the two
   500 URLs, so reading by id would cost twice a window's pages). The window is bounded at both ends:
   it starts after ``cursor``, the last second whose tasks of ours were all read finished (their rows
   are not read again), and ends at the last whole second whose tasks are all ``first`` old on the
-  cloud's clock (rows of tasks not due yet are not read; EndTime inclusive, times in whole seconds).
+  cloud's clock (rows of tasks not due yet are not read; EndTime inclusive, times in whole seconds),
+  or at the last whole second when every task of ours up to it is due and none is being submitted
+  (the last tasks of an ``up`` are then read when due, not a second later).
   Until our own tasks showed the cloud's clock (their creation time against the moment their submit
   returned), the earliest due task is read by id instead, which shows it; the scope's first window
   starts after that task's second, or at it (reading it again, once per scope) when a due task may
@@ -105,10 +109,10 @@ class PollRounds:
         """Register ``tasks`` (id -> (our time its submit returned, its URLs)) on the adapter's scope while
         the block runs; yields them, as the rounds update them."""
         key = _key(adapter)
-        mine = [Awaited(task_id, urls, sent, sent + timedelta(seconds=first), min(2 * first, most))
-                for task_id, (sent, urls) in tasks.items()]
         with self._lock:
             scope = self._scopes.setdefault(key, _Scope())
+            mine = [Awaited(task_id, urls, sent, sent + timedelta(seconds=first), min(2 * first, most))
+                    for task_id, (sent, urls) in tasks.items()]
             for task in mine:
                 scope.tasks[task.task_id] = task
         try:
@@ -119,13 +123,16 @@ class PollRounds:
                     if scope.tasks.get(task.task_id) is task:
                         del scope.tasks[task.task_id]
                 if not scope.tasks and scope.flying is None:
-                    self._scopes.pop(key, None)
+                    scope.cursor = None  # no one waits: the next window starts at its own tasks (the clock is kept)
 
     def poll(self, adapter: CloudAdapter, mine: list[Awaited], clock: Callable[[], datetime], *,
-             first: float, most: float, history: HistoryCache = SHARED_HISTORY) -> None:
+             first: float, most: float, history: HistoryCache = SHARED_HISTORY,
+             last_sent: Optional[Callable[[], Optional[datetime]]] = None) -> None:
         """Bring every due task of ``mine`` up to date: wait for the round in flight, and lead the next
         round (serving every task due on the scope then) when that one read none of ours. ``history`` keeps
-        what our tasks showed of the cloud's clock (``learn_clock``)."""
+        what our tasks showed of the cloud's clock (``learn_clock``); ``last_sent()`` is when the newest task under the
+        scope's submit limit was sent in this process (now while one may be; a window reads a second early only
+        when that task is due; without it, never)."""
         key = _key(adapter)
         while True:
             with self._lock:
@@ -150,7 +157,7 @@ class PollRounds:
                     return
                 continue
             try:
-                self._round(_Reading(adapter, scope, history, read=set()), due, now, first, most, clock)
+                self._round(_Reading(adapter, scope, history, set(), last_sent), due, now, first, most, clock)
             except BaseException as exc:
                 with self._lock:
                     scope.flying = None
@@ -192,8 +199,8 @@ class PollRounds:
                 if task.task_id in reading.read:
                     task.due = after + timedelta(seconds=task.interval)
                     task.interval = min(task.interval * 2, most)
-                else:  # a window ended before its second: due again once the next second is whole
-                    task.due = max(task.due, after + timedelta(seconds=min(1.0, first)))
+                else:  # a window ended before its second: due again when a window can reach further
+                    task.due = max(task.due, reading.retry or after + timedelta(seconds=min(1.0, first)))
 
     def _by_id(self, reading: "_Reading", tasks: list[Awaited]) -> None:
         if not tasks:
@@ -216,6 +223,17 @@ class PollRounds:
         if offset is None:
             return  # the task read by id showed no row yet: the next round tries again
         end = _whole(now - timedelta(seconds=first) + offset) - SECOND
+        last = _whole(now + offset) - SECOND  # the last whole second on the cloud's clock: no later task in it
+        sent = reading.last_sent() if reading.last_sent is not None and last > end else now
+        if sent is None or sent + timedelta(seconds=first) <= now:
+            end = last  # every task sent so far is due, and none is being sent: no need to wait for the second
+        # A task this window cannot reach is due again when the next second is whole and due, or when every
+        # task sent so far is due, whichever comes first.
+        cutoff = now - timedelta(seconds=first) + offset
+        retry = now + (_whole(cutoff) + SECOND - cutoff)
+        if sent is not None and sent > now - timedelta(seconds=first):
+            retry = min(retry, sent + timedelta(seconds=first))
+        reading.retry = retry
         if scope.cursor is not None:
             start = scope.cursor + SECOND
         else:
@@ -262,6 +280,7 @@ class PollRounds:
                 task.done = {r.url for r in mine} >= task.urls and not any(r.state.in_flight for r in mine)
                 if task.done:
                     task.by_id = False
+
         if evidence:
             reading.history.learn_clock(reading.adapter, min(evidence))
             with self._lock:
@@ -278,6 +297,8 @@ class _Reading:
     scope: _Scope
     history: HistoryCache
     read: set[str]
+    last_sent: Optional[Callable[[], Optional[datetime]]]
+    retry: Optional[datetime] = None  # when the tasks a window could not reach are due again
 
 
 def _whole(moment: datetime) -> datetime:

@@ -35,6 +35,7 @@ from ..clouds.history import HistoryCache
 from ..clouds.poll_rounds import SHARED_ROUNDS, Awaited, PollRounds
 from ..model.status import HistoryRow, TargetState, TaskKind
 from .progress import Progress, ProgressSink, shard_scope
+from .submit_order import SUBMIT_ORDER, SubmitOrder
 from .submitter import CLOCK_TOLERANCE
 
 POLL_FIRST = 1.0
@@ -79,6 +80,7 @@ class TaskPoller:
     wait: timedelta
     on_progress: Optional[ProgressSink] = None  # hears every poll; without one, a plain line every PROGRESS_EVERY
     rounds: PollRounds = SHARED_ROUNDS
+    order: SubmitOrder = SUBMIT_ORDER  # who is submitting under the same limit (a window waits for them)
 
     def until_done(self, start: datetime, pending: set[str], *, since: Optional[datetime] = None,
                    tasks: Optional[Mapping[str, str]] = None) -> list[HistoryRow]:
@@ -183,7 +185,7 @@ class TaskPoller:
                 polled = True
                 try:
                     self.rounds.poll(self.adapter, mine, self.clock, first=POLL_FIRST, most=POLL_MAX,
-                                     history=self.history)
+                                     history=self.history, last_sent=self._last_sent)
                 except CloudError as exc:
                     what = "purge progress" if self.adapter.kind is TaskKind.PURGE else "progress"
                     self.log.write(f"set {self.set_name}: reading {what} failed ({exc}); trying again\n")
@@ -195,6 +197,9 @@ class TaskPoller:
                 if all(t.done for t in mine):
                     break
         return [row for task in mine for row in task.rows]
+
+    def _last_sent(self) -> Optional[datetime]:
+        return self.order.last_sent((self.adapter.cloud, self.adapter.kind), self.clock())
 
     def _round_progress(self, mine: list[Awaited], pending: set[str], deadline: datetime,
                         last: datetime) -> bool:
