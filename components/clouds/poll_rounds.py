@@ -57,7 +57,7 @@ from ..model.status import HistoryRow
 
 SECOND = timedelta(seconds=1)
 # Before any cursor: a window's start this far before the first due task's submit on the cloud's clock
-# (its times are whole seconds, and the learnt clock is a least offset).
+# (its times are whole seconds, and the learnt offset is only a lower bound of the true one).
 FIRST_MARGIN = timedelta(seconds=2)
 
 
