@@ -22,6 +22,7 @@ import pytest
 
 from components.clouds.history import SHARED_HISTORY
 from components.clouds.page_size import SHARED_BATCH_SIZES, SHARED_PAGE_SIZES
+from components.clouds.poll_rounds import SHARED_ROUNDS
 from components.clouds.quota_ledger import SHARED_QUOTA
 from sandbox import Sandbox
 from tests.fakes import Site
@@ -54,10 +55,10 @@ def fresh_shared_history():
     In production one provider host serves one engine command; in one pytest process, tests that
     reuse a sandbox port or a fake scope must not be served another test's history or page size.
     """
-    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES, SHARED_BATCH_SIZES):
+    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES, SHARED_BATCH_SIZES, SHARED_ROUNDS):
         shared.clear()
     yield
-    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES, SHARED_BATCH_SIZES):
+    for shared in (SHARED_HISTORY, SHARED_QUOTA, SHARED_PAGE_SIZES, SHARED_BATCH_SIZES, SHARED_ROUNDS):
         shared.clear()
 
 

@@ -2,7 +2,7 @@
 
 - ``FakeClock``: time that moves only when told, as a datetime or as monotonic seconds; ``wait_until``:
   real time, polled until a condition holds;
-- ``FakeCloud``: an in-memory cloud adapter;
+- ``FakeCloud``: an in-memory cloud adapter; ``RoundsCloud``: one polled in rounds (by task id or window);
 - ``SdkAnswer``/``replace_tencent_transport``: a real Tencent SDK client answering without a network;
 - ``run_program``: a Pulumi program run under ``pulumi.runtime.set_mocks``, its registrations recorded;
 - ``FakeTencentCloud``, ``zone``, ``cdn_domain``: pulumi-tencentcloud's data sources, answered;
@@ -175,6 +175,46 @@ class FakeCloud(CloudAdapter):
                 else:
                     finished = done if task != "seed" else created
                     yield HistoryRow(url, task, outcome, created, finished, None, outcome.value)
+
+
+class RoundsCloud(FakeCloud):
+    """A FakeCloud polled the way EdgeOne and Cloud CDN are (components/clouds/poll_rounds.py): ``poll_reads``
+    ``task`` or ``window``, a task read by id (``task_history``), creation times in whole seconds as the clouds
+    answer them, and every read recorded: ``id_reads`` (task ids), ``window_reads`` ((since, until)) and
+    ``rows_read`` (rows handed out per task id). Tasks in ``hidden_from_windows`` show only when read by id
+    (a task a window should hold but does not list)."""
+
+    def __init__(self, clock: FakeClock, *, poll_reads: str = "task", **kwargs: Any):
+        super().__init__(clock, **kwargs)
+        self.poll_reads = poll_reads
+        self.id_reads: list[str] = []
+        self.window_reads: list[tuple[datetime, datetime]] = []
+        self.rows_read: dict[str, int] = {}
+        self.hidden_from_windows: set[str] = set()
+
+    def history_key(self) -> tuple:
+        return ("rounds-fake", id(self))
+
+    def _rows(self, keep: Callable[[str, datetime], bool]) -> Iterator[HistoryRow]:
+        now = self.clock()
+        for url, task, created, outcome in list(self.rows):
+            stamp = created.replace(microsecond=0)
+            if not keep(task, stamp):
+                continue
+            self.rows_read[task] = self.rows_read.get(task, 0) + 1
+            done = created + timedelta(seconds=self.finish_after)
+            if now < done:
+                yield HistoryRow(url, task, TargetState.RUNNING, stamp, None, None, "processing")
+            else:
+                yield HistoryRow(url, task, outcome, stamp, done.replace(microsecond=0), None, outcome.value)
+
+    def history(self, since: datetime, until: datetime) -> Iterator[HistoryRow]:
+        self.window_reads.append((since, until))
+        return self._rows(lambda task, stamp: since <= stamp <= until and task not in self.hidden_from_windows)
+
+    def task_history(self, task_id: str) -> Iterator[HistoryRow]:
+        self.id_reads.append(task_id)
+        return self._rows(lambda task, stamp: task == task_id)
 
 
 # ------------------------------------------------------------------------------------------

@@ -110,6 +110,17 @@ class CloudAdapter(ABC):
         """
         return None
 
+    #: How polls read the tasks an ``up`` waits for (registry ``poll_reads``: ``task`` | ``window``), or None:
+    #: the shared open windows of clouds/history.py. An adapter sets it only when it reads by ``task_history``.
+    poll_reads: Optional[str] = None
+
+    def task_history(self, task_id: str) -> Iterator[HistoryRow]:
+        """Every row of one task, by the cloud's task-id filter (all pages), whatever its creation time.
+
+        For the poll rounds (clouds/poll_rounds.py) of an adapter whose ``poll_reads`` is set.
+        """
+        raise NotImplementedError(f"{self.cloud} reads no task by id")
+
     def describe_scope(self) -> str:
         """Short human name of the destination for messages, e.g. ``edgeone zone zone-abc``."""
         return self.cloud

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 from tencentcloud.teo.v20220901 import models, teo_client
 
 from .base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
-from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
+from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history, read_pages
 from .ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
 from .tencent import TencentCaller, client_identity, client_profile, sdk_credential, wire_headers
 from ..model.clouds import cloud
@@ -85,6 +85,7 @@ def option_params(options: Mapping[str, Any]) -> dict[str, Any]:
 class EdgeOneAdapter(CloudAdapter):
     cloud = CLOUD
     max_window = SPEC.history_window
+    poll_reads = SPEC.poll_reads
     batch_refusal_codes = frozenset({"LimitExceeded.BatchQuota"})
 
     def __init__(self, client: teo_client.TeoClient, zone: str, mode: str = "default",
@@ -146,6 +147,21 @@ class EdgeOneAdapter(CloudAdapter):
         return paged_history(since, until, self.max_window, self._page, _observation,
                              cloud=CLOUD, action=ACTION)
 
+    def task_history(self, task_id: str) -> Iterator[HistoryRow]:
+        """One task's rows: filter ``job-id`` (one value), no time range (the API takes either)."""
+        action = ACTIONS[self.kind][3]
+        params = {"ZoneId": self.zone, "Filters": [{"Name": "job-id", "Values": [task_id]}], "Limit": PAGE_LIMIT}
+
+        def page(offset: int) -> tuple[int, list]:
+            return checked_page(self._call.json(action, {**params, "Offset": offset}), CLOUD, action, "Tasks")
+
+        convert = _purge_observation if self.kind is TaskKind.PURGE else _observation
+        for rows in read_pages(page, cloud=CLOUD, action=action):
+            for row in rows:
+                obs = convert(row)
+                if obs is not None:
+                    yield obs
+
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, Tasks) of one page of history, both checked."""
         action = ACTIONS[self.kind][3]
@@ -165,6 +181,7 @@ class EdgeOnePurgeAdapter(EdgeOneAdapter):
     cache tag) name no URL of ours and are skipped."""
 
     kind = TaskKind.PURGE
+    poll_reads = None  # purges are polled in the shared windows (history.py)
 
     def purger(self) -> "EdgeOneAdapter":
         raise AssertionError("purger() is asked of the prefetch adapter")

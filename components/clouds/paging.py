@@ -175,7 +175,8 @@ def paged_history(since: datetime, until: datetime, span: timedelta,
     since = since.replace(microsecond=0)
     if until.microsecond:
         until = until.replace(microsecond=0) + timedelta(seconds=1)
-    for start, end in windows(since, until, span):
+    # One whole second (since == until) is a window too: EndTime is inclusive (clouds/poll_rounds.py reads so).
+    for start, end in windows(since, until, span) if since < until else [(since, until)] if since == until else []:
         for rows in read_pages(lambda offset, start=start, end=end: page(start, end, offset), cloud=cloud,
                                action=action):
             for row in rows:

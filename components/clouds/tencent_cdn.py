@@ -17,7 +17,7 @@ from tencentcloud.cdn.v20180606 import cdn_client, models
 
 from .base import CloudAdapter, MalformedResponse, SubmitResult, lookup_status
 from .page_size import SHARED_PAGE_SIZES, PageKey, PageLadder, PageSizes
-from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history
+from .paging import TaskMemo, checked_counts, checked_page, checked_time, paged_history, read_pages
 from .ratelimit import TENCENT_LIMITER, SlidingWindowLimiter
 from .tencent import TencentCaller, client_identity, client_profile, sdk_credential, wire_headers
 from ..model.clouds import cloud
@@ -77,6 +77,7 @@ class TencentCdnAdapter(CloudAdapter):
     cloud = CLOUD
     # No maximum span is documented; 7-day windows keep each query modest. History lasts ~30 days.
     max_window = SPEC.history_window
+    poll_reads = SPEC.poll_reads
 
     def __init__(self, client: cdn_client.CdnClient, area: str = "mainland", *, user_agent: Optional[str] = None,
                  layer: Optional[str] = None, parse_m3u8: bool = False,
@@ -142,6 +143,18 @@ class TencentCdnAdapter(CloudAdapter):
         return paged_history(since, until, self.max_window, self._page, self._observation,
                              cloud=CLOUD, action=ACTION)
 
+    def task_history(self, task_id: str) -> Iterator[HistoryRow]:
+        """One task's rows: ``TaskId`` (one id), no time range (the API takes either)."""
+        def page(offset: int) -> tuple[int, list]:
+            resp = self.history_page(ACTION, {"TaskId": task_id, "Offset": offset})
+            return checked_page(resp, CLOUD, ACTION, "PushLogs")
+
+        for rows in read_pages(page, cloud=CLOUD, action=ACTION):
+            for row in rows:
+                obs = self._observation(row)
+                if obs is not None:
+                    yield obs
+
     def _page(self, start: datetime, end: datetime, offset: int) -> tuple[int, list]:
         """(TotalCount, PushLogs) of one page of history, both checked."""
         resp = self.history_page(ACTION, {"StartTime": beijing(start), "EndTime": beijing(end), "Offset": offset})
@@ -186,6 +199,7 @@ class TencentCdnPurgeAdapter(TencentCdnAdapter):
 
     kind = TaskKind.PURGE
     quota_action, quota_field = "DescribePurgeQuota", "UrlPurge"
+    poll_reads = None  # purges are polled in the shared windows (history.py)
 
     def purger(self) -> "TencentCdnAdapter":
         raise AssertionError("purger() is asked of the prefetch adapter")

@@ -90,6 +90,12 @@ class CloudSpec:
     unreported_batches: tuple[int, ...] = ()
     # Capabilities.
     supports_purge: bool = False                   # its adapter's purger() purges URLs (clouds/base.py)
+    # How the polls of an ``up`` read the prefetch tasks it waits for (clouds/poll_rounds.py): ``task``, one
+    # query per task by its id filter (cheapest when a task's rows fill a history page: one page per task,
+    # never more than a time window holding that task); ``window``, bounded time windows over the tasks due
+    # (cheapest when a task is smaller than a page: a task-id query would cost a page per task); None, the
+    # shared open windows of clouds/history.py (a cloud whose adapter reads no task by id).
+    poll_reads: Optional[str] = None
     # URLs it takes (components/model/urls.py ``cloud_problems`` checks them before anything is submitted).
     # Longest URL, in characters of the normalised (ASCII) URL. Where the cloud documents none: RFC 9110
     # §4.1's floor, the length every HTTP recipient is asked to support (a longer URL may be refused by
@@ -155,6 +161,8 @@ BUILT_IN = (
         # example's Batch 2000 (the FAQ 1145/57250 allows up to 5,000 a pre-warm), stepping down on
         # LimitExceeded.BatchQuota.
         unreported_batches=(2000, 1000, 500, 100, 20),
+        # Filter ``job-id`` takes one value; a task holds up to 1000 URLs (the batch) and a page 1000 rows.
+        poll_reads="task",
         # CreatePrefetchTask: Headers, EncodeUrl (deprecated), PrefetchMediaSegments (on|off, default off).
         prefetch_options={"headers": [], "encodeUrl": False, "prefetchMediaSegments": "off"},
     ),
@@ -169,6 +177,9 @@ BUILT_IN = (
         # DescribePushTasks / DescribePurgeTasks document only "default 20" (issue 21). Straight down to the
         # documented size: a middle step (100) would cost a cloud that takes only 20 a second refusal.
         history_page_fallback=(20,),
+        # ``TaskId`` takes one id; a task holds up to 500 URLs (the batch) and a page 1000 rows: a task-id
+        # query would read half a page per call, a window of due tasks a full one.
+        poll_reads="window",
         # PushUrlsCache / PurgeUrlsCache document no URL length (max_url_length: the default). A URL's host
         # must be an acceleration domain of the account, online in the area: preflight asks the cloud.
         # PushUrlsCache: UserAgent (default TencentCdn), Layer (only `middle`), ParseM3U8, Headers.

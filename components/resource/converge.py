@@ -303,8 +303,8 @@ class ShardSync:
                     if cleared else []
             submitted.extend(t.to_dict() for t in new_tasks)
             self._attempts.extend(fresh_attempts)
-            pending = {o.url for o in fresh if o.state.in_flight}
-            polled = with_content(self.prefetch.poller.until_done(start, pending), contents)
+            tasks = {o.url: o.task_id for o in fresh if o.state.in_flight}
+            polled = with_content(self.prefetch.poller.until_done(start, set(tasks), tasks=tasks), contents)
             observations = _merged(observations, polled, fresh)
         now = self.clock()
         final = self._plan(observations, now, purges)

@@ -15,6 +15,12 @@ target show no row in such a window, the polls after it go back to the wide one:
 window missed is never taken for a task not yet listed.
 
 Purges and prefetches are polled alike: the adapter's kind decides which history is read.
+
+An adapter whose cloud names a poll shape (registry ``poll_reads``) polls the tasks this sync submitted
+in the process's poll rounds instead (clouds/poll_rounds.py): each due task's rows read once per round,
+by task id or in a bounded window, whichever the cloud makes cheaper, and one round serves every poller
+due on the scope. Targets whose task was not submitted here (a purge an earlier ``up`` sent) keep the
+windows above.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Optional, TextIO
+from typing import Any, Callable, Iterable, Mapping, Optional, TextIO
 
 from ..clouds.base import CloudAdapter, CloudError
 from ..clouds.history import HistoryCache
+from ..clouds.poll_rounds import SHARED_ROUNDS, Awaited, PollRounds
 from ..model.status import HistoryRow, TargetState, TaskKind
 from .progress import Progress, ProgressSink, shard_scope
+from .submit_order import SUBMIT_ORDER, SubmitOrder
 from .submitter import CLOCK_TOLERANCE
 
 POLL_FIRST = 1.0
@@ -71,15 +79,22 @@ class TaskPoller:
     sent_at: dict[str, datetime]
     wait: timedelta
     on_progress: Optional[ProgressSink] = None  # hears every poll; without one, a plain line every PROGRESS_EVERY
+    rounds: PollRounds = SHARED_ROUNDS
+    order: SubmitOrder = SUBMIT_ORDER  # who is submitting under the same limit (a window waits for them)
 
-    def until_done(self, start: datetime, pending: set[str], *, since: Optional[datetime] = None) -> list[HistoryRow]:
+    def until_done(self, start: datetime, pending: set[str], *, since: Optional[datetime] = None,
+                   tasks: Optional[Mapping[str, str]] = None) -> list[HistoryRow]:
         """The rows of ``pending`` in the poll window at the last poll, once none is in flight or at the deadline.
 
         ``since``: where the window starts when some pending tasks were submitted before ``start`` (by an
-        earlier up); by default it starts at ``start``, less the clock tolerance.
+        earlier up); by default it starts at ``start``, less the clock tolerance. ``tasks``: the task id
+        of each pending target, when this sync submitted it (then polled in the rounds, if the cloud has them).
         """
         if not pending or self.wait.total_seconds() <= 0:
             return []
+        if self.adapter.poll_reads and since is None and tasks is not None \
+                and all(tasks.get(u) in self.sent_at for u in pending):
+            return self._poll_rounds(start, pending, tasks)
         self.history.learn_clock_by_id(self.adapter, self.sent_at)  # a cloud read by id, clock still unknown
         tolerated = start - CLOCK_TOLERANCE  # a cloud clock a little behind ours
         narrow = narrow_window(start, tolerated, self.history.clock_floor(self.adapter))
@@ -148,6 +163,59 @@ class TaskPoller:
             if not in_flight:
                 break
         return latest
+
+    def _poll_rounds(self, start: datetime, pending: set[str], tasks: Mapping[str, str]) -> list[HistoryRow]:
+        """``until_done`` in the poll rounds: the rows of our tasks as the last round that read each left them."""
+        by_task: dict[str, set[str]] = {}
+        for url in pending:
+            by_task.setdefault(tasks[url], set()).add(url)
+        awaited = {task: (self.sent_at[task], frozenset(urls)) for task, urls in by_task.items()}
+        deadline = start + self.wait
+        polled = False
+        with self.rounds.awaiting(self.adapter, awaited, first=POLL_FIRST, most=POLL_MAX) as mine:
+            last_progress = start
+            while True:
+                now = self.clock()
+                if now >= deadline and polled:
+                    break
+                waiting = [t for t in mine if not t.done]
+                due = min(t.due for t in waiting)
+                if now < deadline:
+                    self.sleep(max(0.0, (min(due, deadline) - now).total_seconds()))
+                polled = True
+                try:
+                    self.rounds.poll(self.adapter, mine, self.clock, first=POLL_FIRST, most=POLL_MAX,
+                                     history=self.history, last_sent=self._last_sent)
+                except CloudError as exc:
+                    what = "purge progress" if self.adapter.kind is TaskKind.PURGE else "progress"
+                    self.log.write(f"set {self.set_name}: reading {what} failed ({exc}); trying again\n")
+                    if self.clock() < deadline:
+                        self.sleep(POLL_FIRST)  # not every due task's next poll at once
+                    continue
+                if self._round_progress(mine, pending, deadline, last_progress):
+                    last_progress = self.clock()
+                if all(t.done for t in mine):
+                    break
+        return [row for task in mine for row in task.rows]
+
+    def _last_sent(self) -> Optional[datetime]:
+        return self.order.last_sent((self.adapter.cloud, self.adapter.kind), self.clock())
+
+    def _round_progress(self, mine: list[Awaited], pending: set[str], deadline: datetime,
+                        last: datetime) -> bool:
+        """Report where the wait stands after a round (every poll to a sink, else a line every PROGRESS_EVERY);
+        True when a plain line was written."""
+        now = self.clock()
+        if self.on_progress is None and (now - last).total_seconds() < PROGRESS_EVERY:
+            return False
+        newest = {row.url: row for task in mine for row in task.rows}
+        in_flight = {u for u in pending if u not in newest or newest[u].state.in_flight}
+        progress = self._progress(pending, newest, in_flight, deadline - now)
+        if self.on_progress is not None:
+            self.on_progress(progress)
+            return False
+        self.log.write(progress.line())
+        return True
 
     def _learn_clock(self, rows: Iterable[HistoryRow]) -> None:
         """Clock evidence from the rows of tasks this sync submitted (history.py ``learn_clock``)."""

@@ -25,6 +25,7 @@ from ..model.status import HistoryRow, TargetState, TaskKind, format_time
 from ..plan.unconfirmed import Attempt
 from .outputs import SubmittedTask
 from .progress import Progress, ProgressSink, shard_scope
+from .submit_order import SUBMIT_ORDER, Place, SubmitOrder
 
 # A cloud clock a little off ours: history windows around our own submits are widened by this.
 CLOCK_TOLERANCE = timedelta(minutes=5)
@@ -64,6 +65,7 @@ class TaskSubmitter:
     sent_at: dict[str, datetime]
     pause: float = 0.0
     on_progress: Optional[ProgressSink] = None  # hears each batch sent (the command's live display)
+    order: SubmitOrder = SUBMIT_ORDER  # shards under one limit submit in the order their syncs started
 
     @property
     def noun(self) -> str:
@@ -84,8 +86,14 @@ class TaskSubmitter:
         ``known`` holds the (url, task id) pairs seen before this up: after an ambiguous failure,
         a task for a URL of the batch that is not among them was accepted by the cloud. The targets
         history does not show join ``unconfirmed`` (the sync's, shared by both kinds); once it holds
-        an attempt, nothing more is sent.
+        an attempt, nothing more is sent. Batches wait their turn behind shards that started earlier
+        (resource/submit_order.py).
         """
+        with self.order.line((self.adapter.cloud, self.adapter.kind), start) as place:
+            return self._submit(urls, batches, known, start, new_tasks, unconfirmed, place)
+
+    def _submit(self, urls: list[str], batches: Sequence[int], known: set[tuple[str, str]], start: datetime,
+                new_tasks: list[SubmittedTask], unconfirmed: list[Attempt], place: Place) -> list[HistoryRow]:
         send = self._guessed_batches(batches) if len(batches) > 1 else None
         batch = batches[0]
         notes: list[HistoryRow] = []
@@ -97,7 +105,9 @@ class TaskSubmitter:
                 break
             number += 1
             if number > 1 and self.pause > 0:
-                self.sleep(self.pause)  # the set's pacing: spare the origin
+                with place.aside():  # not holding up the others meanwhile
+                    self.sleep(self.pause)  # the set's pacing: spare the origin
+            place.wait_turn()
             size = SHARED_BATCH_SIZES.size(*send.key) if send else batch
             name = f"{self._batch} {number} of {number - 1 + -(-(len(urls) - index) // size)}"
             sent = urls[index:index + size]
@@ -110,6 +120,7 @@ class TaskSubmitter:
             else:
                 notes.extend(self._record_result(result, new_tasks))
             index += len(sent)
+            place.sent(self.clock())
             if self.on_progress is not None:
                 self.on_progress(Progress(shard_scope(self.set_name, self.adapter), self.adapter.kind, len(urls),
                                           index))
