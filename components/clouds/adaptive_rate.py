@@ -14,13 +14,7 @@ Where this differs from botocore, and why (figures: bench/shared_account_bench.p
   together. Cutting the allowed rate instead takes ``log(1/N) / log(BETA)`` rounds of throttles
   (4 for N = 4). But one answer never cuts below ``BETA ** 4`` of the rate: a process that started
   just before the window filled has no share yet, and its own cut would starve it.
-- The recovery levels off a little under that share (``LEVEL`` of it, ``w_max``), not at the rate
-  it was allowed. At the share itself, N processes cut at the same throttle level off together at
-  the whole limit (the shares measured at a full window add up to it, or a little more), so their
-  plateau is one more round of throttles; 0.9 of it leaves them 10 % under the limit, and the
-  probes above come later and one by one. 4 processes, 3 runs each: 12-17 throttled a run at the
-  share (median 15), 9-15 at 0.9 of it (median 11), the wall no longer (18.4-21.2 s against
-  19.4-20.4 s).
+- The recovery levels off at that share (``w_max``), not at the rate it was allowed.
 - ``SCALE`` is 0.1, not 0.4: with 4 processes at 5/s each, 0.4 brings a process back to its share
   1.5 s after a cut and over it soon after, so each probes into a throttle about every 2 s; with
   0.1 it is 2.5 s and the probe above is gentler, and a process left alone still regains the whole
@@ -40,7 +34,6 @@ from typing import Callable, Optional
 BETA = 0.7  # the share of the rate kept after a throttling answer (botocore's value)
 SCALE = 0.1  # CUBIC's scale constant (botocore's is 0.4: see the module docstring)
 MIN_RATE = 0.5  # never below one request per two seconds, so recovery always gets answers
-LEVEL = 0.9  # the recovery levels off at this much of the share a throttle measured (module docstring)
 IDLE = 1.0  # at most this much of a spell without answers (beyond the paced gap) counts towards the recovery
 
 
@@ -83,7 +76,7 @@ class AdaptiveRate:
         with self._lock:
             rate = self._recovered()
             share = rate if achieved is None else max(self.floor, min(rate, achieved))
-            self._w_max = LEVEL * share
+            self._w_max = share
             self._rate = max(self.floor, BETA * max(share, BETA ** 3 * rate))
             self._last_throttle = self._last_answer = self._clock()
             self._busy = 0.0
