@@ -91,7 +91,7 @@ def test_json_holds_the_limiter_slot_until_the_answer_arrives_not_while_it_is_de
 
     class Recorder:
         @contextlib.contextmanager
-        def request(self, key):
+        def request(self, key, paced=False):
             events.append(("slot taken", key))
             yield key
             events.append(("slot released", key))
@@ -121,3 +121,24 @@ def test_json_holds_the_limiter_slot_until_the_answer_arrives_not_while_it_is_de
     key = ("edgeone", "DescribePrefetchTasks")
     assert events == [("slot taken", key), ("answered", "DescribePrefetchTasks"), ("slot released", key),
                       ("decoded", None), ("told the limiter", False)]
+
+
+def test_submits_ask_the_limiter_for_pacing_from_the_start_and_history_reads_do_not():
+    """Submits come in bursts from several resources at once (ratelimit.py: paced, one in flight)."""
+    asked = []
+
+    class Recorder:
+        @contextlib.contextmanager
+        def request(self, key, paced=False):
+            asked.append((key[1], paced))
+            yield key
+
+        def answered(self, slot, throttled):
+            pass
+
+    client = replace_tencent_transport(make_client(Endpoint("url", "http", "127.0.0.1:9"), TencentCredentials("i", "k")),
+                                       lambda action, params: b'{"Response": {"RequestId": "r"}}')
+    call = TencentCaller("edgeone", client, models, Recorder(), RetryPolicy(max_attempts=1))
+    call.json("CreatePrefetchTask", {"ZoneId": "zone-a", "Targets": ["https://a.example/x"]})
+    call.json("DescribePrefetchTasks", {"ZoneId": "zone-a"})
+    assert asked == [("CreatePrefetchTask", True), ("DescribePrefetchTasks", False)]

@@ -18,10 +18,16 @@ are all it learns of the others. So each key's limit is adaptive (adaptive_rate.
 report every answer (``answered``), a throttling one cuts the key's rate, and the window's limit
 follows the rate (at least one request a window). More rules keep the throttles few:
 
-- Pacing, once throttled: requests are then spaced ``1 / rate`` apart, never in bursts. Not before:
-  alone on an account a key may send as fast as the window allows (100 history pages arrive 0.45 s
-  sooner than paced ones, 7 % of a refresh), and a process has at most a few requests in flight, so
-  paced starts cost as many throttles as bursts do (about 3 per process at the first contention).
+- Pacing, once throttled: requests are then spaced ``1 / rate`` apart, never in bursts. Not before,
+  for reads: alone on an account a key may send as fast as the window allows (100 history pages
+  arrive 0.45 s sooner than paced ones, 7 % of a refresh). Writes that come in bursts (submits,
+  ``request(key, paced=True)``) are paced from the start and have one request in flight at a time:
+  several resources submit at once, so a process that meets a full window unpaced has all of them
+  in flight (3 to 5 per process, 12 of the ~20 throttles of 4 processes), and all of them are
+  throttled; with one in flight, one is. Pacing alone was not enough: a busy server answers later
+  than the paced gap, so two or three paced submits were still out. 4 processes: 13-15 throttled
+  submits a run before, 7-8 after. Alone it costs a submit burst little: the window lets 20 through
+  and then waits the rest of the second anyway, and a submit is answered well within 1/20 s.
 - A hold: a throttling answer means the account's window is full now, and it stays full until
   its oldest requests leave it. The key resumes when its own oldest answered request of that
   window has left it (the others started about when it did; in a steady state that is at once).
@@ -67,6 +73,7 @@ class _Lane:
     due: float = -math.inf  # when the next request is due on the paced schedule (once throttled)
     hold_until: float = -math.inf
     last_cut: float = -math.inf
+    paced: bool = False  # paced from the start (bursty writes), not only once throttled
     answered: deque = field(default_factory=deque)  # send times of recent answered, unthrottled requests
 
 
@@ -110,13 +117,14 @@ class SlidingWindowLimiter:
             return self._lane(key).rate.rate
 
     @contextmanager
-    def request(self, key: Hashable) -> Iterator[Slot]:
+    def request(self, key: Hashable, *, paced: bool = False) -> Iterator[Slot]:
         """Hold a slot for one request while it is in flight (yields it: pass it to ``answered``).
 
         The slot counts from the send until the answer (or the error) arrives, and then for one
         window: see the module docstring for why that is what keeps the server's count in bounds.
+        ``paced``: the key's requests come in bursts (submits): spaced ``1 / rate`` apart from the start.
         """
-        slot = self._take(key, IN_FLIGHT)
+        slot = self._take(key, IN_FLIGHT, paced)
         try:
             yield slot
         finally:
@@ -129,7 +137,7 @@ class SlidingWindowLimiter:
 
         For callers that cannot say when the answer arrived; prefer ``request()``.
         """
-        return self._take(key, None).waited
+        return self._take(key, None, False).waited
 
     def answered(self, slot: Slot, throttled: bool) -> None:
         """What the answer to ``slot``'s request was: a throttling one cuts its key's rate and holds it."""
@@ -176,23 +184,27 @@ class SlidingWindowLimiter:
             self._assume(lane, self._clock())
         return lane
 
-    def reserve(self, key: Hashable, initial: Optional[float] = None) -> tuple[Optional[Slot], float]:
+    def reserve(self, key: Hashable, initial: Optional[float] = None, *,
+                paced: bool = False) -> tuple[Optional[Slot], float]:
         """Take a slot for ``key`` now if one is free: (the slot, 0.0), else (None, seconds to wait before
         asking again; ``math.inf`` when every slot is held by a request in flight)."""
         with self._lock:
-            return self._reserve(key, initial)
+            return self._reserve(key, initial, paced)
 
-    def _reserve(self, key: Hashable, initial: Optional[float]) -> tuple[Optional[Slot], float]:
+    def _reserve(self, key: Hashable, initial: Optional[float], paced: bool) -> tuple[Optional[Slot], float]:
         now = self._clock()
         lane = self._lane(key)
+        lane.paced = lane.paced or paced
         rate = lane.rate.rate
         span = self.window + self.margin
         # The same sum as the delay below, so that sleeping that delay always frees the slot.
         lane.stamps[:] = [s for s in lane.stamps if s[0] + span > now]
         allowed = min(self.limit, max(1, math.ceil(rate * self.window)))  # the window follows the rate
         waits = [lane.hold_until - now]
-        if lane.last_cut > -math.inf:  # paced once the account is known to be shared (module docstring)
+        if lane.paced or lane.last_cut > -math.inf:  # bursty writes, or the account is known to be shared
             waits.append(lane.due - now)
+        if lane.paced and any(s[0] == IN_FLIGHT for s in lane.stamps):
+            waits.append(math.inf)  # a bursty write: one in flight at a time (module docstring)
         if len(lane.stamps) >= allowed:
             oldest = min(s[0] for s in lane.stamps)
             waits.append(oldest + span - now)  # inf: every slot is held by a request in flight
@@ -204,12 +216,12 @@ class SlidingWindowLimiter:
         lane.due = max(lane.due, now) + 1.0 / rate  # paced: the next one is due 1/rate later
         return Slot(key, now, 0.0, stamp), 0.0
 
-    def _take(self, key: Hashable, initial: Optional[float]) -> Slot:
+    def _take(self, key: Hashable, initial: Optional[float], paced: bool) -> Slot:
         waited = 0.0
         while True:
             with self._lock:
                 start = self._clock()
-                slot, delay = self._reserve(key, initial)
+                slot, delay = self._reserve(key, initial, paced)
                 if slot is not None:
                     slot.waited = waited
                     return slot

@@ -145,7 +145,7 @@ class TencentCaller:
         def once() -> Any:
             slot = None
             try:
-                with self.limiter.request((self.cloud, action)) as slot:
+                with self.limiter.request((self.cloud, action), paced=action in SUBMIT_ACTIONS) as slot:
                     answer = send()
                 result = answer if finish is None else finish(answer)
             except TencentCloudSDKException as exc:
