@@ -343,6 +343,7 @@ class Sandbox:
         server.close_connections()
         if thread is not None:
             thread.join(timeout=5)
+        self.store.close()  # its idle connections: the file may be removed once the sandbox stops
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (the CLI's `serve`)."""
