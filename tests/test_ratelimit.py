@@ -143,6 +143,45 @@ def test_a_bursty_write_is_paced_with_one_in_flight_from_the_start_and_a_read_is
     assert all(slot is not None and wait == 0.0 for slot, wait in reads)  # reads: at once, five in flight
 
 
+def paced_submits(latency, *, requests=100, threads=8):
+    """Simulated time, one process alone: ``threads`` submitting through one paced key, each answer
+    ``latency`` after its send. Returns (seconds to send them all, most in flight at once)."""
+    import heapq
+
+    clock = FakeClock()
+    limiter = SlidingWindowLimiter(20, 1.0, clock=clock.monotonic, sleep=clock.sleep)
+    events, left, flying, most = [(0.0, t, None) for t in range(threads)], requests, 0, 0
+    while events:
+        at, t, slot = heapq.heappop(events)
+        clock.sleep(at - clock.monotonic())
+        if slot is None:
+            if left <= 0:
+                continue
+            slot, wait = limiter.reserve("submit", IN_FLIGHT, paced=True)
+            if slot is None:
+                heapq.heappush(events, (at + (0.005 if wait == math.inf else wait), t, None))
+                continue
+            left, flying = left - 1, flying + 1
+            most = max(most, flying)
+            heapq.heappush(events, (at + latency, t, slot))
+            continue
+        slot.stamp[0] = at
+        limiter.answered(slot, throttled=False)
+        flying -= 1
+        heapq.heappush(events, (at, t, None))
+    return clock.monotonic(), most
+
+
+@pytest.mark.parametrize("latency", [0.02, 0.12, 0.3])
+def test_paced_submits_keep_as_few_in_flight_as_the_rate_needs_over_their_answer_time(latency):
+    """One in flight while answers come within 1/rate; more for a far (or busy) cloud, which one in flight
+    would cap at 1/latency: 100 submits at 0.3 s each would take 30 s instead of about 5 windows."""
+    seconds, most = paced_submits(latency)
+    assert most == max(1, math.ceil(20 * latency))
+    # The window counts each request until its answer + 1 s (module docstring): 20 per (1 + latency) s.
+    assert seconds <= 5 * (1.0 + latency + 0.02) + 0.2
+
+
 def test_a_throttle_cuts_the_rate_from_the_share_the_process_had_and_holds_the_key_until_that_share_left():
     clock = FakeClock()
     limiter = SlidingWindowLimiter(20, 1.0, clock=clock.monotonic, sleep=clock.sleep, margin=0.0)

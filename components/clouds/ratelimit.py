@@ -26,8 +26,11 @@ follows the rate (at least one request a window). More rules keep the throttles 
   in flight (3 to 5 per process, 12 of the ~20 throttles of 4 processes), and all of them are
   throttled; with one in flight, one is. Pacing alone was not enough: a busy server answers later
   than the paced gap, so two or three paced submits were still out. 4 processes: 13-15 throttled
-  submits a run before, 7-8 after. Alone it costs a submit burst little: the window lets 20 through
-  and then waits the rest of the second anyway, and a submit is answered well within 1/20 s.
+  submits a run before, 7-8 after. "One" is as many as the rate needs over the key's answer time
+  (``ceil(rate * latency)``, at least one; latency a moving average of its answers): a submit
+  answered within 1/20 s has one in flight, but a cloud far away (or a busy one: 1,000 URLs a submit
+  took 85 ms on a loaded machine) would otherwise cap a process at 1/latency (11.5 submits/s there,
+  not 20).
 - A hold: a throttling answer means the account's window is full now, and it stays full until
   its oldest requests leave it. The key resumes when its own oldest answered request of that
   window has left it (the others started about when it did; in a steady state that is at once).
@@ -52,6 +55,7 @@ from typing import Callable, Hashable, Iterator, Optional
 from .adaptive_rate import AdaptiveRate
 
 IN_FLIGHT = float("inf")  # the stamp of a request whose answer has not arrived: it counts until it does
+LATENCY_WEIGHT = 0.3  # of the newest answer in a key's moving average of answer times
 
 
 @dataclass
@@ -75,6 +79,7 @@ class _Lane:
     last_cut: float = -math.inf
     paced: bool = False  # paced from the start (bursty writes), not only once throttled
     answered: deque = field(default_factory=deque)  # send times of recent answered, unthrottled requests
+    latency: float = 0.0  # moving average of send -> answer (paced keys: how many may be in flight)
 
 
 class SlidingWindowLimiter:
@@ -143,6 +148,9 @@ class SlidingWindowLimiter:
         """What the answer to ``slot``'s request was: a throttling one cuts its key's rate and holds it."""
         with self._lock:
             lane, now = self._lane(slot.key), self._clock()
+            if slot.stamp[0] != IN_FLIGHT:
+                took = slot.stamp[0] - slot.sent
+                lane.latency = took if not lane.latency else (1 - LATENCY_WEIGHT) * lane.latency + LATENCY_WEIGHT * took
             while lane.answered and lane.answered[0] <= now - self.window:
                 lane.answered.popleft()
             if not throttled:
@@ -203,8 +211,8 @@ class SlidingWindowLimiter:
         waits = [lane.hold_until - now]
         if lane.paced or lane.last_cut > -math.inf:  # bursty writes, or the account is known to be shared
             waits.append(lane.due - now)
-        if lane.paced and any(s[0] == IN_FLIGHT for s in lane.stamps):
-            waits.append(math.inf)  # a bursty write: one in flight at a time (module docstring)
+        if lane.paced and sum(1 for s in lane.stamps if s[0] == IN_FLIGHT) >= max(1, math.ceil(rate * lane.latency)):
+            waits.append(math.inf)  # a bursty write: as few in flight as its rate needs (module docstring)
         if len(lane.stamps) >= allowed:
             oldest = min(s[0] for s in lane.stamps)
             waits.append(oldest + span - now)  # inf: every slot is held by a request in flight
