@@ -180,3 +180,31 @@ def test_the_last_task_is_read_when_due_once_nothing_more_is_being_sent(others_s
         assert mine[0].done is not others_sending and cloud.id_reads == ["task-1"]
         if others_sending:
             assert mine[0].due <= clock() + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("finish_after", [0.5, 20.0])
+def test_later_tasks_are_read_first_when_the_scopes_earlier_tasks_were_seen_finished(finish_after):
+    clock = FakeClock()
+    cloud = RoundsCloud(clock, poll_reads="task", batch=1, finish_after=finish_after)
+    rounds, history = PollRounds(), HistoryCache()
+    seen_done_at, reads = [], []
+    for i in range(40):  # one task at a time, as the last shard of an up waits for its last task
+        task = dict([submit(cloud, clock, URLS[i % 10:i % 10 + 1])])
+        sent, before = clock(), len(cloud.id_reads)
+        with rounds.awaiting(cloud, task, first=POLL_FIRST, most=POLL_MAX) as mine:
+            while not mine[0].done:
+                clock.sleep(max(0.0, (mine[0].due - clock()).total_seconds()))
+                rounds.poll(cloud, mine, clock, first=POLL_FIRST, most=POLL_MAX, history=history)
+        seen_done_at.append((clock() - sent).total_seconds())
+        reads.append(len(cloud.id_reads) - before)
+    # Quick tasks: the first is read at POLL_FIRST, the last ones when they finish, not a second later.
+    # Slow ones: after the first few, a task is read about when it finishes, once, not every backoff step.
+    if finish_after < POLL_FIRST:
+        assert seen_done_at[0] == POLL_FIRST
+        assert all(finish_after <= age <= finish_after * 1.15 for age in seen_done_at[-8:])
+    else:
+        assert sum(reads[:1]) >= 4  # 1, 3, 7, 15 ... s: the backoff until the first finished
+        assert all(age <= finish_after * 1.15 for age in seen_done_at[-8:])
+        assert sum(reads[-8:]) <= 9
+    # Trials cost a read each, a few per scope: not one extra read per task.
+    assert sum(reads) <= len(reads) + 8 + (4 if finish_after > POLL_FIRST else 0)

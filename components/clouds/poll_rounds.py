@@ -8,12 +8,12 @@ registers its tasks (id, URLs, when the submit returned); a round reads the rows
 the scope that is due, whoever asked, so one round serves all pollers due then, and a task whose
 rows were seen finished is never read again.
 
-When a task is due: its first read when it can be finished (``first`` seconds after its submit
-returned: the poller's POLL_FIRST, not any cloud's completion time), then with the poller's backoff
-(doubling up to ``most``) while it is still running. (Learning the time from finished rows was tried:
-the clouds give whole seconds, and a mean of 0-or-1 s differences from a few tasks put the first polls
-of 0.5 s tasks before they finished.) A poll waits for the round in flight (if it
-reads none of its due tasks, the next round, which it then leads, does).
+When a task is due: its first read when the scope's earlier tasks were seen finished (completion.py:
+bounds learnt from our own reads on our clock; ``first`` seconds after its submit returned until any
+was), then with the poller's backoff (doubling up to ``most``) while it is still running, but no later
+than when the scope's tasks are known to finish. The last task of an ``up`` is then read about when it
+finishes, not a whole ``first`` after (0.5 s of a 6 s EdgeOne ``up`` of 100,000 targets). A poll waits
+for the round in flight (if it reads none of its due tasks, the next round, which it then leads, does).
 
 The query shape is the cloud's (registry ``poll_reads``), the cheaper of the two its API offers:
 
@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterator, Mapping, Optional
 
 from .base import CloudAdapter
+from .completion import Completion
 from .history import SHARED_HISTORY, HistoryCache
 from .paging import PAGES_IN_FLIGHT
 from ..model.status import HistoryRow
@@ -92,6 +93,7 @@ class _Scope:
     # the closest; an overstated one (a cloud that stamps a task after answering) only widens a window.
     offset: Optional[timedelta] = None
     flying: Optional[_Round] = None
+    completion: Optional[Completion] = None  # how long our tasks take: when a new one is read first
 
 
 class PollRounds:
@@ -111,7 +113,10 @@ class PollRounds:
         key = _key(adapter)
         with self._lock:
             scope = self._scopes.setdefault(key, _Scope())
-            mine = [Awaited(task_id, urls, sent, sent + timedelta(seconds=first), min(2 * first, most))
+            if scope.completion is None:
+                scope.completion = Completion(first)
+            mine = [Awaited(task_id, urls, sent, sent + timedelta(seconds=scope.completion.first_read()),
+                            min(2 * first, most))
                     for task_id, (sent, urls) in tasks.items()]
             for task in mine:
                 scope.tasks[task.task_id] = task
@@ -188,16 +193,23 @@ class PollRounds:
                 by_id.append(earliest)
             self._by_id(reading, by_id)
             if rest:
-                self._window(reading, rest, now, first)
+                self._window(reading, rest, now, reading.scope.completion.usual())
         else:
             self._by_id(reading, due)
         after = clock()
         with self._lock:
+            completion = reading.scope.completion
+            for task in due:
+                if task.task_id in reading.read:
+                    completion.seen((now - task.sent_at).total_seconds(), (after - task.sent_at).total_seconds(),
+                                    task.done)
             for task in due:
                 if task.done:
                     continue
                 if task.task_id in reading.read:
                     task.due = after + timedelta(seconds=task.interval)
+                    if completion.done_by is not None:  # read again when the scope's tasks are known to finish
+                        task.due = max(after, min(task.due, task.sent_at + timedelta(seconds=completion.done_by)))
                     task.interval = min(task.interval * 2, most)
                 else:  # a window ended before its second: due again when a window can reach further
                     task.due = max(task.due, reading.retry or after + timedelta(seconds=min(1.0, first)))
