@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Mapping
-from urllib.parse import urlsplit
 
+from .steering import split_url
 from .store import SandboxStore
 
 
@@ -85,5 +85,5 @@ class Env:
 
 def is_http_url(url: str) -> bool:
     """What every cloud's submit takes as a URL: http(s), a host, no surrounding blanks."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     return parts.scheme in ("http", "https") and bool(parts.hostname) and url == url.strip()
