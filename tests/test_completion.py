@@ -1,62 +1,76 @@
-"""When a new task is read first (components/clouds/completion.py): bounds learnt from our own reads."""
+"""When a new task is read first (components/clouds/completion.py): learnt from our own reads."""
 
-import pytest
+import math
+import random
 
-from components.clouds.completion import TRIAL_EVERY, Completion
+from components.clouds.completion import TRIAL, TRIAL_EVERY, Completion
 
 
 def ages(completion: Completion, n: int) -> list[float]:
     return [completion.first_read() for _ in range(n)]
 
 
-def test_before_any_read_a_task_is_read_first_at_the_initial_age():
-    assert ages(Completion(1.0), 3) == [1.0, 1.0, 1.0]
-
-
-def test_a_task_seen_finished_sets_the_first_read_of_the_next_ones():
-    completion = Completion(1.0)
-    completion.seen(1.0, 1.05, finished=True)
-    assert completion.usual() == 1.05
-    completion.seen(0.6, 0.62, finished=True)  # a shorter one: the shortest age seen finished counts
-    assert completion.usual() == 0.62
-
-
-def test_a_slow_cloud_doubles_the_first_read_instead_of_reading_every_task_early():
-    completion = Completion(0.5)
-    completion.seen(0.5, 0.55, finished=False)
-    assert completion.usual() == 1.0
-    completion.seen(30.0, 30.1, finished=False)  # a later read of a task still running
-    assert completion.usual() == 60.0
-    completion.seen(63.0, 63.2, finished=True)
-    assert completion.usual() == 63.2
-
-
-def test_trials_between_the_bounds_find_a_shorter_time_than_a_late_read_showed():
-    completion = Completion(1.0)
-    completion.seen(1.0, 1.05, finished=True)  # truly finished at 0.5, read late
-    true_time = 0.5
-    for _ in range(20 * TRIAL_EVERY):
+def simulate(completion: Completion, lengths, *, backoff: float = 15.0) -> tuple[list[float], list[int]]:
+    """Tasks one after another, each read first when ``completion`` says, then every ``backoff`` s, as
+    the poll rounds do (a trial seen running: next at the usual age). Returns each task's first-read age
+    and its reads."""
+    first_reads, reads = [], []
+    for length in lengths:
         age = completion.first_read()
-        completion.seen(age, age + 0.01, finished=age >= true_time)
-    assert true_time <= completion.usual() <= true_time * 1.15
-    # Close bounds: no more trials, every task is read at the usual age.
-    assert set(ages(completion, 2 * TRIAL_EVERY)) == {completion.usual()}
+        first_reads.append(age)
+        late, n = False, 1
+        while age < length:
+            late = completion.running(age) or late
+            age = completion.usual if not late else age + backoff
+            n += 1
+        completion.finished(age, ran_late=late)
+        reads.append(n)
+    return first_reads, reads
 
 
-def test_only_every_trial_every_th_task_is_a_trial():
+def test_before_any_read_a_task_is_read_first_at_the_initial_age_but_for_trials():
+    read = ages(Completion(1.0), 2 * TRIAL_EVERY)
+    assert [age for age in read if age != 1.0] == [TRIAL, TRIAL]
+    assert read.index(TRIAL) == TRIAL_EVERY - 1
+
+
+def test_a_trial_seen_finished_lowers_the_usual_age_and_a_later_read_does_not():
     completion = Completion(1.0)
-    completion.seen(1.0, 1.0, finished=True)
-    read = ages(completion, 2 * TRIAL_EVERY)
-    trials = [age for age in read if age != 1.0]
-    assert trials == [0.5, 0.5]
+    completion.finished(1.05, ran_late=False)  # read at 1.0
+    assert completion.usual == 1.0
+    completion.finished(0.72, ran_late=False)  # a trial read at 0.7
+    assert completion.usual == 0.72
 
 
-@pytest.mark.parametrize("started", [0.8, 1.2])
-def test_a_task_running_past_the_finished_bound_means_they_slowed_down(started):
-    completion = Completion(0.5)
-    completion.seen(0.9, 1.0, finished=True)
-    completion.seen(started, started + 0.1, finished=False)
-    if started >= 1.0:
-        assert completion.done_by is None and completion.usual() == 2 * started
-    else:
-        assert completion.done_by == 1.0 and completion.usual() == 1.0
+def test_quick_tasks_settle_a_little_above_their_length():
+    completion = Completion(1.0)
+    first_reads, reads = simulate(completion, [0.5] * 200, backoff=2.0)
+    assert 0.5 <= completion.usual <= 0.55  # the trials' steps shrink as they fail
+    assert first_reads[0] == 1.0
+    assert sum(reads[100:]) <= 100 + math.ceil(100 / TRIAL_EVERY)  # a failed trial costs one read
+
+
+def test_a_slow_cloud_is_learnt_from_the_first_task_not_doubled_step_by_step():
+    completion = Completion(1.0)
+    simulate(completion, [60.0])
+    assert completion.usual >= 60.0
+    first_reads, reads = simulate(completion, [60.0] * 20)
+    assert sum(reads) <= 20 + 3 and max(first_reads) <= 76.0
+
+
+def test_one_long_task_among_short_ones_does_not_set_the_usual_age():
+    completion = Completion(1.0)
+    simulate(completion, [30.0] * 20)
+    before = completion.usual
+    simulate(completion, [300.0])
+    assert completion.usual <= 2 * before  # a doubling at most, once tasks finished within the usual age
+    simulate(completion, [30.0] * 8 * TRIAL_EVERY)
+    assert completion.usual <= 1.2 * before  # and the trials bring it back
+
+
+def test_tasks_of_varying_length_are_read_first_near_the_longer_ones_about_once_each():
+    rng, completion = random.Random(3), Completion(1.0)
+    lengths = [rng.uniform(30, 90) for _ in range(300)]
+    first_reads, reads = simulate(completion, lengths)
+    assert max(first_reads[50:]) <= 2 * 90
+    assert sum(reads[50:]) / 250 <= 1.6

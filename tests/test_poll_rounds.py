@@ -47,11 +47,11 @@ def test_an_up_reads_each_task_it_submitted_once_when_tasks_finish_before_their_
         assert sorted(cloud.id_reads) == sorted(tasks) and len(cloud.window_reads) == 1  # the plan's read only
     else:
         # ... but the scope's first due task, read by id to show the cloud's clock, which the first window
-        # (from that task's second) holds again; the rest in bounded windows, ending before "now".
+        # (from that task's second) holds again; the rest in bounded windows, ending no later than "now".
         [probe] = cloud.id_reads
         assert {task: cloud.rows_read.get(task) for task in tasks} == {**once, probe: 2 * once[probe]}
         polls = cloud.window_reads[1:]
-        assert polls and all(until < clock() for _, until in polls)
+        assert polls and all(until <= clock() for _, until in polls)
 
 
 def test_a_task_still_running_is_read_again_with_the_backoff_and_then_never_again():
@@ -180,6 +180,26 @@ def test_the_last_task_is_read_when_due_once_nothing_more_is_being_sent(others_s
         assert mine[0].done is not others_sending and cloud.id_reads == ["task-1"]
         if others_sending:
             assert mine[0].due <= clock() + timedelta(seconds=1)
+
+
+def test_once_nothing_more_is_sent_a_window_reaches_into_the_current_second():
+    """The last task of an up, due within its own second: read then, not after the second is whole."""
+    clock = FakeClock()
+    cloud = RoundsCloud(clock, poll_reads="window", batch=5, finish_after=0.5)
+    rounds, history = PollRounds(), HistoryCache()
+    probe = dict([submit(cloud, clock, URLS[:5])])
+    with rounds.awaiting(cloud, probe, first=0.5, most=POLL_MAX) as first_task:
+        clock.sleep(0.5)
+        rounds.poll(cloud, first_task, clock, first=0.5, most=POLL_MAX, history=history)
+    assert first_task[0].done  # read by id: the cloud's clock is known now
+    clock.sleep(4.1 - clock.monotonic())  # 4.1 s: early in a second
+    last = dict([submit(cloud, clock, URLS[5:])])
+    sent_at = clock()
+    with rounds.awaiting(cloud, last, first=0.5, most=POLL_MAX) as mine:
+        clock.sleep(0.5)  # x.6 s: due, finished, and its second not whole yet
+        rounds.poll(cloud, mine, clock, first=0.5, most=POLL_MAX, history=history, last_sent=lambda: sent_at)
+        assert mine[0].done and cloud.id_reads == ["task-1"]  # in a window that ends in this second
+        assert cloud.window_reads[-1][1] == clock().replace(microsecond=0)
 
 
 @pytest.mark.parametrize("finish_after", [0.5, 20.0])

@@ -4,71 +4,62 @@ Why: a task read before it finished costs a read and waits a backoff for the nex
 after it finished keeps its ``up`` waiting (the last task of an ``up`` sets its end). No cloud says
 how long a task takes (a real CDN's prefetch runs minutes, the sandbox's 0.5 s), and its row times
 are whole seconds (learning from them put the first reads of 0.5 s tasks before they finished). So
-the estimate comes from our own reads, on our own clock, from when a task's submit returned:
+the age at which a new task is read first (``usual``, seconds after its submit returned, on our
+clock) follows what our own reads of earlier tasks showed:
 
-- a read that started ``age`` after and saw the task running: it takes longer than ``age``
-  (``running_at``, the longest such age);
-- a read answered ``age`` after that saw it finished: it takes at most ``age`` (``done_by``, the
-  shortest such age).
+- a task seen finished by a read answered at ``answered``, never seen running at or after ``usual``:
+  ``usual`` was long enough (it drops to ``answered`` if that is shorter, as after a trial);
+- a task seen running at or after ``usual`` (``ran_late``) and finished later: ``usual`` was too
+  short. It rises to that age, at most doubling once some task finished within ``usual`` (one long
+  task among short ones is not the new normal), and at once before (learning a slow cloud from the
+  one-second start);
+- every ``TRIAL_EVERY``-th task is read first at ``trial`` times ``usual``: seen finished then,
+  ``usual`` drops to that age; so a ``usual`` that an early late read or a long task overstated
+  comes down, a trial read at a time (at most one read in ``TRIAL_EVERY`` more). Like a search,
+  the step grows while trials succeed and shrinks when one finds the task still running, so
+  ``usual`` comes down fast from far above and then settles close above the tasks' length.
 
-A new task is first read at ``done_by``; before any finished, at ``initial``, then at twice the
-longest age seen running, so a slow cloud costs a few early reads a scope, not a few a task. An
-early finished read may overstate the time (a task read late), so every ``TRIAL_EVERY``-th task is
-first read halfway between the bounds while they are further apart than ``CLOSE``: a trial seen
-finished lowers ``done_by``, one seen running raises ``running_at``. A task seen running past
-``done_by`` means the tasks slowed down: ``done_by`` is forgotten and learnt again.
+Tasks of one length then settle a little above it; tasks of varying length near the longer ones,
+about one read each.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 TRIAL_EVERY = 8
-CLOSE = 0.1  # bounds this close (a fraction of done_by, at least MIN_GAP) need no more trials
-MIN_GAP = 0.05
+TRIAL = 0.7  # the first trial's share of ``usual``
+BOLDEST, MILDEST = 0.5, 0.95  # the trial's share after successes, after failures
 
 
 @dataclass
 class Completion:
-    """One scope's bounds on its tasks' completion time (seconds after the submit returned)."""
+    """One scope's estimate of its tasks' completion time (seconds after the submit returned)."""
 
-    initial: float
-    running_at: Optional[float] = None
-    done_by: Optional[float] = None
+    usual: float
+    settled: bool = False  # a task finished within ``usual``: raises are bounded from now on
+    trial: float = TRIAL
     _registered: int = 0
 
     def first_read(self) -> float:
-        """The age at which a task registered now is read first (a trial every ``TRIAL_EVERY``-th task)."""
+        """The age at which a task registered now is read first (every ``TRIAL_EVERY``-th: a trial)."""
         self._registered += 1
-        usual = self.usual()
-        trial = self._trial()
-        if trial is not None and self._registered % TRIAL_EVERY == 0:
-            return trial
-        return usual
+        return self.trial * self.usual if self._registered % TRIAL_EVERY == 0 else self.usual
 
-    def usual(self) -> float:
-        """The first-read age of a task that is not a trial."""
-        if self.done_by is not None:
-            return self.done_by
-        if self.running_at is not None:
-            return max(self.initial, 2 * self.running_at)
-        return self.initial
+    def running(self, started: float) -> bool:
+        """A read that started ``started`` s after a task's submit returned saw it running; True when that
+        is at or after ``usual`` (the task ran late), False for an earlier (trial) read."""
+        if started >= self.usual:
+            return True
+        self.trial = min(MILDEST, (1 + self.trial) / 2)  # too early: the next trial steps less
+        return False
 
-    def seen(self, started: float, answered: float, finished: bool) -> None:
-        """A read of one task that started ``started`` s after its submit returned and was answered
-        ``answered`` s after; ``finished``: every URL of it done."""
-        if finished:
-            self.done_by = answered if self.done_by is None else min(self.done_by, answered)
-            return
-        self.running_at = started if self.running_at is None else max(self.running_at, started)
-        if self.done_by is not None and self.running_at >= self.done_by:
-            self.done_by = None  # slower than it was: learn the finished bound again
-
-    def _trial(self) -> Optional[float]:
-        if self.done_by is None:
-            return None
-        low = self.running_at or 0.0
-        if self.done_by - low <= max(CLOSE * self.done_by, MIN_GAP):
-            return None
-        return (low + self.done_by) / 2
+    def finished(self, answered: float, *, ran_late: bool) -> None:
+        """A task seen finished by a read answered ``answered`` s after its submit returned;
+        ``ran_late``: a read that started at or after ``usual`` saw it running (``running`` said so)."""
+        if not ran_late:
+            if answered < self.usual:  # a trial that found the tasks quicker: the next one steps further
+                self.usual, self.trial = answered, max(BOLDEST, self.trial - 0.1)
+            self.settled = True
+        elif answered > self.usual:
+            self.usual = min(answered, 2 * self.usual) if self.settled else answered

@@ -8,10 +8,10 @@ registers its tasks (id, URLs, when the submit returned); a round reads the rows
 the scope that is due, whoever asked, so one round serves all pollers due then, and a task whose
 rows were seen finished is never read again.
 
-When a task is due: its first read when the scope's earlier tasks were seen finished (completion.py:
-bounds learnt from our own reads on our clock; ``first`` seconds after its submit returned until any
-was), then with the poller's backoff (doubling up to ``most``) while it is still running, but no later
-than when the scope's tasks are known to finish. The last task of an ``up`` is then read about when it
+When a task is due: its first read when the scope's earlier tasks were usually finished (completion.py:
+learnt from our own reads on our clock, with a trial read a little earlier now and then; ``first``
+seconds after its submit returned until any was), then with the poller's backoff (doubling up to
+``most``) while it is still running (a trial seen running: next at the usual time). The last task of an ``up`` is then read about when it
 finishes, not a whole ``first`` after (0.5 s of a 6 s EdgeOne ``up`` of 100,000 targets). A poll waits
 for the round in flight (if it reads none of its due tasks, the next round, which it then leads, does).
 
@@ -26,8 +26,8 @@ The query shape is the cloud's (registry ``poll_reads``), the cheaper of the two
   it starts after ``cursor``, the last second whose tasks of ours were all read finished (their rows
   are not read again), and ends at the last whole second whose tasks are all ``first`` old on the
   cloud's clock (rows of tasks not due yet are not read; EndTime inclusive, times in whole seconds),
-  or at the last whole second when every task of ours up to it is due and none is being submitted
-  (the last tasks of an ``up`` are then read when due, not a second later).
+  or at the current second when every task of ours is due and none is being submitted (the last
+  tasks of an ``up`` are then read when due, not up to a second later).
   Until our own tasks showed the cloud's clock (their creation time against the moment their submit
   returned), the earliest due task is read by id instead, which shows it; the scope's first window
   starts after that task's second, or at it (reading it again, once per scope) when a due task may
@@ -76,6 +76,7 @@ class Awaited:
     done: bool = False
     by_id: bool = False  # a window should have shown it and did not, or it ran past the cursor: read it by id
     reads: int = 0
+    ran_late: bool = False  # seen running by a read that started when the scope's tasks usually are done
 
 
 @dataclass(eq=False)
@@ -193,23 +194,26 @@ class PollRounds:
                 by_id.append(earliest)
             self._by_id(reading, by_id)
             if rest:
-                self._window(reading, rest, now, reading.scope.completion.usual())
+                self._window(reading, rest, now, reading.scope.completion.usual)
         else:
             self._by_id(reading, due)
         after = clock()
         with self._lock:
             completion = reading.scope.completion
             for task in due:
-                if task.task_id in reading.read:
-                    completion.seen((now - task.sent_at).total_seconds(), (after - task.sent_at).total_seconds(),
-                                    task.done)
+                if task.task_id not in reading.read:
+                    continue
+                if task.done:
+                    completion.finished((after - task.sent_at).total_seconds(), ran_late=task.ran_late)
+                elif completion.running((now - task.sent_at).total_seconds()):
+                    task.ran_late = True
             for task in due:
                 if task.done:
                     continue
                 if task.task_id in reading.read:
                     task.due = after + timedelta(seconds=task.interval)
-                    if completion.done_by is not None:  # read again when the scope's tasks are known to finish
-                        task.due = max(after, min(task.due, task.sent_at + timedelta(seconds=completion.done_by)))
+                    if not task.ran_late:  # a trial seen running: read again when tasks are usually done
+                        task.due = max(after, min(task.due, task.sent_at + timedelta(seconds=completion.usual)))
                     task.interval = min(task.interval * 2, most)
                 else:  # a window ended before its second: due again when a window can reach further
                     task.due = max(task.due, reading.retry or after + timedelta(seconds=min(1.0, first)))
@@ -235,10 +239,13 @@ class PollRounds:
         if offset is None:
             return  # the task read by id showed no row yet: the next round tries again
         end = _whole(now - timedelta(seconds=first) + offset) - SECOND
-        last = _whole(now + offset) - SECOND  # the last whole second on the cloud's clock: no later task in it
-        sent = reading.last_sent() if reading.last_sent is not None and last > end else now
+        current = _whole(now + offset)  # the second the cloud's clock is in
+        sent = reading.last_sent() if reading.last_sent is not None and current > end else now
         if sent is None or sent + timedelta(seconds=first) <= now:
-            end = last  # every task sent so far is due, and none is being sent: no need to wait for the second
+            # Every task sent so far is due and none is being sent: no task of ours comes later in this very
+            # second, so the window may end in it (not at the last whole one: the last tasks of an up are read
+            # when due, not up to a second later). One sent after all is read by id when a window misses it.
+            end = current
         # A task this window cannot reach is due again when the next second is whole and due, or when every
         # task sent so far is due, whichever comes first.
         cutoff = now - timedelta(seconds=first) + offset
