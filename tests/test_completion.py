@@ -7,7 +7,7 @@ from components.clouds.completion import TRIAL, TRIAL_EVERY, Completion
 
 
 def ages(completion: Completion, n: int) -> list[float]:
-    return [completion.first_read() for _ in range(n)]
+    return [completion.first_read()[0] for _ in range(n)]
 
 
 def simulate(completion: Completion, lengths, *, backoff: float = 15.0) -> tuple[list[float], list[int]]:
@@ -16,7 +16,7 @@ def simulate(completion: Completion, lengths, *, backoff: float = 15.0) -> tuple
     and its reads."""
     first_reads, reads = [], []
     for length in lengths:
-        age = completion.first_read()
+        age, _ = completion.first_read()
         first_reads.append(age)
         late, n = False, 1
         while age < length:
@@ -45,7 +45,7 @@ def test_a_trial_seen_finished_lowers_the_usual_age_and_a_later_read_does_not():
 def test_quick_tasks_settle_a_little_above_their_length():
     completion = Completion(1.0)
     first_reads, reads = simulate(completion, [0.5] * 200, backoff=2.0)
-    assert 0.5 <= completion.usual <= 0.55  # the trials' steps shrink as they fail
+    assert 0.5 <= completion.usual <= 0.5 * 1.15  # the trials' steps shrink as they fail, then stop
     assert first_reads[0] == 1.0
     assert sum(reads[100:]) <= 100 + math.ceil(100 / TRIAL_EVERY)  # a failed trial costs one read
 
@@ -74,3 +74,12 @@ def test_tasks_of_varying_length_are_read_first_near_the_longer_ones_about_once_
     first_reads, reads = simulate(completion, lengths)
     assert max(first_reads[50:]) <= 2 * 90
     assert sum(reads[50:]) / 250 <= 1.6
+
+
+def test_trials_stop_once_settled_and_start_again_when_tasks_take_longer():
+    completion = Completion(1.0)
+    simulate(completion, [0.5] * 200, backoff=2.0)
+    assert not any(trial for _, trial in (completion.first_read() for _ in range(4 * TRIAL_EVERY)))
+    simulate(completion, [5.0] * 4, backoff=2.0)  # the tasks now take longer: usual doubles up to it, trials resume
+    assert completion.usual >= 5.0
+    assert any(trial for _, trial in (completion.first_read() for _ in range(TRIAL_EVERY)))

@@ -228,3 +228,26 @@ def test_later_tasks_are_read_first_when_the_scopes_earlier_tasks_were_seen_fini
         assert sum(reads[-8:]) <= 9
     # Trials cost a read each, a few per scope: not one extra read per task.
     assert sum(reads) <= len(reads) + 8 + (4 if finish_after > POLL_FIRST else 0)
+
+
+def test_windows_learn_when_tasks_finish_from_trial_reads_by_id_and_read_the_last_task_then():
+    """A window reads a second once its tasks are all due, so it never shows a task finishing sooner than
+    the usual time: trials are read by id. Once nothing more is sent, the last task is read when due."""
+    clock = FakeClock()
+    cloud = RoundsCloud(clock, poll_reads="window", batch=1, finish_after=0.5)
+    rounds, history = PollRounds(), HistoryCache()
+    seen_done_at, calls = [], []
+    for i in range(60):  # one task at a time, each the last of its up: nothing more being sent
+        clock.sleep(1.13)
+        task = dict([submit(cloud, clock, URLS[i % 10:i % 10 + 1])])
+        sent, before = clock(), len(cloud.id_reads) + len(cloud.window_reads)
+        with rounds.awaiting(cloud, task, first=POLL_FIRST, most=POLL_MAX) as mine:
+            while not mine[0].done:
+                clock.sleep(max(0.0, (mine[0].due - clock()).total_seconds()))
+                rounds.poll(cloud, mine, clock, first=POLL_FIRST, most=POLL_MAX, history=history,
+                            last_sent=lambda: sent)
+        seen_done_at.append((clock() - sent).total_seconds())
+        calls.append(len(cloud.id_reads) + len(cloud.window_reads) - before)
+    assert seen_done_at[0] >= POLL_FIRST
+    assert all(age <= 0.5 * 1.15 for age in seen_done_at[-10:])  # learnt: read when it finishes
+    assert sum(calls) <= len(calls) + 12  # the clock probe and a few trials by id

@@ -17,7 +17,8 @@ clock) follows what our own reads of earlier tasks showed:
   ``usual`` drops to that age; so a ``usual`` that an early late read or a long task overstated
   comes down, a trial read at a time (at most one read in ``TRIAL_EVERY`` more). Like a search,
   the step grows while trials succeed and shrinks when one finds the task still running, so
-  ``usual`` comes down fast from far above and then settles close above the tasks' length.
+  ``usual`` comes down fast from far above and then settles close above the tasks' length, where
+  trials stop (``SETTLED``) until ``usual`` rises again.
 
 Tasks of one length then settle a little above it; tasks of varying length near the longer ones,
 about one read each.
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 TRIAL_EVERY = 8
 TRIAL = 0.7  # the first trial's share of ``usual``
 BOLDEST, MILDEST = 0.5, 0.95  # the trial's share after successes, after failures
+SETTLED = 0.9  # trials this close to ``usual`` tell little: none until ``usual`` rises again
 
 
 @dataclass
@@ -41,10 +43,13 @@ class Completion:
     trial: float = TRIAL
     _registered: int = 0
 
-    def first_read(self) -> float:
-        """The age at which a task registered now is read first (every ``TRIAL_EVERY``-th: a trial)."""
+    def first_read(self) -> tuple[float, bool]:
+        """The age at which a task registered now is read first, and whether that is a trial (every
+        ``TRIAL_EVERY``-th task while trials still step far enough to tell something)."""
         self._registered += 1
-        return self.trial * self.usual if self._registered % TRIAL_EVERY == 0 else self.usual
+        if self._registered % TRIAL_EVERY == 0 and self.trial < SETTLED:
+            return self.trial * self.usual, True
+        return self.usual, False
 
     def running(self, started: float) -> bool:
         """A read that started ``started`` s after a task's submit returned saw it running; True when that
@@ -63,3 +68,4 @@ class Completion:
             self.settled = True
         elif answered > self.usual:
             self.usual = min(answered, 2 * self.usual) if self.settled else answered
+            self.trial = TRIAL  # a new time: search below it again

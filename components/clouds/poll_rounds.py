@@ -77,6 +77,7 @@ class Awaited:
     by_id: bool = False  # a window should have shown it and did not, or it ran past the cursor: read it by id
     reads: int = 0
     ran_late: bool = False  # seen running by a read that started when the scope's tasks usually are done
+    trial: bool = False  # read first earlier than usual (completion.py); by id where windows are whole seconds
 
 
 @dataclass(eq=False)
@@ -116,9 +117,13 @@ class PollRounds:
             scope = self._scopes.setdefault(key, _Scope())
             if scope.completion is None:
                 scope.completion = Completion(first)
-            mine = [Awaited(task_id, urls, sent, sent + timedelta(seconds=scope.completion.first_read()),
-                            min(2 * first, most))
-                    for task_id, (sent, urls) in tasks.items()]
+            mine = []
+            for task_id, (sent, urls) in tasks.items():
+                age, trial = scope.completion.first_read()
+                # A window reads a second once all its tasks are due, a second or two after a trial's time:
+                # a trial is read by id (one more call) or it could never show a shorter time.
+                mine.append(Awaited(task_id, urls, sent, sent + timedelta(seconds=age), min(2 * first, most),
+                                    by_id=trial and adapter.poll_reads == "window", trial=trial))
             for task in mine:
                 scope.tasks[task.task_id] = task
         try:
@@ -207,6 +212,8 @@ class PollRounds:
                     completion.finished((after - task.sent_at).total_seconds(), ran_late=task.ran_late)
                 elif completion.running((now - task.sent_at).total_seconds()):
                     task.ran_late = True
+                if task.trial and not task.done:
+                    task.trial = task.by_id = False  # its trial read is done: read with the others from now on
             for task in due:
                 if task.done:
                     continue
