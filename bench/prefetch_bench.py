@@ -110,10 +110,13 @@ def run_create(box: Sandbox, cloud: Cloud, resources: list[Resource]) -> Phase:
     host = ProviderHost(config_for(box, cloud))
     try:
         box.store.clear_requests()
+        started, sandbox_cpu = time.time(), time.process_time()
         usage = create_all(host, resources)
+        sandbox_cpu = time.process_time() - sandbox_cpu
     finally:
         log = host.stop()
     calls, rejected = request_counts(box)
+    sent = [r["time"] for r in box.store.requests(action=cloud.submit_action) if r["error_code"] is None]
     size = sum(r.targets for r in resources)
     submits = sum(cloud.submits(r.targets) for r in resources)  # each resource submits its own targets
     # one history read of the (empty) zone + one quota call + the submits + one read that sees every task finished
@@ -127,6 +130,11 @@ def run_create(box: Sandbox, cloud: Cloud, resources: list[Resource]) -> Phase:
     phase.note = (f"{len(resources)} resources, {submits} submits; Checks answered by {usage.checks:.2f}s, "
                   f"wall after them {usage.wall - usage.checks:.2f}s = {ratio(usage.wall - usage.checks, phase.floor)} "
                   "the floor")
+    if len(sent) > 1:  # where the rest goes: the submits' pace, and the wait for the last tasks after them
+        span = max(sent) - min(sent)
+        phase.note += (f"; accepted submits reached the sandbox over {span:.2f}s ({(len(sent) - 1) / span:.1f}/s), "
+                       f"the last {started + usage.wall - max(sent):.2f}s before the end; sandbox CPU "
+                       f"{sandbox_cpu:.2f}s (the bench process)")
     if warm != size:
         phase.note += f"; NOT ALL WARM after create: {warm} of {size}; host log:\n{log[-2000:]}"
     return phase
