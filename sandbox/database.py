@@ -164,6 +164,7 @@ class Database:
         self._idle: list[sqlite3.Connection] = []  # open connections no operation holds now
         self._idle_lock = threading.Lock()
         self._idle_pid = os.getpid()  # a forked child opens its own: SQLite connections do not survive fork
+        self._forked: list[sqlite3.Connection] = []  # a parent's, in a forked child: left alone
         parent = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(parent, exist_ok=True)
         with self._connect() as db:
@@ -214,6 +215,9 @@ class Database:
     def _checkout(self) -> sqlite3.Connection:
         with self._idle_lock:
             if self._idle_pid != os.getpid():
+                # A forked child: the parent's connections are neither used nor closed here (SQLite: a
+                # connection must not be carried across fork), only kept from being freed.
+                self._forked.extend(self._idle)
                 self._idle, self._idle_pid = [], os.getpid()
             if self._idle:
                 return self._idle.pop()

@@ -3,7 +3,7 @@
 import math
 import random
 
-from components.clouds.completion import TRIAL, TRIAL_EVERY, Completion
+from components.clouds.completion import PAUSE, TRIAL, TRIAL_EVERY, Completion
 
 
 def ages(completion: Completion, n: int) -> list[float]:
@@ -16,11 +16,12 @@ def simulate(completion: Completion, lengths, *, backoff: float = 15.0) -> tuple
     and its reads."""
     first_reads, reads = [], []
     for length in lengths:
-        age, _ = completion.first_read()
+        age, trial = completion.first_read()
         first_reads.append(age)
         late, n = False, 1
         while age < length:
-            late = completion.running(age) or late
+            late = completion.running(age, trial=trial) or late
+            trial = False  # a trial at its first read only
             age = completion.usual if not late else age + backoff
             n += 1
         completion.finished(age, ran_late=late)
@@ -76,10 +77,27 @@ def test_tasks_of_varying_length_are_read_first_near_the_longer_ones_about_once_
     assert sum(reads[50:]) / 250 <= 1.6
 
 
-def test_trials_stop_once_settled_and_start_again_when_tasks_take_longer():
+def test_trials_pause_once_settled_and_start_again_when_tasks_take_longer():
     completion = Completion(1.0)
     simulate(completion, [0.5] * 200, backoff=2.0)
-    assert not any(trial for _, trial in (completion.first_read() for _ in range(4 * TRIAL_EVERY)))
+    assert not any(trial for _, trial in (completion.first_read() for _ in range(2 * TRIAL_EVERY)))
     simulate(completion, [5.0] * 4, backoff=2.0)  # the tasks now take longer: usual doubles up to it, trials resume
     assert completion.usual >= 5.0
     assert any(trial for _, trial in (completion.first_read() for _ in range(TRIAL_EVERY)))
+
+
+def test_trials_resume_after_a_pause_so_tasks_that_became_quicker_are_read_sooner():
+    completion = Completion(1.0)
+    simulate(completion, [3.1] * 80, backoff=2.0)
+    assert 3.1 <= completion.usual <= 3.1 * 1.15
+    simulate(completion, [0.5] * (4 * PAUSE * TRIAL_EVERY), backoff=2.0)
+    assert completion.usual <= 0.5 * 1.15
+
+
+def test_only_a_trials_own_early_read_shrinks_its_step():
+    completion = Completion(1.0)
+    completion.finished(1.0, ran_late=False)
+    step = completion.trial
+    assert completion.running(0.5, trial=False) is False and completion.trial == step  # read early, not a trial
+    assert completion.running(0.7, trial=True) is False and completion.trial > step
+    assert completion.running(1.2, trial=False) is True

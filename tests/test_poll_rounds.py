@@ -237,7 +237,7 @@ def test_windows_learn_when_tasks_finish_from_trial_reads_by_id_and_read_the_las
     cloud = RoundsCloud(clock, poll_reads="window", batch=1, finish_after=0.5)
     rounds, history = PollRounds(), HistoryCache()
     seen_done_at, calls = [], []
-    for i in range(60):  # one task at a time, each the last of its up: nothing more being sent
+    for i in range(200):  # one task at a time, each the last of its up: nothing more being sent
         clock.sleep(1.13)
         task = dict([submit(cloud, clock, URLS[i % 10:i % 10 + 1])])
         sent, before = clock(), len(cloud.id_reads) + len(cloud.window_reads)

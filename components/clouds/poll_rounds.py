@@ -24,8 +24,8 @@ The query shape is the cloud's (registry ``poll_reads``), the cheaper of the two
 - ``window``: one time window over the due tasks (Cloud CDN: ``TaskId`` is one id per call and a task
   500 URLs, so reading by id would cost twice a window's pages). The window is bounded at both ends:
   it starts after ``cursor``, the last second whose tasks of ours were all read finished (their rows
-  are not read again), and ends at the last whole second whose tasks are all ``first`` old on the
-  cloud's clock (rows of tasks not due yet are not read; EndTime inclusive, times in whole seconds),
+  are not read again), and ends at the last whole second whose tasks are all due (the scope's usual
+  first-read age old, completion.py) on the cloud's clock (rows of tasks not due yet are not read; EndTime inclusive, times in whole seconds),
   or at the current second when every task of ours is due and none is being submitted (the last
   tasks of an ``up`` are then read when due, not up to a second later).
   Until our own tasks showed the cloud's clock (their creation time against the moment their submit
@@ -51,7 +51,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterator, Mapping, Optional
 
 from .base import CloudAdapter
-from .completion import Completion
+from .completion import TRIAL_EVERY, Completion
 from .history import SHARED_HISTORY, HistoryCache
 from .paging import PAGES_IN_FLIGHT
 from ..model.status import HistoryRow
@@ -60,6 +60,8 @@ SECOND = timedelta(seconds=1)
 # Before any cursor: a window's start this far before the first due task's submit on the cloud's clock
 # (its times are whole seconds, and the learnt offset is only a lower bound of the true one).
 FIRST_MARGIN = timedelta(seconds=2)
+# Where windows are whole seconds, a trial first read (completion.py) is a read by id more: fewer of them.
+WINDOW_TRIAL_EVERY = 4 * TRIAL_EVERY
 
 
 @dataclass(eq=False)
@@ -116,7 +118,8 @@ class PollRounds:
         with self._lock:
             scope = self._scopes.setdefault(key, _Scope())
             if scope.completion is None:
-                scope.completion = Completion(first)
+                windows = adapter.poll_reads == "window"
+                scope.completion = Completion(first, WINDOW_TRIAL_EVERY if windows else TRIAL_EVERY)
             mine = []
             for task_id, (sent, urls) in tasks.items():
                 age, trial = scope.completion.first_read()
@@ -198,6 +201,10 @@ class PollRounds:
                 rest.remove(earliest)
                 by_id.append(earliest)
             self._by_id(reading, by_id)
+            with self._lock:
+                for task in by_id:
+                    if task.trial and not task.done:
+                        task.by_id = False  # its trial read is done: in the windows with the others from now on
             if rest:
                 self._window(reading, rest, now, reading.scope.completion.usual)
         else:
@@ -210,16 +217,15 @@ class PollRounds:
                     continue
                 if task.done:
                     completion.finished((after - task.sent_at).total_seconds(), ran_late=task.ran_late)
-                elif completion.running((now - task.sent_at).total_seconds()):
+                elif completion.running((now - task.sent_at).total_seconds(), trial=task.trial):
                     task.ran_late = True
-                if task.trial and not task.done:
-                    task.trial = task.by_id = False  # its trial read is done: read with the others from now on
+                task.trial = False  # a task is a trial at its first read only
             for task in due:
                 if task.done:
                     continue
                 if task.task_id in reading.read:
                     task.due = after + timedelta(seconds=task.interval)
-                    if not task.ran_late:  # a trial seen running: read again when tasks are usually done
+                    if not task.ran_late:  # seen running before the usual time: read again then
                         task.due = max(after, min(task.due, task.sent_at + timedelta(seconds=completion.usual)))
                     task.interval = min(task.interval * 2, most)
                 else:  # a window ended before its second: due again when a window can reach further
@@ -239,26 +245,26 @@ class PollRounds:
             reading.read.add(task.task_id)
             self._record(reading, {task.task_id: rows})
 
-    def _window(self, reading: "_Reading", tasks: list[Awaited], now: datetime, first: float) -> None:
+    def _window(self, reading: "_Reading", tasks: list[Awaited], now: datetime, due_after: float) -> None:
         """The due tasks in one window: after the cursor, up to the last whole second whose tasks are all due."""
         scope = reading.scope
         offset = scope.offset
         if offset is None:
             return  # the task read by id showed no row yet: the next round tries again
-        end = _whole(now - timedelta(seconds=first) + offset) - SECOND
+        end = _whole(now - timedelta(seconds=due_after) + offset) - SECOND
         current = _whole(now + offset)  # the second the cloud's clock is in
         sent = reading.last_sent() if reading.last_sent is not None and current > end else now
-        if sent is None or sent + timedelta(seconds=first) <= now:
+        if sent is None or sent + timedelta(seconds=due_after) <= now:
             # Every task sent so far is due and none is being sent: no task of ours comes later in this very
             # second, so the window may end in it (not at the last whole one: the last tasks of an up are read
             # when due, not up to a second later). One sent after all is read by id when a window misses it.
             end = current
         # A task this window cannot reach is due again when the next second is whole and due, or when every
         # task sent so far is due, whichever comes first.
-        cutoff = now - timedelta(seconds=first) + offset
+        cutoff = now - timedelta(seconds=due_after) + offset
         retry = now + (_whole(cutoff) + SECOND - cutoff)
-        if sent is not None and sent > now - timedelta(seconds=first):
-            retry = min(retry, sent + timedelta(seconds=first))
+        if sent is not None and sent > now - timedelta(seconds=due_after):
+            retry = min(retry, sent + timedelta(seconds=due_after))
         reading.retry = retry
         if scope.cursor is not None:
             start = scope.cursor + SECOND
