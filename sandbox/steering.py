@@ -12,8 +12,8 @@ import math
 import sqlite3
 from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import SplitResult, urlsplit
 
 from . import faults as fault_kinds

@@ -19,8 +19,8 @@ clock) follows what our own reads of earlier tasks showed:
   the step grows while trials succeed and shrinks when one finds the task still running, so
   ``usual`` comes down fast from far above and then settles close above the tasks' length, where
   trials pause (``SETTLED``): they start afresh when ``usual`` rises, and after ``PAUSE`` trial slots
-  (the tasks may have become quicker). Only a trial's own reads move its step: a task registered under an
-  earlier, shorter ``usual`` is read early too, and tells nothing of the trials.
+  (the tasks may have become quicker). Only a trial's own reads move its step: a task registered
+  under an earlier, shorter ``usual`` is read early too, and tells nothing of the trials.
 
 Tasks of one length then settle a little above it; tasks of varying length near the longer ones,
 about one read each.

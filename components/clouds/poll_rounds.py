@@ -11,9 +11,10 @@ rows were seen finished is never read again.
 When a task is due: its first read when the scope's earlier tasks were usually finished (completion.py:
 learnt from our own reads on our clock, with a trial read a little earlier now and then; ``first``
 seconds after its submit returned until any was), then with the poller's backoff (doubling up to
-``most``) while it is still running (a trial seen running: next at the usual time). The last task of an ``up`` is then read about when it
-finishes, not a whole ``first`` after (0.5 s of a 6 s EdgeOne ``up`` of 100,000 targets). A poll waits
-for the round in flight (if it reads none of its due tasks, the next round, which it then leads, does).
+``most``) while it is still running (a trial seen running: next at the usual time). The last task of
+an ``up`` is then read about when it finishes, not a whole ``first`` after (0.5 s of a 6 s EdgeOne
+``up`` of 100,000 targets). A poll waits for the round in flight (if it reads none of its due tasks,
+the next round, which it then leads, does).
 
 The query shape is the cloud's (registry ``poll_reads``), the cheaper of the two its API offers:
 
@@ -25,9 +26,10 @@ The query shape is the cloud's (registry ``poll_reads``), the cheaper of the two
   500 URLs, so reading by id would cost twice a window's pages). The window is bounded at both ends:
   it starts after ``cursor``, the last second whose tasks of ours were all read finished (their rows
   are not read again), and ends at the last whole second whose tasks are all due (the scope's usual
-  first-read age old, completion.py) on the cloud's clock (rows of tasks not due yet are not read; EndTime inclusive, times in whole seconds),
-  or at the current second when every task of ours is due and none is being submitted (the last
-  tasks of an ``up`` are then read when due, not up to a second later).
+  first-read age old, completion.py) on the cloud's clock (rows of tasks not due yet are not read;
+  EndTime inclusive, times in whole seconds), or at the current second when every task of ours is
+  due and none is being submitted (the last tasks of an ``up`` are then read when due, not up to a
+  second later).
   Until our own tasks showed the cloud's clock (their creation time against the moment their submit
   returned), the earliest due task is read by id instead, which shows it; the scope's first window
   starts after that task's second, or at it (reading it again, once per scope) when a due task may
@@ -117,8 +119,8 @@ class PollRounds:
         key = _key(adapter)
         with self._lock:
             scope = self._scopes.setdefault(key, _Scope())
+            windows = adapter.poll_reads == "window"
             if scope.completion is None:
-                windows = adapter.poll_reads == "window"
                 scope.completion = Completion(first, WINDOW_TRIAL_EVERY if windows else TRIAL_EVERY)
             mine = []
             for task_id, (sent, urls) in tasks.items():
@@ -126,7 +128,7 @@ class PollRounds:
                 # A window reads a second once all its tasks are due, a second or two after a trial's time:
                 # a trial is read by id (one more call) or it could never show a shorter time.
                 mine.append(Awaited(task_id, urls, sent, sent + timedelta(seconds=age), min(2 * first, most),
-                                    by_id=trial and adapter.poll_reads == "window", trial=trial))
+                                    by_id=trial and windows, trial=trial))
             for task in mine:
                 scope.tasks[task.task_id] = task
         try:

@@ -214,8 +214,10 @@ class SlidingWindowLimiter:
         waits = [lane.hold_until - now]
         if lane.paced or lane.last_cut > -math.inf:  # bursty writes, or the account is known to be shared
             waits.append(lane.due - now)
-        if lane.paced and sum(1 for s in lane.stamps if s[0] == IN_FLIGHT) >= max(1, math.ceil(rate * lane.latency)):
-            waits.append(math.inf)  # a bursty write: as few in flight as its rate needs (module docstring)
+        if lane.paced:  # a bursty write: as few in flight as its rate needs over its answer time (module docstring)
+            flying = sum(1 for s in lane.stamps if s[0] == IN_FLIGHT)
+            if flying >= max(1, math.ceil(rate * lane.latency)):
+                waits.append(math.inf)
         if len(lane.stamps) >= allowed:
             oldest = min(s[0] for s in lane.stamps)
             waits.append(oldest + span - now)  # inf: every slot is held by a request in flight
